@@ -1,0 +1,46 @@
+"""python manage.py import_images DIR --project NAME [--overlap N] [--source NAME]"""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation import services
+from curation.services import get_or_create_source, import_directory
+
+
+class Command(BaseCommand):
+    help = (
+        "Import every image under DIR (recursively) into a rating project, creating the "
+        "project if needed. Each file is fully decoded; exact duplicates (same sha256) are "
+        "stored once; bad files are reported by name and the import goes on."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("directory", type=Path)
+        parser.add_argument("--project", required=True, help="project name (created if new)")
+        parser.add_argument("--overlap", type=int, help="raters per image (new projects: 3)")
+        parser.add_argument("--source", help="source name to record (default: the directory)")
+
+    def handle(self, directory: Path, project: str, overlap: int | None, source: str | None,
+               **options):
+        directory = directory.expanduser().resolve()
+        if not directory.is_dir():
+            raise CommandError(f"{directory} is not a directory")
+        if overlap is not None and overlap < 1:
+            raise CommandError("--overlap must be at least 1")
+        proj, created = services.get_or_create_project(project, overlap=overlap)
+        if not created and overlap is not None and overlap != proj.overlap:
+            self.stderr.write(
+                f"note: project '{proj.name}' exists with overlap {proj.overlap}; "
+                f"--overlap {overlap} applies to new projects only"
+            )
+        src = get_or_create_source(source or directory.name)
+        report = import_directory(directory, source=src, progress=options["verbosity"] > 0)
+        added = services.add_images(proj, report.images)
+        for path, reason, message in report.bad:
+            self.stderr.write(f"bad file {path}: [{reason}] {message}")
+        self.stdout.write(
+            f"project '{proj.name}' (id {proj.pk}, {'created' if created else 'existing'}): "
+            f"{len(report.created)} new images, {len(report.existing)} already stored, "
+            f"{added} added to the project, {len(report.bad)} bad files"
+        )

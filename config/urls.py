@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from annotation import api as annotation_api
+from annotation import views as annotation_views
+from curation import api as curation_api
+from curation import views as curation_views
+
+router = DefaultRouter()
+router.register("projects", annotation_api.ProjectViewSet, basename="project")
+router.register("assignments", annotation_api.AssignmentViewSet, basename="assignment")
+router.register("images", curation_api.ImageViewSet, basename="image")
+
+api_urls = [
+    path("auth/token/", annotation_api.TokenView.as_view(), name="api-token"),
+    path("dimensions/", annotation_api.DimensionsView.as_view(), name="api-dimensions"),
+    path("me/", annotation_api.MeView.as_view(), name="api-me"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("api/", include(api_urls)),
+    path("media/images/<int:pk>/", curation_views.image_file, name="image-file"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("", include(annotation_views.urlpatterns)),
+]

@@ -1,0 +1,60 @@
+"""Thin DRF views over the image pool (curators, researchers and admins)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.permissions import global_role_permission
+from humanbeauty.roles import Role
+
+from . import services
+from .imaging.validate import InvalidImage
+from .models import Image
+from .serializers import ImageSerializer, ImageUploadSerializer
+
+
+class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Image.objects.select_related("source").order_by("id")
+    serializer_class = ImageSerializer
+    filterset_fields = ["source__name", "format", "sha256"]
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [global_role_permission(Role.CURATOR, Role.ADMIN)()]
+        return [global_role_permission(Role.CURATOR, Role.RESEARCHER, Role.ADMIN)()]
+
+    @extend_schema(
+        request={"multipart/form-data": ImageUploadSerializer},
+        responses={201: ImageSerializer, 200: ImageSerializer},
+    )
+    def create(self, request: Request) -> Response:
+        """Upload one image; it is fully decoded and stored once by sha256."""
+        form = ImageUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data["file"]
+        try:
+            services.check_upload_size(upload.size)
+        except InvalidImage as exc:
+            return Response(
+                {"detail": str(exc), "code": exc.reason},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        source = None
+        if form.validated_data.get("source"):
+            source = services.get_or_create_source(form.validated_data["source"], kind="upload")
+        try:
+            image, created = services.register_image(
+                upload, source=source, original_path=upload.name or ""
+            )
+        except InvalidImage as exc:
+            return Response(
+                {"detail": str(exc), "code": exc.reason}, status=status.HTTP_400_BAD_REQUEST
+            )
+        data = ImageSerializer(image, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    parser_classes = [MultiPartParser]

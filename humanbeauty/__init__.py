@@ -1,0 +1,1 @@
+"""Pure-Python shared code (no Django): the 12-dimensional standard."""

@@ -1,0 +1,14 @@
+"""The base of errors that services raise for requests they refuse.
+
+Pure Python: services stay free of HTTP, and the API's exception handler maps `status` and
+`code` to a response, so every refusal reads the same to a client.
+"""
+
+
+class DomainError(Exception):
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -1,0 +1,75 @@
+"""Shared fixtures: real files, real users, a project with images (PostgreSQL in `make test`)."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from humanbeauty.standard import DIMENSIONS, level_to_score
+
+
+def write_image(path: Path, size=(64, 48), seed: int = 0, fmt: str = "JPEG") -> Path:
+    """A small random-noise image: every seed gives different bytes (and a different sha256)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.fromarray(arr).save(path, format=fmt)
+    return path
+
+
+def image_bytes(size=(64, 48), seed: int = 0, fmt: str = "PNG") -> bytes:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    PILImage.fromarray(arr).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def full_scores(level: int = 4, **overrides) -> dict[str, float | None]:
+    scores = {d.key: level_to_score(level) for d in DIMENSIONS}
+    scores.update(overrides)
+    return scores
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def make_project(db, tmp_path):
+    """make_project(n_images, overlap=3, raters=[...]) -> (project, images, users by name)."""
+    from annotation import services
+    from curation.services import import_directory
+
+    counter = iter(range(10**6))
+
+    def factory(n_images: int = 5, *, overlap: int = 3, raters=("r1", "r2", "r3"), name=None,
+                lease_minutes: int = 30, role: str = "annotator"):
+        from django.contrib.auth import get_user_model
+
+        tag = next(counter)
+        folder = tmp_path / f"imgs{tag}"
+        for i in range(n_images):
+            write_image(folder / f"img_{i:04d}.jpg", seed=tag * 100_000 + i)
+        report = import_directory(folder)
+        project, _ = services.get_or_create_project(name or f"project-{tag}", overlap=overlap)
+        project.lease_minutes = lease_minutes
+        project.save()
+        services.add_images(project, report.images)
+        users = {}
+        for r in raters:
+            services.add_member(project, r, role, password="pw-123456")
+            users[r] = get_user_model().objects.get(username=r)
+        return project, report.images, users
+
+    return factory

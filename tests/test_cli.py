@@ -1,0 +1,103 @@
+"""The command-line contract: import_images, add_member, demo."""
+
+import shutil
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from annotation.models import Membership, Project, ProjectImage
+from curation.models import Image
+from tests.conftest import write_image
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_import_images_recursive_dedup_and_bad_files(tmp_path):
+    root = tmp_path / "photos"
+    write_image(root / "a.jpg", seed=1)
+    write_image(root / "nested" / "deeper" / "b.png", seed=2, fmt="PNG")
+    shutil.copy(root / "a.jpg", root / "nested" / "a_copy.jpg")  # exact duplicate
+    (root / "notes.jpg").write_text("not an image")
+    truncated = write_image(tmp_path / "t.jpg", size=(400, 300), seed=3).read_bytes()
+    (root / "truncated.jpg").write_bytes(truncated[: len(truncated) // 2])
+
+    out, err = run("import_images", str(root), "--project", "P1", "--overlap", "2")
+    project = Project.objects.get(name="P1")
+    assert project.overlap == 2
+    assert Image.objects.count() == 2
+    assert ProjectImage.objects.filter(project=project).count() == 2
+    assert "notes.jpg" in err and "truncated.jpg" in err
+    assert "2 bad files" in out
+
+    # running it again adds nothing
+    out, _ = run("import_images", str(root), "--project", "P1")
+    assert "0 new images" in out and "0 added to the project" in out
+    assert Image.objects.count() == 2
+
+
+def test_import_images_refuses_a_missing_directory(tmp_path):
+    with pytest.raises(CommandError, match="not a directory"):
+        run("import_images", str(tmp_path / "nope"), "--project", "P")
+    with pytest.raises(CommandError, match="overlap"):
+        run("import_images", str(tmp_path), "--project", "P", "--overlap", "0")
+
+
+def test_add_member_creates_user_and_sets_role(tmp_path):
+    run("import_images", str(tmp_path), "--project", "P2")
+    _out, _ = run("add_member", "P2", "newbie", "--role", "annotator", "--password", "pw-abc-123")
+    user = get_user_model().objects.get(username="newbie")
+    assert user.check_password("pw-abc-123")
+    assert Membership.objects.get(user=user).role == "annotator"
+    run("add_member", "P2", "newbie", "--role", "curator")
+    assert Membership.objects.get(user=user).role == "curator"
+    assert user.groups.filter(name="curator").exists()
+    with pytest.raises(CommandError, match="no project"):
+        run("add_member", "nope", "x", "--role", "annotator")
+
+
+def test_add_member_refuses_unknown_roles(tmp_path):
+    run("import_images", str(tmp_path), "--project", "P3")
+    with pytest.raises(CommandError):
+        run("add_member", "P3", "x", "--role", "overlord")
+
+
+def test_demo_seeds_users_and_a_project_with_photos():
+    out, _ = run("demo")
+    project = Project.objects.get(name__startswith="Demo")
+    assert project.items.count() >= 10
+    assert "alice" in out and "demo-pass-123" in out
+    alice = get_user_model().objects.get(username="alice")
+    assert alice.check_password("demo-pass-123")
+    # idempotent: a second run adds no images and no duplicate memberships
+    n = project.items.count()
+    run("demo")
+    assert project.items.count() == n
+    assert Membership.objects.filter(user=alice).count() == 1
+
+
+def test_deploy_check_is_clean_with_production_settings(tmp_path):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DEBUG": "0",
+        "SECRET_KEY": "a" * 20 + "-production-secret-" + "z9" * 20,
+        "ALLOWED_HOSTS": "humanbeauty.example.org",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
