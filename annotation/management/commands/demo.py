@@ -40,7 +40,6 @@ Rate each image on the **12 dimensions** using five levels:
 
 def write_sample_photos(directory: Path) -> int:
     """Real photos of people that ship with scikit-image, in a few crops and exposures."""
-    import numpy as np
     from PIL import Image, ImageEnhance, ImageOps
     from skimage import data
 
@@ -60,8 +59,12 @@ def write_sample_photos(directory: Path) -> int:
             "dark": ImageEnhance.Brightness(base).enhance(0.55),
             "bright": ImageEnhance.Brightness(base).enhance(1.35),
             "soft": ImageEnhance.Sharpness(base).enhance(0.1),
-            "warm": Image.fromarray(
-                np.clip([*np.asarray(base, dtype=np.int16), 18, 6, -12], 0, 255).astype(np.uint8)
+            "warm": Image.merge(
+                "RGB",
+                [
+                    band.point(lambda v, d=d: min(255, max(0, v + d)))
+                    for band, d in zip(base.split(), (18, 6, -12), strict=True)
+                ],
             ),
         }
         if name == "coffee":
