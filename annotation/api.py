@@ -18,6 +18,7 @@ from humanbeauty.standard import describe
 
 from . import selectors, services
 from .models import Assignment, Membership, Project
+from .quality_api import ProjectQualityMixin
 from .serializers import (
     DimensionSerializer,
     ProjectDetailSerializer,
@@ -46,7 +47,7 @@ def _project_for(request: Request, pk: int) -> tuple[Project, str]:
     return project, role
 
 
-class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
+class ProjectViewSet(ProjectQualityMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
@@ -131,7 +132,11 @@ class AssignmentViewSet(viewsets.GenericViewSet):
             data.validated_data["request_id"],
             time_spent_ms=data.validated_data.get("time_spent_ms"),
         )
-        response = Response(RatingSerializer(result.rating).data, status=status.HTTP_201_CREATED)
+        data = RatingSerializer(result.rating).data
+        if result.feedback is not None:
+            # Qualification training: the reference scores, to learn from.
+            data["feedback"] = result.feedback
+        response = Response(data, status=status.HTTP_201_CREATED)
         if not result.created:
             response["Idempotent-Replayed"] = "true"
         return response

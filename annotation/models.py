@@ -21,6 +21,46 @@ class Project(models.Model):
         default=30, help_text="How long a rater holds an image before it goes to someone else."
     )
     is_active = models.BooleanField(default=True)
+
+    # --- quality control (see annotation/services/quality.py) ---
+    gold_rate = models.FloatField(
+        default=0.0, help_text="Share of production tasks that are hidden gold items (0-0.5)."
+    )
+    gold_max_mae = models.FloatField(
+        default=0.15, help_text="Raters whose mean absolute error on gold exceeds this are flagged."
+    )
+    gold_min_n = models.PositiveSmallIntegerField(
+        default=5, help_text="Gold items a rater must have answered before gold can flag them."
+    )
+    pause_on_gold_failure = models.BooleanField(
+        default=False, help_text="Pause (not only flag) raters who fail on gold."
+    )
+    qual_max_mae = models.FloatField(
+        default=0.15, help_text="Qualification pass rule: per-dimension MAE at most this."
+    )
+    qual_min_srcc = models.FloatField(
+        default=0.5, help_text="Qualification pass rule: per-dimension Spearman at least this."
+    )
+    max_overlap = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Adaptive overlap: raters per image at most (empty: off)."
+    )
+    disagreement_threshold = models.FloatField(
+        default=0.2, help_text="Std of an image's scores above which it counts as disputed."
+    )
+    screening = models.CharField(
+        max_length=12,
+        choices=[("none", "none"), ("correlation", "correlation"), ("bt500", "ITU-R BT.500")],
+        default="correlation",
+    )
+    screening_min_corr = models.FloatField(
+        default=0.2, help_text="Correlation screening: exclude raters below this."
+    )
+    bias_correction = models.BooleanField(
+        default=False, help_text="Subtract each rater's bias before averaging."
+    )
+    consistency_tolerance = models.FloatField(
+        default=0.2, help_text="Largest allowed gap between a parent score and its children's mean."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -35,6 +75,14 @@ class Project(models.Model):
         return self.name
 
 
+class RaterStatus(models.TextChoices):
+    CANDIDATE = "candidate"
+    CERTIFIED = "certified"
+    FLAGGED = "flagged"
+    PAUSED = "paused"
+    REVOKED = "revoked"
+
+
 class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
@@ -42,6 +90,24 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=20, choices=[(r.value, r.value) for r in Role])
     created_at = models.DateTimeField(auto_now_add=True)
+    # Certification and quality (meaningful for raters).
+    status = models.CharField(
+        max_length=10, choices=RaterStatus.choices, default=RaterStatus.CANDIDATE
+    )
+    status_reason = models.TextField(blank=True)
+    # How the current certification came about: "auto" (project without a qualification
+    # track), "test" (passed the track) or "manager" (by hand).
+    certified_via = models.CharField(max_length=10, blank=True)
+    qualification_result = models.JSONField(null=True, blank=True)
+    gold_n = models.PositiveIntegerField(default=0)
+    gold_abs_error_sum = models.FloatField(default=0.0)
+    # Cached by the statistics refresh (annotation/services/quality.py).
+    bias = models.FloatField(null=True, blank=True)
+    spread = models.FloatField(null=True, blank=True)
+    corr_with_others = models.FloatField(null=True, blank=True)
+    excluded = models.BooleanField(
+        default=False, help_text="Screened out of the consensus (ratings kept)."
+    )
 
     class Meta:
         constraints = [
@@ -51,9 +117,23 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user} as {self.role} in {self.project}"
 
+    @property
+    def gold_mae(self) -> float | None:
+        return self.gold_abs_error_sum / self.gold_n if self.gold_n else None
+
+
+class ItemKind(models.TextChoices):
+    PRODUCTION = "production"
+    GOLD = "gold"  # hidden among production tasks, known reference scores
+    TRAINING = "training"  # qualification, with feedback after each submit
+    TEST = "test"  # qualification, no feedback
+
 
 class ProjectImage(models.Model):
     """An image in a project's queue with its slot counters.
+
+    Reference items (gold, training, test) are answered by every rater once and never touch
+    the counters: their target stays 0.
 
     `remaining` = target - completed - leased is what the next-task query orders and filters
     on; a partial index over it keeps that query's cost independent of the project's size.
@@ -69,6 +149,10 @@ class ProjectImage(models.Model):
         output_field=models.IntegerField(),
         db_persist=True,
     )
+    kind = models.CharField(max_length=10, choices=ItemKind.choices, default=ItemKind.PRODUCTION)
+    excluded = models.BooleanField(default=False, help_text="Excluded by a reviewer.")
+    # Set when a rating arrives; the statistics refresh recomputes only stale images.
+    consensus_stale = models.BooleanField(default=False)
     added_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -83,9 +167,15 @@ class ProjectImage(models.Model):
         indexes = [
             models.Index(
                 fields=["project", "remaining", "id"],
-                condition=Q(remaining__gt=0),
+                condition=Q(remaining__gt=0, kind="production"),
                 name="projectimage_open_queue",
-            )
+            ),
+            models.Index(
+                fields=["project", "id"],
+                condition=Q(consensus_stale=True),
+                name="projectimage_stale",
+            ),
+            models.Index(fields=["project", "kind", "id"], name="projectimage_kind"),
         ]
 
     def __str__(self) -> str:
@@ -209,3 +299,123 @@ class Skip(models.Model):
     @property
     def is_flag(self) -> bool:
         return self.reason != SkipReason.SKIP
+
+
+class Reference(models.Model):
+    """Known scores of a gold, training or test item (null = not applicable)."""
+
+    item = models.OneToOneField(ProjectImage, on_delete=models.CASCADE, related_name="reference")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"reference for item {self.item_id}"
+
+    @property
+    def scores(self) -> dict[str, float | None]:
+        return {d.key: getattr(self, d.key) for d in DIMENSIONS}
+
+
+for _dim in DIMENSIONS:
+    Reference.add_to_class(_dim.key, models.FloatField(null=True, blank=True, help_text=_dim.name))
+
+
+class ConsensusLabel(models.Model):
+    """Per image: the mean opinion score of each dimension over the included raters.
+
+    `scores` maps each key to {"mos", "std", "n"}, or to null where most raters said "not
+    applicable"; `final` holds a reviewer's decision, which wins over the computed scores.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="consensus")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
+    scores = models.JSONField()
+    n_raters = models.PositiveSmallIntegerField()
+    max_std = models.FloatField(null=True)
+    inconsistent = models.JSONField(default=list, help_text="Parents that disagree with children.")
+    final = models.JSONField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "image"], name="consensus_unique_image")
+        ]
+
+    def __str__(self) -> str:
+        return f"consensus of image {self.image_id} in project {self.project_id}"
+
+
+class ProjectStats(models.Model):
+    """Cached agreement figures of a project (recomputed by the statistics refresh)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="stats")
+    agreement = models.JSONField(default=dict)
+    n_ratings = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"stats of project {self.project_id}"
+
+
+class ReviewStatus(models.TextChoices):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class ReviewDecision(models.TextChoices):
+    ACCEPT = "accept", "Accept the consensus"
+    SET_FINAL = "set_final", "Set final scores"
+    MORE_RATINGS = "more_ratings", "Send for more ratings"
+    EXCLUDE = "exclude", "Exclude the image"
+
+
+class ReviewItem(models.Model):
+    """An image a reviewer should look at, with every reason it was queued for."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="reviews")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
+    reasons = models.JSONField(default=list)
+    status = models.CharField(
+        max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.OPEN
+    )
+    decision = models.CharField(max_length=15, choices=ReviewDecision.choices, blank=True)
+    note = models.TextField(blank=True)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "image"], name="review_unique_image")
+        ]
+        indexes = [models.Index(fields=["project", "status", "id"])]
+
+    def __str__(self) -> str:
+        return f"review of image {self.image_id} ({self.status})"
+
+
+class AuditEvent(models.Model):
+    """Who did what to whom: certifications, revocations, review decisions."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="audit")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=40)
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    image = models.ForeignKey(
+        Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    details = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -1,9 +1,10 @@
-"""Celery tasks for the rating workflow (thin: the work is in services)."""
+"""Celery tasks for the rating workflow and quality control (thin: the work is in services)."""
 
 from celery import shared_task
 
 from . import services
-from .models import Project
+from .models import Project, ProjectImage
+from .services.quality import refresh_statistics
 
 
 @shared_task(acks_late=True)
@@ -17,3 +18,26 @@ def reclaim_expired_leases() -> int:
         services.reclaim_expired(project)
         for project in Project.objects.filter(is_active=True).only("id")
     )
+
+
+@shared_task(acks_late=True)
+def refresh_project_statistics(project_id: int) -> dict:
+    """Recompute one project's rater figures, consensus of stale images and agreement."""
+    report = refresh_statistics(Project.objects.get(pk=project_id))
+    return {
+        "ratings": report.ratings,
+        "images_updated": report.images_updated,
+        "raters_excluded": report.raters_excluded,
+        "review_items": report.review_items,
+    }
+
+
+@shared_task(acks_late=True)
+def refresh_stale_projects() -> list[int]:
+    """Periodic: refresh every project that received ratings since its last refresh."""
+    ids = sorted(
+        set(ProjectImage.objects.filter(consensus_stale=True).values_list("project_id", flat=True))
+    )
+    for project_id in ids:
+        refresh_project_statistics.delay(project_id)
+    return ids

@@ -176,6 +176,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "annotation.tasks.reclaim_expired_leases",
         "schedule": 60.0,
     },
+    "refresh-stale-projects": {
+        "task": "annotation.tasks.refresh_stale_projects",
+        "schedule": 120.0,
+    },
 }
 CELERY_ACCEPT_CONTENT = ["json"]
 

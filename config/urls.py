@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from annotation import api as annotation_api
+from annotation import quality_api
 from annotation import views as annotation_views
 from curation import api as curation_api
 from curation import views as curation_views
@@ -13,6 +14,7 @@ router = DefaultRouter()
 router.register("projects", annotation_api.ProjectViewSet, basename="project")
 router.register("assignments", annotation_api.AssignmentViewSet, basename="assignment")
 router.register("images", curation_api.ImageViewSet, basename="image")
+router.register("reviews", quality_api.ReviewViewSet, basename="review")
 
 api_urls = [
     path("auth/token/", annotation_api.TokenView.as_view(), name="api-token"),

@@ -10,6 +10,7 @@ mode serialises writers instead (see settings).
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from curation.models import Image
@@ -27,16 +28,21 @@ from humanbeauty.errors import DomainError
 from humanbeauty.roles import GLOBAL_ROLES, RATING_ROLES, Role
 from humanbeauty.standard import DIMENSION_KEYS, StandardError, validate_scores
 
-from .models import (
+from ..models import (
     Assignment,
     AssignmentStatus,
+    ItemKind,
     Membership,
     Project,
     ProjectImage,
+    RaterStatus,
     Rating,
     Skip,
     SkipReason,
 )
+
+# Statuses that may take production tasks; a flagged rater keeps rating while a manager looks.
+PRODUCTION_STATUSES = frozenset({RaterStatus.CERTIFIED, RaterStatus.FLAGGED})
 
 # A rater holds at most this many live leases: the image on screen and the one preloaded.
 MAX_LIVE_LEASES = 2
@@ -69,6 +75,13 @@ class LeaseNotFound(WorkflowError):
 class Conflict(WorkflowError):
     status = 409
     code = "conflict"
+
+
+class NotCertified(WorkflowError):
+    """The rater may not take production tasks now (candidate who failed, paused, revoked)."""
+
+    status = 403
+    code = "not_certified"
 
 
 # --- projects and members -----------------------------------------------------------------
@@ -107,13 +120,26 @@ def add_member(
         membership, created = Membership.objects.update_or_create(
             project=project, user=user, defaults={"role": role.value}
         )
+        if created and not has_qualification_track(project):
+            # Without a qualification track, joining is certification enough.
+            membership.status = RaterStatus.CERTIFIED
+            membership.certified_via = "auto"
+            membership.save(update_fields=["status", "certified_via"])
         if role in GLOBAL_ROLES:
             group, _ = Group.objects.get_or_create(name=role.value)
             user.groups.add(group)
     return membership, created
 
 
-def add_images(project: Project, images: Iterable[Image]) -> int:
+def has_qualification_track(project: Project) -> bool:
+    return ProjectImage.objects.filter(
+        project=project, kind__in=[ItemKind.TRAINING, ItemKind.TEST]
+    ).exists()
+
+
+def add_images(
+    project: Project, images: Iterable[Image], *, kind: ItemKind = ItemKind.PRODUCTION
+) -> int:
     """Queue images in a project (each once); returns how many were new to it."""
     ids = {img.pk for img in images}
     present = set(
@@ -121,8 +147,9 @@ def add_images(project: Project, images: Iterable[Image]) -> int:
             "image_id", flat=True
         )
     )
+    target = project.overlap if kind == ItemKind.PRODUCTION else 0
     new = [
-        ProjectImage(project=project, image_id=i, target=project.overlap)
+        ProjectImage(project=project, image_id=i, target=target, kind=kind)
         for i in sorted(ids - present)
     ]
     ProjectImage.objects.bulk_create(new, batch_size=2000, ignore_conflicts=True)
@@ -135,9 +162,13 @@ def add_images(project: Project, images: Iterable[Image]) -> int:
 def reclaim_expired(project: Project, *, now: datetime | None = None, limit: int = 500) -> int:
     """Turn a project's expired leases into freed slots; returns how many were freed."""
     now = now or timezone.now()
+    # Only production leases hold a slot; a reference item's lease waits for its rater.
     stale = list(
         Assignment.objects.filter(
-            project=project, status=AssignmentStatus.ACTIVE, expires_at__lte=now
+            project=project,
+            status=AssignmentStatus.ACTIVE,
+            expires_at__lte=now,
+            project_image__kind=ItemKind.PRODUCTION,
         ).values_list("id", "project_image_id")[:limit]
     )
     if not stale:
@@ -176,13 +207,16 @@ def next_task(
     *,
     exclude: Iterable[int] = (),
     now: datetime | None = None,
+    rng: random.Random | None = None,
 ) -> Assignment | None:
     """The rater's next lease in `project`, or None when nothing is left for them.
 
     Rules: the rater's own live lease comes back first (oldest first, skipping `exclude`, the
     leases the client already shows); an image never goes to the same rater twice; completed
     ratings + live leases never exceed the image's target; started images come before fresh
-    ones; expired leases free their slot.
+    ones; expired leases free their slot. Where the project has a qualification track, a
+    candidate gets its training then test items first; certified raters get hidden gold
+    items at the project's gold rate (`rng` decides, for tests).
     """
     now = now or timezone.now()
     exclude = [int(i) for i in exclude]
@@ -194,25 +228,21 @@ def next_task(
         if membership is None or membership.role not in RATING_ROLES:
             raise NotAMember(f"you are not a rater in project '{project.name}'")
         live = Assignment.objects.filter(
-            project=project, rater=rater, status=AssignmentStatus.ACTIVE, expires_at__gt=now
+            Q(expires_at__gt=now) | ~Q(project_image__kind=ItemKind.PRODUCTION),
+            project=project,
+            rater=rater,
+            status=AssignmentStatus.ACTIVE,
         )
         own = live.exclude(id__in=exclude).order_by("created_at", "id").first()
         if own is not None:
             return own
         if not project.is_active or live.count() >= MAX_LIVE_LEASES:
             return None
-        seen = Assignment.objects.filter(project_image=OuterRef("pk"), rater=rater)
-        item = (
-            ProjectImage.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
-            .filter(project=project, remaining__gt=0)
-            .filter(~Exists(seen))
-            .order_by("remaining", "id")
-            .only("id", "image_id")
-            .first()
-        )
+        item = _pick_item(project, membership, rng or random)
         if item is None:
             return None
-        ProjectImage.objects.filter(pk=item.pk).update(leased=F("leased") + 1)
+        if item.kind == ItemKind.PRODUCTION:
+            ProjectImage.objects.filter(pk=item.pk).update(leased=F("leased") + 1)
         return Assignment.objects.create(
             project=project,
             project_image_id=item.pk,
@@ -222,6 +252,73 @@ def next_task(
         )
 
 
+def _unseen(project: Project, rater: AbstractBaseUser, kind: ItemKind) -> QuerySet[ProjectImage]:
+    seen = Assignment.objects.filter(project_image=OuterRef("pk"), rater=rater)
+    return (
+        ProjectImage.objects.filter(project=project, kind=kind, excluded=False)
+        .filter(~Exists(seen))
+        .only("id", "image_id", "kind")
+    )
+
+
+def _pick_item(project: Project, membership: Membership, rng: random.Random) -> ProjectImage | None:
+    """Which image a rater gets next: qualification first, then production mixed with gold."""
+    rater = membership.user
+    if membership.status == RaterStatus.CANDIDATE and has_qualification_track(project):
+        item = (
+            _unseen(project, rater, ItemKind.TRAINING).order_by("id").first()
+            or _unseen(project, rater, ItemKind.TEST).order_by("id").first()
+        )
+        if item is not None:
+            return item
+        if qualification_in_progress(project, rater):
+            return None  # the last item is still on the rater's screen
+        from .quality import finish_qualification
+
+        membership = finish_qualification(membership)
+    if membership.status not in PRODUCTION_STATUSES:
+        raise NotCertified(_status_message(membership))
+    if project.gold_rate > 0 and rng.random() < project.gold_rate:
+        gold = _unseen(project, rater, ItemKind.GOLD).order_by("?").first()
+        if gold is not None:
+            return gold
+    seen = Assignment.objects.filter(project_image=OuterRef("pk"), rater=rater)
+    return (
+        ProjectImage.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
+        .filter(project=project, kind=ItemKind.PRODUCTION, remaining__gt=0)
+        .filter(~Exists(seen))
+        .order_by("remaining", "id")
+        .only("id", "image_id", "kind")
+        .first()
+    )
+
+
+def qualification_in_progress(project: Project, rater: AbstractBaseUser) -> bool:
+    """Whether the rater holds an unanswered training or test item."""
+    return Assignment.objects.filter(
+        rater=rater,
+        project=project,
+        status=AssignmentStatus.ACTIVE,
+        project_image__kind__in=[ItemKind.TRAINING, ItemKind.TEST],
+    ).exists()
+
+
+def qualification_left(project: Project, rater: AbstractBaseUser) -> bool:
+    """Whether training or test items remain for the rater (answered or not)."""
+    return (
+        _unseen(project, rater, ItemKind.TRAINING).exists()
+        or _unseen(project, rater, ItemKind.TEST).exists()
+        or qualification_in_progress(project, rater)
+    )
+
+
+def _status_message(membership: Membership) -> str:
+    reason = f": {membership.status_reason}" if membership.status_reason else ""
+    if membership.status == RaterStatus.CANDIDATE:
+        return "you are not certified for this project yet" + reason
+    return f"your rating in this project is {membership.status}{reason}"
+
+
 # --- submit and skip ----------------------------------------------------------------------
 
 
@@ -229,6 +326,7 @@ def next_task(
 class SubmitResult:
     rating: Rating
     created: bool  # False when this was a retry of an earlier submit with the same request id
+    feedback: dict[str, float | None] | None = None  # reference scores, for training items
 
 
 def _own_assignment(assignment_id: int, rater: AbstractBaseUser) -> Assignment:
@@ -243,14 +341,27 @@ def _own_assignment(assignment_id: int, rater: AbstractBaseUser) -> Assignment:
 def _replay(existing: Rating, rater: AbstractBaseUser, assignment_id: int) -> SubmitResult:
     if existing.rater_id != rater.pk or existing.assignment_id != assignment_id:
         raise Conflict("this request_id was already used for a different rating")
-    return SubmitResult(existing, created=False)
+    return SubmitResult(existing, created=False, feedback=_training_feedback(existing))
+
+
+def _training_feedback(rating: Rating) -> dict[str, float | None] | None:
+    item = rating.assignment.project_image
+    if item.kind != ItemKind.TRAINING:
+        return None
+    from .quality import reference_scores
+
+    return reference_scores(item)
 
 
 def _lock_for_finish(assignment: Assignment, now: datetime) -> tuple[ProjectImage, Assignment]:
     """Lock the image's counters then the lease, and settle a lease that ran out unreclaimed."""
     item = ProjectImage.objects.select_for_update(no_key=True).get(pk=assignment.project_image_id)
     assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
-    if assignment.status == AssignmentStatus.ACTIVE and assignment.expires_at <= now:
+    if (
+        item.kind == ItemKind.PRODUCTION
+        and assignment.status == AssignmentStatus.ACTIVE
+        and assignment.expires_at <= now
+    ):
         assignment.status = AssignmentStatus.EXPIRED
         item.leased -= 1
     return item, assignment
@@ -293,16 +404,18 @@ def submit_rating(
             if assignment.status == AssignmentStatus.SKIPPED:
                 raise Conflict("you skipped this image; it cannot be rated now")
             late = assignment.status == AssignmentStatus.EXPIRED
-            if late:
-                if item.target - item.completed - item.leased <= 0:
-                    raise Conflict(
-                        "your lease expired and the image already has enough ratings; "
-                        "the rating was not recorded"
-                    )
-            else:
-                item.leased -= 1
-            item.completed += 1
-            item.save(update_fields=["completed", "leased"])
+            if item.kind == ItemKind.PRODUCTION:
+                if late:
+                    if item.target - item.completed - item.leased <= 0:
+                        raise Conflict(
+                            "your lease expired and the image already has enough ratings; "
+                            "the rating was not recorded"
+                        )
+                else:
+                    item.leased -= 1
+                item.completed += 1
+                item.consensus_stale = True
+                item.save(update_fields=["completed", "leased", "consensus_stale"])
             assignment.status = AssignmentStatus.COMPLETED
             assignment.finished_at = now
             assignment.save(update_fields=["status", "finished_at"])
@@ -320,13 +433,21 @@ def submit_rating(
                 late=late,
                 **{k: clean[k] for k in DIMENSION_KEYS},
             )
+            from . import quality
+
+            if item.kind == ItemKind.PRODUCTION:
+                quality.adapt_overlap(item)
+            elif item.kind == ItemKind.GOLD:
+                quality.record_gold_answer(rating, item)
+            elif item.kind == ItemKind.TEST:
+                quality.finish_qualification_if_done(assignment.project_id, rater)
     except IntegrityError:
         # Only reachable when the same request_id raced in for a different lease.
         existing = Rating.objects.filter(request_id=request_id).first()
         if existing is not None:
             return _replay(existing, rater, assignment_id)
         raise
-    return SubmitResult(rating, created=True)
+    return SubmitResult(rating, created=True, feedback=_training_feedback(rating))
 
 
 def skip_assignment(
@@ -356,9 +477,9 @@ def skip_assignment(
             return Skip.objects.get(assignment=assignment), False
         if assignment.status == AssignmentStatus.COMPLETED:
             raise Conflict("you have already rated this image")
-        if assignment.status == AssignmentStatus.ACTIVE:
+        if assignment.status == AssignmentStatus.ACTIVE and item.kind == ItemKind.PRODUCTION:
             item.leased -= 1
-        item.save(update_fields=["leased"])
+            item.save(update_fields=["leased"])
         assignment.status = AssignmentStatus.SKIPPED
         assignment.finished_at = now
         assignment.save(update_fields=["status", "finished_at"])
@@ -370,4 +491,8 @@ def skip_assignment(
             reason=reason,
             text=text[:2000],
         )
+        if skip.is_flag:
+            from .review import queue_for_review
+
+            queue_for_review(item.project_id, item.image_id, [f"flag:{reason}"])
     return skip, True

@@ -1,0 +1,208 @@
+"""Thin DRF views for quality control: references, raters, agreement, consensus, review.
+
+Managers are a project's reviewers and admins; researchers (and platform admins) may read
+the statistics. Annotators reach none of this: it shows other raters' work.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from curation.access import has_global_role
+from humanbeauty.roles import OVERSIGHT_ROLES, Role
+
+from . import selectors
+from .models import ItemKind, Project, RaterStatus, ReviewDecision, ReviewItem
+from .services import WorkflowError
+from .services import quality as quality_services
+from .services import review as review_services
+
+MANAGER_ROLES = {r.value for r in OVERSIGHT_ROLES}
+
+
+def manager_project(request: Request, pk: int, *, write: bool = False) -> Project:
+    project = get_object_or_404(Project, pk=pk)
+    if selectors.role_in(request.user, project) in MANAGER_ROLES:
+        return project
+    if not write and has_global_role(request.user, Role.RESEARCHER, Role.ADMIN):
+        return project
+    raise PermissionDenied("this is for the project's reviewers and admins")
+
+
+class DimensionAgreementSerializer(serializers.Serializer):
+    krippendorff_alpha = serializers.FloatField(allow_null=True)
+    icc2_1 = serializers.FloatField(allow_null=True)
+    icc2_k = serializers.FloatField(allow_null=True)
+    mean_pairwise_srcc = serializers.FloatField(allow_null=True)
+    n_images = serializers.IntegerField()
+
+
+class RaterEntrySerializer(serializers.Serializer):
+    username = serializers.CharField()
+    status = serializers.ChoiceField(choices=RaterStatus.choices)
+    status_reason = serializers.CharField()
+    gold_n = serializers.IntegerField()
+    gold_mae = serializers.FloatField(allow_null=True)
+    bias = serializers.FloatField(allow_null=True)
+    spread = serializers.FloatField(allow_null=True)
+    corr_with_others = serializers.FloatField(allow_null=True)
+    excluded = serializers.BooleanField()
+    n_ratings = serializers.IntegerField()
+    qualification = serializers.JSONField(allow_null=True)
+
+
+class ConsensusEntrySerializer(serializers.Serializer):
+    image = serializers.IntegerField(source="image_id")
+    scores = serializers.JSONField()
+    final = serializers.JSONField(allow_null=True)
+    n_raters = serializers.IntegerField()
+    max_std = serializers.FloatField(allow_null=True)
+    inconsistent = serializers.ListField(child=serializers.CharField())
+
+
+class ReferenceUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV: `image` + the 12 dimension keys.")
+    kind = serializers.ChoiceField(
+        choices=[ItemKind.GOLD, ItemKind.TRAINING, ItemKind.TEST], default=ItemKind.GOLD
+    )
+
+
+class RaterStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=RaterStatus.choices)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ProjectQualityMixin:
+    """Quality-control actions on /api/projects/{id}/..."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Agreement", {"dimensions": serializers.DictField(child=DimensionAgreementSerializer())}
+        )
+    )
+    @action(detail=True, methods=["get"])
+    def agreement(self, request: Request, pk: int | None = None) -> Response:
+        """Agreement per dimension over the production ratings (cached; see refresh/)."""
+        project = manager_project(request, pk)
+        stats = selectors.project_stats(project)
+        return Response(
+            {
+                "dimensions": stats.agreement,
+                "n_ratings": stats.n_ratings,
+                "computed_at": stats.computed_at,
+            }
+        )
+
+    @extend_schema(responses=RaterEntrySerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def raters(self, request: Request, pk: int | None = None) -> Response:
+        project = manager_project(request, pk)
+        return Response(RaterEntrySerializer(selectors.rater_table(project), many=True).data)
+
+    @extend_schema(request=RaterStatusSerializer, responses=RaterEntrySerializer)
+    @action(detail=True, methods=["post"], url_path=r"raters/(?P<username>[^/]+)/status")
+    def rater_status(self, request: Request, pk: int | None = None, username: str = "") -> Response:
+        """Certify, revoke, pause or resume a rater by hand (audited)."""
+        project = manager_project(request, pk, write=True)
+        body = RaterStatusSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = get_object_or_404(get_user_model(), username=username)
+        quality_services.set_rater_status(
+            project,
+            user,
+            body.validated_data["status"],
+            actor=request.user,
+            reason=body.validated_data.get("reason", ""),
+        )
+        entry = next(e for e in selectors.rater_table(project) if e["username"] == username)
+        return Response(RaterEntrySerializer(entry).data)
+
+    @extend_schema(responses=ConsensusEntrySerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def consensus(self, request: Request, pk: int | None = None) -> Response:
+        project = manager_project(request, pk)
+        page = self.paginate_queryset(selectors.consensus_labels(project))
+        return self.get_paginated_response(ConsensusEntrySerializer(page, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": ReferenceUploadSerializer},
+        responses={
+            200: inline_serializer(
+                "ReferenceResult",
+                {"set": serializers.IntegerField(), "errors": serializers.ListField()},
+            )
+        },
+    )
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser])
+    def references(self, request: Request, pk: int | None = None) -> Response:
+        """Upload gold, training or test items (the CSV of `manage.py set_gold`)."""
+        project = manager_project(request, pk, write=True)
+        body = ReferenceUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            text = body.validated_data["file"].read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise WorkflowError("the file is not UTF-8 text") from None
+        rows, errors = quality_services.parse_reference_csv(text)
+        count, refused = quality_services.set_references(
+            project, rows, ItemKind(body.validated_data["kind"]), actor=request.user
+        )
+        errors += refused
+        return Response(
+            {"set": count, "errors": errors}, status=status.HTTP_200_OK if not errors else 207
+        )
+
+    @extend_schema(request=None, responses={202: OpenApiResponse(description="Queued.")})
+    @action(detail=True, methods=["post"])
+    def refresh(self, request: Request, pk: int | None = None) -> Response:
+        """Recompute rater figures, consensus and agreement (a Celery task)."""
+        from .tasks import refresh_project_statistics
+
+        project = manager_project(request, pk, write=True)
+        result = refresh_project_statistics.delay(project.pk)
+        return Response({"task": result.id}, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get"])
+    def reviews(self, request: Request, pk: int | None = None) -> Response:
+        """The review queue (status=open by default), each with the raters' scores side by side."""
+        project = manager_project(request, pk, write=True)
+        wanted = request.query_params.get("status", "open")
+        page = self.paginate_queryset(selectors.review_queue(project, wanted))
+        return self.get_paginated_response(selectors.review_entries(page))
+
+
+class ReviewDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=ReviewDecision.choices)
+    final_scores = serializers.DictField(
+        child=serializers.JSONField(allow_null=True), required=False
+    )
+    note = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+
+class ReviewViewSet(viewsets.GenericViewSet):
+    queryset = ReviewItem.objects.none()
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=ReviewDecisionSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def decision(self, request: Request, pk: int | None = None) -> Response:
+        review = get_object_or_404(ReviewItem, pk=pk)
+        manager_project(request, review.project_id, write=True)
+        body = ReviewDecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        review = review_services.decide(
+            review,
+            request.user,
+            body.validated_data["decision"],
+            final_scores=body.validated_data.get("final_scores"),
+            note=body.validated_data.get("note", ""),
+        )
+        return Response(selectors.review_entries([review])[0])

@@ -1,0 +1,39 @@
+"""Writes for the annotation app, one module per concern; the names callers use are here."""
+
+from .workflow import (
+    MAX_LIVE_LEASES,
+    Conflict,
+    InvalidRating,
+    LeaseNotFound,
+    NotAMember,
+    NotCertified,
+    NotYourLease,
+    SubmitResult,
+    WorkflowError,
+    add_images,
+    add_member,
+    get_or_create_project,
+    next_task,
+    reclaim_expired,
+    skip_assignment,
+    submit_rating,
+)
+
+__all__ = [
+    "MAX_LIVE_LEASES",
+    "Conflict",
+    "InvalidRating",
+    "LeaseNotFound",
+    "NotAMember",
+    "NotCertified",
+    "NotYourLease",
+    "SubmitResult",
+    "WorkflowError",
+    "add_images",
+    "add_member",
+    "get_or_create_project",
+    "next_task",
+    "reclaim_expired",
+    "skip_assignment",
+    "submit_rating",
+]
