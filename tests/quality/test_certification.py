@@ -57,7 +57,7 @@ def test_training_then_test_with_feedback_only_in_training(track_project):
 
 
 def test_a_failing_candidate_gets_no_production_task(track_project):
-    project, images, users = track_project
+    project, _, users = track_project
     done = rate_until_done(project, users["sloppy"], SimRater("random", 2))
     assert done == 6  # the track only
     membership = Membership.objects.get(user=users["sloppy"])
