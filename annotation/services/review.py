@@ -97,8 +97,11 @@ def decide(
         elif decision == ReviewDecision.EXCLUDE:
             item.excluded = True
             item.save(update_fields=["excluded"])
-            # Leave the queue: no new leases once the live ones end.
+            # Leave the queue (no new leases once the live ones end) and the consensus.
             ProjectImage.objects.filter(pk=item.pk).update(target=F("completed") + F("leased"))
+            ConsensusLabel.objects.filter(
+                project_id=review.project_id, image_id=review.image_id
+            ).delete()
         review.status = ReviewStatus.RESOLVED
         review.decision = decision
         review.note = note

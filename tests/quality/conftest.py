@@ -54,9 +54,7 @@ def rate_until_done(project, user, rater: SimRater, rng=None, limit: int = 10_00
 
 
 def make_references(project, images, kind: ItemKind):
-    count, errors = set_references(
-        project, [(img, true_scores(img.pk)) for img in images], kind
-    )
+    count, errors = set_references(project, [(img, true_scores(img.pk)) for img in images], kind)
     assert not errors and count == len(images)
 
 

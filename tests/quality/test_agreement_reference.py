@@ -65,7 +65,8 @@ def test_icc_equals_pingouin(seed):
 
 def test_slot_table_drops_images_with_too_few_ratings():
     ratings, _, _ = LongRatings.from_pairs(
-        [0, 0, 0, 1, 1, 2, 2, 2, 2], [0, 1, 2, 0, 1, 0, 1, 2, 3],
+        [0, 0, 0, 1, 1, 2, 2, 2, 2],
+        [0, 1, 2, 0, 1, 0, 1, 2, 3],
         [0.1, 0.2, 0.3, 0.5, np.nan, 0.7, 0.8, 0.9, 1.0],
     )
     table = agreement.slot_table(ratings, 3)

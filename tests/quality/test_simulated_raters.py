@@ -13,8 +13,14 @@ from tests.quality.conftest import SimRater, make_references, rate_until_done, t
 
 pytestmark = pytest.mark.django_db
 
-RATERS = {"c1": "careful", "c2": "careful", "c3": "careful", "c4": "careful",
-          "biased": "biased", "random": "random"}
+RATERS = {
+    "c1": "careful",
+    "c2": "careful",
+    "c3": "careful",
+    "c4": "careful",
+    "biased": "biased",
+    "random": "random",
+}
 
 
 def consensus_vs_truth(project) -> float:
@@ -38,8 +44,9 @@ def test_gold_and_screening_catch_the_random_rater(make_project):
             if rate_until_done(project, users[name], sims[name], rng=rng, limit=1) == 0:
                 active.discard(name)
 
-    statuses = dict(Membership.objects.filter(project=project).values_list("user__username",
-                                                                           "status"))
+    statuses = dict(
+        Membership.objects.filter(project=project).values_list("user__username", "status")
+    )
     assert statuses["random"] == RaterStatus.FLAGGED
     assert all(statuses[n] == RaterStatus.CERTIFIED for n in ("c1", "c2", "c3", "c4"))
     random_member = Membership.objects.get(user=users["random"])
