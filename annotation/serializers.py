@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from humanbeauty.standard import DIMENSION_KEYS, describe
 
-from .models import Assignment, Project, Rating, Skip, SkipReason
+from .models import Assignment, ItemKind, Project, Rating, Skip, SkipReason
 
 
 def render_guidelines(text: str) -> str:
@@ -96,6 +96,14 @@ class TaskSerializer(serializers.Serializer):
     @extend_schema_field(DimensionSerializer(many=True))
     def get_dimensions(self, assignment: Assignment) -> list[dict]:
         return describe()
+
+    def to_representation(self, assignment: Assignment) -> dict:
+        data = super().to_representation(assignment)
+        # Qualification items say so; gold items must look exactly like production ones.
+        kind = assignment.project_image.kind
+        if kind in (ItemKind.TRAINING, ItemKind.TEST):
+            data["stage"] = kind
+        return data
 
 
 class ScoresField(serializers.DictField):

@@ -189,7 +189,46 @@
     );
   }
 
-  const hideOverlay = () => (el.overlay.hidden = true);
+  const hideOverlay = () => {
+    el.overlay.hidden = true;
+    const extra = document.getElementById("overlay-feedback");
+    if (extra) extra.remove();
+  };
+
+  // Qualification training: the rater's answers next to the reference, dimension by dimension.
+  function showFeedback(scores, reference) {
+    const label = (v) => (v === null || v === undefined ? "N/A" : levelOf(v));
+    const table = document.createElement("table");
+    table.id = "overlay-feedback";
+    table.className = "feedback-table";
+    table.innerHTML = "<thead><tr><th>Dimension</th><th>You</th><th>Reference</th></tr></thead>";
+    const body = document.createElement("tbody");
+    for (const d of DIMS) {
+      const tr = document.createElement("tr");
+      const mine = label(scores[d.key]);
+      const ref = label(reference[d.key]);
+      tr.className = mine === ref ? "is-match" : "is-off";
+      for (const text of [d.name, mine, ref]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      body.append(tr);
+    }
+    table.append(body);
+    return new Promise((resolve) => {
+      showOverlay("Training feedback", "Your answers next to the reference answers.", [
+        { label: "Continue", primary: true, onClick: () => { hideOverlay(); resolve(); } },
+      ]);
+      el.overlayText.after(table);
+      focusOverlay();
+    });
+  }
+
+  function levelOf(score) {
+    const level = LEVELS.find((l) => score < l.high) || LEVELS[LEVELS.length - 1];
+    return level.name;
+  }
 
   // --- progress, guidelines -----------------------------------------------------------------
 
@@ -380,6 +419,7 @@
       image: data.image,
       expiresAt: Date.parse(data.expires_at),
       requestId: uuid4(), // once per image: a retried submit is recognised by the server
+      stage: data.stage || null, // "training" or "test" while qualifying; absent otherwise
       answers: {},
       img,
       loaded: null,
@@ -412,7 +452,8 @@
     el.stage.dataset.assignment = String(task.assignment);
     document.body.dataset.state = "rating";
     el.layer.replaceChildren(task.img);
-    el.info.textContent = `Image #${task.image.id} · ${task.image.width}×${task.image.height}`;
+    const stage = task.stage ? ` · Qualification: ${task.stage}` : "";
+    el.info.textContent = `Image #${task.image.id} · ${task.image.width}×${task.image.height}${stage}`;
     renderAnswers();
     ROWS.forEach((r) => r.classList.remove("is-missing"));
     renderLease();
@@ -704,11 +745,12 @@
     el.submit.textContent = "Saving…";
     finish(async (task) => {
       const spent = task.shownAt ? Math.round(performance.now() - task.shownAt) : 0;
-      await api("POST", url(cfg.urls.rating, task.assignment), {
+      const saved = await api("POST", url(cfg.urls.rating, task.assignment), {
         scores,
         request_id: task.requestId,
         time_spent_ms: Math.max(0, spent),
       });
+      if (saved && saved.feedback) await showFeedback(scores, saved.feedback);
       if (state.progress) {
         state.progress.my_ratings_today += 1;
         state.progress.ratings_left = Math.max(0, state.progress.ratings_left - 1);
