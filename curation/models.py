@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
 class Source(models.Model):
-    """Where images came from: a public dataset, a folder import, an upload batch."""
+    """Where images came from: a public dataset, a manifest, a folder import, an upload batch."""
 
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=50, default="folder")
     description = models.TextField(blank=True)
+    # The dataset root or label file the source was imported from.
+    location = models.CharField(max_length=1000, blank=True)
+    # The raw score scale, min-max normalised to [0, 1] (null: the source has no scores).
+    score_min = models.FloatField(null=True, blank=True)
+    score_max = models.FloatField(null=True, blank=True)
+    # Breaks ties between near-duplicates of equal resolution: the higher priority is kept.
+    priority = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -36,9 +44,137 @@ class Image(models.Model):
     # The path the image had when it was imported (relative to the import directory).
     original_path = models.CharField(max_length=1000, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Perceptual hashes (unsigned 64-bit values stored as signed bigint) and the four 16-bit
+    # bands of the pHash, each indexed: near-duplicate candidates are found by band equality
+    # (multi-index hashing, see curation/imaging/near_dup.py), never by scanning every hash.
+    phash = models.BigIntegerField(null=True, blank=True)
+    dhash = models.BigIntegerField(null=True, blank=True)
+    phash_b0 = models.IntegerField(null=True, blank=True, db_index=True)
+    phash_b1 = models.IntegerField(null=True, blank=True, db_index=True)
+    phash_b2 = models.IntegerField(null=True, blank=True, db_index=True)
+    phash_b3 = models.IntegerField(null=True, blank=True, db_index=True)
+    cluster = models.ForeignKey(
+        "DuplicateCluster",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="members",
+    )
 
     class Meta:
         indexes = [models.Index(fields=["source", "id"])]
 
     def __str__(self) -> str:
         return f"image {self.pk} ({self.original_path or self.sha256[:12]})"
+
+
+class DuplicateCluster(models.Model):
+    """Near-duplicate images; one representative is kept (highest resolution, then source
+    priority), the others are rejected as near duplicates."""
+
+    representative = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"cluster {self.pk} (keeps image {self.representative_id})"
+
+
+class SourceItem(models.Model):
+    """One record of a source as its label file gives it: a path and, maybe, a score."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="items")
+    path = models.CharField(max_length=1000, help_text="As given in the source's label file.")
+    raw_score = models.FloatField(null=True, blank=True)
+    score = models.FloatField(null=True, blank=True, help_text="raw_score min-max normalised.")
+    extra = models.JSONField(default=dict, blank=True)
+    image = models.ForeignKey(
+        Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="source_items"
+    )
+    # When a job first linked the item to its stored image: the first of several items with
+    # the same bytes is the original, the others exact duplicates.
+    linked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "path"], name="sourceitem_unique_path")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source.name}:{self.path}"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class FilterJob(models.Model):
+    """A curator's filter run over a source; `config` is a snapshot taken at its start."""
+
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="jobs")
+    config = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    # {"total": n, "stages": {stage: done}, "chunks": {"total": n, "done": n}}
+    progress = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"job {self.pk} on {self.source_id} ({self.status})"
+
+
+class DecisionKind(models.TextChoices):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    ERROR = "error"
+
+
+class Decision(models.Model):
+    """What a job decided for one source item, with every reason and the measurements."""
+
+    job = models.ForeignKey(FilterJob, on_delete=models.CASCADE, related_name="decisions")
+    item = models.ForeignKey(SourceItem, on_delete=models.CASCADE, related_name="decisions")
+    decision = models.CharField(max_length=10, choices=DecisionKind.choices)
+    reasons = models.JSONField(default=list)
+    measurements = models.JSONField(default=dict)
+    cluster = models.ForeignKey(
+        DuplicateCluster, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(auto_now_add=True)
+    # A curator's override wins over the computed decision; the reason is kept.
+    override = models.CharField(max_length=10, choices=DecisionKind.choices, blank=True)
+    override_reason = models.TextField(blank=True)
+    overridden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    overridden_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Each image is decided once per job, however often a chunk is redone.
+            models.UniqueConstraint(fields=["job", "item"], name="decision_once_per_item")
+        ]
+        indexes = [models.Index(fields=["job", "decision"])]
+
+    def __str__(self) -> str:
+        return f"{self.final} for item {self.item_id} in job {self.job_id}"
+
+    @property
+    def final(self) -> str:
+        return self.override or self.decision

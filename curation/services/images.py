@@ -13,8 +13,8 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from .imaging.validate import InvalidImage, inspect_image
-from .models import Image, Source, image_upload_to
+from ..imaging.validate import InvalidImage, inspect_image
+from ..models import Image, Source, image_upload_to
 
 log = logging.getLogger(__name__)
 

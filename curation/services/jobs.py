@@ -1,0 +1,330 @@
+"""Filter jobs: validate, hash, near-duplicates, faces and CLIP for every item of a source.
+
+A job keeps a snapshot of its configuration. Its items are split into chunks that Celery
+workers process (`curation.tasks.process_chunk`); each item is decided in its own short
+transaction under a unique (job, item) constraint, so a chunk redone after a worker died skips
+what was decided and decides the rest exactly once. One bad image becomes an `error` decision
+and the chunk goes on. Progress is kept per stage on the job row.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from humanbeauty.errors import DomainError
+
+from ..imaging.hashing import hash_image
+from ..imaging.near_dup import DEFAULT_K
+from ..imaging.validate import InvalidImage, Reason, ValidationRules
+from ..models import Decision, DecisionKind, FilterJob, Image, JobStatus, Source, SourceItem
+from . import dedup
+from .images import register_image
+
+log = logging.getLogger(__name__)
+
+STAGES = ("validate", "hash", "dedup", "faces", "clip")
+# Reasons after which nothing else can be measured: the file is not a usable picture.
+FATAL = frozenset({Reason.CORRUPT.value, Reason.DECOMPRESSION_BOMB.value, "unreadable"})
+
+
+class JobError(DomainError):
+    code = "job_error"
+
+
+def default_config() -> dict[str, Any]:
+    rules = ValidationRules()
+    return {
+        "chunk_size": 50,
+        "min_short_side": rules.min_short_side,
+        "max_aspect_ratio": rules.max_aspect_ratio,
+        "max_pixels": settings.MAX_IMAGE_PIXELS,
+        "near_dup_k": DEFAULT_K,
+        "faces": {"enabled": True, "min_faces": 1, "profile": True},
+        "clip": {
+            "enabled": True,
+            "model": settings.CLIP_MODEL,
+            "checkpoint": settings.CLIP_CHECKPOINT or None,
+            "person_threshold": 0.5,
+            "inappropriate_threshold": 0.5,
+        },
+    }
+
+
+def merged_config(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults updated by `overrides` (nested dicts merged); unknown keys are refused."""
+    config = default_config()
+    for key, value in (overrides or {}).items():
+        if key not in config:
+            raise JobError(f"unknown job setting {key!r}; known: {', '.join(config)}")
+        if isinstance(config[key], dict):
+            if not isinstance(value, Mapping):
+                raise JobError(f"setting {key!r} must be an object")
+            unknown = set(value) - set(config[key])
+            if unknown:
+                raise JobError(f"unknown {key} setting(s): {', '.join(sorted(unknown))}")
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    if not 1 <= int(config["chunk_size"]) <= 10_000:
+        raise JobError("chunk_size must be within 1..10000")
+    if not 0 <= int(config["near_dup_k"]) <= DEFAULT_K:
+        raise JobError(f"near_dup_k must be within 0..{DEFAULT_K}")
+    return config
+
+
+def check_clip(config: Mapping[str, Any]) -> None:
+    """A job that asks for CLIP without a usable checkpoint fails at once, clearly."""
+    clip = config["clip"]
+    if not clip["enabled"]:
+        return
+    checkpoint = clip.get("checkpoint")
+    if not checkpoint:
+        raise JobError(
+            "the CLIP filter needs a checkpoint: set CLIP_CHECKPOINT (a local open_clip "
+            "weights file) or the job's clip.checkpoint, or turn CLIP off (--no-clip)"
+        )
+    if not Path(checkpoint).is_file():
+        raise JobError(f"CLIP checkpoint {checkpoint} does not exist (or turn CLIP off)")
+
+
+def start_job(
+    source: Source,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    user: AbstractBaseUser | None = None,
+) -> FilterJob:
+    """Create a job with a snapshot of its configuration and queue it for the workers."""
+    config = merged_config(overrides)
+    check_clip(config)
+    total = SourceItem.objects.filter(source=source).count()
+    if total == 0:
+        raise JobError(f"source '{source.name}' has no items to filter")
+    job = FilterJob.objects.create(
+        source=source,
+        config=config,
+        created_by=user if user and user.is_authenticated else None,
+        progress={"total": total, "stages": dict.fromkeys(STAGES, 0), "chunks_done": []},
+    )
+    from ..tasks import run_filter_job
+
+    transaction.on_commit(lambda: run_filter_job.delay(job.pk))
+    return job
+
+
+def plan_chunks(job: FilterJob) -> list[list[int]]:
+    ids = list(
+        SourceItem.objects.filter(source_id=job.source_id)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    size = int(job.config.get("chunk_size", 50))
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def mark_running(job_id: int, n_chunks: int) -> FilterJob | None:
+    with transaction.atomic():
+        job = FilterJob.objects.select_for_update().get(pk=job_id)
+        if job.status in (JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.DONE):
+            return None
+        job.status = JobStatus.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.progress = {**job.progress, "chunks": n_chunks}
+        job.save(update_fields=["status", "started_at", "progress"])
+        return job
+
+
+def cancel_job(job: FilterJob, user: AbstractBaseUser | None = None) -> FilterJob:
+    with transaction.atomic():
+        job = FilterJob.objects.select_for_update().get(pk=job.pk)
+        if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            job.status = JobStatus.CANCELLED
+            job.finished_at = timezone.now()
+            job.save(update_fields=["status", "finished_at"])
+    return job
+
+
+# --- one item ---------------------------------------------------------------------------------
+
+
+class _Pipeline:
+    """The stages for one job; heavy models (face detector, CLIP) are loaded once per worker."""
+
+    _clip_cache: dict[tuple[str, str], Any] = {}
+
+    def __init__(self, job: FilterJob) -> None:
+        self.job = job
+        self.config = job.config
+        self.rules = ValidationRules(
+            min_short_side=int(self.config["min_short_side"]),
+            max_aspect_ratio=float(self.config["max_aspect_ratio"]),
+            max_pixels=int(self.config["max_pixels"]),
+        )
+        self.root = Path(job.source.location or ".")
+
+    def path_of(self, item: SourceItem) -> Path:
+        from .sources import item_file
+
+        return item_file(item)
+
+    def clip(self):
+        from ..imaging.clip_filter import ClipFilter, ClipFilterConfig, load_clip
+
+        c = self.config["clip"]
+        key = (c["model"], c["checkpoint"])
+        if key not in self._clip_cache:
+            cfg = ClipFilterConfig(
+                model=c["model"],
+                checkpoint=c["checkpoint"],
+                person_threshold=c["person_threshold"],
+                inappropriate_threshold=c["inappropriate_threshold"],
+            )
+            self._clip_cache[key] = ClipFilter(load_clip(cfg), cfg)
+        return self._clip_cache[key]
+
+    def decide(self, item: SourceItem, counts: dict[str, int]) -> tuple[str, list[str], dict, Any]:
+        reasons: list[str] = []
+        m: dict[str, Any] = {}
+        path = self.path_of(item)
+        # validate + register (content-addressed: a redo finds the stored image)
+        try:
+            with path.open("rb") as fh:
+                image, _ = register_image(fh, source=item.source, original_path=item.path)
+        except InvalidImage as exc:
+            counts["validate"] += 1
+            return DecisionKind.REJECTED, [exc.reason], {"error": str(exc)}, None
+        except OSError as exc:
+            counts["validate"] += 1
+            return DecisionKind.REJECTED, ["unreadable"], {"error": str(exc)}, None
+        m.update(width=image.width, height=image.height, format=image.format)
+        reasons += self.rules.reasons_for(image.width, image.height)
+        counts["validate"] += 1
+        # exact duplicates: the same bytes already came in through another item
+        if dedup.claim_image(item, image):
+            reasons.append("exact_duplicate")
+        # perceptual hashes (draft-decoded) and near duplicates against the whole pool
+        if image.phash is None:
+            hashes = hash_image(path, max_pixels=self.rules.max_pixels)
+            dedup.store_hashes(image, hashes.phash, hashes.dhash)
+        m.update(phash=image.phash, dhash=image.dhash)
+        counts["hash"] += 1
+        cluster = dedup.assign_cluster(image, int(self.config["near_dup_k"]))
+        if cluster is not None:
+            m["cluster_representative"] = cluster.representative_id
+            if cluster.representative_id != image.pk and "exact_duplicate" not in reasons:
+                reasons.append("near_duplicate")
+        counts["dedup"] += 1
+        # people
+        if self.config["faces"]["enabled"]:
+            from ..imaging.faces import detect_faces
+
+            report = detect_faces(path, profile=bool(self.config["faces"].get("profile")))
+            m.update(faces=report.count, largest_face_share=round(report.largest_share, 5))
+            if report.count < int(self.config["faces"]["min_faces"]):
+                reasons.append("no_face")
+            counts["faces"] += 1
+        if self.config["clip"]["enabled"]:
+            from ..imaging.clip_filter import reasons_for
+
+            clip = self.clip()
+            scores = clip.score([path])[0]
+            m.update(clip_person=scores.person, clip_inappropriate=scores.inappropriate)
+            reasons += reasons_for(scores, clip.config)
+            counts["clip"] += 1
+        decision = DecisionKind.REJECTED if reasons else DecisionKind.ACCEPTED
+        return decision, reasons, m, cluster
+
+
+def job_cancelled(job_id: int) -> bool:
+    return FilterJob.objects.filter(pk=job_id, status=JobStatus.CANCELLED).exists()
+
+
+def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
+    """Decide every undecided item of a chunk; returns how many were decided now."""
+    job = FilterJob.objects.select_related("source").get(pk=job_id)
+    if job.status in (JobStatus.CANCELLED, JobStatus.FAILED):
+        return 0
+    pipeline = _Pipeline(job)
+    done = set(
+        Decision.objects.filter(job=job, item_id__in=item_ids).values_list("item_id", flat=True)
+    )
+    counts = dict.fromkeys(STAGES, 0)
+    decided = 0
+    for n, item in enumerate(
+        SourceItem.objects.filter(pk__in=set(item_ids) - done)
+        .select_related("source")
+        .order_by("id")
+    ):
+        if n % 10 == 9 and job_cancelled(job_id):
+            break
+        try:
+            decision, reasons, measurements, cluster = pipeline.decide(item, counts)
+        except Exception as exc:  # one bad image must not stop the job
+            log.exception("job %s: item %s failed", job_id, item.pk)
+            decision, reasons, cluster = DecisionKind.ERROR, ["error"], None
+            measurements = {
+                "error": f"{type(exc).__name__}: {exc}",
+                "trace": traceback.format_exc(limit=3),
+            }
+        try:
+            with transaction.atomic():
+                Decision.objects.create(
+                    job=job,
+                    item=item,
+                    decision=decision,
+                    reasons=reasons,
+                    measurements=measurements,
+                    cluster=cluster,
+                )
+            decided += 1
+        except IntegrityError:
+            pass  # decided by another delivery of this chunk meanwhile: keep that one
+    _record_chunk(job_id, chunk_index, counts)
+    return decided
+
+
+def _record_chunk(job_id: int, chunk_index: int, counts: Mapping[str, int]) -> None:
+    """Add a chunk's stage counts and, once every chunk reported, close the job."""
+    with transaction.atomic():
+        job = FilterJob.objects.select_for_update().get(pk=job_id)
+        progress = dict(job.progress)
+        stages = dict(progress.get("stages", {}))
+        for stage, n in counts.items():
+            stages[stage] = stages.get(stage, 0) + n
+        chunks_done = sorted(set(progress.get("chunks_done", [])) | {chunk_index})
+        progress.update(stages=stages, chunks_done=chunks_done)
+        progress["decided"] = Decision.objects.filter(job=job).count()
+        job.progress = progress
+        fields = ["progress"]
+        if job.status == JobStatus.RUNNING and len(chunks_done) >= progress.get("chunks", 0):
+            job.status = JobStatus.DONE
+            job.finished_at = timezone.now()
+            fields += ["status", "finished_at"]
+        job.save(update_fields=fields)
+
+
+def override_decision(
+    decision: Decision, new: DecisionKind | str, reason: str, user: AbstractBaseUser
+) -> Decision:
+    """A curator's override; the computed decision and its reasons stay as they were."""
+    new = DecisionKind(new)
+    if not reason.strip():
+        raise JobError("an override needs a reason")
+    decision.override = new
+    decision.override_reason = reason.strip()
+    decision.overridden_by = user
+    decision.overridden_at = timezone.now()
+    decision.save(update_fields=["override", "override_reason", "overridden_by", "overridden_at"])
+    return decision
+
+
+def image_of(decision: Decision) -> Image | None:
+    return decision.item.image

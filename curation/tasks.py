@@ -1,0 +1,25 @@
+"""Celery tasks for curation (thin: the work is in services). Ids travel, never image bytes."""
+
+from celery import shared_task
+
+from .services import jobs
+
+
+@shared_task(acks_late=True)
+def run_filter_job(job_id: int) -> int:
+    """Split a job into chunks and queue them; safe to run again (decided items are skipped)."""
+    from .models import FilterJob
+
+    job = FilterJob.objects.get(pk=job_id)
+    chunks = jobs.plan_chunks(job)
+    if jobs.mark_running(job_id, len(chunks)) is None:
+        return 0
+    for index, item_ids in enumerate(chunks):
+        process_chunk.delay(job_id, item_ids, index)
+    return len(chunks)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
+    """Decide one chunk of a job's items (idempotent: a redelivered chunk redoes only the rest)."""
+    return jobs.process_chunk(job_id, item_ids, chunk_index)
