@@ -33,7 +33,9 @@ def test_import_and_curate_give_exactly_the_expected_decisions(import_root, eage
     job = FilterJob.objects.get(pk=job_id)
     assert job.status == JobStatus.DONE
     assert job.config["clip"]["enabled"] is False  # the snapshot
-    lines = [json.loads(x) for x in run("job_report", str(job_id), "--format", "jsonl").splitlines()]
+    lines = [
+        json.loads(x) for x in run("job_report", str(job_id), "--format", "jsonl").splitlines()
+    ]
     got = {x["path"]: (x["decision"], sorted(x["reasons"])) for x in lines}
     assert got == {k: (d, sorted(r)) for k, (d, r) in EXPECTED.items()}
     clusters = {x["path"]: x["cluster"] for x in lines}
@@ -64,8 +66,9 @@ def test_near_duplicates_span_jobs_and_sources(import_root, eager_celery):
     other.mkdir()
     from PIL import Image
 
-    Image.open(import_root / "a" / "person.jpg").resize((900, 900)).save(other / "p.jpg",
-                                                                          quality=80)
+    Image.open(import_root / "a" / "person.jpg").resize((900, 900)).save(
+        other / "p.jpg", quality=80
+    )
     (other / "m.csv").write_text("path\np.jpg\n")
     import_source("manifest", other / "m.csv", "b")
     second = start_job(Source.objects.get(name="b"), {"clip": {"enabled": False}})

@@ -26,9 +26,25 @@ N_IMAGES = 24
 
 def start_worker(env: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--loglevel", "warning", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "warning",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
@@ -64,8 +80,9 @@ def test_kill_the_worker_mid_job_and_start_another(import_root):
     first = start_worker(env)
     second = None
     try:
-        job = start_job(Source.objects.get(name="crash"),
-                        {"chunk_size": 4, "clip": {"enabled": False}})
+        job = start_job(
+            Source.objects.get(name="crash"), {"chunk_size": 4, "clip": {"enabled": False}}
+        )
         deadline = time.monotonic() + 120
         while Decision.objects.filter(job=job).count() < 6:
             assert time.monotonic() < deadline, "the first worker decided nothing"
@@ -78,7 +95,8 @@ def test_kill_the_worker_mid_job_and_start_another(import_root):
         second = start_worker(env)
         while FilterJob.objects.get(pk=job.pk).status != JobStatus.DONE:
             assert time.monotonic() < deadline + 60, (
-                f"job not done: {FilterJob.objects.get(pk=job.pk).progress}")
+                f"job not done: {FilterJob.objects.get(pk=job.pk).progress}"
+            )
             assert second.poll() is None, second.stdout.read().decode()
             time.sleep(0.2)
     finally:
