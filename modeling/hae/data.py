@@ -1,0 +1,138 @@
+"""Read a release in the official HumanAesExpert layout.
+
+``HumanBeauty/{train_label.jsonl,test_label.jsonl}``; each line has ``image_name`` (relative to
+the ``HumanBeauty/`` root), ``source``, ``score`` (a float for overall-only images, with
+``text_level``; a list of 12 for 12-dimension images, null = not applicable) and ``is_expert``
+(JSON bool or 0/1). An overall-only image becomes eleven absent scores and the overall score.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from torch.utils.data import Dataset
+
+from humanbeauty.standard import (
+    DIMENSIONS,
+    LEVELS,
+    StandardError,
+    score_to_level,
+    validate_scores,
+    vector_to_scores,
+)
+
+from .errors import ReleaseError
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Sample:
+    image_path: Path
+    image_name: str
+    source: str
+    scores: tuple[float | None, ...]  # official 12-score order; None = absent or not applicable
+    is_expert: bool
+    text_level: str  # level of the overall score (the file's text_level when given)
+
+    @property
+    def overall(self) -> float:
+        value = self.scores[-1]
+        assert value is not None  # the comprehensive score is never null
+        return value
+
+    def target_vector(self) -> list[float]:
+        return [0.0 if s is None else float(s) for s in self.scores]
+
+    def target_mask(self) -> list[bool]:
+        return [s is not None for s in self.scores]
+
+
+def find_root(release_dir: str | Path) -> Path:
+    """The ``HumanBeauty/`` root: the directory itself or its ``HumanBeauty`` child."""
+    base = Path(release_dir).expanduser()
+    for root in (base, base / "HumanBeauty"):
+        if (root / "train_label.jsonl").is_file() or (root / "test_label.jsonl").is_file():
+            return root
+    raise ReleaseError(
+        f"'{base}' is not a release: expected train_label.jsonl / test_label.jsonl in it or in "
+        "its HumanBeauty/ folder (the official HumanAesExpert layout)"
+    )
+
+
+def _score(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ReleaseError(f"{where}: score {value!r} is not a number")
+    if not 0.0 <= value <= 1.0:
+        raise ReleaseError(f"{where}: score {value} is outside [0, 1]")
+    return float(value)
+
+
+def parse_line(line: str, root: Path, where: str) -> Sample:
+    try:
+        item = json.loads(line)
+        name, source, score = item["image_name"], item.get("source", ""), item["score"]
+        is_expert = bool(item["is_expert"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ReleaseError(f"{where}: bad label line ({exc!r})") from None
+    if isinstance(score, list):
+        if not is_expert:
+            raise ReleaseError(f"{where}: a list of scores needs is_expert true")
+        try:
+            clean = validate_scores(vector_to_scores(score))
+        except StandardError as exc:
+            raise ReleaseError(f"{where}: {exc}") from None
+        scores = tuple(clean[d.key] for d in DIMENSIONS)
+        level = score_to_level(scores[-1])  # type: ignore[arg-type]
+    else:
+        if is_expert:
+            raise ReleaseError(f"{where}: is_expert true needs a list of {len(DIMENSIONS)} scores")
+        overall = _score(score, where)
+        scores = (None,) * (len(DIMENSIONS) - 1) + (overall,)
+        level = str(item.get("text_level") or score_to_level(overall)).strip().lower()
+        if level not in LEVELS:
+            raise ReleaseError(f"{where}: text_level {level!r} is not one of {LEVELS}")
+    return Sample(root / name, name, str(source), scores, is_expert, level)
+
+
+def read_split(release_dir: str | Path, split: str) -> list[Sample]:
+    if split not in SPLITS:
+        raise ReleaseError(f"unknown split {split!r}; expected one of {SPLITS}")
+    root = find_root(release_dir)
+    path = root / f"{split}_label.jsonl"
+    if not path.is_file():
+        raise ReleaseError(f"'{root}' has no {path.name}")
+    samples = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                samples.append(parse_line(line, root, f"{path}:{number}"))
+    if not samples:
+        raise ReleaseError(f"{path} holds no label lines")
+    return samples
+
+
+def open_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise ReleaseError(f"cannot read image '{path}': {exc}") from None
+
+
+class ReleaseDataset(Dataset):
+    """Items are (RGB image, Sample); batching/tokenising happens in a collate function."""
+
+    def __init__(self, samples: list[Sample]):
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, Sample]:
+        sample = self.samples[index]
+        return open_image(sample.image_path), sample
