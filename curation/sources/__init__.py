@@ -1,0 +1,38 @@
+"""Parsers for the public datasets HumanBeauty-58K was built from, and for generic manifests.
+
+Pure Python (no Django import): `parse_source(kind, path, scale=None, roots=None)` or
+`PARSERS[kind](path, ...)` returns a ParseResult of SourceRecords (path relative to the dataset
+root, raw score, its scale, the score min-max normalised to [0, 1], dataset-specific extras)
+and SourceErrors (file, line, message) for the lines that could not be used. Each dataset module
+documents the label layout it expects and where that layout was taken from.
+`paths.resolve_inside` (or an `ImportRoots` reused over many paths) is the import-roots check
+every file access goes through.
+"""
+
+from .paths import ImportRoots, PathOutsideRoots, resolve_inside
+from .records import (
+    MissingLabelFile,
+    ParseResult,
+    Scale,
+    SourceError,
+    SourceFileError,
+    SourceRecord,
+    normalize,
+)
+from .registry import PARSERS, Parser, parse_source
+
+__all__ = [
+    "PARSERS",
+    "ImportRoots",
+    "MissingLabelFile",
+    "ParseResult",
+    "Parser",
+    "PathOutsideRoots",
+    "Scale",
+    "SourceError",
+    "SourceFileError",
+    "SourceRecord",
+    "normalize",
+    "parse_source",
+    "resolve_inside",
+]

@@ -1,0 +1,41 @@
+"""TAD66K (He et al., "Rethinking Image Aesthetics Assessment", IJCAI 2022): CSV labels, [1, 10].
+
+Layout (the release on the authors' Google Drive, linked from woshidandan/TANet-image-aesthetics-
+and-quality-assessment; its code/TAD66K reads `train.csv` / `test.csv` with pandas, columns
+`image` and `score`, and trains on score / 10; public loaders read them as
+`TAD66K/labels/merge/{train,test}.csv` with the images in `TAD66K/imgs/`):
+
+    TAD66K/
+      labels/merge/train.csv    header "image,score": file name, mean aesthetic score
+      labels/merge/test.csv
+      imgs/<image>              (some copies unpack to images/ instead; both are recognised)
+
+Score: the mean rating, on [1, 10]. `extra`: split ("train"/"test", from the file name).
+PATH may be the TAD66K folder or one of the CSV files (then only that file is read).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .common import parse_csv_dataset
+from .records import ParseResult, Scale
+
+KIND = "tad66k"
+SCALE: Scale = (1.0, 10.0)
+LABEL_FILES = ("labels/merge/train.csv", "labels/merge/test.csv")
+IMAGE_DIRS = ("imgs", "images")
+
+
+def parse(path: str | os.PathLike[str], *, scale: Scale | None = None, roots=None) -> ParseResult:
+    """Parse a TAD66K folder (or one of its label CSVs). See the module docstring."""
+    return parse_csv_dataset(
+        KIND,
+        path,
+        scale=scale or SCALE,
+        roots=roots,
+        label_files=LABEL_FILES,
+        image_dirs=IMAGE_DIRS,
+        image_column="image",
+        score_column="score",
+    )
