@@ -17,6 +17,7 @@ from humanbeauty.roles import RATING_ROLES
 from humanbeauty.standard import describe
 
 from . import selectors, services
+from .dashboard_api import ProjectDashboardMixin
 from .models import Assignment, Membership, Project
 from .quality_api import ProjectQualityMixin
 from .serializers import (
@@ -47,7 +48,7 @@ def _project_for(request: Request, pk: int) -> tuple[Project, str]:
     return project, role
 
 
-class ProjectViewSet(ProjectQualityMixin, viewsets.ReadOnlyModelViewSet):
+class ProjectViewSet(ProjectQualityMixin, ProjectDashboardMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ProjectSerializer
 
     def get_queryset(self):

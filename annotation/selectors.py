@@ -212,3 +212,214 @@ def review_entries(reviews) -> list[dict]:
             }
         )
     return out
+
+
+# --- dashboards -------------------------------------------------------------------------------
+
+TIMELINE_STEPS = {"hour": 3600, "day": 86_400, "week": 7 * 86_400}
+
+
+def _production_ratings(project: Project) -> QuerySet[Rating]:
+    return Rating.objects.filter(
+        project=project, assignment__project_image__kind=ItemKind.PRODUCTION
+    )
+
+
+def _bucket_starts(first: datetime, last: datetime, bucket: str) -> list[datetime]:
+    """Every bucket start from `first` to `last` (both bucket starts, local time)."""
+    from datetime import UTC, timedelta
+
+    tz = timezone.get_current_timezone()
+    out = []
+    if bucket == "hour":  # absolute hours: DST changes neither add nor lose one
+        t, end = first.astimezone(UTC), last.astimezone(UTC)
+        while t <= end:
+            out.append(t.astimezone(tz))
+            t += timedelta(hours=1)
+        return out
+    step = timedelta(days=7 if bucket == "week" else 1)
+    day, end = timezone.localtime(first, tz).date(), timezone.localtime(last, tz).date()
+    while day <= end:  # calendar days: a DST day has 23 or 25 hours
+        out.append(datetime.combine(day, datetime.min.time(), tzinfo=tz))
+        day += step
+    return out
+
+
+def choose_bucket(first: datetime | None, last: datetime | None, max_buckets: int) -> str:
+    if first is None or last is None:
+        return "day"
+    span = (last - first).total_seconds()
+    if span <= 2 * 86_400:
+        return "hour"
+    return "day" if span / TIMELINE_STEPS["day"] < max_buckets else "week"
+
+
+def project_totals(project: Project) -> dict[str, int]:
+    """Project-wide progress of the production queue (no per-user figures)."""
+    from .models import ReviewStatus
+
+    items = ProjectImage.objects.filter(project=project, kind=ItemKind.PRODUCTION).aggregate(
+        images=Count("id"),
+        ratings_required=Sum("target"),
+        ratings_done=Sum("completed"),
+        live_leases=Sum("leased"),
+        images_complete=Count("id", filter=Q(completed__gte=F("target"), excluded=False)),
+        images_excluded=Count("id", filter=Q(excluded=True)),
+    )
+    return {
+        "images": items["images"],
+        "images_complete": items["images_complete"],
+        "images_excluded": items["images_excluded"],
+        "ratings_required": items["ratings_required"] or 0,
+        "ratings_done": items["ratings_done"] or 0,
+        "live_leases": items["live_leases"] or 0,
+        "open_reviews": ReviewItem.objects.filter(
+            project=project, status=ReviewStatus.OPEN
+        ).count(),
+    }
+
+
+def rating_timeline(project: Project, bucket: str = "auto", *, max_buckets: int = 1000) -> dict:
+    """Production ratings per hour, day or week (all buckets, empty ones too), per rater.
+
+    `points` holds each bucket's count and the running total; each rater's `series` is
+    aligned with `points`. `raters` also carries throughput figures: production and
+    reference (gold, qualification) ratings, ratings today and the median seconds per rating.
+    """
+    from django.db.models import Max, Min
+    from django.db.models.functions import TruncDay, TruncHour, TruncWeek
+
+    production = _production_ratings(project)
+    span = production.aggregate(first=Min("created_at"), last=Max("created_at"))
+    if bucket not in TIMELINE_STEPS:
+        bucket = choose_bucket(span["first"], span["last"], max_buckets)
+    elif span["first"] is not None:
+        seconds = (span["last"] - span["first"]).total_seconds()
+        if seconds / TIMELINE_STEPS[bucket] >= max_buckets:  # too fine for the span asked
+            bucket = choose_bucket(span["first"], span["last"], max_buckets)
+    trunc = {"hour": TruncHour, "day": TruncDay, "week": TruncWeek}[bucket]
+    tz = timezone.get_current_timezone()
+    counts = list(
+        production.annotate(t=trunc("created_at", tzinfo=tz))
+        .values_list("t", "rater_id")
+        .annotate(n=Count("id"))
+        .order_by("t")
+    )
+    starts = _bucket_starts(counts[0][0], counts[-1][0], bucket) if counts else []
+    position = {int(t.timestamp()): i for i, t in enumerate(starts)}
+    totals = [0] * len(starts)
+    per_rater: dict[int, list[int]] = {}
+    for t, rater_id, n in counts:
+        i = position[int(t.timestamp())]
+        totals[i] += n
+        per_rater.setdefault(rater_id, [0] * len(starts))[i] += n
+    points, running = [], 0
+    for t, n in zip(starts, totals, strict=True):
+        running += n
+        points.append({"t": t.isoformat(), "n": n, "cumulative": running})
+
+    # Throughput per rater (every rater who rated anything, production or reference).
+    from statistics import median
+
+    seconds: dict[int, list[float]] = {}
+    n_prod: dict[int, int] = {}
+    n_ref: dict[int, int] = {}
+    n_today: dict[int, int] = {}
+    today = start_of_today()
+    for rater_id, kind, spent, created in Rating.objects.filter(project=project).values_list(
+        "rater_id", "assignment__project_image__kind", "time_spent_ms", "created_at"
+    ):
+        seconds.setdefault(rater_id, []).append(spent / 1000)
+        if kind == ItemKind.PRODUCTION:
+            n_prod[rater_id] = n_prod.get(rater_id, 0) + 1
+            if created >= today:
+                n_today[rater_id] = n_today.get(rater_id, 0) + 1
+        else:
+            n_ref[rater_id] = n_ref.get(rater_id, 0) + 1
+    names = dict(
+        Membership.objects.filter(project=project, user_id__in=seconds).values_list(
+            "user_id", "user__username"
+        )
+    )
+    from django.contrib.auth import get_user_model
+
+    missing = set(seconds) - set(names)
+    if missing:  # raters who have since left the project
+        names.update(
+            get_user_model().objects.filter(pk__in=missing).values_list("pk", "username")
+        )
+    raters = [
+        {
+            "username": names[rater_id],
+            "n": n_prod.get(rater_id, 0),
+            "n_reference": n_ref.get(rater_id, 0),
+            "n_today": n_today.get(rater_id, 0),
+            "median_seconds": round(median(spent), 2),
+            "series": per_rater.get(rater_id, [0] * len(starts)),
+        }
+        for rater_id, spent in seconds.items()
+    ]
+    raters.sort(key=lambda r: (-r["n"], r["username"]))
+    return {
+        "bucket": bucket,
+        "timezone": str(tz),
+        "points": points,
+        "raters": raters,
+        "progress": project_totals(project),
+    }
+
+
+def consensus_histograms(project: Project, bins: int = 10) -> dict:
+    """Histograms of the consensus score per dimension over the project's labelled images.
+
+    A reviewer's final score wins over the computed MOS; images a reviewer excluded are left
+    out; a dimension whose label is "not applicable" is counted apart, not as 0.
+    """
+    import numpy as np
+
+    from humanbeauty.standard import DIMENSION_KEYS
+
+    excluded = set(
+        ProjectImage.objects.filter(project=project, excluded=True).values_list(
+            "image_id", flat=True
+        )
+    )
+    values: dict[str, list[float]] = {k: [] for k in DIMENSION_KEYS}
+    not_applicable = dict.fromkeys(DIMENSION_KEYS, 0)
+    n_images = 0
+    for image_id, scores, final in consensus_labels(project).values_list(
+        "image_id", "scores", "final"
+    ):
+        if image_id in excluded:
+            continue
+        n_images += 1
+        for key in DIMENSION_KEYS:
+            if final is not None:
+                value = final.get(key)
+            else:
+                label = (scores or {}).get(key)
+                value = label["mos"] if label else None
+            if value is None:
+                not_applicable[key] += 1
+            else:
+                values[key].append(float(value))
+    dimensions = {}
+    for key, vals in values.items():
+        arr = np.asarray(vals, dtype=float)
+        # Bins are [low, high) with 1.0 in the last; the small tolerance keeps a score that
+        # sits on an edge (the level midpoints do, for 10 bins) out of the bin below it.
+        index = np.clip(np.floor(arr * bins + 1e-9).astype(int), 0, bins - 1)
+        counts = np.bincount(index, minlength=bins)
+        dimensions[key] = {
+            "counts": [int(c) for c in counts],
+            "n": int(arr.size),
+            "not_applicable": not_applicable[key],
+            "mean": float(arr.mean()) if arr.size else None,
+            "std": float(arr.std(ddof=1)) if arr.size > 1 else None,
+        }
+    return {
+        "bins": bins,
+        "edges": [round(i / bins, 10) for i in range(bins + 1)],
+        "n_images": n_images,
+        "dimensions": dimensions,
+    }

@@ -1,8 +1,13 @@
-"""Browser pages for raters: project list and the rating page.
+"""Browser pages: project list, the rating page, and the managers' dashboard and review pages.
 
 The rating page is rendered from the standard module (dimensions, groups, levels) and the
 model's skip reasons, then driven by `static/js/rate.js` through the public REST API only.
-Nothing here (or in the page) reads another rater's scores.
+Nothing there reads another rater's scores.
+
+The dashboard (`static/js/dashboard.js`, plots drawn by `static/js/plot.js`) and the review
+page (`static/js/review.js`) are for the project's reviewers and admins (the dashboard also
+for global researchers and admins): the same rule as the quality API (`manager_project`).
+They too get their data from the REST API only.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
+from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
 
-from humanbeauty.roles import RATING_ROLES
+from curation.access import has_global_role
+from humanbeauty.roles import RATING_ROLES, Role
 from humanbeauty.standard import (
     BY_KEY,
     DIMENSIONS,
@@ -26,7 +33,8 @@ from humanbeauty.standard import (
 )
 
 from . import selectors
-from .models import Project, SkipReason
+from .models import Project, RaterStatus, ReviewItem, ReviewStatus, SkipReason
+from .quality_api import MANAGER_ROLES, manager_project
 
 # Stand-in id used to hand URL patterns to the page (the JS puts the real id in its place).
 _ID = 999_999_999
@@ -34,6 +42,10 @@ _ID = 999_999_999
 
 def _url_pattern(name: str) -> str:
     return reverse(name, args=[_ID]).replace(str(_ID), "{id}")
+
+
+def _may_see_dashboard(user, role: str | None) -> bool:
+    return role in MANAGER_ROLES or has_global_role(user, Role.RESEARCHER, Role.ADMIN)
 
 
 def level_table() -> list[dict[str, object]]:
@@ -73,11 +85,19 @@ def home(request: HttpRequest) -> HttpResponse:
         role = selectors.role_in(request.user, project)
         progress = selectors.project_progress(project, request.user)
         required = progress["ratings_required"] or 0
+        can_review = role in MANAGER_ROLES
         projects.append(
             {
                 "project": project,
                 "role": role,
                 "can_rate": role in RATING_ROLES and project.is_active,
+                "can_dashboard": _may_see_dashboard(request.user, role),
+                "can_review": can_review,
+                "open_reviews": (
+                    ReviewItem.objects.filter(project=project, status=ReviewStatus.OPEN).count()
+                    if can_review
+                    else None
+                ),
                 "progress": progress,
                 "percent": round(100 * progress["ratings_done"] / required) if required else 0,
             }
@@ -131,7 +151,132 @@ def rate(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+def _manager_page(request: HttpRequest, pk: int, *, write: bool) -> Project:
+    """The project, if the quality API would let this user read (or decide on) it."""
+    try:
+        return manager_project(request, pk, write=write)
+    except ApiPermissionDenied as exc:
+        raise PermissionDenied(str(exc.detail)) from None
+
+
+def _page_dimensions() -> list[dict[str, object]]:
+    """The dimensions in page order (as the rate page lists them), with their group label."""
+    return [
+        {**d, "group_label": g["label"]} for g in dimension_groups() for d in g["dimensions"]
+    ]
+
+
+def _manager_nav(project: Project, user, page: str) -> list[dict[str, object]]:
+    """Links between a project's pages that this user may open."""
+    role = selectors.role_in(user, project)
+    pages = [
+        ("dashboard", "Dashboard", _may_see_dashboard(user, role)),
+        ("review", "Review", role in MANAGER_ROLES),
+        ("rate", "Rate", role in RATING_ROLES and project.is_active),
+    ]
+    return [
+        {
+            "key": key,
+            "label": label,
+            "url": reverse(key, args=[project.pk]),
+            "current": key == page,
+        }
+        for key, label, allowed in pages
+        if allowed
+    ]
+
+
+@login_required
+@ensure_csrf_cookie
+def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
+    project = _manager_page(request, pk, write=False)
+    can_manage = selectors.role_in(request.user, project) in MANAGER_ROLES
+    username_stand_in = "USERNAME-STAND-IN"
+    config = {
+        "project": {
+            "id": project.pk,
+            "name": project.name,
+            "overlap": project.overlap,
+            "max_overlap": project.max_overlap,
+            "gold_max_mae": project.gold_max_mae,
+            "gold_min_n": project.gold_min_n,
+            "screening": project.screening,
+            "screening_min_corr": project.screening_min_corr,
+            "disagreement_threshold": project.disagreement_threshold,
+        },
+        "can_manage": can_manage,
+        "urls": {
+            "agreement": reverse("project-agreement", args=[project.pk]),
+            "raters": reverse("project-raters", args=[project.pk]),
+            "timeline": reverse("project-timeline", args=[project.pk]),
+            "histograms": reverse("project-histograms", args=[project.pk]),
+            "refresh": reverse("project-refresh", args=[project.pk]),
+            "rater_status": reverse(
+                "project-rater-status", kwargs={"pk": project.pk, "username": username_stand_in}
+            ).replace(username_stand_in, "{username}"),
+            "review": reverse("review", args=[project.pk]) if can_manage else None,
+            "login": reverse("login"),
+        },
+        "dimensions": _page_dimensions(),
+        "levels": level_table(),
+        "statuses": [value for value, _ in RaterStatus.choices],
+    }
+    return render(
+        request,
+        "annotation/dashboard.html",
+        {
+            "project": project,
+            "can_manage": can_manage,
+            "nav": _manager_nav(project, request.user, "dashboard"),
+            "dashboard_config": config,
+        },
+    )
+
+
+@login_required
+@ensure_csrf_cookie
+def review(request: HttpRequest, pk: int) -> HttpResponse:
+    project = _manager_page(request, pk, write=True)
+    groups = dimension_groups()
+    raters = {
+        r["username"]: {"status": r["status"], "excluded": r["excluded"], "bias": r["bias"]}
+        for r in selectors.rater_table(project)
+    }
+    config = {
+        "project": {
+            "id": project.pk,
+            "name": project.name,
+            "disagreement_threshold": project.disagreement_threshold,
+            "consistency_tolerance": project.consistency_tolerance,
+        },
+        "urls": {
+            "queue": reverse("project-reviews", args=[project.pk]) + "?status=open",
+            "decision": _url_pattern("review-decision"),
+            "dashboard": reverse("dashboard", args=[project.pk]),
+            "login": reverse("login"),
+        },
+        "levels": level_table(),
+        "dimensions": _page_dimensions(),
+        "groups": [{"key": g["key"], "label": g["label"]} for g in groups],
+        "raters": raters,
+        "flag_labels": dict(SkipReason.choices),
+    }
+    return render(
+        request,
+        "annotation/review.html",
+        {
+            "project": project,
+            "groups": groups,
+            "levels": level_table(),
+            "nav": _manager_nav(project, request.user, "review"),
+            "review_config": config,
+        },
+    )
+
+
 urlpatterns = [
     path("", home, name="rate-home"),
     path("projects/<int:pk>/rate/", rate, name="rate"),
+    path("projects/<int:pk>/dashboard/", dashboard, name="dashboard"),
+    path("projects/<int:pk>/review/", review, name="review"),
 ]
