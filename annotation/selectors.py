@@ -36,7 +36,8 @@ def membership_of(user: AbstractBaseUser, project: Project) -> Membership | None
 
 
 def projects_for(user: AbstractBaseUser) -> QuerySet[Project]:
-    if user.is_superuser or has_global_role(user, Role.ADMIN):
+    """Members see their projects; platform admins and researchers (read-only) see all."""
+    if user.is_superuser or has_global_role(user, Role.ADMIN, Role.RESEARCHER):
         return Project.objects.order_by("name")
     return Project.objects.filter(memberships__user=user).order_by("name")
 
@@ -47,6 +48,8 @@ def role_in(user: AbstractBaseUser, project: Project) -> str | None:
         return membership.role
     if user.is_superuser or has_global_role(user, Role.ADMIN):
         return Role.ADMIN.value
+    if has_global_role(user, Role.RESEARCHER):
+        return Role.RESEARCHER.value
     return None
 
 

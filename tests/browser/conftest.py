@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -116,6 +117,10 @@ def page(browser, live_server):
     # is flushed under the live server.
     pg.wait_for_load_state("networkidle")
     context.close()
+    # A request the page sent in its last moment may still run in a live-server thread; let it
+    # finish its transaction before the database is flushed (a TRUNCATE that meets a row lock
+    # mid-transaction deadlocks).
+    time.sleep(0.5)
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
