@@ -3,25 +3,24 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,curation,modeling
+# The tests need everything; the demo (the web app) needs no torch.
+EXTRAS ?= dev,modeling
 
 # Test environment: real PostgreSQL and Redis on this machine; plain HTTP on localhost.
 TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/humanbeauty} \
 	CELERY_BROKER_URL=$${TEST_CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \
 	SECRET_KEY=test-only-not-secret HTTPS=0 DEBUG=0
-DEMO_ENV := DEBUG=1 DATABASE_URL= CELERY_BROKER_URL=
+DEMO_ENV := DEBUG=1 DATABASE_URL= CELERY_BROKER_URL= IMPORT_ROOTS=$(CURDIR)/var/imports
 
 .PHONY: setup demo test lint services check-deploy clean
 
-$(VENV)/.installed-$(EXTRAS): pyproject.toml
+setup:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
-	touch $@
 
-setup: $(VENV)/.installed-$(EXTRAS)
-
-demo: setup
+demo:
+	$(MAKE) setup EXTRAS=dev
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py demo
 	$(DEMO_ENV) $(PY) manage.py runserver 127.0.0.1:8000
