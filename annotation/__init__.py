@@ -1,0 +1,1 @@
+"""Rating projects, the rater workflow and quality control."""
