@@ -5,9 +5,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from annotation import api as annotation_api
+from annotation import curation_api as annotation_curation_api
 from annotation import quality_api
 from annotation import views as annotation_views
 from curation import api as curation_api
+from curation import jobs_api as curation_jobs_api
 from curation import views as curation_views
 
 router = DefaultRouter()
@@ -15,6 +17,9 @@ router.register("projects", annotation_api.ProjectViewSet, basename="project")
 router.register("assignments", annotation_api.AssignmentViewSet, basename="assignment")
 router.register("images", curation_api.ImageViewSet, basename="image")
 router.register("reviews", quality_api.ReviewViewSet, basename="review")
+router.register("sources", curation_jobs_api.SourceViewSet, basename="source")
+router.register("jobs", curation_jobs_api.JobViewSet, basename="job")
+router.register("decisions", curation_jobs_api.DecisionViewSet, basename="decision")
 
 api_urls = [
     path("auth/token/", annotation_api.TokenView.as_view(), name="api-token"),
@@ -22,6 +27,16 @@ api_urls = [
     path("me/", annotation_api.MeView.as_view(), name="api-me"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "jobs/<int:pk>/project/",
+        annotation_curation_api.JobProjectView.as_view(),
+        name="job-project",
+    ),
+    path(
+        "sources/<int:pk>/project/",
+        annotation_curation_api.SourceProjectView.as_view(),
+        name="source-project",
+    ),
     path("", include(router.urls)),
 ]
 
@@ -31,5 +46,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("curation/", include("curation.urls")),
     path("", include(annotation_views.urlpatterns)),
 ]

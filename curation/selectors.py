@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 
-from .models import Decision, FilterJob
+from django.db import connection
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from .models import Decision, FilterJob, Source, SourceItem
 
 
 def job_summary(job: FilterJob) -> dict:
@@ -44,3 +49,180 @@ def job_lines(job: FilterJob) -> Iterator[dict]:
             "reasons": reasons,
             "cluster": cluster,
         }
+
+
+# --- sources, jobs and decisions for the API and the curator's pages ---------------------------
+
+FINAL_KINDS = ("accepted", "rejected", "error")
+
+
+def _count(model, **filters) -> Coalesce:
+    """A correlated COUNT(*) subquery over `model` rows whose `source` or `job` is the outer row."""
+    rows = (
+        model.objects.filter(**filters)
+        .order_by()
+        .values(next(iter(filters)))
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(rows), 0)
+
+
+def sources_with_counts() -> QuerySet[Source]:
+    """Sources with their record, scored-record, linked-image and job counts and latest job.
+
+    Counted by correlated subqueries (one index range each), not by joins that would multiply.
+    """
+    latest = FilterJob.objects.filter(source=OuterRef("pk")).order_by("-pk")
+    return Source.objects.annotate(
+        n_items=_count(SourceItem, source=OuterRef("pk")),
+        n_scored=_count(SourceItem, source=OuterRef("pk"), score__isnull=False),
+        n_linked=_count(SourceItem, source=OuterRef("pk"), image__isnull=False),
+        n_jobs=_count(FilterJob, source=OuterRef("pk")),
+        latest_job_id=Subquery(latest.values("pk")[:1]),
+        latest_job_status=Subquery(latest.values("status")[:1]),
+    ).order_by("-pk")
+
+
+def final_q(kind: str) -> Q:
+    """Decisions whose final word (a curator's override, else the computed one) is `kind`."""
+    return Q(override=kind) | Q(override="", decision=kind)
+
+
+def reason_q(reason: str) -> Q:
+    """Decisions listing `reason` among their reasons (JSON containment where the database has
+    it, else the quoted name in the JSON text, which is exact for the plain names used)."""
+    if connection.features.supports_json_field_contains:
+        return Q(reasons__contains=[reason])
+    return Q(reasons__icontains=json.dumps(reason))
+
+
+def jobs_with_counts(jobs: QuerySet[FilterJob] | None = None) -> QuerySet[FilterJob]:
+    """Jobs with their live decision counts by final decision (over the (job, decision) index)."""
+    jobs = FilterJob.objects.all() if jobs is None else jobs
+    return jobs.select_related("source", "created_by").annotate(
+        n_decided=_count(Decision, job=OuterRef("pk")),
+        **{
+            f"n_{kind}": Coalesce(
+                Subquery(
+                    Decision.objects.filter(final_q(kind), job=OuterRef("pk"))
+                    .order_by()
+                    .values("job")
+                    .annotate(n=Count("pk"))
+                    .values("n")
+                ),
+                0,
+            )
+            for kind in FINAL_KINDS
+        },
+    )
+
+
+def decision_counts(job: FilterJob) -> dict[str, int]:
+    """{accepted, rejected, error, overridden, decided}: a GROUP BY, cheap enough to poll."""
+    counts = dict.fromkeys(FINAL_KINDS, 0)
+    overridden = 0
+    rows = (
+        Decision.objects.filter(job=job)
+        .order_by()
+        .values("decision", "override")
+        .annotate(n=Count("pk"))
+    )
+    for row in rows:
+        counts[row["override"] or row["decision"]] += row["n"]
+        if row["override"]:
+            overridden += row["n"]
+    return {**counts, "overridden": overridden, "decided": sum(counts.values())}
+
+
+def stage_enabled(job: FilterJob, stage: str) -> bool:
+    section = job.config.get(stage)
+    return bool(section.get("enabled", True)) if isinstance(section, dict) else True
+
+
+def job_progress(job: FilterJob, decided: int | None = None) -> dict:
+    """Progress for people: total, decided (live), chunks, and each stage's count.
+
+    Stage counts arrive as chunks finish; an item rejected as unreadable stops after the
+    validate stage, so later stages may end below the total.
+    """
+    from .services.jobs import STAGES
+
+    progress = job.progress or {}
+    done = progress.get("stages", {})
+    if decided is None:
+        decided = Decision.objects.filter(job=job).count()
+    chunks = progress.get("chunks")
+    return {
+        "total": progress.get("total", 0),
+        "decided": decided,
+        "chunks": {
+            "total": chunks if isinstance(chunks, int) else None,
+            "done": len(progress.get("chunks_done", [])),
+        },
+        "stages": [
+            {"name": stage, "enabled": stage_enabled(job, stage), "done": done.get(stage, 0)}
+            for stage in STAGES
+        ],
+    }
+
+
+def last_change(job: FilterJob) -> dict:
+    """How many decisions the job has and when one last changed (decided or overridden)."""
+    agg = Decision.objects.filter(job=job).aggregate(
+        n=Count("pk"), decided=Max("decided_at"), overridden=Max("overridden_at")
+    )
+    stamps = [t for t in (agg["decided"], agg["overridden"]) if t is not None]
+    return {"count": agg["n"], "at": max(stamps) if stamps else None}
+
+
+def decisions_for(
+    job: FilterJob, *, decision: str | None = None, reason: str | None = None
+) -> QuerySet[Decision]:
+    """A job's decisions in item order, filtered by final decision and/or by one reason."""
+    qs = Decision.objects.filter(job=job)
+    if decision:
+        qs = qs.filter(final_q(decision))
+    if reason:
+        qs = qs.filter(reason_q(reason))
+    return qs.select_related("item", "item__image", "overridden_by").order_by("item_id")
+
+
+def group_decisions(job: FilterJob, group: str) -> QuerySet[Decision]:
+    """The decisions a contact-sheet group shows: `accepted`, `rejected`, `error`, or a reason
+    (the images finally not accepted that list it, as job_summary counts them)."""
+    if group in FINAL_KINDS:
+        return decisions_for(job, decision=group)
+    return decisions_for(job, reason=group).exclude(final_q("accepted"))
+
+
+def sheet_groups(summary: dict) -> list[dict]:
+    """The contact-sheet groups of a job_summary: accepted, each reason, then errors."""
+    counts, reasons = summary["counts"], summary["reasons"]
+    groups = [{"group": "accepted", "count": counts.get("accepted", 0), "kind": "accepted"}]
+    groups += [
+        {"group": r, "count": n, "kind": "reason"}
+        for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        if r != "error"
+    ]
+    if counts.get("error"):
+        groups.append({"group": "error", "count": counts["error"], "kind": "error"})
+    return groups
+
+
+def accepted_decisions(job: FilterJob) -> QuerySet[Decision]:
+    """The job's finally accepted decisions that have a stored image, in item order."""
+    return (
+        Decision.objects.filter(final_q("accepted"), job=job, item__image__isnull=False)
+        .select_related("item")
+        .order_by("item_id")
+    )
+
+
+def latest_finished_job(source: Source) -> FilterJob | None:
+    """The source's newest job that ran to its end (or was cancelled after deciding some)."""
+    return (
+        FilterJob.objects.filter(source=source, status__in=["done", "cancelled"])
+        .order_by("-pk")
+        .first()
+    )

@@ -1,16 +1,29 @@
-"""Image files, served only to users who may see them (session or token auth)."""
+"""Image files, served only to users who may see them (session or token auth), and the
+curator pages."""
 
 from __future__ import annotations
 
-from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 
-from .access import may_view_image
-from .models import Image
+from humanbeauty.roles import Role
+
+from .access import has_global_role, may_view_image
+from .models import FilterJob, Image, Source
+from .services.contact_sheets import SHEET_LIMIT
+from .services.jobs import STAGES, default_config
+from .sources import PARSERS
 
 CONTENT_TYPES = {
     "JPEG": "image/jpeg",
@@ -37,3 +50,130 @@ def image_file(request: Request, pk: int) -> FileResponse:
     response["Cache-Control"] = "private, max-age=3600"
     response["ETag"] = f'"{image.sha256}"'
     return response
+
+
+# --- curator pages: sources, a source's jobs, a job's progress and results --------------------
+#
+# Rendered shells with a JSON config; `static/js/curation*.js` fill them from the REST API
+# (curation/jobs_api.py), as the annotation pages do. Curators and admins act, researchers look.
+
+
+def _curation_roles(request: HttpRequest) -> bool:
+    """May the user see the curator pages (403 if not), and may they change things?"""
+    if not has_global_role(request.user, Role.CURATOR, Role.RESEARCHER, Role.ADMIN):
+        raise PermissionDenied("the curation pages are for curators, researchers and admins")
+    return has_global_role(request.user, Role.CURATOR, Role.ADMIN)
+
+
+def _pattern(name: str) -> str:
+    stand_in = 999_999_999
+    return reverse(name, args=[stand_in]).replace(str(stand_in), "{id}")
+
+
+def _common_urls() -> dict[str, str]:
+    return {
+        "home": reverse("curation-home"),
+        "source_page": _pattern("curation-source"),
+        "job_page": _pattern("curation-job"),
+        "login": reverse("login"),
+    }
+
+
+@login_required
+@ensure_csrf_cookie
+def curation_home(request: HttpRequest) -> HttpResponse:
+    can_write = _curation_roles(request)
+    config = {
+        "can_write": can_write,
+        "kinds": [
+            {
+                "kind": p.kind,
+                "title": p.title,
+                "layout": p.layout,
+                "scale": list(p.default_scale) if p.default_scale else None,
+            }
+            for p in PARSERS.values()
+        ],
+        "import_roots": [str(r) for r in settings.IMPORT_ROOTS],
+        "urls": {**_common_urls(), "sources": reverse("source-list")},
+    }
+    return render(
+        request,
+        "curation/sources.html",
+        {"can_write": can_write, "kinds": config["kinds"], "config": config},
+    )
+
+
+@login_required
+@ensure_csrf_cookie
+def curation_source(request: HttpRequest, pk: int) -> HttpResponse:
+    can_write = _curation_roles(request)
+    source = get_object_or_404(Source, pk=pk)
+    defaults = default_config()
+    clip_checkpoint = defaults["clip"]["checkpoint"]
+    config = {
+        "can_write": can_write,
+        "source": {"id": source.pk, "name": source.name},
+        "defaults": {
+            "chunk_size": defaults["chunk_size"],
+            "min_short_side": defaults["min_short_side"],
+            "near_dup_k": defaults["near_dup_k"],
+            "faces": defaults["faces"]["enabled"],
+            "clip_available": bool(clip_checkpoint) and Path(clip_checkpoint).is_file(),
+        },
+        "urls": {
+            **_common_urls(),
+            "source": reverse("source-detail", args=[source.pk]),
+            "jobs": reverse("job-list") + f"?source={source.pk}",
+            "start": reverse("job-list"),
+            "project": reverse("source-project", args=[source.pk]),
+        },
+    }
+    return render(
+        request,
+        "curation/source.html",
+        {
+            "can_write": can_write,
+            "source": source,
+            "defaults": config["defaults"],
+            "config": config,
+            "crumbs": [{"label": source.name}],
+        },
+    )
+
+
+@login_required
+@ensure_csrf_cookie
+def curation_job(request: HttpRequest, pk: int) -> HttpResponse:
+    can_write = _curation_roles(request)
+    job = get_object_or_404(FilterJob.objects.select_related("source"), pk=pk)
+    config = {
+        "can_write": can_write,
+        "job": {"id": job.pk, "source": job.source_id, "source_name": job.source.name},
+        "stages": list(STAGES),
+        "sheet_limit": SHEET_LIMIT,
+        "urls": {
+            **_common_urls(),
+            "job": reverse("job-detail", args=[job.pk]),
+            "cancel": reverse("job-cancel", args=[job.pk]),
+            "report": reverse("job-report", args=[job.pk]),
+            "decisions": reverse("job-decisions", args=[job.pk]),
+            "sheet": reverse("job-contact-sheet", args=[job.pk]),
+            "override": _pattern("decision-override"),
+            "project": reverse("job-project", args=[job.pk]),
+            "source_page": reverse("curation-source", args=[job.source_id]),
+        },
+    }
+    return render(
+        request,
+        "curation/job.html",
+        {
+            "can_write": can_write,
+            "job": job,
+            "config": config,
+            "crumbs": [
+                {"label": job.source.name, "url": config["urls"]["source_page"]},
+                {"label": f"Job {job.pk}"},
+            ],
+        },
+    )

@@ -1,0 +1,319 @@
+"""REST API for curators: sources, filter jobs, their decisions, reports and contact sheets.
+
+Curators and admins write (import, start, cancel, override); researchers read; everyone else
+gets 403. The views are thin: imports and jobs are `services.sources` / `services.jobs`, reads
+are `selectors`, and refusals are the services' DomainErrors (400/409 with their message).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from django.conf import settings
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponseNotModified,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.permissions import global_role_permission
+from humanbeauty.errors import DomainError
+from humanbeauty.roles import Role
+
+from . import selectors
+from .models import Decision, FilterJob, JobStatus, Source
+from .serializers import (
+    DecisionSerializer,
+    JobCreateSerializer,
+    JobDetailSerializer,
+    JobSerializer,
+    JobSummarySerializer,
+    OverrideSerializer,
+    SourceImportResultSerializer,
+    SourceImportSerializer,
+    SourceSerializer,
+)
+from .services.contact_sheets import SHEET_LIMIT, contact_sheet
+from .services.jobs import cancel_job, override_decision, start_job
+from .services.sources import import_source
+from .sources import resolve_inside
+
+READ_ROLES = (Role.CURATOR, Role.RESEARCHER, Role.ADMIN)
+WRITE_ROLES = (Role.CURATOR, Role.ADMIN)
+MAX_ERRORS_SHOWN = 50
+REASON_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class JobConflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class BadRequest(DomainError):
+    """A refusal answered as {"detail", "code"}, like the services' own."""
+
+
+class JsonLinesRenderer(BaseRenderer):
+    """`?format=jsonl`: the report streams its own lines; errors still come as one JSON line."""
+
+    media_type = "application/x-ndjson"
+    format = "jsonl"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return (json.dumps(data) + "\n").encode() if data is not None else b""
+
+
+class RolePermissionMixin:
+    """Reads for READ_ROLES; the actions in `write_actions` for WRITE_ROLES only."""
+
+    write_actions: frozenset[str] = frozenset()
+
+    def get_permissions(self):
+        roles = WRITE_ROLES if self.action in self.write_actions else READ_ROLES
+        return [global_role_permission(*roles)()]
+
+
+class SourceViewSet(
+    RolePermissionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Sources (public datasets and manifests) with their counts; curators import new ones."""
+
+    serializer_class = SourceSerializer
+    filterset_fields = ["kind", "name"]
+    write_actions = frozenset({"create"})
+
+    def get_queryset(self):
+        return selectors.sources_with_counts()
+
+    @extend_schema(
+        request=SourceImportSerializer,
+        responses={
+            201: SourceImportResultSerializer,
+            200: OpenApiResponse(
+                SourceImportResultSerializer, description="Re-import of an existing source."
+            ),
+            400: OpenApiResponse(description="Path outside IMPORT_ROOTS, bad label file..."),
+        },
+        description="Parse a dataset's labels (`import_source KIND PATH --name NAME`) and store "
+        "its records. Files are read only inside IMPORT_ROOTS; records outside them are refused "
+        "one by one and listed in `errors`.",
+    )
+    def create(self, request: Request) -> Response:
+        form = SourceImportSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        # The roots first, so that nothing is said about paths elsewhere (not even whether
+        # they exist); a relative path is refused too, since the server's cwd means nothing.
+        resolve_inside(data["path"], settings.IMPORT_ROOTS)
+        existed = Source.objects.filter(name=data["name"]).exists()
+        try:
+            report = import_source(
+                data["kind"],
+                data["path"],
+                data["name"],
+                scale=tuple(data["scale"]) if data.get("scale") else None,
+                priority=data.get("priority"),
+            )
+        except DomainError:
+            raise  # outside the import roots, unusable label file: the handler says why
+        except (ValueError, OSError) as exc:
+            raise BadRequest(str(exc)) from None
+        source = self.get_queryset().get(pk=report.source.pk)
+        body = {
+            "source": SourceSerializer(source).data,
+            "created": report.created,
+            "updated": report.updated,
+            "refused": len(report.errors),
+            "errors": report.errors[:MAX_ERRORS_SHOWN],
+        }
+        return Response(body, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
+
+
+class JobViewSet(
+    RolePermissionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Filter jobs: start one on a source, follow its progress, cancel it, read its results."""
+
+    serializer_class = JobSerializer
+    filterset_fields = ["source", "status"]
+    write_actions = frozenset({"create", "cancel"})
+
+    def get_queryset(self):
+        if self.action == "list":
+            return selectors.jobs_with_counts().order_by("-pk")
+        # The detail counts for itself (one GROUP BY, cheap enough to poll every second).
+        return FilterJob.objects.select_related("source", "created_by").order_by("-pk")
+
+    def get_serializer_class(self):
+        if self.action in ("retrieve", "create", "cancel"):
+            return JobDetailSerializer
+        return JobSerializer
+
+    def perform_content_negotiation(self, request, force=False):
+        try:
+            return super().perform_content_negotiation(request, force)
+        except (NotFound, Http404):
+            # An unknown `?format=` (the report's own parameter): the action answers 400.
+            renderer = JSONRenderer()
+            return renderer, renderer.media_type
+
+    def _detail(self, job: FilterJob, code: int = status.HTTP_200_OK) -> Response:
+        job = self.get_queryset().get(pk=job.pk)
+        return Response(JobDetailSerializer(job, context={"request": self.request}).data, code)
+
+    @extend_schema(
+        request=JobCreateSerializer,
+        responses={201: JobDetailSerializer, 400: OpenApiResponse(description="Bad settings.")},
+        description="Start a filter job on a source with settings over the defaults (a "
+        "snapshot is kept). A job asking for CLIP without a checkpoint is refused at once.",
+    )
+    def create(self, request: Request) -> Response:
+        form = JobCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        job = start_job(
+            form.validated_data["source"], form.validated_data["config"], user=request.user
+        )
+        return self._detail(job, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=None,
+        responses={200: JobDetailSerializer, 409: OpenApiResponse(description="Already over.")},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: int | None = None) -> Response:
+        """Cancel a queued or running job: chunks not started are dropped, decisions kept."""
+        job = self.get_object()
+        if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            job = cancel_job(job, request.user)  # may find it finished meanwhile
+            if job.status == JobStatus.CANCELLED:
+                return self._detail(job)
+        raise JobConflict(f"job {job.pk} is already {job.status}")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                enum=["json", "jsonl"],
+                description="json: the summary; jsonl: one line per image (streamed).",
+            )
+        ],
+        responses={
+            (200, "application/json"): JobSummarySerializer,
+            (200, "application/x-ndjson"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description='One JSON object a line: {"path", "decision", "reasons", "cluster"}',
+            ),
+        },
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, JsonLinesRenderer])
+    def report(self, request: Request, pk: int | None = None):
+        """The job's report, as `python manage.py job_report JOB_ID --format json|jsonl`."""
+        job = self.get_object()
+        fmt = request.query_params.get("format", "json")
+        if fmt == "json":
+            summary = selectors.job_summary(job)
+            summary.pop("progress", None)
+            return Response(summary)
+        if fmt != "jsonl":
+            raise BadRequest("format must be json or jsonl")
+        lines = (json.dumps(line) + "\n" for line in selectors.job_lines(job))
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}.jsonl"'
+        return response
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "decision", str, enum=list(selectors.FINAL_KINDS), description="Final decision."
+            ),
+            OpenApiParameter("reason", str, description="Decisions listing this reason."),
+        ],
+        responses=DecisionSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def decisions(self, request: Request, pk: int | None = None) -> Response:
+        """The job's decisions in item order with image, measurements and any override."""
+        job = self.get_object()
+        decision = request.query_params.get("decision") or None
+        reason = request.query_params.get("reason") or None
+        if decision and decision not in selectors.FINAL_KINDS:
+            raise BadRequest(f"decision must be one of {', '.join(selectors.FINAL_KINDS)}")
+        if reason and not REASON_NAME.match(reason):
+            raise BadRequest(f"not a reason name: {reason!r}")
+        qs = selectors.decisions_for(job, decision=decision, reason=reason)
+        page = self.paginate_queryset(qs)
+        data = DecisionSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "group",
+                str,
+                description="accepted, rejected, error, or a reason name (default accepted).",
+            ),
+            OpenApiParameter(
+                "page", int, description=f"1-based; {SHEET_LIMIT} thumbnails a sheet."
+            ),
+        ],
+        responses={
+            (200, "image/png"): OpenApiTypes.BINARY,
+            304: OpenApiResponse(description="Not modified (If-None-Match)."),
+        },
+    )
+    @action(detail=True, methods=["get"], url_path="contact-sheet")
+    def contact_sheet(self, request: Request, pk: int | None = None):
+        """A PNG contact sheet of one group's images: thumbnails with path and reasons."""
+        job = self.get_object()
+        group = request.query_params.get("group", "accepted")
+        try:
+            page = int(request.query_params.get("page", "1"))
+        except ValueError:
+            raise BadRequest("page must be a whole number") from None
+        sheet = contact_sheet(job, group, page=page)
+        etag = f'"{sheet.etag}"'
+        if etag in request.headers.get("If-None-Match", ""):
+            return HttpResponseNotModified(headers={"ETag": etag})
+        response = FileResponse(sheet.path.open("rb"), content_type="image/png")
+        response["ETag"] = etag
+        # The same URL shows new decisions as they come: revalidate (cheap, by ETag) each time.
+        response["Cache-Control"] = "private, no-cache"
+        response["X-Sheet-Count"] = str(sheet.count)
+        response["X-Sheet-Pages"] = str(sheet.pages)
+        return response
+
+
+class DecisionViewSet(RolePermissionMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """One decision; curators override it with a reason (the computed decision is kept)."""
+
+    serializer_class = DecisionSerializer
+    write_actions = frozenset({"override"})
+
+    def get_queryset(self):
+        return Decision.objects.select_related("item", "item__image", "overridden_by")
+
+    @extend_schema(request=OverrideSerializer, responses={200: DecisionSerializer})
+    @action(detail=True, methods=["post"])
+    def override(self, request: Request, pk: int | None = None) -> Response:
+        """Accept or reject an image against the job's decision; the reason is required."""
+        decision = self.get_object()
+        form = OverrideSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        override_decision(
+            decision, form.validated_data["decision"], form.validated_data["reason"], request.user
+        )
+        decision = get_object_or_404(self.get_queryset(), pk=decision.pk)
+        return Response(DecisionSerializer(decision, context={"request": request}).data)

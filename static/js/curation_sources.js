@@ -1,0 +1,107 @@
+/* Curation: the sources list and the import form (POST /api/sources/). */
+(() => {
+  "use strict";
+
+  const { $, cfg, api, node, showMessage, fmt, fmtTime, statusPill, url, jsonForm, intField } = window.HBCur;
+  const KINDS = Object.fromEntries(cfg.kinds.map((k) => [k.kind, k]));
+
+  function row(s) {
+    const link = node("a", { href: url(cfg.urls.source_page, s.id), class: "row-title" }, s.name);
+    const latest = s.latest_job
+      ? node("span", { class: "latest-job" }, statusPill(s.latest_job.status), node("a", { href: url(cfg.urls.job_page, s.latest_job.id) }, ` job ${s.latest_job.id}`), s.jobs > 1 ? node("span", { class: "muted" }, ` of ${s.jobs}`) : null)
+      : node("span", { class: "muted" }, "none yet");
+    return node(
+      "tr",
+      { dataset: { source: s.id } },
+      node("th", { scope: "row" }, link, node("div", { class: "row-sub mono", title: s.location }, s.location || "")),
+      node("td", {}, node("span", { class: "badge" }, (KINDS[s.kind] && KINDS[s.kind].title) || s.kind)),
+      node("td", { class: "num" }, fmt(s.items)),
+      node("td", { class: "num" }, fmt(s.scored), s.scale ? node("div", { class: "row-sub" }, `scale ${s.scale[0]}–${s.scale[1]}`) : null),
+      node("td", { class: "num" }, fmt(s.linked)),
+      node("td", {}, latest),
+      node("td", { class: "nowrap" }, fmtTime(s.created_at, { withTime: false })),
+    );
+  }
+
+  async function load() {
+    const body = $("sources-table").tBodies[0];
+    try {
+      let next = cfg.urls.sources;
+      const all = [];
+      while (next && all.length < 1000) {
+        const page = await api("GET", next);
+        all.push(...page.results);
+        next = page.next;
+      }
+      $("sources-sub").textContent = all.length
+        ? `${fmt(all.length)} source${all.length === 1 ? "" : "s"}, ${fmt(all.reduce((a, s) => a + s.items, 0))} records`
+        : "No sources yet.";
+      body.replaceChildren(
+        ...(all.length
+          ? all.map(row)
+          : [node("tr", {}, node("td", { colspan: 7, class: "empty-cell" }, cfg.can_write ? "Import a public dataset or a manifest with the form." : "Nothing has been imported yet."))]),
+      );
+    } catch (err) {
+      showMessage(err.message);
+    }
+  }
+
+  function kindHints() {
+    const k = KINDS[$("imp-kind").value];
+    $("imp-kind-hint").textContent = `Path: ${k.layout}.`;
+    $("imp-scale-hint").textContent = k.scale
+      ? `Leave empty for ${k.title}'s own scale, ${k.scale[0]}–${k.scale[1]}.`
+      : "Leave empty to use each line's score_min / score_max (or no scores).";
+  }
+
+  function importForm() {
+    const form = $("import-form");
+    if (!form) return;
+    $("imp-path-hint").textContent = cfg.import_roots.length
+      ? `Inside the import roots: ${cfg.import_roots.join(", ")}`
+      : "No import roots are configured (IMPORT_ROOTS): every path will be refused.";
+    $("imp-kind").addEventListener("change", kindHints);
+    kindHints();
+    $("import-submit").dataset.busy = "Importing…";
+    jsonForm(form, {
+      errorEl: $("import-error"),
+      submit: $("import-submit"),
+      body: () => {
+        const out = { kind: $("imp-kind").value, path: $("imp-path").value.trim(), name: $("imp-name").value.trim() };
+        if (!out.path) throw new Error("Give the path of the label file or dataset folder.");
+        if (!out.name) throw new Error("Give the source a name.");
+        const lo = $("imp-min").value.trim();
+        const hi = $("imp-max").value.trim();
+        if (lo !== "" || hi !== "") {
+          if (lo === "" || hi === "") throw new Error("Give both ends of the score scale, or neither.");
+          out.scale = [Number(lo), Number(hi)];
+        }
+        const priority = intField($("imp-priority"), "Priority");
+        if (priority !== null) out.priority = priority;
+        return out;
+      },
+      post: (payload) => api("POST", cfg.urls.sources, payload),
+      done: async (data) => {
+        const s = data.source;
+        const box = node(
+          "div",
+          { class: `notice ${data.refused ? "notice-warn" : "notice-ok"} result-box`, role: "status" },
+          node("strong", {}, `Imported “${s.name}”`),
+          `: ${fmt(data.created)} new record${data.created === 1 ? "" : "s"}, ${fmt(data.updated)} updated, ${fmt(data.refused)} refused. `,
+          node("a", { href: url(cfg.urls.source_page, s.id) }, "Open the source →"),
+          data.errors.length ? node("ul", { class: "error-list" }, data.errors.slice(0, 8).map((e) => node("li", { class: "mono" }, e))) : null,
+          data.refused > 8 ? node("span", { class: "muted small" }, `and ${fmt(data.refused - 8)} more`) : null,
+        );
+        $("import-result").replaceChildren(box);
+        form.reset();
+        kindHints();
+        await load();
+        const tr = document.querySelector(`#sources-table tr[data-source="${s.id}"]`);
+        if (tr) tr.classList.add("is-new");
+      },
+    });
+  }
+
+  importForm();
+  load();
+})();
