@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import agiqa3k, ava, baid, manifest, mebeauty, scut_fbp5500, tad66k
+from .paths import resolve_inside
 from .records import ParseResult, Scale, SourceFileError
 
 
@@ -34,6 +35,9 @@ class Parser:
         scale: Scale | None = None,
         roots: Iterable[str | Path] | None = None,
     ) -> ParseResult:
+        if roots is not None:
+            # Roots first: a refused path must not reveal whether anything exists there.
+            resolve_inside(os.path.abspath(os.fspath(path)), list(roots))
         return self.func(path, scale=scale, roots=roots)
 
 

@@ -147,3 +147,18 @@ def test_import_roots_reused_over_many_paths(tree):
         checker.resolve("data/b.jpg", root)
     assert checker.real("data/c.jpg", root) == str((root / "data").resolve() / "c.jpg")
     assert resolve_inside("data/a.jpg", checker, base=root) == (root / "data" / "a.jpg").resolve()
+
+
+def test_parsers_refuse_outside_paths_before_looking_at_them(tmp_path):
+    """A refused path says nothing about whether a file exists there."""
+    from curation.sources import PathOutsideRoots, parse_source
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "exists.csv").write_text("path\na.jpg\n")
+    messages = []
+    for name in ("exists.csv", "missing.csv"):
+        with pytest.raises(PathOutsideRoots) as err:
+            parse_source("manifest", tmp_path / name, roots=[root])
+        messages.append(str(err.value).replace(name, "X"))
+    assert messages[0] == messages[1]
