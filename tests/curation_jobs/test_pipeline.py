@@ -119,3 +119,30 @@ def test_bad_job_settings_are_refused(import_root):
     for bad in ({"chunk_size": 0}, {"nope": 1}, {"clip": {"colour": 1}}, {"near_dup_k": 40}):
         with pytest.raises(JobError):
             start_job(source, {**bad, "clip": {"enabled": False}} if "clip" not in bad else bad)
+
+
+def test_one_failing_image_is_an_error_and_the_job_goes_on(import_root, eager_celery,
+                                                           monkeypatch):
+    """A stage that blows up on one image (here the face detector) records an error for that
+    image only; every other image is decided as usual."""
+    from curation.imaging import faces
+
+    real = faces.detect_faces
+
+    def flaky(path, **kwargs):
+        if str(path).endswith("gradient.png"):
+            raise RuntimeError("detector crashed")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(faces, "detect_faces", flaky)
+    manifest = write_dataset(import_root / "e")
+    import_source("manifest", manifest, "e", scale=(1, 10))
+    job = start_job(Source.objects.get(name="e"), {"clip": {"enabled": False}})
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE
+    decisions = {d.item.path: d for d in Decision.objects.filter(job=job).select_related("item")}
+    assert len(decisions) == len(EXPECTED)
+    broken = decisions.pop("gradient.png")
+    assert broken.decision == "error" and "detector crashed" in broken.measurements["error"]
+    for path, d in decisions.items():
+        assert (d.decision, sorted(d.reasons)) == (EXPECTED[path][0], sorted(EXPECTED[path][1]))
