@@ -169,11 +169,32 @@ class _Pipeline:
             max_pixels=int(self.config["max_pixels"]),
         )
         self.root = Path(job.source.location or ".")
+        self.clip_scores: dict[int, Any] = {}
 
     def path_of(self, item: SourceItem) -> Path:
         from .sources import item_file
 
         return item_file(item)
+
+    def prefetch_clip(self, items: list[SourceItem]) -> None:
+        """Score a chunk's images with CLIP in batches (decoding overlaps the model) up front;
+        an image that cannot be scored here is left to `decide`, which reports it."""
+        if not self.config["clip"]["enabled"] or not items:
+            return
+        paths = {}
+        for item in items:
+            try:
+                paths[item.pk] = self.path_of(item)
+            except DomainError:
+                continue
+        try:
+            outcomes = self.clip().score_files(list(paths.values()))
+        except Exception:  # scored one by one in `decide`, where a failure is that image's error
+            log.exception("job %s: batched CLIP scoring failed", self.job.pk)
+            return
+        self.clip_scores = {
+            pk: o.scores for pk, o in zip(paths, outcomes, strict=True) if o.scores is not None
+        }
 
     def clip(self):
         from ..imaging.clip_filter import ClipFilter, ClipFilterConfig, load_clip
@@ -235,7 +256,7 @@ class _Pipeline:
             from ..imaging.clip_filter import reasons_for
 
             clip = self.clip()
-            scores = clip.score([path])[0]
+            scores = self.clip_scores.get(item.pk) or clip.score([path])[0]
             m.update(clip_person=scores.person, clip_inappropriate=scores.inappropriate)
             reasons += reasons_for(scores, clip.config)
             counts["clip"] += 1
@@ -258,11 +279,13 @@ def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
     )
     counts = dict.fromkeys(STAGES, 0)
     decided = 0
-    for n, item in enumerate(
+    items = list(
         SourceItem.objects.filter(pk__in=set(item_ids) - done)
         .select_related("source")
         .order_by("id")
-    ):
+    )
+    pipeline.prefetch_clip(items)
+    for n, item in enumerate(items):
         if n % 10 == 9 and job_cancelled(job_id):
             break
         try:
