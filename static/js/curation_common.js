@@ -1,100 +1,20 @@
 /* HumanBeauty curation pages: what the sources, source and job pages share.
  *
  * The page's JSON config (urls, rights, defaults) comes from the server; every datum comes from
- * the REST API (curation/jobs_api.py). Exposed as `window.HBCur`. No library, no build step.
+ * the REST API (curation/jobs_api.py), through static/js/api.js (`window.HB`). Exposed as
+ * `window.HBCur`. No library, no build step.
  */
 (() => {
   "use strict";
 
-  const $ = (id) => document.getElementById(id);
+  const HB = window.HB;
+  const { $, api, fmt, node } = HB;
   const cfg = JSON.parse($("curation-config").textContent);
 
-  function csrfToken() {
-    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    if (m) return decodeURIComponent(m[1]);
-    const meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.content : "";
-  }
+  // The page's message box, or another one (a form's, a dialog's).
+  const showMessage = (text, kind, el = $("message")) => HB.showMessage(el, text, kind);
+  const hideMessage = (el = $("message")) => HB.hideMessage(el);
 
-  class ApiError extends Error {
-    constructor(status, detail, data) {
-      super(detail);
-      this.status = status;
-      this.data = data;
-    }
-  }
-
-  function detailOf(data, resp) {
-    if (data && typeof data === "object") {
-      if (typeof data.detail === "string") return data.detail;
-      const parts = [];
-      for (const [field, msgs] of Object.entries(data)) {
-        if (field === "code") continue;
-        const text = Array.isArray(msgs) ? msgs.join(" ") : typeof msgs === "object" ? JSON.stringify(msgs) : String(msgs);
-        parts.push(field === "non_field_errors" ? text : `${field}: ${text}`);
-      }
-      if (parts.length) return parts.join(" · ");
-    }
-    return `The server answered ${resp.status} ${resp.statusText || ""}`.trim() + ".";
-  }
-
-  async function api(method, path, body) {
-    const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") {
-      opts.headers["X-CSRFToken"] = csrfToken();
-      if (body !== undefined) {
-        opts.headers["Content-Type"] = "application/json";
-        opts.body = JSON.stringify(body);
-      }
-    }
-    let resp;
-    try {
-      resp = await fetch(path, opts);
-    } catch (_) {
-      throw new ApiError(0, "Cannot reach the server. Check the connection and try again.");
-    }
-    let data = null;
-    try {
-      data = await resp.json();
-    } catch (_) {
-      data = null;
-    }
-    if (!resp.ok) {
-      if (resp.status === 401) throw new ApiError(401, "Your session has ended. Log in again to continue.", data);
-      throw new ApiError(resp.status, detailOf(data, resp), data);
-    }
-    return data;
-  }
-
-  function node(tag, attrs = {}, ...children) {
-    const n = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") n.className = v;
-      else if (k === "text") n.textContent = v;
-      else if (k === "dataset") Object.assign(n.dataset, v);
-      else if (k.startsWith("on")) n.addEventListener(k.slice(2), v);
-      else n.setAttribute(k, v === true ? "" : String(v));
-    }
-    for (const c of children.flat()) {
-      if (c === null || c === undefined || c === false) continue;
-      n.appendChild(typeof c === "string" || typeof c === "number" ? document.createTextNode(String(c)) : c);
-    }
-    return n;
-  }
-
-  function showMessage(text, kind = "error", el = $("message")) {
-    if (!el) return;
-    el.hidden = false;
-    el.className = "notice notice-" + kind;
-    el.textContent = text;
-  }
-
-  function hideMessage(el = $("message")) {
-    if (el) el.hidden = true;
-  }
-
-  const fmt = (n) => (typeof n === "number" ? n.toLocaleString() : "–");
   const pct = (a, b) => (b > 0 ? Math.floor((100 * a) / b) : 0);
 
   function fmtTime(iso, { withTime = true } = {}) {
@@ -116,8 +36,6 @@
   function statusPill(status) {
     return node("span", { class: "job-status", dataset: { status } }, status);
   }
-
-  const url = (pattern, id) => pattern.replace("{id}", String(id));
 
   /** One line on a job's settings: what a curator compares between jobs. */
   function settingsLine(config) {
@@ -212,5 +130,5 @@
     });
   }
 
-  window.HBCur = { $, cfg, api, ApiError, node, showMessage, hideMessage, fmt, pct, fmtTime, fmtDuration, statusPill, url, settingsLine, jsonForm, intField, projectForm };
+  window.HBCur = { cfg, showMessage, hideMessage, pct, fmtTime, fmtDuration, statusPill, settingsLine, jsonForm, intField, projectForm };
 })();

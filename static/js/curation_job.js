@@ -9,7 +9,8 @@
 (() => {
   "use strict";
 
-  const { $, cfg, api, node, showMessage, hideMessage, fmt, pct, fmtTime, fmtDuration, settingsLine, url, projectForm } = window.HBCur;
+  const { $, api, node, fmt, url } = window.HB;
+  const { cfg, showMessage, hideMessage, pct, fmtTime, fmtDuration, settingsLine, projectForm } = window.HBCur;
   const P = window.HBPlot;
   const LIVE = new Set(["queued", "running"]);
   const STAGE_INFO = {

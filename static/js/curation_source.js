@@ -2,7 +2,8 @@
 (() => {
   "use strict";
 
-  const { $, cfg, api, node, showMessage, fmt, pct, fmtTime, statusPill, url, settingsLine, jsonForm, intField, projectForm } = window.HBCur;
+  const { $, api, node, fmt, url } = window.HB;
+  const { cfg, showMessage, pct, fmtTime, statusPill, settingsLine, jsonForm, intField, projectForm } = window.HBCur;
   const LIVE = new Set(["queued", "running"]);
   let timer = null;
 

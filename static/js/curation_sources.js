@@ -2,7 +2,8 @@
 (() => {
   "use strict";
 
-  const { $, cfg, api, node, showMessage, fmt, fmtTime, statusPill, url, jsonForm, intField } = window.HBCur;
+  const { $, api, node, fmt, url } = window.HB;
+  const { cfg, showMessage, fmtTime, statusPill, jsonForm, intField } = window.HBCur;
   const KINDS = Object.fromEntries(cfg.kinds.map((k) => [k.kind, k]));
 
   function row(s) {

@@ -9,8 +9,9 @@
 (() => {
   "use strict";
 
-  const cfg = JSON.parse(document.getElementById("dashboard-config").textContent);
-  const $ = (id) => document.getElementById(id);
+  const HB = window.HB;
+  const { $, api, fmt, node, closeOnBackdrop } = HB;
+  const cfg = JSON.parse($("dashboard-config").textContent);
   const P = window.HBPlot;
 
   const DIMS = cfg.dimensions; // page order
@@ -44,88 +45,11 @@
 
   // --- small helpers ------------------------------------------------------------------------
 
-  function csrfToken() {
-    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    if (m) return decodeURIComponent(m[1]);
-    const meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.content : "";
-  }
-
-  const fmt = (n) => (typeof n === "number" ? n.toLocaleString() : "–");
   const num = (v, digits = 2) => (v === null || v === undefined ? "–" : v.toFixed(digits));
   const signed = (v, digits = 3) => (v === null || v === undefined ? "–" : (v > 0 ? "+" : v < 0 ? "−" : "") + Math.abs(v).toFixed(digits));
 
-  class ApiError extends Error {
-    constructor(status, detail) {
-      super(detail);
-      this.status = status;
-    }
-  }
-
-  function detailOf(data, resp) {
-    if (data && typeof data === "object") {
-      if (typeof data.detail === "string") return data.detail;
-      const parts = [];
-      for (const [field, msgs] of Object.entries(data)) {
-        if (field === "code") continue;
-        parts.push(`${field}: ${Array.isArray(msgs) ? msgs.join(" ") : String(msgs)}`);
-      }
-      if (parts.length) return parts.join(" · ");
-    }
-    return `The server answered ${resp.status} ${resp.statusText || ""}`.trim() + ".";
-  }
-
-  async function api(method, path, body) {
-    const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") {
-      opts.headers["X-CSRFToken"] = csrfToken();
-      if (body !== undefined) {
-        opts.headers["Content-Type"] = "application/json";
-        opts.body = JSON.stringify(body);
-      }
-    }
-    let resp;
-    try {
-      resp = await fetch(path, opts);
-    } catch (_) {
-      throw new ApiError(0, "Cannot reach the server. Check the connection and try again.");
-    }
-    let data = null;
-    try {
-      data = await resp.json();
-    } catch (_) {
-      data = null;
-    }
-    if (!resp.ok) {
-      if (resp.status === 401) throw new ApiError(401, "Your session has ended. Log in again to continue.");
-      throw new ApiError(resp.status, detailOf(data, resp));
-    }
-    return data;
-  }
-
-  function showMessage(text, kind = "error") {
-    const m = $("message");
-    m.hidden = false;
-    m.className = "notice notice-" + kind;
-    m.textContent = text;
-  }
-
-  function clearMessage() {
-    $("message").hidden = true;
-  }
-
-  function node(tag, attrs = {}, ...children) {
-    const n = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") n.className = v;
-      else if (k === "text") n.textContent = v;
-      else if (k.startsWith("data-")) n.setAttribute(k, v);
-      else n.setAttribute(k, v);
-    }
-    for (const c of children) if (c !== null && c !== undefined) n.append(c);
-    return n;
-  }
+  const showMessage = (text, kind) => HB.showMessage($("message"), text, kind);
+  const clearMessage = () => HB.hideMessage($("message"));
 
   function empty(container, text) {
     container.replaceChildren(node("p", { class: "chart-empty", text }));
@@ -533,9 +457,7 @@
       confirmStatus();
     });
     $("status-cancel").addEventListener("click", () => dlg.close());
-    dlg.addEventListener("click", (e) => {
-      if (e.target === dlg) dlg.close();
-    });
+    closeOnBackdrop(dlg);
     $("status-reason").addEventListener("keydown", (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
         e.preventDefault();

@@ -8,13 +8,13 @@
 (() => {
   "use strict";
 
-  const cfg = JSON.parse(document.getElementById("rate-config").textContent);
-  const $ = (id) => document.getElementById(id);
+  const HB = window.HB;
+  const { $, fmt, url, NA, levelValue, pressLevel, isTyping, closeOnBackdrop } = HB;
+  const cfg = JSON.parse($("rate-config").textContent);
 
   const DIMS = cfg.groups.flatMap((g) => g.dimensions); // page order
   const BY_KEY = Object.fromEntries(DIMS.map((d) => [d.key, d]));
   const LEVELS = cfg.levels; // [{number, name, score, low, high}]
-  const NA = "na";
   const ROWS = DIMS.map((d) => $("dim-" + d.key));
   const REASONS = cfg.flag_reasons;
 
@@ -70,123 +70,26 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
-  function csrfToken() {
-    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    if (m) return decodeURIComponent(m[1]);
-    const meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.content : "";
-  }
-
-  const fmt = (n) => (typeof n === "number" ? n.toLocaleString() : "–");
-  const url = (pattern, id) => pattern.replace("{id}", encodeURIComponent(id));
   const serverNow = () => Date.now() + state.clockOffset;
 
-  class ApiError extends Error {
-    constructor(status, code, detail) {
-      super(detail);
-      this.status = status;
-      this.code = code || "";
-    }
-  }
-
-  function detailOf(data, resp) {
-    if (data && typeof data === "object") {
-      if (typeof data.detail === "string") return data.detail;
-      const parts = [];
-      for (const [field, msgs] of Object.entries(data)) {
-        if (field === "code") continue;
-        const text = Array.isArray(msgs) ? msgs.join(" ") : typeof msgs === "string" ? msgs : JSON.stringify(msgs);
-        parts.push(field === "non_field_errors" ? text : `${field}: ${text}`);
-      }
-      if (parts.length) return parts.join(" · ");
-    }
-    return `The server answered ${resp.status} ${resp.statusText || ""}`.trim() + ".";
-  }
-
-  async function api(method, path, body) {
-    const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.headers["X-CSRFToken"] = csrfToken();
-      opts.body = JSON.stringify(body);
-    }
-    let resp;
-    try {
-      resp = await fetch(path, opts);
-    } catch (_) {
-      throw new ApiError(0, "network", "Cannot reach the server. Check the connection and try again.");
-    }
+  // Every answer's Date header sets the clock offset (the lease timer counts in server time).
+  function noteServerClock(resp) {
     const date = resp.headers.get("Date");
     if (date && !Number.isNaN(Date.parse(date))) state.clockOffset = Date.parse(date) + 500 - Date.now();
-    if (resp.status === 204) return null;
-    let data = null;
-    try {
-      data = await resp.json();
-    } catch (_) {
-      data = null;
-    }
-    if (!resp.ok) {
-      if (resp.status === 401) {
-        throw new ApiError(401, "not_authenticated", "Your session has ended. Log in again to continue.");
-      }
-      throw new ApiError(resp.status, data && data.code, detailOf(data, resp));
-    }
-    return data;
   }
+
+  const api = (method, path, body) => HB.api(method, path, body, { onResponse: noteServerClock });
 
   // --- messages -----------------------------------------------------------------------------
 
-  function showMessage(text, kind = "error", link = null) {
-    el.message.hidden = false;
-    el.message.className = "message message-" + kind;
-    el.message.textContent = text;
-    if (link) {
-      const a = document.createElement("a");
-      a.href = link.href;
-      a.textContent = link.text;
-      el.message.append(" ", a);
-    }
-  }
-
-  function clearMessage() {
-    el.message.hidden = true;
-    el.message.textContent = "";
-  }
-
-  let toastTimer = 0;
-  function toast(text) {
-    el.toast.textContent = text;
-    el.toast.hidden = false;
-    el.toast.classList.remove("is-leaving");
-    clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => {
-      el.toast.classList.add("is-leaving");
-      toastTimer = setTimeout(() => (el.toast.hidden = true), 250);
-    }, 1400);
-  }
+  const showMessage = (text, kind, link = null) => HB.showMessage(el.message, text, kind, { base: "message", link });
+  const clearMessage = () => HB.hideMessage(el.message);
+  const toast = (text) => HB.toast(el.toast, text);
+  const showOverlay = (title, text, actions) => HB.showOverlay(el, title, text, actions);
 
   function loginLink() {
     const next = encodeURIComponent(location.pathname);
     return { href: `${cfg.urls.login}?next=${next}`, text: "Log in" };
-  }
-
-  function showOverlay(title, text, actions = []) {
-    el.overlay.hidden = false;
-    el.overlayTitle.textContent = title;
-    el.overlayText.textContent = text;
-    el.overlayActions.replaceChildren(
-      ...actions.map((a) => {
-        const node = document.createElement(a.href ? "a" : "button");
-        node.className = "btn " + (a.primary ? "btn-primary" : "");
-        node.textContent = a.label;
-        if (a.href) node.href = a.href;
-        else {
-          node.type = "button";
-          node.addEventListener("click", a.onClick);
-        }
-        return node;
-      }),
-    );
   }
 
   const hideOverlay = () => {
@@ -578,10 +481,7 @@
       row.classList.toggle("is-na", a === NA);
       if (a !== undefined) row.classList.remove("is-missing");
       row.dataset.value = a === undefined ? "" : String(a);
-      for (const b of row.querySelectorAll(".lvl")) {
-        const v = b.dataset.level === NA ? NA : Number(b.dataset.level);
-        b.setAttribute("aria-pressed", String(v === a));
-      }
+      pressLevel(row, a);
       $(`dim-${d.key}-state`).textContent = a === undefined ? "not answered" : levelName(a);
     });
     el.answered.textContent = `${n} of ${DIMS.length} answered`;
@@ -655,7 +555,7 @@
   ROWS.forEach((row, i) => {
     row.addEventListener("click", (e) => {
       const b = e.target.closest(".lvl");
-      if (b) choose(i, b.dataset.level === NA ? NA : Number(b.dataset.level));
+      if (b) choose(i, levelValue(b));
       else focusRow(i, { scroll: false });
     });
   });
@@ -793,10 +693,7 @@
     d.addEventListener("close", () => {
       if (state.task) focusRow(state.cursor, { scroll: false });
     });
-    // A click on the backdrop (outside the card) closes the dialog.
-    d.addEventListener("click", (e) => {
-      if (e.target === d) d.close();
-    });
+    closeOnBackdrop(d);
   }
 
   // Skip confirmation (only when some answers would be lost).
@@ -913,10 +810,6 @@
     // Layouts whose digit row types other characters (AZERTY) still rate by the key's position.
     if (!e.shiftKey && LEVEL_CODES.has(e.code) && !/^[0-9]$/.test(e.key)) return LEVEL_CODES.get(e.code);
     return 0;
-  }
-
-  function isTyping(t) {
-    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
   }
 
   function rowIndexOf(node) {

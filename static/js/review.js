@@ -8,13 +8,13 @@
 (() => {
   "use strict";
 
-  const cfg = JSON.parse(document.getElementById("review-config").textContent);
-  const $ = (id) => document.getElementById(id);
+  const HB = window.HB;
+  const { $, api, fmt, url, node, NA, levelValue, pressLevel, isTyping, closeOnBackdrop } = HB;
+  const cfg = JSON.parse($("review-config").textContent);
 
   const DIMS = cfg.dimensions; // page order
   const BY_KEY = Object.fromEntries(DIMS.map((d) => [d.key, d]));
   const LEVELS = cfg.levels; // [{number, name, score, low, high}]
-  const NA = "na";
   const THRESHOLD = cfg.project.disagreement_threshold;
   const FINAL_ROWS = DIMS.map((d) => $("final-" + d.key));
 
@@ -62,75 +62,6 @@
 
   // --- small helpers ------------------------------------------------------------------------
 
-  function csrfToken() {
-    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    if (m) return decodeURIComponent(m[1]);
-    const meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.content : "";
-  }
-
-  const url = (pattern, id) => pattern.replace("{id}", encodeURIComponent(id));
-  const fmt = (n) => (typeof n === "number" ? n.toLocaleString() : "–");
-
-  class ApiError extends Error {
-    constructor(status, code, detail) {
-      super(detail);
-      this.status = status;
-      this.code = code || "";
-    }
-  }
-
-  function detailOf(data, resp) {
-    if (data && typeof data === "object") {
-      if (typeof data.detail === "string") return data.detail;
-      const parts = [];
-      for (const [field, msgs] of Object.entries(data)) {
-        if (field === "code") continue;
-        parts.push(`${field}: ${Array.isArray(msgs) ? msgs.join(" ") : typeof msgs === "string" ? msgs : JSON.stringify(msgs)}`);
-      }
-      if (parts.length) return parts.join(" · ");
-    }
-    return `The server answered ${resp.status} ${resp.statusText || ""}`.trim() + ".";
-  }
-
-  async function api(method, path, body) {
-    const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.headers["X-CSRFToken"] = csrfToken();
-      opts.body = JSON.stringify(body);
-    }
-    let resp;
-    try {
-      resp = await fetch(path, opts);
-    } catch (_) {
-      throw new ApiError(0, "network", "Cannot reach the server. Check the connection and try again.");
-    }
-    let data = null;
-    try {
-      data = await resp.json();
-    } catch (_) {
-      data = null;
-    }
-    if (!resp.ok) {
-      if (resp.status === 401) throw new ApiError(401, "not_authenticated", "Your session has ended. Log in again to continue.");
-      throw new ApiError(resp.status, data && data.code, detailOf(data, resp));
-    }
-    return data;
-  }
-
-  function node(tag, attrs = {}, ...children) {
-    const n = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") n.className = v;
-      else if (k === "text") n.textContent = v;
-      else n.setAttribute(k, v);
-    }
-    for (const c of children) if (c !== null && c !== undefined) n.append(c);
-    return n;
-  }
-
   function levelOf(score) {
     for (let i = 0; i < LEVELS.length; i += 1) if (score < LEVELS[i].high) return LEVELS[i];
     return LEVELS[LEVELS.length - 1];
@@ -144,45 +75,10 @@
 
   // --- messages -----------------------------------------------------------------------------
 
-  function showMessage(text, kind = "error") {
-    el.message.hidden = false;
-    el.message.className = "message message-" + kind;
-    el.message.textContent = text;
-  }
-
-  function clearMessage() {
-    el.message.hidden = true;
-    el.message.textContent = "";
-  }
-
-  let toastTimer = 0;
-  function toast(text) {
-    el.toast.textContent = text;
-    el.toast.hidden = false;
-    el.toast.classList.remove("is-leaving");
-    clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => {
-      el.toast.classList.add("is-leaving");
-      toastTimer = setTimeout(() => (el.toast.hidden = true), 250);
-    }, 1400);
-  }
-
-  function showOverlay(title, text, actions = []) {
-    el.overlay.hidden = false;
-    el.overlayTitle.textContent = title;
-    el.overlayText.textContent = text;
-    el.overlayActions.replaceChildren(
-      ...actions.map((a) => {
-        const n = node(a.href ? "a" : "button", { class: "btn " + (a.primary ? "btn-primary" : ""), text: a.label });
-        if (a.href) n.href = a.href;
-        else {
-          n.type = "button";
-          n.addEventListener("click", a.onClick);
-        }
-        return n;
-      }),
-    );
-  }
+  const showMessage = (text, kind) => HB.showMessage(el.message, text, kind, { base: "message" });
+  const clearMessage = () => HB.hideMessage(el.message);
+  const toast = (text) => HB.toast(el.toast, text);
+  const showOverlay = (title, text, actions) => HB.showOverlay(el, title, text, actions);
 
   // --- the queue ----------------------------------------------------------------------------
 
@@ -457,10 +353,7 @@
     DIMS.forEach((d, i) => {
       const row = FINAL_ROWS[i];
       const a = state.final[d.key];
-      for (const b of row.querySelectorAll(".lvl")) {
-        const v = b.dataset.level === NA ? NA : Number(b.dataset.level);
-        b.setAttribute("aria-pressed", String(a === v));
-      }
+      pressLevel(row, a);
       row.classList.toggle("is-answered", a !== undefined);
       row.classList.toggle("is-na", a === NA);
       row.classList.toggle("is-current", i === state.cursor);
@@ -534,7 +427,7 @@
   FINAL_ROWS.forEach((row, i) => {
     row.addEventListener("click", (e) => {
       const b = e.target.closest(".lvl");
-      if (b) chooseFinal(i, b.dataset.level === NA ? NA : Number(b.dataset.level));
+      if (b) chooseFinal(i, levelValue(b));
       else focusFinal(i);
     });
     row.addEventListener("focus", () => {
@@ -583,13 +476,8 @@
   $("help-close").addEventListener("click", () => el.helpDialog.close());
 
   const DIALOGS = [el.excludeDialog, el.finalDialog, el.helpDialog];
-  for (const d of DIALOGS) {
-    d.addEventListener("click", (e) => {
-      if (e.target === d) d.close();
-    });
-  }
+  for (const d of DIALOGS) closeOnBackdrop(d);
   const dialogOpen = () => DIALOGS.some((d) => d.open);
-  const isTyping = (t) => t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
 
   el.note.addEventListener("keydown", (e) => {
     if (e.key === "Escape") {
