@@ -1,1 +1,104 @@
-"""Dataset releases and the model registry arrive with the releases and modeling issues."""
+"""Dataset releases and the model registry."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class ReleaseStatus(models.TextChoices):
+    QUEUED = "queued"
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Release(models.Model):
+    """A versioned, immutable dataset release: its configuration, where it was written, and
+    (once built) its manifest summary. Which image went to which split is kept per image in
+    ReleaseItem, so a later version can keep the earlier test set in test."""
+
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=50)
+    config = models.JSONField(default=dict)
+    out_dir = models.CharField(max_length=1000)
+    status = models.CharField(
+        max_length=10, choices=ReleaseStatus.choices, default=ReleaseStatus.QUEUED
+    )
+    progress = models.JSONField(default=dict)
+    counts = models.JSONField(default=dict)
+    manifest_sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="release_unique_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version} ({self.status})"
+
+
+class Split(models.TextChoices):
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+
+
+class ReleaseItem(models.Model):
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey("curation.Image", on_delete=models.PROTECT, related_name="+")
+    split = models.CharField(max_length=5, choices=Split.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["release", "image"], name="releaseitem_unique_image")
+        ]
+        indexes = [models.Index(fields=["release", "split"])]
+
+    def __str__(self) -> str:
+        return f"image {self.image_id} in {self.split} of release {self.release_id}"
+
+
+class ModelVersion(models.Model):
+    """A trained HumanAesExpert (or Lite) model: where its checkpoint lies and how it scored.
+    Exactly one version may be active; scoring uses it unless a version is named."""
+
+    version = models.CharField(max_length=100, unique=True)
+    backbone = models.CharField(max_length=300, help_text="hub id, local path, 'tiny' or 'lite'")
+    checkpoint_path = models.CharField(max_length=1000, help_text="the model directory")
+    release = models.ForeignKey(
+        Release, null=True, blank=True, on_delete=models.SET_NULL, related_name="models"
+    )
+    metrics = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=models.Q(is_active=True),
+                name="modelversion_one_active",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"model {self.version}{' (active)' if self.is_active else ''}"
