@@ -11,20 +11,28 @@ from annotation import views as annotation_views
 from curation import api as curation_api
 from curation import jobs_api as curation_jobs_api
 from curation import views as curation_views
+from modeling import api as modeling_api
+from modeling import release_api, release_views
+from modeling import views as modeling_views
 
 router = DefaultRouter()
 router.register("projects", annotation_api.ProjectViewSet, basename="project")
 router.register("assignments", annotation_api.AssignmentViewSet, basename="assignment")
 router.register("images", curation_api.ImageViewSet, basename="image")
 router.register("reviews", quality_api.ReviewViewSet, basename="review")
+router.register("releases", release_api.ReleaseViewSet, basename="release")
 router.register("sources", curation_jobs_api.SourceViewSet, basename="source")
 router.register("jobs", curation_jobs_api.JobViewSet, basename="job")
 router.register("decisions", curation_jobs_api.DecisionViewSet, basename="decision")
+router.register("models", modeling_api.ModelVersionViewSet, basename="model-version")
+router.register("scoring-jobs", modeling_api.ScoringJobViewSet, basename="scoring-job")
+router.register("training-runs", modeling_api.TrainingRunViewSet, basename="training-run")
 
 api_urls = [
     path("auth/token/", annotation_api.TokenView.as_view(), name="api-token"),
     path("dimensions/", annotation_api.DimensionsView.as_view(), name="api-dimensions"),
     path("me/", annotation_api.MeView.as_view(), name="api-me"),
+    path("score/", modeling_api.ScoreView.as_view(), name="api-score"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path(
@@ -45,6 +53,8 @@ urlpatterns = [
     path("media/images/<int:pk>/", curation_views.image_file, name="image-file"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("models/", modeling_views.models_page, name="models"),
+    path("releases/", release_views.releases_page, name="releases"),
     path("admin/", admin.site.urls),
     path("curation/", include("curation.urls")),
     path("", include(annotation_views.urlpatterns)),

@@ -82,6 +82,13 @@ def parse_line(line: str, root: Path, where: str) -> Sample:
     if isinstance(score, list):
         if not is_expert:
             raise ReleaseError(f"{where}: a list of scores needs is_expert true")
+        mask = item.get("score_mask")
+        if mask is not None:
+            # Our releases fill a "not applicable" dimension for the official loader and mark
+            # it false here; it is absent, not a score.
+            if not isinstance(mask, list) or len(mask) != len(score):
+                raise ReleaseError(f"{where}: score_mask must list one bool per score")
+            score = [v if ok else None for v, ok in zip(score, mask, strict=True)]
         try:
             clean = validate_scores(vector_to_scores(score))
         except StandardError as exc:

@@ -1,0 +1,126 @@
+"""python manage.py release build|list|show ..."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from modeling.models import Release, ReleaseStatus
+from modeling.services.releases import FORMATS, ReleaseError, create_release
+
+
+def csv_list(text: str | None) -> list[str]:
+    return [x.strip() for x in (text or "").split(",") if x.strip()]
+
+
+class Command(BaseCommand):
+    help = "Build, list and describe versioned dataset releases."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        build = sub.add_parser("build", help="build a release into --out DIR")
+        build.add_argument("name")
+        build.add_argument("--version", required=True)
+        build.add_argument("--projects", help="rating projects (12-dimension labels), comma list")
+        build.add_argument("--sources", help="curated sources (overall scores), comma list")
+        build.add_argument("--seed", type=int, default=0)
+        build.add_argument("--split", default="train=0.8,val=0.1,test=0.1")
+        build.add_argument("--formats", default=",".join(FORMATS))
+        build.add_argument("--images", choices=["copy", "link", "none"], default="copy")
+        build.add_argument("--max-side", type=int, help="resize copied images to this side")
+        build.add_argument("--min-raters", type=int, default=1)
+        build.add_argument("--max-disagreement", type=float)
+        build.add_argument("--out", required=True)
+        build.add_argument("--wait", action="store_true", help="follow the build to its end")
+        sub.add_parser("list", help="every release with its status")
+        show = sub.add_parser("show", help="one release: configuration, counts, where")
+        show.add_argument("name")
+        show.add_argument("version")
+
+    def handle(self, action, **o):
+        getattr(self, f"do_{action}")(**o)
+
+    def do_build(
+        self,
+        name,
+        version,
+        projects,
+        sources,
+        seed,
+        split,
+        formats,
+        images,
+        max_side,
+        min_raters,
+        max_disagreement,
+        out,
+        wait,
+        **_,
+    ):
+        try:
+            release = create_release(
+                name,
+                version,
+                out,
+                projects=csv_list(projects),
+                sources=csv_list(sources),
+                seed=seed,
+                split=split,
+                formats=csv_list(formats),
+                images=images,
+                max_side=max_side,
+                min_raters=min_raters,
+                max_disagreement=max_disagreement,
+            )
+        except ReleaseError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"release {release.name} {release.version} (id {release.pk}) queued")
+        if wait:
+            self.follow(release.pk)
+
+    def follow(self, release_id: int) -> None:
+        from tqdm import tqdm
+
+        with tqdm(desc="build", unit="row", file=self.stderr._out) as bar:
+            while True:
+                release = Release.objects.get(pk=release_id)
+                p = release.progress or {}
+                if p.get("total"):
+                    bar.total = p["total"]
+                    bar.set_description(p.get("phase", "build"))
+                    bar.n = p.get("done", 0)
+                    bar.refresh()
+                if release.status in (ReleaseStatus.READY, ReleaseStatus.FAILED):
+                    break
+                time.sleep(0.5)
+        if release.status == ReleaseStatus.FAILED:
+            raise CommandError(f"the build failed: {release.error}")
+        self.stdout.write(f"ready: {release.out_dir} {json.dumps(release.counts)}")
+
+    def do_list(self, **_):
+        for r in Release.objects.order_by("name", "created_at"):
+            total = (r.counts or {}).get("images", "")
+            self.stdout.write(f"{r.name}\t{r.version}\t{r.status}\t{total}\t{r.out_dir}")
+
+    def do_show(self, name, version, **_):
+        release = Release.objects.filter(name=name, version=version).first()
+        if release is None:
+            raise CommandError(f"no release {name} {version}")
+        self.stdout.write(
+            json.dumps(
+                {
+                    "name": release.name,
+                    "version": release.version,
+                    "status": release.status,
+                    "out_dir": release.out_dir,
+                    "config": release.config,
+                    "counts": release.counts,
+                    "manifest_sha256": release.manifest_sha256,
+                    "error": release.error,
+                    "created_at": release.created_at.isoformat(),
+                },
+                indent=2,
+            )
+        )

@@ -1,0 +1,28 @@
+"""Dataset releases, the Django-free core: leakage-free splits and the release files.
+
+    splits = assign_splits(rows, config, previous_test)
+    manifest = build_release(rows, splits, config, out_dir, platform_version=..., extra_config=...)
+
+Pure Python (numpy, pyarrow, PIL): the Django side selects rows and runs this in a Celery task.
+The 12 dimensions and levels come from ``humanbeauty.standard``.
+"""
+
+from .build import build_release, layout_lines
+from .config import FORMATS, IMAGE_MODES, SPLITS, ReleaseConfig, ReleaseRow
+from .errors import ReleaseConfigError, ReleaseDataError
+from .records import COLUMN_NAMES
+from .splits import assign_splits
+
+__all__ = [
+    "COLUMN_NAMES",
+    "FORMATS",
+    "IMAGE_MODES",
+    "SPLITS",
+    "ReleaseConfig",
+    "ReleaseConfigError",
+    "ReleaseDataError",
+    "ReleaseRow",
+    "assign_splits",
+    "build_release",
+    "layout_lines",
+]

@@ -1,0 +1,313 @@
+"""Build a release directory from rows and their splits, in one streaming pass.
+
+Every format is written as the rows go by (a batch of records in memory at a time, an image
+at a time), into ``.{name}.building`` beside the target, renamed into place when complete: a
+crashed or killed build leaves no half release, and running it again starts afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from array import array
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ReleaseConfig, ReleaseRow
+from .datasheet import Stats, write_datasheet
+from .errors import ReleaseConfigError, ReleaseDataError
+from .files import FileLog
+from .images import image_ext, needs_resize, read_verified, resize, stable_name
+from .records import (
+    COLUMN_NAMES,
+    KIND_EXPERT,
+    KIND_OVERALL,
+    check_overall,
+    dimension_columns,
+    level_of,
+    official_scores,
+)
+from .writers import (
+    OFFICIAL_ROOT,
+    PARTS,
+    CsvWriter,
+    OfficialWriter,
+    ParquetWriter,
+    WebDatasetWriter,
+    image_dir,
+)
+
+MANIFEST_FORMAT = 1
+BATCH_ROWS = 4096
+PROGRESS_EVERY = 1000
+
+Progress = Callable[[str, int, int], None]
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ReleaseConfigError(
+            f"'{out_dir}' already exists and is not empty; a release is immutable: choose a new "
+            "directory (or a new version)"
+        )
+
+
+def _json_safe(extra_config: dict) -> dict:
+    try:
+        return json.loads(json.dumps(extra_config, sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ReleaseConfigError(f"extra_config must be plain JSON data: {exc}") from None
+
+
+def layout_lines(config: ReleaseConfig) -> list[str]:
+    """What the release directory holds, for the datasheet."""
+    splits = ", ".join(config.splits)
+    lines = ["manifest.json: sha256 and size of every other file, counts, configuration",
+             "datasheet.md, datasheet.html, datasheet/*.svg: this datasheet"]
+    if "official" in config.formats:
+        val = " and val_label.jsonl" if "val" in config.split else ""
+        lines.append(
+            f"{OFFICIAL_ROOT}/: the official HumanAesExpert layout ({PARTS[False]} and "
+            f"{PARTS[True]}, each with images/ and label.jsonl; train_label.jsonl, "
+            f"test_label.jsonl{val}); null dimensions are filled from their parent score and "
+            "flagged in score_mask"
+        )
+    if "parquet" in config.formats:
+        lines.append(f"parquet/{{split}}.parquet for {splits}: one row per image")
+    if "csv" in config.formats:
+        lines.append(f"csv/{{split}}.csv for {splits}: the Parquet columns as CSV")
+    if "webdataset" in config.formats:
+        what = "image + json" if config.images != "none" else "json only (images=none)"
+        lines.append(f"webdataset/{{split}}-NNNNNN.tar: {config.shard_size:,} samples "
+                     f"per shard, {what}")
+    if config.images == "none":
+        lines.append("images were not released (images=none): `path` is where each would be, "
+                     "`original_file` where it was left")
+    elif "official" not in config.formats:
+        lines.append("images/: the image files")
+    return lines
+
+
+def build_release(
+    rows: Iterable[ReleaseRow],
+    splits: dict[int, str],
+    config: ReleaseConfig,
+    out_dir: Path,
+    *,
+    platform_version: str,
+    extra_config: dict,
+    progress: Progress | None = None,
+) -> dict:
+    """Write the release under ``out_dir`` and return its manifest (also ``manifest.json``).
+
+    ``rows`` is iterated once; the files follow its order, so pass rows in a stable order
+    (e.g. by image id) for byte-identical files. ``splits`` is ``assign_splits``' answer.
+    """
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    extra = _json_safe(extra_config)
+    work = out_dir.parent / f".{out_dir.name}.building"
+    if work.exists():
+        shutil.rmtree(work)  # a previous attempt that did not finish
+    work.mkdir(parents=True)
+    log = FileLog(work)
+    try:
+        manifest = _build(rows, splits, config, log, platform_version, extra, progress)
+        _check_out_dir(out_dir)
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(work, out_dir)
+    except BaseException:
+        log.close_all()
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return manifest
+
+
+class _Builder:
+    """The single pass: writers open for the whole build, a batch of records per split."""
+
+    def __init__(self, config: ReleaseConfig, log: FileLog, splits: dict[int, str]):
+        self.config, self.log, self.splits = config, log, splits
+        self.names = names = config.splits
+        formats = config.formats
+        self.official = OfficialWriter(log, config) if "official" in formats else None
+        self.parquet = ParquetWriter(log, names) if "parquet" in formats else None
+        self.csv = CsvWriter(log, names) if "csv" in formats else None
+        self.wds = WebDatasetWriter(log, config.shard_size) if "webdataset" in formats else None
+        self.stats = Stats(names)
+        self.buffers: dict[str, list[tuple]] = {s: [] for s in names}
+        self.dirs = {e: image_dir(config, e) for e in (False, True)}
+        self.ids = array("q")  # 8 + 1 + 8 bytes per image: the only per-image state kept
+        self.split_codes = array("b")
+        self.name_keys = array("Q")
+        self.n_image_files = 0
+
+    def add(self, row: ReleaseRow) -> None:
+        config, log = self.config, self.log
+        split = self.splits.get(row.image_id)
+        if split is None:
+            raise ReleaseDataError(
+                f"image {row.image_id} has no split; pass the answer of assign_splits for the "
+                "same rows"
+            )
+        if split not in config.split:
+            raise ReleaseDataError(
+                f"image {row.image_id} is assigned to {split!r}, not a configured split"
+            )
+        expert = row.scores is not None
+        overall = check_overall(row)
+        overall_level = level_of(overall)
+        dims = dimension_columns(row)
+        sha = row.sha256.lower()
+
+        ext = image_ext(row.format)
+        width, height = row.width, row.height
+        data: bytes | None = None
+        resized = False
+        if config.images != "none":
+            data = read_verified(row)
+            if needs_resize(row, config.max_side):
+                data, width, height = resize(data, config.max_side, row.image_id)
+                ext, resized = "jpg", True
+        name = stable_name(row, ext)
+        rel = f"{self.dirs[expert]}/{name}"
+        if config.images == "copy" or (config.images == "link" and resized):
+            log.write_bytes(rel, data, None if resized else sha)
+            self.n_image_files += 1
+        elif config.images == "link":
+            log.link_or_copy(row.file, rel, sha, len(data))
+            self.n_image_files += 1
+
+        kind = KIND_EXPERT if expert else KIND_OVERALL
+        record = (
+            rel, row.image_id, split, row.source, kind, expert, overall, overall_level, *dims,
+            name, sha, row.phash, row.cluster, width, height, row.format,
+            row.file if config.images == "none" else None,
+        )
+        if self.official:
+            if expert:
+                score, mask = official_scores(dims, overall)
+                self.official.write(name, split, True, row.source, score, None, mask)
+            else:
+                self.official.write(name, split, False, row.source, overall, overall_level,
+                                    None)
+        if self.wds:
+            self.wds.write(split, name.rsplit(".", 1)[0], ext, data,
+                           dict(zip(COLUMN_NAMES, record, strict=True)))
+        buf = self.buffers[split]
+        buf.append(record)
+        if len(buf) >= BATCH_ROWS:
+            self.flush(split)
+        self.stats.counts[(split, row.source, kind)] += 1
+        self.ids.append(row.image_id)
+        self.split_codes.append(self.names.index(split))
+        self.name_keys.append(int(name[:16], 16))
+
+    def flush(self, split: str) -> None:
+        buf = self.buffers[split]
+        if not buf:
+            return
+        columns = list(zip(*buf, strict=True))
+        if self.parquet:
+            self.parquet.write_batch(split, columns)
+        if self.csv:
+            self.csv.write_batch(split, buf)
+        self.stats.add_batch(split, columns)
+        buf.clear()
+
+    def close_writers(self) -> None:
+        for s in self.names:
+            self.flush(s)
+        for writer in (self.official, self.parquet, self.csv, self.wds):
+            if writer:
+                writer.close()
+
+    def abort(self) -> None:
+        if self.parquet:
+            self.parquet.abort()  # else pyarrow writes to closed files when collected
+
+    def splits_sha256(self) -> str:
+        """sha256 of the lines "image_id split" by id; checks ids and names are unique."""
+        ids = np.frombuffer(self.ids, dtype=np.int64)
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
+        if dup.size:
+            raise ReleaseDataError(f"image id(s) {dup[:5].tolist()} appear more than once")
+        keys = np.frombuffer(self.name_keys, dtype=np.uint64)
+        if np.unique(keys).size != keys.size:
+            raise ReleaseDataError(
+                "two images share the first 16 hex digits of their sha256 (the same file "
+                "imported twice?); their release names would collide"
+            )
+        codes = np.frombuffer(self.split_codes, dtype=np.int8)[order]
+        digest = hashlib.sha256()
+        step = 65536
+        for start in range(0, ids.size, step):
+            chunk = zip(sorted_ids[start:start + step].tolist(),
+                        codes[start:start + step].tolist(), strict=True)
+            digest.update("".join(f"{i} {self.names[c]}\n" for i, c in chunk).encode())
+        return digest.hexdigest()
+
+
+def _build(rows, splits, config, log, platform_version, extra, progress) -> dict:
+    builder = _Builder(config, log, splits)
+    total = len(splits)
+    try:
+        n_rows = 0
+        for n_rows, row in enumerate(rows, 1):
+            builder.add(row)
+            if progress and n_rows % PROGRESS_EVERY == 0:
+                progress("rows", n_rows, total)
+        if n_rows == 0:
+            raise ReleaseConfigError(
+                "the selection is empty: no image matches the chosen sources, projects and rules"
+            )
+        builder.close_writers()
+    except BaseException:
+        builder.abort()
+        raise
+    if progress:
+        progress("rows", n_rows, total)
+    splits_sha256 = builder.splits_sha256()
+
+    config_dict = config.to_dict()
+    stats = builder.stats
+    if progress:
+        progress("datasheet", 0, 1)
+    write_datasheet(log, stats, config_dict, extra, platform_version, layout_lines(config))
+    if progress:
+        progress("datasheet", 1, 1)
+
+    split_counts = stats.split_counts()
+    kinds = (KIND_OVERALL, KIND_EXPERT)
+    manifest: dict[str, Any] = {
+        "manifest_format": MANIFEST_FORMAT,
+        "name": config.name,
+        "version": config.version,
+        "platform_version": platform_version,
+        "config": config_dict,
+        "extra_config": extra,
+        "counts": {
+            "images": n_rows,
+            "image_files": builder.n_image_files,
+            "splits": {s: split_counts[s]["total"] for s in config.splits},
+            "kinds": {k: sum(c[k] for c in split_counts.values()) for k in kinds},
+            "split_kinds": {s: {k: split_counts[s][k] for k in kinds} for s in config.splits},
+            "sources": stats.source_counts(),
+        },
+        "scores": stats.measure_summary(),
+        "splits_sha256": splits_sha256,
+        "files": log.sorted_entries(),
+    }
+    text = json.dumps(manifest, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
+    (log.root / "manifest.json").write_text(text + "\n", encoding="utf-8")
+    if progress:
+        progress("manifest", 1, 1)
+    return manifest

@@ -1,0 +1,147 @@
+"""What a release is built from: rows (one per image) and a configuration.
+
+Pure Python (no Django): the Django side selects rows from the database and streams them in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from humanbeauty.standard import DIMENSION_KEYS
+
+from .errors import ReleaseConfigError
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")  # canonical order everywhere
+FORMATS: tuple[str, ...] = ("official", "parquet", "webdataset", "csv")
+IMAGE_MODES: tuple[str, ...] = ("copy", "link", "none")
+N_DIMS = len(DIMENSION_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRow:
+    """One image as the release sees it.
+
+    ``overall`` is the normalised overall score in [0, 1] (for 12-dimension rows, the
+    comprehensive score); ``scores``/``std``/``n`` are the 12 consensus values in the official
+    order (``humanbeauty.standard.DIMENSION_KEYS``), ``None`` for an overall-only row; a
+    ``None`` inside ``scores`` means "not applicable".
+    """
+
+    image_id: int
+    file: str | None  # absolute path of the stored image file (None: no file)
+    sha256: str
+    phash: str | None  # hex
+    cluster: int | None  # near-duplicate cluster id (None: alone)
+    source: str  # source name, or the rating project's name for 12-dim images
+    width: int
+    height: int
+    format: str
+    overall: float | None
+    scores: tuple[float | None, ...] | None = None
+    std: tuple[float | None, ...] | None = None
+    n: tuple[int, ...] | None = None
+
+    @property
+    def is_expert(self) -> bool:
+        return self.scores is not None
+
+
+def _default_split() -> dict[str, float]:
+    return {"train": 0.8, "val": 0.1, "test": 0.1}
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    """How to build a release. Checked on creation: a bad value raises ReleaseConfigError."""
+
+    name: str
+    version: str
+    seed: int = 0
+    split: dict[str, float] = field(default_factory=_default_split)
+    formats: tuple[str, ...] = FORMATS
+    images: str = "copy"  # copy | link (hard link, copy across filesystems) | none
+    max_side: int | None = None  # resize larger images when copying (keeps aspect; JPEG)
+    score_bins: int = 5  # equal-width bins of the overall score on [0, 1], for stratification
+    shard_size: int = 10_000  # WebDataset samples per tar shard
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ReleaseConfigError("a release needs a name")
+        if not isinstance(self.version, str) or not self.version.strip():
+            raise ReleaseConfigError("a release needs a version")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ReleaseConfigError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.split, dict) or not self.split:
+            raise ReleaseConfigError(
+                "split must map split names to ratios, e.g. train=0.8,val=0.1,test=0.1"
+            )
+        unknown = sorted(set(map(str, self.split)) - set(SPLITS))
+        if unknown:
+            raise ReleaseConfigError(
+                f"unknown split(s) {', '.join(unknown)}; splits are {', '.join(SPLITS)}"
+            )
+        for key, ratio in self.split.items():
+            if (
+                isinstance(ratio, bool)
+                or not isinstance(ratio, int | float)
+                or not math.isfinite(ratio)
+                or ratio < 0
+            ):
+                raise ReleaseConfigError(
+                    f"split ratio of {key} must be a number >= 0, got {ratio!r}"
+                )
+        total = math.fsum(self.split.values())
+        if abs(total - 1.0) > 1e-9:
+            raise ReleaseConfigError(
+                f"split ratios must sum to 1, got {total:g} "
+                f"({', '.join(f'{k}={v:g}' for k, v in self.split.items())})"
+            )
+        formats = self.formats
+        if isinstance(formats, str):
+            formats = tuple(f for f in formats.split(",") if f)
+        formats = tuple(formats)
+        bad = sorted(set(formats) - set(FORMATS))
+        if bad:
+            raise ReleaseConfigError(
+                f"unknown format(s) {', '.join(map(str, bad))}; formats are {', '.join(FORMATS)}"
+            )
+        if not formats:
+            raise ReleaseConfigError(f"choose at least one format of {', '.join(FORMATS)}")
+        # Canonical order, no repeats: the same formats in any order build the same release.
+        object.__setattr__(self, "formats", tuple(f for f in FORMATS if f in formats))
+        if self.images not in IMAGE_MODES:
+            raise ReleaseConfigError(
+                f"images must be one of {', '.join(IMAGE_MODES)}, got {self.images!r}"
+            )
+        if self.max_side is not None and (
+            isinstance(self.max_side, bool) or not isinstance(self.max_side, int)
+            or self.max_side < 1
+        ):
+            raise ReleaseConfigError(f"max_side must be a positive integer, got {self.max_side!r}")
+        if self.max_side is not None and self.images == "none":
+            raise ReleaseConfigError("max_side resizes copied images; it needs images=copy or link")
+        for attr in ("score_bins", "shard_size"):
+            value = getattr(self, attr)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ReleaseConfigError(f"{attr} must be a positive integer, got {value!r}")
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The configured splits in canonical order (train, val, test)."""
+        return tuple(s for s in SPLITS if s in self.split)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data, keys in a fixed order (for the manifest and the datasheet)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "seed": self.seed,
+            "split": {s: float(self.split[s]) for s in self.splits},
+            "formats": list(self.formats),
+            "images": self.images,
+            "max_side": self.max_side,
+            "score_bins": self.score_bins,
+            "shard_size": self.shard_size,
+        }

@@ -1,0 +1,22 @@
+"""Errors a release build raises; each message says what was wrong and how to fix it.
+
+Both are ``DomainError``s, so the API and the CLI report them like every other refusal.
+"""
+
+from __future__ import annotations
+
+from humanbeauty.errors import DomainError
+
+
+class ReleaseConfigError(DomainError):
+    """A configuration that cannot be built: bad ratios, unknown split or format, empty
+    selection, an output directory that already holds a release."""
+
+    code = "release_config"
+
+
+class ReleaseDataError(DomainError):
+    """A row that cannot be released as given: a score outside [0, 1], a missing or changed
+    image file, a duplicate image id, an image absent from the split assignment."""
+
+    code = "release_data"

@@ -1,0 +1,233 @@
+"""Streaming writers of the release formats. Each keeps only a batch in memory."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+
+from .config import ReleaseConfig
+from .files import FileLog, HashedFile
+from .records import COLUMN_NAMES, COLUMNS
+
+OFFICIAL_ROOT = "HumanBeauty"
+PARTS = {False: "HumanBeauty-58K", True: "HumanBeauty-50K"}
+OFFICIAL_SPLITS = ("train", "test")  # always written (maybe empty): the official scripts read them
+
+
+def image_dir(config: ReleaseConfig, expert: bool) -> str:
+    """Where images live, relative to the release directory: inside the official layout when
+    that format is built (so the paper's scripts find them), else ``images/``."""
+    if "official" in config.formats:
+        return f"{OFFICIAL_ROOT}/{PARTS[expert]}/images"
+    return "images"
+
+
+class LineFile:
+    """A text file written in chunks through a HashedFile."""
+
+    def __init__(self, log: FileLog, rel: str, chunk: int = 1 << 18):
+        self._file = log.open(rel)
+        self._buf: list[str] = []
+        self._size = 0
+        self._chunk = chunk
+
+    def write(self, text: str) -> None:
+        self._buf.append(text)
+        self._size += len(text)
+        if self._size >= self._chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buf:
+            self._file.write("".join(self._buf).encode("utf-8"))
+            self._buf.clear()
+            self._size = 0
+
+    def close(self) -> None:
+        self.flush()
+        self._file.close()
+
+
+class OfficialWriter:
+    """``HumanBeauty/HumanBeauty-{58K,50K}/{images/,label.jsonl}`` plus
+    ``{train,test}_label.jsonl`` (and ``val_label.jsonl`` when val is configured) at the root.
+
+    A line is ``{"image_name", "source", "score", "text_level", "is_expert": false}`` for an
+    overall-only image and ``{"image_name", "source", "score": [12 floats], "is_expert": true}``
+    for a 12-dim one (plus ``score_mask`` when a dimension was not applicable, see
+    ``records.official_scores``), ``json.dumps`` with default separators as the official
+    ``generate_split.py`` writes them. In ``label.jsonl`` image_name is the bare file name; in
+    the split files it is relative to ``HumanBeauty/``.
+    """
+
+    def __init__(self, log: FileLog, config: ReleaseConfig):
+        self.parts = {
+            e: LineFile(log, f"{OFFICIAL_ROOT}/{p}/label.jsonl") for e, p in PARTS.items()
+        }
+        for p in PARTS.values():  # the layout has both images/ folders, even if empty
+            (log.root / OFFICIAL_ROOT / p / "images").mkdir(parents=True, exist_ok=True)
+        names = [s for s in ("train", "val", "test") if s in OFFICIAL_SPLITS or s in config.split]
+        self.splits = {s: LineFile(log, f"{OFFICIAL_ROOT}/{s}_label.jsonl") for s in names}
+
+    def write(self, name: str, split: str, expert: bool, source: str, score,
+              text_level: str | None, mask: list[bool] | None) -> None:
+        rest: dict = {"source": source, "score": score}
+        if text_level is not None:
+            rest["text_level"] = text_level
+        rest["is_expert"] = expert
+        if mask is not None:
+            rest["score_mask"] = mask
+        tail = json.dumps(rest)[1:]
+        self.parts[expert].write(f'{{"image_name": {json.dumps(name)}, {tail}\n')
+        self.splits[split].write(
+            f'{{"image_name": {json.dumps(f"{PARTS[expert]}/images/{name}")}, {tail}\n'
+        )
+
+    def close(self) -> None:
+        for f in (*self.parts.values(), *self.splits.values()):
+            f.close()
+
+
+class ParquetWriter:
+    """``parquet/{split}.parquet``: one row group per batch, snappy, the schema of COLUMNS."""
+
+    def __init__(self, log: FileLog, splits: tuple[str, ...]):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        types = {"string": pa.string(), "int64": pa.int64(), "int32": pa.int32(),
+                 "float64": pa.float64(), "bool": pa.bool_()}
+        self.schema = pa.schema([(name, types[t]) for name, t in COLUMNS])
+        self._files: dict[str, HashedFile] = {}
+        self._writers = {}
+        for s in splits:
+            self._files[s] = log.open(f"parquet/{s}.parquet")
+            self._writers[s] = pq.ParquetWriter(self._files[s], self.schema, compression="snappy")
+
+    def write_batch(self, split: str, columns: list[tuple]) -> None:
+        pa = self._pa
+        arrays = [pa.array(col, type=field.type) for col, field in zip(columns, self.schema,
+                                                                         strict=True)]
+        self._writers[split].write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+
+    def close(self) -> None:
+        for s, w in self._writers.items():
+            w.close()
+            self._files[s].close()
+
+    def abort(self) -> None:
+        """After an error: end pyarrow's writers (else they write to closed files later)."""
+        for w in self._writers.values():
+            with contextlib.suppress(Exception):
+                w.close()
+
+
+class CsvWriter:
+    """``csv/{split}.csv``: a header of COLUMNS, one line per image, null as an empty field."""
+
+    def __init__(self, log: FileLog, splits: tuple[str, ...]):
+        self._files = {s: LineFile(log, f"csv/{s}.csv") for s in splits}
+        for f in self._files.values():
+            f.write(",".join(COLUMN_NAMES) + "\n")
+
+    def write_batch(self, split: str, rows: list[tuple]) -> None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        self._files[split].write(buf.getvalue())
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+
+def _ustar_template() -> tuple[bytearray, int]:
+    """A ustar header with the fixed fields set (mode 644, uid/gid 0, mtime 0, regular file)
+    and the sum of its bytes with name, size and checksum blank (checksum as spaces)."""
+    h = bytearray(512)
+    h[100:108] = b"0000644\0"
+    h[108:116] = b"0000000\0"
+    h[116:124] = b"0000000\0"
+    h[136:148] = b"00000000000\0"
+    h[148:156] = b"        "
+    h[156:157] = b"0"
+    h[257:265] = b"ustar\x0000"
+    return h, sum(h)
+
+
+_HEADER, _HEADER_SUM = _ustar_template()
+_BLOCK = 512
+_RECORD = 20 * _BLOCK  # tar files are padded to whole 10 KiB records, as tarfile does
+
+
+def tar_member(name: str, data: bytes) -> bytes:
+    """One regular-file member of a ustar archive (header, data, padding), as tarfile writes
+    it with mtime 0, uid/gid 0, empty user/group names and mode 644 (names < 100 bytes)."""
+    raw = name.encode()
+    if len(raw) >= 100:
+        raise ValueError(f"tar member name too long: {name}")
+    size = b"%011o\0" % len(data)
+    h = _HEADER.copy()
+    h[0:len(raw)] = raw
+    h[124:136] = size
+    h[148:156] = b"%06o\0 " % (_HEADER_SUM + sum(raw) + sum(size))
+    pad = -len(data) % _BLOCK
+    return bytes(h) + data + b"\0" * pad
+
+
+class WebDatasetWriter:
+    """``webdataset/{split}-{000000}.tar`` shards of ``shard_size`` samples; a sample is
+    ``{key}.{ext}`` (the image, when images are released) and ``{key}.json`` (its record), key
+    being the stable name without extension. Headers are fixed (mtime 0, uid/gid 0, mode 644),
+    so shards are byte-identical for the same input; written here rather than by ``tarfile``,
+    which spends more time per member than everything else in a metadata-only build."""
+
+    def __init__(self, log: FileLog, shard_size: int, chunk: int = 1 << 20):
+        self._log = log
+        self._shard_size = shard_size
+        self._chunk = chunk
+        self._open: dict[str, HashedFile] = {}
+        self._buf: dict[str, list[bytes]] = {}
+        self._buffered: dict[str, int] = {}
+        self._written: dict[str, int] = {}
+        self._count: dict[str, int] = {}
+        self._shard: dict[str, int] = {}
+
+    def write(self, split: str, key: str, ext: str, image: bytes | None, record: dict) -> None:
+        if split not in self._open or self._count[split] >= self._shard_size:
+            self._close(split)
+            shard = self._shard.get(split, -1) + 1
+            self._shard[split] = shard
+            self._open[split] = self._log.open(f"webdataset/{split}-{shard:06d}.tar")
+            self._buf[split], self._buffered[split] = [], 0
+            self._written[split] = self._count[split] = 0
+        parts = self._buf[split]
+        if image is not None:
+            parts.append(tar_member(f"{key}.{ext}", image))
+            self._buffered[split] += len(parts[-1])
+        parts.append(tar_member(f"{key}.json", json.dumps(record).encode()))
+        self._buffered[split] += len(parts[-1])
+        self._count[split] += 1
+        if self._buffered[split] >= self._chunk:
+            self._flush(split)
+
+    def _flush(self, split: str) -> None:
+        data = b"".join(self._buf[split])
+        self._open[split].write(data)
+        self._written[split] += len(data)
+        self._buf[split].clear()
+        self._buffered[split] = 0
+
+    def _close(self, split: str) -> None:
+        if split in self._open:
+            self._flush(split)
+            end = self._written[split] + 2 * _BLOCK  # two zero blocks end the archive
+            fh = self._open.pop(split)
+            fh.write(b"\0" * (2 * _BLOCK + (-end % _RECORD)))
+            fh.close()
+
+    def close(self) -> None:
+        for split in list(self._open):
+            self._close(split)

@@ -1,0 +1,133 @@
+"""Thin DRF views for releases: list, build, describe and download (researchers and admins)."""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.http import FileResponse, Http404, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.permissions import global_role_permission
+from humanbeauty.roles import Role
+
+from .models import Release, ReleaseStatus
+from .services.releases import FORMATS, create_release
+
+CHUNK = 1 << 20
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Release
+        fields = [
+            "id",
+            "name",
+            "version",
+            "status",
+            "config",
+            "out_dir",
+            "progress",
+            "counts",
+            "manifest_sha256",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
+
+
+class ReleaseBuildSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    version = serializers.CharField(max_length=50)
+    out = serializers.CharField(max_length=1000)
+    projects = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    sources = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    seed = serializers.IntegerField(required=False, default=0)
+    split = serializers.DictField(child=serializers.FloatField(), required=False)
+    formats = serializers.ListField(
+        child=serializers.ChoiceField(choices=FORMATS), required=False, default=list(FORMATS)
+    )
+    images = serializers.ChoiceField(choices=["copy", "link", "none"], default="copy")
+    max_side = serializers.IntegerField(required=False, allow_null=True, min_value=16)
+    min_raters = serializers.IntegerField(required=False, default=1, min_value=1)
+    max_disagreement = serializers.FloatField(required=False, allow_null=True)
+
+
+def tar_stream(root: Path) -> Iterator[bytes]:
+    """An uncompressed tar of `root`, produced file by file in 1 MiB pieces: a release of any
+    size is streamed without being built in memory or on disk."""
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        info = tarfile.TarInfo(f"{root.name}/{path.relative_to(root).as_posix()}")
+        stat = path.stat()
+        info.size, info.mtime, info.mode = stat.st_size, int(stat.st_mtime), 0o644
+        yield info.tobuf(format=tarfile.PAX_FORMAT)
+        with path.open("rb") as fh:
+            while piece := fh.read(CHUNK):
+                yield piece
+        if stat.st_size % tarfile.BLOCKSIZE:
+            yield b"\0" * (tarfile.BLOCKSIZE - stat.st_size % tarfile.BLOCKSIZE)
+    yield b"\0" * (2 * tarfile.BLOCKSIZE)
+
+
+class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Release.objects.order_by("name", "created_at")
+    serializer_class = ReleaseSerializer
+    permission_classes = [global_role_permission(Role.RESEARCHER, Role.ADMIN)]
+    filterset_fields = ["name", "status"]
+
+    @extend_schema(request=ReleaseBuildSerializer, responses={202: ReleaseSerializer})
+    def create(self, request: Request) -> Response:
+        """Queue a release build (a Celery task); poll the release for its status."""
+        body = ReleaseBuildSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        d = body.validated_data
+        release = create_release(
+            d["name"],
+            d["version"],
+            d["out"],
+            projects=d["projects"],
+            sources=d["sources"],
+            seed=d["seed"],
+            split=d.get("split"),
+            formats=d["formats"],
+            images=d["images"],
+            max_side=d.get("max_side"),
+            min_raters=d["min_raters"],
+            max_disagreement=d.get("max_disagreement"),
+            user=request.user,
+        )
+        release.refresh_from_db()
+        return Response(ReleaseSerializer(release).data, status=status.HTTP_202_ACCEPTED)
+
+    def _ready(self) -> Release:
+        release = self.get_object()
+        if release.status != ReleaseStatus.READY:
+            raise Http404(f"release {release.name} {release.version} is {release.status}")
+        return release
+
+    @extend_schema(responses={(200, "application/x-tar"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: int | None = None) -> StreamingHttpResponse:
+        """The whole release directory as a tar, streamed."""
+        release = self._ready()
+        root = Path(release.out_dir)
+        response = StreamingHttpResponse(tar_stream(root), content_type="application/x-tar")
+        response["Content-Disposition"] = (
+            f'attachment; filename="{release.name}-{release.version}.tar"'
+        )
+        return response
+
+    @extend_schema(responses={(200, "text/html"): OpenApiTypes.STR})
+    @action(detail=True, methods=["get"])
+    def datasheet(self, request: Request, pk: int | None = None) -> FileResponse:
+        release = self._ready()
+        path = Path(release.out_dir) / "datasheet.html"
+        if not path.is_file():
+            raise Http404("this release has no datasheet")
+        return FileResponse(path.open("rb"), content_type="text/html; charset=utf-8")

@@ -1,0 +1,1 @@
+"""Writes for the modeling app: releases, the model registry, scoring and training."""

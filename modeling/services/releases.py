@@ -1,0 +1,205 @@
+"""Writes for dataset releases: validate a configuration, build it (a Celery task), record it.
+
+The split assignment and the file writers are Django-free (`modeling.release`); this module
+selects the rows from the database, keeps each image's split (so the next version keeps the
+test set), and the release's status and counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.models import Project
+from curation.models import Source
+from humanbeauty.errors import DomainError
+
+from .. import selectors
+from ..models import Release, ReleaseItem, ReleaseStatus
+from ..release import ReleaseConfig, assign_splits, build_release
+
+PLATFORM_VERSION = "0.1.0"
+FORMATS = ("official", "parquet", "webdataset", "csv")
+
+
+class ReleaseError(DomainError):
+    code = "release_error"
+
+
+def parse_split(text: str | Mapping[str, float] | None) -> dict[str, float]:
+    """'train=0.8,val=0.1,test=0.1' (or a mapping) -> {split: ratio}, checked."""
+    if text is None:
+        return {"train": 0.8, "val": 0.1, "test": 0.1}
+    if isinstance(text, Mapping):
+        pairs = dict(text)
+    else:
+        pairs = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise ReleaseError(f"--split part {part!r} is not NAME=RATIO")
+            try:
+                pairs[key.strip()] = float(value)
+            except ValueError:
+                raise ReleaseError(f"--split ratio {value!r} is not a number") from None
+    unknown = set(pairs) - {"train", "val", "test"}
+    if unknown:
+        raise ReleaseError(f"unknown split(s) {', '.join(sorted(unknown))}: use train, val, test")
+    if any(v < 0 for v in pairs.values()):
+        raise ReleaseError("split ratios cannot be negative")
+    if abs(sum(pairs.values()) - 1.0) > 1e-6:
+        raise ReleaseError(f"split ratios sum to {sum(pairs.values()):g}, not 1")
+    return pairs
+
+
+def _by_name(model, names: Sequence[str], what: str) -> list:
+    found = {o.name: o for o in model.objects.filter(name__in=names)}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ReleaseError(f"unknown {what}(s): {', '.join(missing)}")
+    return [found[n] for n in names]
+
+
+def create_release(
+    name: str,
+    version: str,
+    out_dir: str | Path,
+    *,
+    projects: Sequence[str] = (),
+    sources: Sequence[str] = (),
+    seed: int = 0,
+    split: str | Mapping[str, float] | None = None,
+    formats: Sequence[str] = FORMATS,
+    images: str = "copy",
+    max_side: int | None = None,
+    min_raters: int = 1,
+    max_disagreement: float | None = None,
+    user: AbstractBaseUser | None = None,
+) -> Release:
+    """Check a release configuration and queue its build; releases are immutable."""
+    if not name.strip() or not version.strip():
+        raise ReleaseError("a release needs a name and a version")
+    if Release.objects.filter(name=name, version=version).exists():
+        raise ReleaseError(f"release {name} {version} exists already; releases are immutable")
+    if not projects and not sources:
+        raise ReleaseError("select at least one rating project (--projects) or source (--sources)")
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ReleaseError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    if images not in ("copy", "link", "none"):
+        raise ReleaseError("--images is copy, link or none")
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and any(out.iterdir()):
+        raise ReleaseError(f"{out} is not empty; a release is written into a new directory")
+    project_objs = _by_name(Project, projects, "project")
+    source_objs = _by_name(Source, sources, "source")
+    expert = selectors.expert_rows(
+        project_objs, min_raters=min_raters, max_disagreement=max_disagreement
+    )
+    if (
+        next(expert, None) is None
+        and next(selectors.overall_rows(source_objs, set()), None) is None
+    ):
+        raise ReleaseError(
+            "the selection is empty: the projects have no consensus labels passing the rules "
+            "(run the statistics refresh) and the sources no accepted images with scores"
+        )
+    config = {
+        "projects": list(projects),
+        "sources": list(sources),
+        "seed": int(seed),
+        "split": parse_split(split),
+        "formats": list(formats),
+        "images": images,
+        "max_side": max_side,
+        "min_raters": int(min_raters),
+        "max_disagreement": max_disagreement,
+    }
+    release = Release.objects.create(
+        name=name,
+        version=version,
+        config=config,
+        out_dir=str(out),
+        created_by=user if user and user.is_authenticated else None,
+    )
+    from ..release_tasks import build_release_task
+
+    transaction.on_commit(lambda: build_release_task.delay(release.pk))
+    return release
+
+
+def _set(release_id: int, **fields: Any) -> None:
+    Release.objects.filter(pk=release_id).update(**fields)
+
+
+def build(release_id: int) -> Release:
+    """Build a queued release (idempotent for a ready one)."""
+    release = Release.objects.get(pk=release_id)
+    if release.status == ReleaseStatus.READY:
+        return release
+    _set(release_id, status=ReleaseStatus.BUILDING, error="")
+    c = release.config
+    try:
+        projects = _by_name(Project, c["projects"], "project")
+        sources = _by_name(Source, c["sources"], "source")
+        expert = list(
+            selectors.expert_rows(
+                projects, min_raters=c["min_raters"], max_disagreement=c["max_disagreement"]
+            )
+        )
+        rows = expert + list(selectors.overall_rows(sources, skip={r.image_id for r in expert}))
+        if not rows:
+            raise ReleaseError("the selection is empty: no accepted or consensus-labelled images")
+        config = ReleaseConfig(
+            name=release.name,
+            version=release.version,
+            seed=c["seed"],
+            split=c["split"],
+            formats=tuple(c["formats"]),
+            images=c["images"],
+            max_side=c["max_side"],
+        )
+        previous_test, previous_trainval = selectors.previous_splits(release)
+        splits = assign_splits(rows, config, previous_test, previous_trainval=previous_trainval)
+
+        def progress(phase: str, done: int, total: int) -> None:
+            _set(release_id, progress={"phase": phase, "done": done, "total": total})
+
+        manifest = build_release(
+            rows,
+            splits,
+            config,
+            Path(release.out_dir),
+            platform_version=PLATFORM_VERSION,
+            extra_config=c,
+            progress=progress,
+        )
+        with transaction.atomic():
+            ReleaseItem.objects.filter(release=release).delete()
+            items = (ReleaseItem(release=release, image_id=i, split=s) for i, s in splits.items())
+            while batch := list(itertools.islice(items, 5000)):
+                ReleaseItem.objects.bulk_create(batch)
+            digest = hashlib.sha256((Path(release.out_dir) / "manifest.json").read_bytes())
+            _set(
+                release_id,
+                status=ReleaseStatus.READY,
+                counts=manifest.get("counts", {}),
+                manifest_sha256=digest.hexdigest(),
+                finished_at=timezone.now(),
+            )
+    except Exception as exc:
+        _set(
+            release_id,
+            status=ReleaseStatus.FAILED,
+            error=str(exc)[:4000],
+            finished_at=timezone.now(),
+        )
+        raise
+    return Release.objects.get(pk=release_id)

@@ -1,0 +1,168 @@
+"""Releases from the database: selection, CLI contract, stable test set, permissions, download."""
+
+import io
+import json
+import tarfile
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from annotation import services
+from annotation.services.quality import refresh_statistics
+from curation.models import Source
+from curation.services.jobs import start_job
+from curation.services.sources import import_source
+from modeling.models import Release, ReleaseItem, ReleaseStatus
+from tests.curation_jobs.conftest import write_dataset
+from tests.quality.conftest import SimRater, rate_until_done
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def import_root(settings, tmp_path):
+    root = tmp_path / "imports"
+    root.mkdir()
+    settings.IMPORT_ROOTS = [root.resolve()]
+    return root
+
+
+@pytest.fixture
+def eager():
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def data(make_project, import_root, eager):
+    """A rated project (12-dim consensus) and a curated source (overall scores)."""
+    project, images, users = make_project(12, overlap=2, raters=["a", "b", "c"])
+    for i, name in enumerate(users):
+        rate_until_done(project, users[name], SimRater("careful", seed=i))
+    refresh_statistics(project)
+    manifest = write_dataset(import_root / "src")
+    import_source("manifest", manifest, "src", scale=(1, 10))
+    start_job(Source.objects.get(name="src"), {"clip": {"enabled": False}})
+    return project, images
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_build_list_show_and_official_layout(data, tmp_path):
+    project, images = data
+    out = tmp_path / "rel1"
+    run("release", "build", "hb", "--version", "1", "--projects", project.name, "--sources",
+        "src", "--seed", "3", "--formats", "official,parquet,csv", "--images", "copy",
+        "--out", str(out), "--wait")
+    release = Release.objects.get(name="hb", version="1")
+    assert release.status == ReleaseStatus.READY
+    # 12 rated images + the 2 accepted source images
+    assert ReleaseItem.objects.filter(release=release).count() == 14
+    root = out / "HumanBeauty"
+    expert = [json.loads(x) for x in (root / "HumanBeauty-50K" / "label.jsonl").read_text()
+              .splitlines()]
+    overall = [json.loads(x) for x in (root / "HumanBeauty-58K" / "label.jsonl").read_text()
+               .splitlines()]
+    assert len(expert) == 12 and len(overall) == 2
+    assert all(len(x["score"]) == 12 for x in expert)
+    assert all(isinstance(x["score"], float) and "text_level" in x for x in overall)
+    assert (out / "parquet" / "train.parquet").is_file() and (out / "manifest.json").is_file()
+    assert "hb\t1\tready" in run("release", "list")
+    shown = json.loads(run("release", "show", "hb", "1"))
+    assert shown["config"]["seed"] == 3 and shown["manifest_sha256"] == release.manifest_sha256
+
+
+def test_a_new_version_keeps_the_old_test_set(data, tmp_path, make_project):
+    project, _ = data
+    run("release", "build", "hb", "--version", "1", "--projects", project.name,
+        "--images", "none", "--split", "train=0.5,val=0.1,test=0.4", "--out",
+        str(tmp_path / "v1"), "--wait")
+    old_test = set(ReleaseItem.objects.filter(release__version="1", split="test")
+                   .values_list("image_id", flat=True))
+    assert old_test
+    run("release", "build", "hb", "--version", "2", "--projects", project.name, "--sources",
+        "src", "--seed", "99", "--images", "none", "--out", str(tmp_path / "v2"), "--wait")
+    new_test = set(ReleaseItem.objects.filter(release__version="2", split="test")
+                   .values_list("image_id", flat=True))
+    assert old_test <= new_test
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--projects", "nope"], "unknown project"),
+        (["--sources", "src", "--split", "train=0.8,test=0.1"], "sum to"),
+        (["--sources", "src", "--split", "train=0.8,holdout=0.2"], "unknown split"),
+        (["--sources", "src", "--formats", "official,xml"], "unknown format"),
+        ([], "at least one"),
+    ],
+)
+def test_bad_configurations_get_clear_errors(data, tmp_path, args, message):
+    with pytest.raises(CommandError, match=message):
+        run("release", "build", "bad", "--version", "1", "--out", str(tmp_path / "x"), *args)
+    assert not Release.objects.filter(name="bad").exists()
+
+
+def test_empty_selection_is_refused(make_project, tmp_path):
+    project, _, _ = make_project(2, raters=["a"])
+    with pytest.raises(CommandError, match="selection is empty"):
+        run("release", "build", "e", "--version", "1", "--projects", project.name,
+            "--out", str(tmp_path / "e"))
+
+
+def test_only_researchers_and_admins_build_and_download(data, tmp_path):
+    project, _ = data
+    User = get_user_model()
+    annotator = User.objects.get(username="a")
+    services.add_member(project, "res", "researcher")
+    researcher = User.objects.get(username="res")
+    body = {"name": "api", "version": "1", "out": str(tmp_path / "api"),
+            "projects": [project.name], "images": "copy", "formats": ["official"]}
+    denied = APIClient()
+    denied.force_authenticate(annotator)
+    assert denied.post("/api/releases/", body, format="json").status_code == 403
+    assert denied.get("/api/releases/").status_code == 403
+    client = APIClient()
+    client.force_authenticate(researcher)
+    created = client.post("/api/releases/", body, format="json")
+    assert created.status_code == 202
+    release_id = created.json()["id"]
+    assert client.get(f"/api/releases/{release_id}/").json()["status"] == "ready"
+    assert denied.get(f"/api/releases/{release_id}/download/").status_code == 403
+    response = client.get(f"/api/releases/{release_id}/download/")
+    assert response.status_code == 200 and response.streaming
+    data_bytes = b"".join(response.streaming_content)
+    with tarfile.open(fileobj=io.BytesIO(data_bytes)) as tar:
+        names = tar.getnames()
+        manifest = json.loads(tar.extractfile("api/manifest.json").read())
+        label = tar.extractfile("api/HumanBeauty/HumanBeauty-50K/label.jsonl").read()
+    assert "api/HumanBeauty/HumanBeauty-50K/label.jsonl" in names
+    listed = {f["path"]: f["sha256"] for f in manifest["files"]}
+    assert {f"api/{p}" for p in listed} <= set(names)
+    import hashlib
+
+    assert listed["HumanBeauty/HumanBeauty-50K/label.jsonl"] == hashlib.sha256(label).hexdigest()
+
+
+def test_releases_page_lists_releases_for_researchers_only(data, tmp_path, client):
+    project, _ = data
+    run("release", "build", "page", "--version", "1", "--projects", project.name,
+        "--images", "none", "--out", str(tmp_path / "p"), "--wait")
+    services.add_member(project, "res", "researcher", password="pw-123456")
+    assert client.login(username="a", password="pw-123456")
+    assert client.get("/releases/").status_code == 403
+    client.logout()
+    assert client.login(username="res", password="pw-123456")
+    page = client.get("/releases/")
+    assert page.status_code == 200
+    assert b"page" in page.content and b"Datasheet" in page.content
