@@ -20,8 +20,22 @@ Each size runs in a fresh Python process, so peak memory is its own. Printed per
 Peer (issue 5): Label Studio takes 64 s to export 60,000 annotations as JSON on these machines;
 the ratio is per item (its 60,000 annotations vs our images). Target: < 15 s for 108,000.
 
-A `--db` mode (rows streamed from PostgreSQL by the release selector) can plug in beside
-`synthetic_rows`: `bench_core` takes any iterable of rows.
+    python benchmarks/release_build.py --db       # the same rows in PostgreSQL, the real build
+
+`--db`: the same synthetic rows seeded into a PostgreSQL database of its own (BENCH_DATABASE_URL,
+default postgres://postgres@127.0.0.1:5432/hb_release_bench, dropped and recreated per size) with
+bulk_create: six curation Sources, SourceItems with a normalised score, Images (fake sha256, no
+files), a DONE FilterJob per source with accepted Decisions (the overall-only 58/108); a rating
+Project with production ProjectImages and ConsensusLabels (12 keys, mos/std/n = 3, n_raters 3)
+(the 50/108; the Rating rows are not seeded: the release build does not read them);
+DuplicateClusters of 2-4 images. Then `create_release(...)` with Celery eager (no broker: the
+build runs in-process), formats official, parquet, csv, images=none. Seeding and the build run
+in separate processes, so the build's peak RSS is its own. Phases: the create_release checks
+(before the build), the DB selection (expert_rows + overall_rows, materialised into a list by
+`build`), previous_splits, assign_splits, the files (build_release), the ReleaseItem insert,
+the rest (status updates, manifest digest). Memory: peak RSS and its growth, tracemalloc's
+peak over a second, untimed build (another release name) and the rows list it holds after the
+selection.
 """
 
 from __future__ import annotations
@@ -151,6 +165,216 @@ def bench_core(rows, out_root: Path, formats: tuple[str, ...], trace: bool = Tru
     return result
 
 
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hb_release_bench")
+PROJECT = "humanbeauty-50k"
+
+
+def _django() -> None:
+    os.environ["DATABASE_URL"] = DB_URL
+    os.environ.pop("CELERY_BROKER_URL", None)  # eager: the build runs in this process
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+
+
+def _recreate_db() -> None:
+    import psycopg
+
+    base, _, name = DB_URL.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def seed_db(n_rows: int) -> dict:
+    """A fresh database with ``synthetic_rows(n_rows)`` as curation + annotation rows."""
+    _recreate_db()
+    _django()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from annotation.models import ConsensusLabel, ItemKind, Project, ProjectImage
+    from curation.models import (
+        Decision,
+        DecisionKind,
+        DuplicateCluster,
+        FilterJob,
+        Image,
+        JobStatus,
+        Source,
+        SourceItem,
+    )
+    from humanbeauty.standard import DIMENSION_KEYS
+
+    t0 = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    t1 = time.perf_counter()
+    rows = synthetic_rows(n_rows)
+    batch = 5000
+    with transaction.atomic():
+        sources = {name: Source.objects.create(name=name, kind="folder", score_min=1.0,
+                                               score_max=10.0) for name, _ in SOURCES}
+        project = Project.objects.create(name=PROJECT, overlap=3)
+        images = Image.objects.bulk_create(
+            (Image(file=f"images/{r.sha256[:2]}/{r.sha256}.jpg", sha256=r.sha256, width=r.width,
+                   height=r.height, format=r.format, phash=int(r.phash, 16),
+                   source=sources.get(r.source)) for r in rows), batch_size=batch)
+        pk = [im.pk for im in images]
+        del images
+        members: dict[int, list[int]] = {}
+        for j, r in enumerate(rows):
+            if r.cluster is not None:
+                members.setdefault(r.cluster, []).append(pk[j])
+        clusters = DuplicateCluster.objects.bulk_create(
+            DuplicateCluster(representative_id=m[0]) for m in members.values())
+        pairs = [(i, c.pk) for c, m in zip(clusters, members.values(), strict=True) for i in m]
+        with connection.cursor() as cur:
+            cur.executemany("UPDATE curation_image SET cluster_id = %s WHERE id = %s",
+                            [(c, i) for i, c in pairs])
+        now = timezone.now()
+        jobs = {name: FilterJob.objects.create(source=s, status=JobStatus.DONE, finished_at=now)
+                for name, s in sources.items()}
+        overall = [(j, r) for j, r in enumerate(rows) if r.scores is None]
+        items = SourceItem.objects.bulk_create(
+            (SourceItem(source=sources[r.source], path=f"{r.sha256}.jpg",
+                        raw_score=1 + 9 * r.overall, score=r.overall, image_id=pk[j],
+                        linked_at=now) for j, r in overall), batch_size=batch)
+        Decision.objects.bulk_create(
+            (Decision(job=jobs[r.source], item=it, decision=DecisionKind.ACCEPTED)
+             for it, (_, r) in zip(items, overall, strict=True)), batch_size=batch)
+        del items
+        expert = [(j, r) for j, r in enumerate(rows) if r.scores is not None]
+        ProjectImage.objects.bulk_create(
+            (ProjectImage(project=project, image_id=pk[j], target=3, completed=3,
+                          kind=ItemKind.PRODUCTION) for j, _ in expert), batch_size=batch)
+
+        def label(j: int, r) -> ConsensusLabel:
+            cells = {k: {"mos": m, "std": s, "n": 3}
+                     for k, m, s in zip(DIMENSION_KEYS, r.scores, r.std, strict=True)
+                     if m is not None}
+            return ConsensusLabel(project=project, image_id=pk[j], scores=cells, n_raters=3,
+                                  max_std=max(c["std"] for c in cells.values()))
+
+        ConsensusLabel.objects.bulk_create((label(j, r) for j, r in expert), batch_size=batch)
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
+    return {"rows": n_rows, "migrate_s": t1 - t0, "seed_s": time.perf_counter() - t1,
+            "overall": len(overall), "expert": len(expert), "clusters": len(clusters)}
+
+
+def _timed_gen(gen, marks: dict, key: str):
+    """Yield from ``gen``, adding the seconds spent inside it to ``marks[key]``."""
+    while True:
+        t = time.perf_counter()
+        try:
+            item = next(gen)
+        except StopIteration:
+            marks[key] = marks.get(key, 0.0) + time.perf_counter() - t
+            return
+        marks[key] = marks.get(key, 0.0) + time.perf_counter() - t
+        yield item
+
+
+def bench_db(out_root: Path, formats: tuple[str, ...], trace: bool = True) -> dict:
+    """Time create_release + its in-process build on the seeded database, by phase."""
+    import pyarrow as pa
+    import pyarrow.parquet  # imported before the baseline: not the build's memory
+
+    _django()
+    from django.db import connection
+
+    from curation.models import Source
+    from modeling import selectors
+    from modeling.models import ReleaseItem
+    from modeling.services import releases
+
+    marks: dict[str, float] = {}
+    state = {"in_build": False, "trace": False}
+    orig = {n: getattr(selectors, n) for n in ("expert_rows", "overall_rows", "previous_splits")}
+    orig_assign, orig_write, orig_build = (releases.assign_splits, releases.build_release,
+                                           releases.build)
+    manager = ReleaseItem.objects
+    orig_bulk = manager.bulk_create
+
+    def sel(name):
+        def wrapper(*a, **kw):
+            key = "select_s" if state["in_build"] else "check_s"
+            return _timed_gen(orig[name](*a, **kw), marks, key)
+        return wrapper
+
+    def timed(fn, key, before=None):
+        def wrapper(*a, **kw):
+            if before:
+                before()
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                marks[key] = marks.get(key, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    def rows_held():  # entering assign_splits: the selection is a list in memory
+        if state["trace"]:
+            marks["rows_traced_mib"] = tracemalloc.get_traced_memory()[0] / 2**20
+
+    def in_build(fn):
+        def wrapper(release_id):
+            state["in_build"] = True
+            try:
+                return fn(release_id)
+            finally:
+                state["in_build"] = False
+        return wrapper
+
+    selectors.expert_rows, selectors.overall_rows = sel("expert_rows"), sel("overall_rows")
+    selectors.previous_splits = timed(orig["previous_splits"], "previous_s")
+    releases.assign_splits = timed(orig_assign, "assign_s", before=rows_held)
+    releases.build_release = timed(orig_write, "write_s")
+    releases.build = timed(in_build(orig_build), "build_s")
+    manager.bulk_create = timed(orig_bulk, "items_s")
+    names = [s for s, _ in SOURCES]
+    n_rows = Source.objects.count() and None  # noqa: F841  warm the connection
+
+    def run(name: str, out: Path):
+        return releases.create_release(name, "1", out, projects=[PROJECT], sources=names,
+                                       formats=formats, images="none")
+
+    rss_before = _rss_mib()
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    release = run("bench", out_root / "timed")
+    total = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_rss = usage.ru_maxrss / 1024
+    release.refresh_from_db()
+    assert release.status == "ready", (release.status, release.error)
+    n = ReleaseItem.objects.filter(release=release).count()
+    result = {
+        "rows": n, "total_s": total, **marks,
+        "rest_s": marks["build_s"] - sum(marks.get(k, 0.0) for k in (
+            "select_s", "previous_s", "assign_s", "write_s", "items_s")),
+        "cpu_s": usage.ru_utime + usage.ru_stime - usage0.ru_utime - usage0.ru_stime,
+        "peak_rss_mib": peak_rss, "rss_growth_mib": peak_rss - rss_before,
+        "arrow_peak_mib": pa.default_memory_pool().max_memory() / 2**20,
+        "files": len(list((out_root / "timed").rglob("*.*"))),
+        "mb": _tree_mb(out_root / "timed"), "counts": release.counts,
+    }
+    shutil.rmtree(out_root / "timed")
+    if trace:
+        marks.clear()
+        state["trace"] = True
+        tracemalloc.start()
+        run("bench-traced", out_root / "traced")
+        result["traced_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
+        result["rows_traced_mib"] = marks.get("rows_traced_mib", float("nan"))
+        tracemalloc.stop()
+        shutil.rmtree(out_root / "traced")
+    connection.close()
+    return result
+
+
 def _child(n_rows: int, formats: tuple[str, ...]) -> None:
     rows = synthetic_rows(n_rows)
     with tempfile.TemporaryDirectory(prefix="release-bench-") as tmp:
@@ -163,13 +387,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="27000,54000,108000")
     ap.add_argument("--quick", action="store_true", help="5,400 and 10,800 rows")
     ap.add_argument("--formats", default="official,parquet,csv,webdataset")
+    ap.add_argument("--db", action="store_true", help="seed PostgreSQL, time create_release")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.db and args.formats == ap.get_default("formats"):
+        args.formats = "official,parquet,csv"
     formats = tuple(f for f in args.formats.split(",") if f)
+    if args.seed:
+        print(json.dumps(seed_db(args.seed)))
+        return 0
+    if args.child and args.db:
+        with tempfile.TemporaryDirectory(prefix="release-bench-") as tmp:
+            print(json.dumps(bench_db(Path(tmp), formats)))
+        return 0
     if args.child:
         _child(args.child, formats)
         return 0
     sizes = [5400, 10800] if args.quick else [int(s) for s in args.sizes.split(",")]
+    if args.db:
+        return _main_db(sizes, formats)
     results = []
     for n in sizes:
         proc = subprocess.run(
@@ -203,6 +440,48 @@ def main(argv: list[str] | None = None) -> int:
               f"{TARGET_SECONDS:.0f} s target; Label Studio: {PEER_SECONDS:.0f} s for "
               f"{PEER_ITEMS:,} annotations ({PEER_SECONDS / largest['total_s']:.1f}x our "
               f"time for {largest['rows'] / PEER_ITEMS:.1f}x the items).")
+    return 0
+
+
+def _run_json(args: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode:
+        raise SystemExit(proc.stdout + proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _main_db(sizes: list[int], formats: tuple[str, ...]) -> int:
+    fmt = ",".join(formats)
+    results = []
+    for n in sizes:
+        seeded = _run_json(["--seed", str(n)])
+        print(f"seeded {n:,}: {seeded['overall']:,} overall-only + {seeded['expert']:,} 12-dim, "
+              f"{seeded['clusters']:,} clusters; migrate {seeded['migrate_s']:.1f} s, "
+              f"seed {seeded['seed_s']:.1f} s", file=sys.stderr)
+        results.append(_run_json(["--child", str(n), "--db", "--formats", fmt]))
+    print(f"release build from PostgreSQL (create_release, eager; images=none; formats "
+          f"{', '.join(formats)}); {os.cpu_count()} CPUs")
+    head = ("images", "checks s", "select s", "prev s", "assign s", "files s", "ReleaseItem s",
+            "rest s", "total s", "CPU s", "peak RSS MiB", "RSS growth MiB", "traced peak MiB",
+            "rows list MiB", "Arrow peak MiB", "vs Label Studio")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "|".join("---:" for _ in head) + "|")
+    peer = PEER_SECONDS / PEER_ITEMS
+    for r in results:
+        print(f"| {r['rows']:,} | {r['check_s']:.2f} | {r['select_s']:.2f} | "
+              f"{r.get('previous_s', 0):.2f} | {r['assign_s']:.2f} | {r['write_s']:.2f} | "
+              f"{r['items_s']:.2f} | {r['rest_s']:.2f} | {r['total_s']:.2f} | {r['cpu_s']:.2f} | "
+              f"{r['peak_rss_mib']:.0f} | {r['rss_growth_mib']:.0f} | "
+              f"{r['traced_peak_mib']:.1f} | {r['rows_traced_mib']:.1f} | "
+              f"{r['arrow_peak_mib']:.1f} | "
+              f"{peer / (r['total_s'] / r['rows']):.1f}x faster per item |")
+    largest = results[-1]
+    if largest["rows"] >= 108_000:
+        verdict = "meets" if largest["total_s"] < TARGET_SECONDS else "MISSES"
+        print(f"\n{largest['rows']:,} images in {largest['total_s']:.1f} s: {verdict} the < "
+              f"{TARGET_SECONDS:.0f} s target; Label Studio: {PEER_SECONDS:.0f} s for "
+              f"{PEER_ITEMS:,} annotations. counts: {largest['counts']}")
     return 0
 
 

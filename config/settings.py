@@ -137,6 +137,21 @@ CLIP_CHECKPOINT = os.environ.get("CLIP_CHECKPOINT", "")
 # Directories that imports may read from (comma-separated); anything else is refused.
 IMPORT_ROOTS = [Path(p).resolve() for p in env_list("IMPORT_ROOTS")]
 
+# --- Models: registry, scoring, training ------------------------------------------------------
+# Directories the API may register models from and read training data / CLIP files from
+# (comma-separated); the CLI (`manage.py register_model`) is not limited to them.
+TRAINING_RUNS_DIR = Path(os.environ.get("TRAINING_RUNS_DIR", VAR_DIR / "runs"))
+MODEL_ROOTS = [
+    Path(p).resolve()
+    for p in env_list("MODEL_ROOTS", f"{VAR_DIR / 'models'},{TRAINING_RUNS_DIR}")
+]
+# Loaded models kept per process (keyed by version and checkpoint mtime); "auto" = cuda if any.
+MODEL_CACHE_SIZE = int(os.environ.get("MODEL_CACHE_SIZE", "2"))
+MODEL_DEVICE = os.environ.get("MODEL_DEVICE", "auto")
+SCORING_CHUNK_SIZE = int(os.environ.get("SCORING_CHUNK_SIZE", "256"))
+# How often a training task reads its run's metrics.jsonl into the TrainingRun row.
+TRAINING_POLL_SECONDS = float(os.environ.get("TRAINING_POLL_SECONDS", "5"))
+
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -161,6 +176,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Choice sets shared by fields named "status" in several components, named once each.
+    "ENUM_NAME_OVERRIDES": {
+        "RaterStatusEnum": "annotation.models.RaterStatus",
+        "RunStatusEnum": "modeling.models.RunStatus",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------

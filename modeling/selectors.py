@@ -8,7 +8,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from annotation.models import ConsensusLabel, Project, ProjectImage
 from curation.imaging.hashing import from_signed64, int_to_hex
-from curation.models import Decision, DecisionKind, FilterJob, Image, JobStatus, Source
+from curation.models import Decision, DecisionKind, FilterJob, JobStatus, Source
 from humanbeauty.standard import DIMENSION_KEYS, OVERALL_KEY
 
 from .models import Release, ReleaseItem, ReleaseStatus, Split
@@ -17,13 +17,11 @@ from .release import ReleaseRow
 IMAGE_FIELDS = ("id", "file", "sha256", "phash", "cluster_id", "width", "height", "format")
 
 
-def _image_parts(values: Sequence) -> dict:
+def _image_parts(values: Sequence, media_root: str) -> dict:
     pk, file, sha, phash, cluster, width, height, fmt = values
-    from django.conf import settings
-
     return {
         "image_id": pk,
-        "file": str(settings.MEDIA_ROOT / file) if file else None,
+        "file": f"{media_root}/{file}" if file else None,
         "sha256": sha,
         "phash": int_to_hex(from_signed64(phash)) if phash is not None else None,
         "cluster": cluster,
@@ -33,35 +31,59 @@ def _image_parts(values: Sequence) -> dict:
     }
 
 
+def _labels(projects: Sequence[Project], min_raters: int, max_disagreement: float | None):
+    excluded = ProjectImage.objects.filter(
+        project=OuterRef("project"), image=OuterRef("image"), excluded=True
+    )
+    labels = ConsensusLabel.objects.filter(project__in=projects, n_raters__gte=min_raters).filter(
+        ~Exists(excluded)
+    )
+    if max_disagreement is not None:
+        labels = labels.filter(Q(max_std__lte=max_disagreement) | Q(final__isnull=False))
+    return labels
+
+
+def has_rows(
+    projects: Sequence[Project],
+    sources: Sequence[Source],
+    *,
+    min_raters: int = 1,
+    max_disagreement: float | None = None,
+) -> bool:
+    """Whether the selection holds anything, without reading it."""
+    if _labels(projects, min_raters, max_disagreement).exists():
+        return True
+    return any(
+        _accepted(job).exists()
+        for job in (_latest_job(source) for source in sources)
+        if job is not None
+    )
+
+
 def expert_rows(
     projects: Sequence[Project], *, min_raters: int = 1, max_disagreement: float | None = None
 ) -> Iterator[ReleaseRow]:
     """12-dimension rows: consensus labels of production images that reviewers did not exclude;
-    a reviewer's final scores win over the computed ones."""
-    excluded = ProjectImage.objects.filter(
-        project=OuterRef("project"), image=OuterRef("image"), excluded=True
-    )
+    a reviewer's final scores win over the computed ones. Streamed in image order."""
+    from django.conf import settings
+
+    media_root = str(settings.MEDIA_ROOT)
     labels = (
-        ConsensusLabel.objects.filter(project__in=projects, n_raters__gte=min_raters)
-        .filter(~Exists(excluded))
-        .select_related("project")
+        _labels(projects, min_raters, max_disagreement)
         .order_by("image_id", "project_id")
+        .values_list("project__name", "scores", "final", *(f"image__{f}" for f in IMAGE_FIELDS))
     )
-    if max_disagreement is not None:
-        labels = labels.filter(Q(max_std__lte=max_disagreement) | Q(final__isnull=False))
-    seen: set[int] = set()
-    images = Image.objects.filter(pk__in=labels.values("image_id")).values_list(*IMAGE_FIELDS)
-    by_id = {v[0]: v for v in images.iterator(chunk_size=5000)}
-    for label in labels.iterator(chunk_size=5000):
-        if label.image_id in seen:  # an image in two projects: the first project wins
+    last = None
+    for project_name, cells_by_key, final, *image in labels.iterator(chunk_size=5000):
+        if image[0] == last:  # an image in two projects: the first project wins
             continue
-        seen.add(label.image_id)
-        if label.final:
-            scores = tuple(label.final.get(k) for k in DIMENSION_KEYS)
+        last = image[0]
+        if final:
+            scores = tuple(final.get(k) for k in DIMENSION_KEYS)
             std = tuple(0.0 if v is not None else None for v in scores)
-            n = tuple((label.scores.get(k) or {}).get("n", 0) for k in DIMENSION_KEYS)
+            n = tuple((cells_by_key.get(k) or {}).get("n", 0) for k in DIMENSION_KEYS)
         else:
-            cells = [label.scores.get(k) for k in DIMENSION_KEYS]
+            cells = [cells_by_key.get(k) for k in DIMENSION_KEYS]
             scores = tuple(c["mos"] if c else None for c in cells)
             std = tuple(c["std"] if c else None for c in cells)
             n = tuple(c["n"] if c else 0 for c in cells)
@@ -69,8 +91,8 @@ def expert_rows(
         if overall is None:
             continue
         yield ReleaseRow(
-            **_image_parts(by_id[label.image_id]),
-            source=label.project.name,
+            **_image_parts(image, media_root),
+            source=project_name,
             overall=float(overall),
             scores=scores,
             std=std,
@@ -78,23 +100,34 @@ def expert_rows(
         )
 
 
+def _latest_job(source: Source) -> FilterJob | None:
+    return (
+        FilterJob.objects.filter(source=source, status=JobStatus.DONE)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def _accepted(job: FilterJob):
+    return (
+        Decision.objects.filter(job=job)
+        .filter(Q(override=DecisionKind.ACCEPTED) | Q(override="", decision=DecisionKind.ACCEPTED))
+        .filter(item__score__isnull=False, item__image__isnull=False)
+    )
+
+
 def overall_rows(sources: Sequence[Source], skip: set[int]) -> Iterator[ReleaseRow]:
     """Overall-only rows: images accepted by each source's latest finished filter job, with the
-    source's min-max normalised score."""
+    source's min-max normalised score; images in `skip` (and each one once) are left out."""
+    from django.conf import settings
+
+    media_root = str(settings.MEDIA_ROOT)
     for source in sources:
-        job = (
-            FilterJob.objects.filter(source=source, status=JobStatus.DONE)
-            .order_by("-finished_at", "-id")
-            .first()
-        )
+        job = _latest_job(source)
         if job is None:
             continue
         accepted = (
-            Decision.objects.filter(job=job)
-            .filter(
-                Q(override=DecisionKind.ACCEPTED) | Q(override="", decision=DecisionKind.ACCEPTED)
-            )
-            .filter(item__score__isnull=False, item__image__isnull=False)
+            _accepted(job)
             .order_by("item__image_id")
             .values_list("item__score", *(f"item__image__{f}" for f in IMAGE_FIELDS))
         )
@@ -103,13 +136,29 @@ def overall_rows(sources: Sequence[Source], skip: set[int]) -> Iterator[ReleaseR
                 continue
             skip.add(image[0])
             yield ReleaseRow(
-                **_image_parts(image),
+                **_image_parts(image, media_root),
                 source=source.name,
                 overall=float(score),
                 scores=None,
                 std=None,
                 n=None,
             )
+
+
+def release_rows(
+    projects: Sequence[Project],
+    sources: Sequence[Source],
+    *,
+    min_raters: int = 1,
+    max_disagreement: float | None = None,
+) -> Iterator[ReleaseRow]:
+    """Every row of a release, in a stable order: 12-dimension rows first, then overall-only
+    rows of images not already in (a generator: a release is built in two streamed passes)."""
+    seen: set[int] = set()
+    for row in expert_rows(projects, min_raters=min_raters, max_disagreement=max_disagreement):
+        seen.add(row.image_id)
+        yield row
+    yield from overall_rows(sources, seen)
 
 
 def previous_splits(release: Release) -> tuple[set[int], set[int]]:

@@ -100,12 +100,8 @@ def create_release(
         raise ReleaseError(f"{out} is not empty; a release is written into a new directory")
     project_objs = _by_name(Project, projects, "project")
     source_objs = _by_name(Source, sources, "source")
-    expert = selectors.expert_rows(
-        project_objs, min_raters=min_raters, max_disagreement=max_disagreement
-    )
-    if (
-        next(expert, None) is None
-        and next(selectors.overall_rows(source_objs, set()), None) is None
+    if not selectors.has_rows(
+        project_objs, source_objs, min_raters=min_raters, max_disagreement=max_disagreement
     ):
         raise ReleaseError(
             "the selection is empty: the projects have no consensus labels passing the rules "
@@ -149,14 +145,16 @@ def build(release_id: int) -> Release:
     try:
         projects = _by_name(Project, c["projects"], "project")
         sources = _by_name(Source, c["sources"], "source")
-        expert = list(
-            selectors.expert_rows(
-                projects, min_raters=c["min_raters"], max_disagreement=c["max_disagreement"]
+
+        def rows():
+            return selectors.release_rows(
+                projects,
+                sources,
+                min_raters=c["min_raters"],
+                max_disagreement=c["max_disagreement"],
             )
-        )
-        rows = expert + list(selectors.overall_rows(sources, skip={r.image_id for r in expert}))
-        if not rows:
-            raise ReleaseError("the selection is empty: no accepted or consensus-labelled images")
+
+        # Two streamed passes over the database (split, then files): memory stays flat.
         config = ReleaseConfig(
             name=release.name,
             version=release.version,
@@ -167,13 +165,13 @@ def build(release_id: int) -> Release:
             max_side=c["max_side"],
         )
         previous_test, previous_trainval = selectors.previous_splits(release)
-        splits = assign_splits(rows, config, previous_test, previous_trainval=previous_trainval)
+        splits = assign_splits(rows(), config, previous_test, previous_trainval=previous_trainval)
 
         def progress(phase: str, done: int, total: int) -> None:
             _set(release_id, progress={"phase": phase, "done": done, "total": total})
 
         manifest = build_release(
-            rows,
+            rows(),
             splits,
             config,
             Path(release.out_dir),

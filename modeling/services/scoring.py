@@ -1,0 +1,286 @@
+"""Scoring images: decoding under the pool's validation, result rows and files, and the batch
+scoring job (a release's images or the pool) run chunk by chunk by a Celery task.
+
+The job writes one part file per chunk (named by the chunk's first and last image id) and
+then merges the parts into MEDIA_ROOT/scores/scoring-job-<id>.<jsonl|csv>; a rerun (a worker
+killed mid-job) skips the parts already written, so the result has each image once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image as PILImage
+
+from curation.imaging.validate import InvalidImage, Reason, inspect_image, open_image, read_bytes
+from curation.models import Source
+from humanbeauty.errors import DomainError
+from humanbeauty.standard import DIMENSION_KEYS, score_to_level
+
+from .. import serving_selectors as selectors
+from ..models import Release, ReleaseStatus, RunStatus, ScoringJob
+from . import registry, runs
+
+SCORES_DIR = "scores"
+MAX_ERRORS_KEPT = 100
+# A running job whose worker has not reported for this long is taken over by a rerun.
+STALE_AFTER = timedelta(minutes=30)
+
+
+class ScoringError(DomainError):
+    code = "scoring_error"
+
+
+class ScoringConflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+# --- one image ----------------------------------------------------------------------------------
+
+
+def decode_image(source: str | Path | BinaryIO) -> PILImage.Image:
+    """The RGB image, after the same full-decode validation as every import (InvalidImage
+    otherwise: corrupt, not an image, decompression bomb)."""
+    data = read_bytes(source)
+    inspect_image(io.BytesIO(data), max_pixels=settings.MAX_IMAGE_PIXELS)
+    try:
+        with open_image(data, max_pixels=settings.MAX_IMAGE_PIXELS) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise InvalidImage(Reason.CORRUPT, f"the image cannot be converted to RGB: {exc}") from None
+
+
+def payload(version: str, result) -> dict:
+    """The API's answer for one image: 12 scores, their levels, the MetaVoter overall."""
+    overall = float(result.overall)
+    return {
+        "model": version,
+        "scores": {k: float(result.scores[k]) for k in DIMENSION_KEYS},
+        "levels": dict(result.levels),
+        "overall": overall,
+        "overall_level": score_to_level(min(max(overall, 0.0), 1.0)),
+        "heads": {k: float(v) for k, v in result.heads.items()},
+    }
+
+
+def result_row(result, **ident) -> dict:
+    """A file row: what identifies the image, the 12 scores, the MetaVoter overall."""
+    row = dict(ident)
+    row.update({k: round(float(result.scores[k]), 6) for k in DIMENSION_KEYS})
+    row["overall"] = round(float(result.overall), 6)
+    return row
+
+
+# --- result files -------------------------------------------------------------------------------
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+
+
+def file_format(path: str | Path) -> str:
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ScoringError(f"'{path}': the output must end in .csv or .jsonl")
+    return fmt
+
+
+class ResultsFile:
+    """Rows to a CSV or JSONL file, written to a temporary name and moved in place only when
+    complete, so a reader never sees half a file."""
+
+    def __init__(self, path: str | Path, columns: Sequence[str]):
+        self.path = Path(path)
+        self.format = file_format(self.path)
+        self.columns = list(columns)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.count = 0
+
+    def __enter__(self) -> ResultsFile:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = self.tmp.open("w", encoding="utf-8", newline="")
+        if self.format == "csv":
+            self.csv = csv.DictWriter(self.fh, fieldnames=self.columns, extrasaction="ignore")
+            self.csv.writeheader()
+        return self
+
+    def write(self, row: dict) -> None:
+        if self.format == "csv":
+            self.csv.writerow(row)
+        else:
+            self.fh.write(json.dumps({k: row.get(k) for k in self.columns}) + "\n")
+        self.count += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.fh.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+# --- batch scoring jobs -------------------------------------------------------------------------
+
+JOB_COLUMNS = ("image_id", "sha256", "split", "path", *DIMENSION_KEYS, "overall")
+
+
+def create_scoring_job(
+    *,
+    release: Release | None = None,
+    source: Source | None = None,
+    model: str | None = None,
+    fmt: str = "jsonl",
+    chunk_size: int | None = None,
+    user: AbstractBaseUser | None = None,
+) -> ScoringJob:
+    """A job over a ready release's images, or the pool (one source, or all images as they are
+    now), with a named version or the active one; queued for the workers."""
+    version = registry.resolve_version(model)
+    if fmt not in ScoringJob.Format.values:
+        raise ScoringError(f"format {fmt!r}: use one of {', '.join(ScoringJob.Format.values)}")
+    if release is not None and source is not None:
+        raise ScoringError("score a release or the pool (optionally one source), not both")
+    size = chunk_size or settings.SCORING_CHUNK_SIZE
+    if not 1 <= size <= 10_000:
+        raise ScoringError(f"chunk_size {size} is not in 1..10000")
+    config: dict = {"chunk_size": size}
+    if release is not None:
+        if release.status != ReleaseStatus.READY:
+            raise ScoringConflict(
+                f"release {release.name} {release.version} is {release.status}, not ready"
+            )
+        scope, total = ScoringJob.Scope.RELEASE, selectors.release_item_count(release)
+    else:
+        scope = ScoringJob.Scope.POOL
+        config["max_image_id"] = selectors.max_image_id(source.pk if source else None)
+        total = selectors.pool_image_count(source.pk if source else None, config["max_image_id"])
+    if total == 0:
+        raise ScoringError("there are no images to score")
+    job = ScoringJob.objects.create(
+        scope=scope,
+        release=release,
+        source=source,
+        model_version=version,
+        format=fmt,
+        config=config,
+        progress={"done": 0, "total": total, "failed": 0},
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    from ..tasks import score_job
+
+    transaction.on_commit(lambda: score_job.delay(job.pk))
+    return job
+
+
+def parts_dir(job: ScoringJob) -> Path:
+    return Path(settings.MEDIA_ROOT) / SCORES_DIR / f"scoring-job-{job.pk}.parts"
+
+
+def output_name(job: ScoringJob) -> str:
+    return f"{SCORES_DIR}/scoring-job-{job.pk}.{job.format}"
+
+
+def score_chunk(model, rows: Sequence[selectors.ImageRow]) -> list[dict]:
+    """One record per image: its row, or its error (unreadable file, no longer an image)."""
+    records: list[dict] = []
+    good: list[tuple[dict, PILImage.Image]] = []
+    for row in rows:
+        ident = {"image_id": row.image_id, "sha256": row.sha256, "split": row.split,
+                 "path": row.path}
+        try:
+            with default_storage.open(row.file, "rb") as fh:
+                good.append((ident, decode_image(fh)))
+        except InvalidImage as exc:
+            records.append({**ident, "error": str(exc)})
+        except OSError as exc:
+            records.append({**ident, "error": f"cannot read the file: {exc}"})
+    results = model.score([img for _, img in good]) if good else []
+    records += [result_row(r, **ident) for (ident, _), r in zip(good, results, strict=True)]
+    return sorted(records, key=lambda r: r["image_id"])
+
+
+def _write_part(path: Path, records: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_part(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def run_scoring_job(job_id: int) -> ScoringJob:
+    """Score the job's images chunk by chunk, reporting progress; idempotent and resumable."""
+    job = runs.claim_or_wait(
+        ScoringJob, job_id, finished=(RunStatus.DONE,), stale_after=STALE_AFTER
+    )
+    if job is None:
+        return ScoringJob.objects.get(pk=job_id)
+    if job.error:
+        ScoringJob.objects.filter(pk=job.pk).update(error="")
+    try:
+        if job.model_version is None:
+            raise ScoringError("the job's model version was deleted; start a new job")
+        model = registry.model_for(job.model_version)
+        folder = parts_dir(job)
+        folder.mkdir(parents=True, exist_ok=True)
+        parts: list[Path] = []
+        done = failed = 0
+        for rows in selectors.scoring_chunks(job, job.config.get("chunk_size", 256)):
+            part = folder / f"{rows[0].image_id:012d}-{rows[-1].image_id:012d}.jsonl"
+            if part.is_file():  # written by an earlier run of this job
+                records = _read_part(part)
+            else:
+                records = score_chunk(model, rows)
+                _write_part(part, records)
+            parts.append(part)
+            done += len(rows)
+            failed += sum(1 for r in records if "error" in r)
+            progress = {**job.progress, "done": done, "failed": failed}
+            progress["total"] = max(progress.get("total", 0), done)
+            ScoringJob.objects.filter(pk=job.pk).update(
+                progress=progress, heartbeat_at=timezone.now()
+            )
+            job.progress = progress
+        errors: list[dict] = []
+        out = Path(settings.MEDIA_ROOT) / output_name(job)
+        with ResultsFile(out, JOB_COLUMNS) as results:
+            for part in parts:  # parts of another plan (the images changed since) are left out
+                for record in _read_part(part):
+                    if "error" in record:
+                        if len(errors) < MAX_ERRORS_KEPT:
+                            errors.append(record)
+                    else:
+                        results.write(record)
+        job.progress = {**job.progress, "done": done, "total": done, "failed": failed}
+        job.status = RunStatus.DONE
+        job.output_path = output_name(job)
+        job.errors = errors
+        job.finished_at = timezone.now()
+        job.save(update_fields=["progress", "status", "output_path", "errors", "finished_at"])
+        shutil.rmtree(folder, ignore_errors=True)
+        return job
+    except DomainError as exc:
+        _fail(job, exc.message)
+    except Exception as exc:
+        _fail(job, f"{type(exc).__name__}: {exc}")
+        raise
+    return ScoringJob.objects.get(pk=job_id)
+
+
+def _fail(job: ScoringJob, message: str) -> None:
+    ScoringJob.objects.filter(pk=job.pk).update(
+        status=RunStatus.FAILED, error=message[:5000], finished_at=timezone.now()
+    )

@@ -1,0 +1,317 @@
+"""Training runs launched from the researcher's page: `python -m modeling.train` in a
+subprocess (the model code stays Django-free), its metrics.jsonl streamed into the TrainingRun
+row, and the final model registered when it succeeds.
+
+A rerun of the task (a worker killed mid-run) resumes from the run's newest checkpoint
+(`--resume`); the subprocess dies with its worker (Linux), so two never train one directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import fields
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from humanbeauty.errors import DomainError
+
+from .. import serving_selectors as selectors
+from ..models import Release, ReleaseStatus, RunStatus, TrainingRun
+from . import registry, runs
+
+LOG_NAME = "train.log"
+REQUEST_NAME = "train_request.json"
+LOG_TAIL_LINES = 40
+# Settings that the run's own fields decide; everything else of TrainConfig may be overridden.
+RESERVED = {"data", "out", "backbone", "clip_model", "clip_checkpoint", "max_steps"}
+# A running run whose worker has not reported for this long is taken over by a rerun.
+STALE_AFTER = timedelta(minutes=10)
+
+
+class TrainingError(DomainError):
+    code = "training_error"
+
+
+def _train_config_fields() -> set[str]:
+    from modeling.hae.config import TrainConfig  # pure dataclass: imports no torch
+
+    return {f.name for f in fields(TrainConfig)}
+
+
+def _release_dir(release: Release) -> str:
+    if release.status != ReleaseStatus.READY:
+        raise TrainingError(f"release {release.name} {release.version} is {release.status}")
+    return release.out_dir
+
+
+def _check_data(path: str) -> None:
+    base = Path(path)
+    if not any((root / "train_label.jsonl").is_file() for root in (base, base / "HumanBeauty")):
+        raise TrainingError(
+            f"'{path}' is not a release in the official layout: no train_label.jsonl in it or "
+            "in its HumanBeauty/ folder"
+        )
+
+
+def create_training_run(
+    *,
+    release: Release | None = None,
+    data: str = "",
+    backbone: str = "lite",
+    max_steps: int | None = None,
+    clip_model: str = "",
+    clip_checkpoint: str = "",
+    overrides: dict | None = None,
+    version: str = "",
+    activate: bool = False,
+    user: AbstractBaseUser | None = None,
+) -> TrainingRun:
+    """Check the request and queue the training task. Data is a ready release or a directory
+    inside IMPORT_ROOTS or MODEL_ROOTS; a local backbone or CLIP file must be inside
+    MODEL_ROOTS; the resulting model is registered as `version` (default run-<id>)."""
+    if (release is None) == (not data):
+        raise TrainingError("give either a release or a data directory")
+    roots = [*settings.MODEL_ROOTS, *settings.IMPORT_ROOTS]
+    data_dir = _release_dir(release) if release is not None else str(
+        registry.inside_roots(data, roots, "IMPORT_ROOTS or MODEL_ROOTS")
+    )
+    _check_data(data_dir)
+    backbone = (backbone or "").strip()
+    if not backbone or backbone.startswith("-"):
+        raise TrainingError("backbone: a hub id or local InternVL directory, 'tiny' or 'lite'")
+    if backbone not in ("tiny", "lite") and (backbone.startswith(("/", "~", ".")) or
+                                             Path(backbone).exists()):
+        backbone = str(registry.inside_roots(backbone, settings.MODEL_ROOTS))
+    if backbone == "lite":
+        if not clip_model or clip_model.startswith("-"):
+            raise TrainingError("the lite backbone needs clip_model (an open_clip name, or tiny)")
+        if clip_model != "tiny" and not clip_checkpoint:
+            raise TrainingError(
+                f"CLIP '{clip_model}' needs clip_checkpoint: a local open_clip weights file "
+                "inside MODEL_ROOTS (or clip_model 'tiny' for a random smoke-test CLIP)"
+            )
+        if clip_checkpoint:
+            clip_checkpoint = str(registry.inside_roots(clip_checkpoint, settings.MODEL_ROOTS))
+    elif clip_model or clip_checkpoint:
+        raise TrainingError("clip_model and clip_checkpoint are for the lite backbone only")
+    if max_steps is not None and not 1 <= max_steps <= 10_000_000:
+        raise TrainingError("max_steps must be between 1 and 10,000,000")
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - (_train_config_fields() - RESERVED))
+    if unknown:
+        raise TrainingError(f"unknown or reserved training setting(s): {', '.join(unknown)}")
+    if version:
+        if not registry.VERSION_NAME.match(version):
+            raise TrainingError(f"version {version!r}: letters, digits, '.', '_', '+', '-'")
+        if selectors.get_version(version) is not None:
+            raise registry.VersionExists(f"model version '{version}' is already registered")
+    run = TrainingRun.objects.create(
+        release=release,
+        data_dir=data_dir,
+        backbone=backbone,
+        config={
+            "max_steps": max_steps,
+            "clip_model": clip_model or None,
+            "clip_checkpoint": clip_checkpoint or None,
+            "settings": overrides,
+            "version": version or None,
+            "activate": bool(activate),
+        },
+        progress={"stage": "queued", "step": 0, "total": max_steps},
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    run.run_dir = str(Path(settings.TRAINING_RUNS_DIR) / f"run-{run.pk}")
+    run.save(update_fields=["run_dir"])
+    from ..tasks import train_model
+
+    transaction.on_commit(lambda: train_model.delay(run.pk))
+    return run
+
+
+def command(run: TrainingRun, resume: bool) -> list[str]:
+    cfg = run.config
+    cmd = [sys.executable, "-m", "modeling.train", "--data", run.data_dir, "--out", run.run_dir,
+           "--backbone", run.backbone]
+    if cfg.get("max_steps"):
+        cmd += ["--max-steps", str(cfg["max_steps"])]
+    if cfg.get("clip_model"):
+        cmd += ["--clip-model", cfg["clip_model"]]
+    if cfg.get("clip_checkpoint"):
+        cmd += ["--clip-checkpoint", cfg["clip_checkpoint"]]
+    if cfg.get("settings"):
+        request = Path(run.run_dir) / REQUEST_NAME
+        request.write_text(json.dumps(cfg["settings"], indent=2) + "\n")
+        cmd += ["--config", str(request)]
+    if resume:
+        cmd.append("--resume")
+    return cmd
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class MetricsReader:
+    """Reads the lines appended to metrics.jsonl since the last call."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset = path, 0
+
+    def new_records(self) -> list[dict]:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next call
+        self.offset += end
+        records = []
+        for line in chunk[:end].splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 64_000) -> str:
+    """The last lines of the log; tqdm's carriage returns count as line ends."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - max_bytes))
+            text = fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    kept = [ln for ln in text.replace("\r", "\n").split("\n") if ln.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def apply_records(progress: dict, records: list[dict]) -> dict:
+    progress = dict(progress)
+    for r in records:
+        if r.get("stage") == "heads":
+            progress.update(stage="heads", step=r.get("step"), loss=r.get("loss"))
+            if r.get("epoch") is not None:
+                progress["epoch"] = r["epoch"]
+        elif r.get("stage") == "metavoter":
+            progress.update(stage="metavoter", metavoter_step=r.get("step"))
+        elif r.get("stage") == "eval":
+            progress.update(stage="eval", srcc_overall=r.get("srcc_overall"))
+        elif r.get("event") == "saved":
+            progress.update(stage="saved")
+        elif r.get("event") == "resume":
+            progress.update(resumed_from=r.get("step"))
+    return progress
+
+
+def run_training(run_id: int) -> TrainingRun:
+    """Launch (or resume) the run's training, stream its progress, register the model."""
+    run = runs.claim_or_wait(
+        TrainingRun,
+        run_id,
+        finished=(RunStatus.DONE, RunStatus.FAILED),
+        stale_after=STALE_AFTER,
+        poll_seconds=settings.TRAINING_POLL_SECONDS,
+    )
+    if run is None:
+        return TrainingRun.objects.get(pk=run_id)
+    run_dir = Path(run.run_dir)
+    final = run_dir / "final"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (final / registry.CONFIG_NAME).is_file():
+            _train(run, run_dir)
+        return _register(run, final)
+    except DomainError as exc:
+        _finish(run, RunStatus.FAILED, error=exc.message)
+    except Exception as exc:
+        _finish(run, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    return TrainingRun.objects.get(pk=run_id)
+
+
+def _train(run: TrainingRun, run_dir: Path) -> None:
+    resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+    reader = MetricsReader(run_dir / "metrics.jsonl")
+    log_path = run_dir / LOG_NAME
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = command(run, resume)
+    with log_path.open("ab") as log:
+        log.write(f"$ {' '.join(cmd)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=settings.BASE_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        progress = dict(run.progress)
+        while True:
+            code = proc.poll()
+            progress = apply_records(progress, reader.new_records())
+            TrainingRun.objects.filter(pk=run.pk).update(
+                progress=progress, log_tail=log_tail(log_path), heartbeat_at=timezone.now()
+            )
+            if code is not None:
+                break
+            time.sleep(settings.TRAINING_POLL_SECONDS)
+    run.progress = progress
+    if code != 0:
+        raise TrainingError(
+            f"python -m modeling.train exited with {code}; the log ends:\n{log_tail(log_path, 8)}"
+        )
+
+
+def _register(run: TrainingRun, final: Path) -> TrainingRun:
+    name = run.config.get("version") or f"run-{run.pk}"
+    existing = selectors.get_version(name)
+    if existing is not None and Path(existing.checkpoint_path) == final.resolve():
+        model = existing  # registered by an earlier attempt that stopped before finishing
+    else:
+        model = registry.register_version(
+            name,
+            final,
+            backbone=run.backbone if run.backbone != "lite" else "",
+            release=run.release,
+            notes=f"trained by training run {run.pk}",
+            user=run.created_by,
+        )
+    if run.config.get("activate"):
+        model = registry.activate_version(model.version)
+    progress = {**run.progress, "stage": "done"}
+    _finish(run, RunStatus.DONE, model=model, progress=progress)
+    run.refresh_from_db()
+    return run
+
+
+def _finish(run: TrainingRun, status: str, *, error: str = "", model=None, progress=None) -> None:
+    updates = {
+        "status": status,
+        "finished_at": timezone.now(),
+        "error": error[:10_000],
+        "log_tail": log_tail(Path(run.run_dir) / LOG_NAME),
+    }
+    if model is not None:
+        updates["model_version"] = model
+    if progress is not None:
+        updates["progress"] = progress
+    TrainingRun.objects.filter(pk=run.pk).update(**updates)

@@ -1,0 +1,133 @@
+"""One real Lite model (tiny random CLIP, trained two steps) for the whole session, users per
+role, the model roots, and in-process Celery."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from config.celery import app as celery_app
+from humanbeauty.roles import Role
+from modeling.hae.synthetic import write_synthetic_release
+from modeling.hae.train import main as train_main
+from modeling.services import registry
+from tests.conftest import image_bytes
+
+ROLES = ("researcher", "admin", "curator", "annotator")
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory) -> Path:
+    """The directory MODEL_ROOTS points at: the release and the trained model live in it."""
+    return tmp_path_factory.mktemp("model-root")
+
+
+@pytest.fixture(scope="session")
+def tiny_release(workspace) -> Path:
+    """A synthetic release (official layout) of 8 train / 4 test images."""
+    out = workspace / "release"
+    write_synthetic_release(out, n_train=8, n_test=4, expert_fraction=0.5, seed=3)
+    return out
+
+
+@pytest.fixture(scope="session")
+def lite_model(workspace, tiny_release) -> Path:
+    """`python -m modeling.train --backbone lite --clip-model tiny --max-steps 2`, in-process:
+    a real saved model directory (RUN/final, with RUN/eval_test.json beside it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = workspace / "run"
+        args = ["--data", str(tiny_release), "--out", str(run), "--backbone", "lite",
+                "--clip-model", "tiny", "--max-steps", "2"]
+        assert train_main(args) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert (run / "final" / "hae_config.json").is_file()
+    return run / "final"
+
+
+@pytest.fixture(scope="session")
+def incompatible_model(workspace, lite_model) -> Path:
+    """The Lite model with a config that names other dimensions than the standard's."""
+    bad = workspace / "incompatible"
+    bad.mkdir()
+    for f in lite_model.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    config = json.loads((bad / "hae_config.json").read_text())
+    config["dimensions"] = config["dimensions"][:11]
+    (bad / "hae_config.json").write_text(json.dumps(config))
+    return bad
+
+
+@pytest.fixture(autouse=True)
+def _model_settings(settings, workspace, tmp_path):
+    settings.MODEL_ROOTS = [workspace.resolve()]
+    settings.TRAINING_RUNS_DIR = workspace / "runs" / tmp_path.name
+    settings.TRAINING_POLL_SECONDS = 0.2
+    settings.MODEL_DEVICE = "cpu"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with no model loaded (the cache is per process)."""
+    registry.clear_cache()
+    yield
+    registry.clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def eager_celery():
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def users(db):
+    User = get_user_model()
+    out = {}
+    for name in ROLES:
+        user = User.objects.create_user(name)  # tests log in with force_authenticate
+        if Role(name) in (Role.CURATOR, Role.RESEARCHER, Role.ADMIN):
+            user.groups.add(Group.objects.get_or_create(name=name)[0])
+        out[name] = user
+    return out
+
+
+@pytest.fixture
+def client_as(users):
+    def make(role: str | None) -> APIClient:
+        client = APIClient()
+        if role is not None:
+            client.force_authenticate(users[role])
+        return client
+
+    return make
+
+
+@pytest.fixture
+def active_model(db, lite_model):
+    return registry.register_version("lite-v1", lite_model, activate=True)
+
+
+def upload(data: bytes | None = None, name: str = "photo.png") -> io.BytesIO:
+    f = io.BytesIO(data if data is not None else image_bytes(size=(80, 60), seed=7))
+    f.name = name
+    return f

@@ -1,0 +1,70 @@
+"""The /models/ page in real Chromium: the registry table, activating a version, scoring an
+upload into 12 bars, a refused upload's message, and a training run started from the form."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from playwright.sync_api import expect
+
+from modeling.models import ModelVersion
+from modeling.services import registry
+from tests.browser.conftest import PASSWORD, browser, login, page  # noqa: F401
+from tests.conftest import image_bytes
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
+
+
+@pytest.fixture
+def researcher(transactional_db):
+    user = get_user_model().objects.create_user("rhea", password=PASSWORD)
+    user.groups.add(Group.objects.get_or_create(name="researcher")[0])
+    return user
+
+
+def test_score_activate_and_train_from_the_page(
+    page, researcher, lite_model, tiny_release, eager_celery, tmp_path  # noqa: F811
+):
+    registry.register_version("lite-a", lite_model, activate=True)
+    registry.register_version("lite-b", lite_model)
+    photo = tmp_path / "portrait.png"
+    photo.write_bytes(image_bytes(size=(90, 70), seed=21))
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image at all")
+
+    login(page, "rhea")
+    page.goto("/models/")
+    table = page.locator("#models-table")
+    expect(table.locator("tr[data-version='lite-a']")).to_contain_text("active")
+    expect(page.locator("#models-sub")).to_contain_text("lite-a is active")
+
+    page.set_input_files("#score-image", str(photo))
+    page.click("#score-submit")
+    expect(page.locator(".score-bar")).to_have_count(12)
+    expect(page.locator("#result-sub")).to_contain_text("scored by lite-a")
+    expect(page.locator(".score-overall")).to_contain_text("Overall (MetaVoter)")
+
+    page.set_input_files("#score-image", str(junk))
+    page.click("#score-submit")
+    expect(page.locator("#score-error")).to_contain_text("not an image")
+
+    table.locator("tr[data-version='lite-b'] button", has_text="Activate").click()
+    expect(page.locator("#message")).to_contain_text("lite-b is now the active model")
+    expect(table.locator("tr[data-version='lite-b']")).to_contain_text("active")
+    assert ModelVersion.objects.get(is_active=True).version == "lite-b"
+
+    page.select_option("#train-release", "")
+    page.fill("#train-data", str(tiny_release))
+    page.fill("#train-clip-model", "tiny")
+    page.fill("#train-steps", "2")
+    page.fill("#train-version", "from-page")
+    page.click("#train-submit")
+    live = page.locator("#run-live")
+    expect(live).to_contain_text("done", timeout=60_000)
+    expect(live).to_contain_text("Registered as from-page")
+    expect(table.locator("tr[data-version='from-page']")).to_be_visible()
+    if os.environ.get("MODELS_SCREENSHOT"):  # e.g. /tmp/models.png, to look at the page
+        page.screenshot(path=os.environ["MODELS_SCREENSHOT"], full_page=True)
