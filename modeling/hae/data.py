@@ -106,9 +106,55 @@ def parse_line(line: str, root: Path, where: str) -> Sample:
     return Sample(root / name, name, str(source), scores, is_expert, level)
 
 
+def read_parquet_split(release_dir: Path, split: str) -> list[Sample]:
+    """The same samples from a Parquet release (`DIR/parquet/{split}.parquet`): one row per
+    image, `path` relative to DIR, the 12 scores as columns named by the standard's keys."""
+    import pyarrow.parquet as pq
+
+    path = release_dir / "parquet" / f"{split}.parquet"
+    if not path.is_file():
+        raise ReleaseError(f"'{release_dir}' has no parquet/{path.name}")
+    table = pq.read_table(
+        path, columns=["path", "source", "is_expert", "overall", *(d.key for d in DIMENSIONS)]
+    )
+    columns = table.to_pydict()
+    samples = []
+    for i, rel in enumerate(columns["path"]):
+        where = f"{path}: row {i}"
+        if columns["is_expert"][i]:
+            try:
+                clean = validate_scores({d.key: columns[d.key][i] for d in DIMENSIONS})
+            except StandardError as exc:
+                raise ReleaseError(f"{where}: {exc}") from None
+            scores = tuple(clean[d.key] for d in DIMENSIONS)
+        else:
+            scores = (None,) * (len(DIMENSIONS) - 1) + (_score(columns["overall"][i], where),)
+        samples.append(
+            Sample(
+                image_path=release_dir / rel,
+                image_name=rel,
+                source=columns["source"][i] or "",
+                scores=scores,
+                is_expert=bool(columns["is_expert"][i]),
+                text_level=score_to_level(scores[-1]),  # type: ignore[arg-type]
+            )
+        )
+    if not samples:
+        raise ReleaseError(f"{path} holds no rows")
+    return samples
+
+
 def read_split(release_dir: str | Path, split: str) -> list[Sample]:
+    """A split of a release: the official layout (HumanBeauty/{split}_label.jsonl), or, where
+    there is none, the Parquet release (parquet/{split}.parquet)."""
     if split not in SPLITS:
         raise ReleaseError(f"unknown split {split!r}; expected one of {SPLITS}")
+    base = Path(release_dir).expanduser()
+    if (base / "parquet" / f"{split}.parquet").is_file() and not (
+        (base / f"{split}_label.jsonl").is_file()
+        or (base / "HumanBeauty" / f"{split}_label.jsonl").is_file()
+    ):
+        return read_parquet_split(base, split)
     root = find_root(release_dir)
     path = root / f"{split}_label.jsonl"
     if not path.is_file():

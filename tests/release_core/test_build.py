@@ -387,3 +387,23 @@ def test_our_trainer_reads_masked_dimensions_as_absent(tmp_path):
     sample = parse_line(line, tmp_path, "test")
     assert sample.scores[:6] == (None,) * 6
     assert sample.scores[6:] == (0.4, 0.4, 0.4, 0.6, 0.4, 0.5)
+
+
+def test_a_parquet_only_release_reads_with_the_model_loader(image_rows, tmp_path):
+    """Training works from the Parquet release too: same samples as the official layout."""
+    from modeling.hae.data import read_split
+
+    official = tmp_path / "official"
+    parquet = tmp_path / "parquet-only"
+    build(image_rows, ReleaseConfig(name="hb", version="1", seed=5, formats=("official",)),
+          official)
+    build(image_rows, ReleaseConfig(name="hb", version="1", seed=5, formats=("parquet",)),
+          parquet)
+    for split in ("train", "test"):
+        a = sorted(read_split(official, split), key=lambda s: s.image_path.name)
+        b = sorted(read_split(parquet, split), key=lambda s: s.image_path.name)
+        assert len(a) == len(b) > 0
+        for x, y in zip(a, b, strict=True):
+            assert y.image_path.is_file() and x.is_expert == y.is_expert
+            assert x.overall == pytest.approx(y.overall)
+            assert [v is None for v in x.scores] == [v is None for v in y.scores]
