@@ -302,12 +302,11 @@ def image_disagreement(project_id: int, image_id: int) -> float | None:
     return float(stds.mean()) if stds.size else None
 
 
-def adapt_overlap(item: ProjectImage) -> bool:
+def adapt_overlap(item: ProjectImage, project: Project) -> bool:
     """Ask for one more rater where an image's ratings disagree (item must be locked).
 
     Only once all wanted ratings are in, and never beyond the project's max_overlap.
     """
-    project = Project.objects.only("max_overlap", "disagreement_threshold").get(pk=item.project_id)
     if not project.max_overlap or item.target >= project.max_overlap:
         return False
     if item.completed < item.target:

@@ -233,23 +233,32 @@ def next_task(
             rater=rater,
             status=AssignmentStatus.ACTIVE,
         )
-        own = live.exclude(id__in=exclude).order_by("created_at", "id").first()
+        # One query for both rules: the oldest own live lease not on screen, and the cap.
+        held = list(
+            live.select_related("image", "project_image").order_by("created_at", "id")[
+                : MAX_LIVE_LEASES + len(exclude)
+            ]
+        )
+        own = next((a for a in held if a.pk not in exclude), None)
         if own is not None:
             return own
-        if not project.is_active or live.count() >= MAX_LIVE_LEASES:
+        if not project.is_active or len(held) >= MAX_LIVE_LEASES:
             return None
         item = _pick_item(project, membership, rng or random)
         if item is None:
             return None
         if item.kind == ItemKind.PRODUCTION:
             ProjectImage.objects.filter(pk=item.pk).update(leased=F("leased") + 1)
-        return Assignment.objects.create(
+        assignment = Assignment.objects.create(
             project=project,
-            project_image_id=item.pk,
+            project_image=item,
             image_id=item.image_id,
             rater=rater,
             expires_at=now + timedelta(minutes=project.lease_minutes),
         )
+        if "image" in item._state.fields_cache:  # fetched with the queue row: no extra query
+            assignment.image = item.image
+        return assignment
 
 
 def _unseen(project: Project, rater: AbstractBaseUser, kind: ItemKind) -> QuerySet[ProjectImage]:
@@ -288,7 +297,8 @@ def _pick_item(project: Project, membership: Membership, rng: random.Random) -> 
         .filter(project=project, kind=ItemKind.PRODUCTION, remaining__gt=0)
         .filter(~Exists(seen))
         .order_by("remaining", "id")
-        .only("id", "image_id", "kind")
+        .select_related("image")
+        .only("id", "image_id", "kind", "image__id", "image__width", "image__height")
         .first()
     )
 
@@ -391,6 +401,7 @@ def submit_rating(
     if existing is not None:
         return _replay(existing, rater, assignment_id)
     assignment = _own_assignment(assignment_id, rater)
+    project = assignment.project
     now = now or timezone.now()
     try:
         with transaction.atomic():
@@ -436,7 +447,7 @@ def submit_rating(
             from . import quality
 
             if item.kind == ItemKind.PRODUCTION:
-                quality.adapt_overlap(item)
+                quality.adapt_overlap(item, project)
             elif item.kind == ItemKind.GOLD:
                 quality.record_gold_answer(rating, item)
             elif item.kind == ItemKind.TEST:
