@@ -12,6 +12,9 @@ from PIL import Image as PILImage
 
 from humanbeauty.standard import DIMENSIONS, level_to_score
 
+# One Playwright and one Chromium for every folder's browser tests.
+pytest_plugins = ["tests.browser_support"]
+
 
 def write_image(path: Path, size=(64, 48), seed: int = 0, fmt: str = "JPEG") -> Path:
     """A small random-noise image: every seed gives different bytes (and a different sha256)."""

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from modeling.models import ModelVersion
 from modeling.services import registry
-from tests.browser.conftest import PASSWORD, browser, login, page  # noqa: F401
+from tests.browser_support import PASSWORD, login
 from tests.conftest import image_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
@@ -26,7 +26,7 @@ def researcher(transactional_db):
 
 
 def test_score_activate_and_train_from_the_page(
-    page, researcher, lite_model, tiny_release, eager_celery, tmp_path  # noqa: F811
+    page, researcher, lite_model, tiny_release, eager_celery, tmp_path
 ):
     registry.register_version("lite-a", lite_model, activate=True)
     registry.register_version("lite-b", lite_model)
