@@ -227,6 +227,7 @@ def next_task(
         )
         if membership is None or membership.role not in RATING_ROLES:
             raise NotAMember(f"you are not a rater in project '{project.name}'")
+        membership.user = rater  # already loaded: spare the pick a query for it
         live = Assignment.objects.filter(
             Q(expires_at__gt=now) | ~Q(project_image__kind=ItemKind.PRODUCTION),
             project=project,
