@@ -1,19 +1,16 @@
 """The lease sweep runs in a real Celery worker process over Redis, against PostgreSQL."""
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from annotation import services, tasks
 from annotation.models import Assignment, AssignmentStatus, ProjectImage
+from tests.celery_worker import start_worker, stop_worker, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,18 +33,8 @@ def test_sweep_runs_on_a_real_worker(make_project):
     a = services.next_task(project, users["r1"])
     Assignment.objects.filter(pk=a.pk).update(expires_at=timezone.now())
 
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-    }
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue,
-         "--pool", "solo", "--loglevel", "warning", "--without-heartbeat", "--without-gossip"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(worker_env(), queue=queue)
     try:
         tasks.reclaim_expired_leases.apply_async(queue=queue)
         deadline = time.monotonic() + 60
@@ -60,5 +47,4 @@ def test_sweep_runs_on_a_real_worker(make_project):
         assert a.status == AssignmentStatus.EXPIRED
         assert ProjectImage.objects.get(pk=a.project_image_id).leased == 0
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_worker(worker)

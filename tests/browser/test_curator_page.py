@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import connection
 from playwright.sync_api import expect
 
 from annotation.models import Project, ProjectImage
 from config.celery import app as celery_app
 from curation.models import Decision, FilterJob, JobStatus, Source
+from tests.celery_worker import start_worker, stop_worker, worker_env
 from tests.curation_jobs.conftest import EXPECTED, import_root, write_dataset  # noqa: F401
 
 from .conftest import PASSWORD, login
@@ -48,41 +44,10 @@ document.addEventListener("DOMContentLoaded", () => {
 @pytest.fixture
 def worker(transactional_db, import_root):  # noqa: F811
     """A Celery worker process on the test database (as in tests/curation_jobs)."""
-    assert settings.CELERY_BROKER_URL, "run the suite with a broker: `make test` sets one"
     celery_app.control.purge()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "IMPORT_ROOTS": ",".join(str(r) for r in settings.IMPORT_ROOTS),
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "warning",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = start_worker(worker_env())
     yield proc
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    stop_worker(proc)
 
 
 @pytest.fixture

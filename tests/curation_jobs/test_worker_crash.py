@@ -1,58 +1,24 @@
 """A worker killed mid-job: a new worker finishes it, every image decided exactly once."""
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count
 
 from config.celery import app as celery_app
 from curation.models import Decision, FilterJob, JobStatus, Source, SourceItem
 from curation.services.jobs import start_job
 from curation.services.sources import import_source
+from tests.celery_worker import start_worker, stop_worker, worker_env
 
 from .conftest import astronaut
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 N_IMAGES = 24
-
-
-def start_worker(env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "warning",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop(worker: subprocess.Popen, sig=signal.SIGTERM) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, sig)
-        worker.wait(timeout=30)
 
 
 def test_kill_the_worker_mid_job_and_start_another(import_root):
@@ -68,15 +34,8 @@ def test_kill_the_worker_mid_job_and_start_another(import_root):
     import_source("manifest", folder / "m.csv", "crash")
     celery_app.control.purge()
 
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "IMPORT_ROOTS": ",".join(str(r) for r in settings.IMPORT_ROOTS),
-        # a message taken by a vanished worker goes back to the queue after this many seconds
-        "CELERY_VISIBILITY_TIMEOUT": "4",
-    }
+    # a message taken by a vanished worker goes back to the queue after this many seconds
+    env = worker_env(CELERY_VISIBILITY_TIMEOUT="4")
     first = start_worker(env)
     second = None
     try:
@@ -88,7 +47,7 @@ def test_kill_the_worker_mid_job_and_start_another(import_root):
             assert time.monotonic() < deadline, "the first worker decided nothing"
             assert first.poll() is None, first.stdout.read().decode()
             time.sleep(0.05)
-        stop(first, signal.SIGKILL)  # mid-chunk: no goodbye, no ack
+        stop_worker(first, signal.SIGKILL)  # mid-chunk: no goodbye, no ack
         killed_at = Decision.objects.filter(job=job).count()
         assert killed_at < N_IMAGES
 
@@ -100,9 +59,9 @@ def test_kill_the_worker_mid_job_and_start_another(import_root):
             assert second.poll() is None, second.stdout.read().decode()
             time.sleep(0.2)
     finally:
-        stop(first, signal.SIGKILL)
+        stop_worker(first, signal.SIGKILL)
         if second is not None:
-            stop(second)
+            stop_worker(second)
 
     per_item = Decision.objects.filter(job=job).values("item").annotate(n=Count("id"))
     assert {row["n"] for row in per_item} == {1}
