@@ -28,42 +28,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_images.py
 
 import numpy as np
 import open_clip
 import torch
-from PIL import Image
+from _images import make_jpegs
 
 from curation.imaging.clip_filter import ClipFilter, ClipFilterConfig, LoadedClip, decode_rgb
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry",
-          "hubble_deep_field")
 NO_DRAFT = 1e6  # a draft_factor no JPEG can satisfy: full-size decode
-
-
-def make_jpegs(folder: Path, n: int, size: tuple[int, int], quality: int = 90) -> list[Path]:
-    """n different JPEGs: crops of scikit-image photos, upscaled, with sensor-like grain."""
-    from skimage import data
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    bases = [Image.fromarray(getattr(data, name)()).convert("RGB") for name in PHOTOS]
-    paths = []
-    for i in range(n):
-        path = folder / f"img_{i:04d}.jpg"
-        paths.append(path)
-        if path.exists():
-            continue
-        base = bases[i % len(bases)]
-        w, h = base.size
-        cw, ch = int(w * rng.uniform(0.7, 1.0)), int(h * rng.uniform(0.7, 1.0))
-        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        img = base.crop((x, y, x + cw, y + ch)).resize(size, Image.Resampling.BICUBIC)
-        arr = np.asarray(img).astype(np.int16) + rng.normal(0, 4, (size[1], size[0], 3)).astype(
-            np.int16)
-        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path, quality=quality)
-    return paths
-
 
 def machine_busy_s() -> float:
     """CPU-seconds all processes of the machine have spent so far (from /proc/stat)."""
