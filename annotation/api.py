@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from humanbeauty.roles import RATING_ROLES
 from humanbeauty.standard import describe
 
 from . import selectors, services
@@ -87,9 +86,7 @@ class ProjectViewSet(ProjectQualityMixin, ProjectDashboardMixin, viewsets.ReadOn
     )
     @action(detail=True, methods=["get"])
     def next(self, request: Request, pk: int | None = None) -> Response:
-        project, role = _project_for(request, pk)
-        if role not in RATING_ROLES:
-            raise PermissionDenied(f"role '{role}' does not rate in this project")
+        # The hot path: the service checks membership and role while locking the rater's row.
         try:
             exclude = [int(x) for x in request.query_params.get("exclude", "").split(",") if x]
         except ValueError:
@@ -97,7 +94,7 @@ class ProjectViewSet(ProjectQualityMixin, ProjectDashboardMixin, viewsets.ReadOn
                 {"detail": "exclude must be comma-separated assignment ids", "code": "invalid"},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        assignment = services.next_task(project, request.user, exclude=exclude)
+        assignment = services.next_task(int(pk), request.user, exclude=exclude)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(TaskSerializer(assignment, context={"request": request}).data)

@@ -165,10 +165,16 @@ class ProjectImage(models.Model):
             ),
         ]
         indexes = [
+            # The next-task queue and its fresh part (annotation/services/queue.py).
             models.Index(
                 fields=["project", "remaining", "id"],
-                condition=Q(remaining__gt=0, kind="production"),
+                condition=Q(remaining__gt=0, kind="production", excluded=False),
                 name="projectimage_open_queue",
+            ),
+            models.Index(
+                fields=["project", "id"],
+                condition=Q(completed=0, leased=0, kind="production", excluded=False),
+                name="projectimage_fresh",
             ),
             models.Index(
                 fields=["project", "id"],

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from curation.models import Image
@@ -40,6 +40,7 @@ from ..models import (
     Skip,
     SkipReason,
 )
+from .queue import pick_production
 
 # Statuses that may take production tasks; a flagged rater keeps rating while a manager looks.
 PRODUCTION_STATUSES = frozenset({RaterStatus.CERTIFIED, RaterStatus.FLAGGED})
@@ -68,6 +69,11 @@ class NotAMember(WorkflowError):
 
 
 class LeaseNotFound(WorkflowError):
+    status = 404
+    code = "not_found"
+
+
+class ProjectNotFound(WorkflowError):
     status = 404
     code = "not_found"
 
@@ -159,13 +165,16 @@ def add_images(
 # --- leases -------------------------------------------------------------------------------
 
 
-def reclaim_expired(project: Project, *, now: datetime | None = None, limit: int = 500) -> int:
+def reclaim_expired(
+    project: Project | int, *, now: datetime | None = None, limit: int = 500
+) -> int:
     """Turn a project's expired leases into freed slots; returns how many were freed."""
     now = now or timezone.now()
+    project_id = project.pk if isinstance(project, Project) else project
     # Only production leases hold a slot; a reference item's lease waits for its rater.
     stale = list(
         Assignment.objects.filter(
-            project=project,
+            project_id=project_id,
             status=AssignmentStatus.ACTIVE,
             expires_at__lte=now,
             project_image__kind=ItemKind.PRODUCTION,
@@ -201,15 +210,54 @@ def reclaim_expired(project: Project, *, now: datetime | None = None, limit: int
     return len(still)
 
 
+def _lock_rater(project_id: int, rater: AbstractBaseUser) -> Membership:
+    """Lock the rater's membership (serialising their own requests), with its project.
+
+    Only the membership row is locked (`of`): locking the project would serialise everyone.
+    """
+    membership = (
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("project")
+        .filter(project_id=project_id, user=rater)
+        .first()
+    )
+    if membership is not None and membership.role in RATING_ROLES:
+        membership.user = rater  # already loaded: spare later reads a query for it
+        return membership
+    # The refusals, worded like the project API's: non-members learn nothing about a project.
+    if not Project.objects.filter(pk=project_id).exists():
+        raise ProjectNotFound(f"project {project_id} does not exist")
+    if membership is None:
+        raise NotAMember("you are not a rater in this project")
+    raise NotAMember(f"role '{membership.role}' does not rate in this project")
+
+
+# Expired leases are swept lazily by next(), at most once per project and process in this
+# window of the (logical) clock; leases last minutes, so a sweep per request would be waste.
+# A pick that comes back empty always sweeps and tries again before it answers "nothing".
+RECLAIM_EVERY = timedelta(seconds=2)
+_last_reclaim: dict[int, datetime] = {}
+
+
+def _reclaim_if_due(project_id: int, now: datetime) -> bool:
+    """Sweep the project's expired leases unless this process did so just now."""
+    last = _last_reclaim.get(project_id)
+    if last is not None and last <= now < last + RECLAIM_EVERY:
+        return False
+    reclaim_expired(project_id, now=now)
+    _last_reclaim[project_id] = now
+    return True
+
+
 def next_task(
-    project: Project,
+    project: Project | int,
     rater: AbstractBaseUser,
     *,
     exclude: Iterable[int] = (),
     now: datetime | None = None,
     rng: random.Random | None = None,
 ) -> Assignment | None:
-    """The rater's next lease in `project`, or None when nothing is left for them.
+    """The rater's next lease in `project` (a project or its id), or None when nothing is left.
 
     Rules: the rater's own live lease comes back first (oldest first, skipping `exclude`, the
     leases the client already shows); an image never goes to the same rater twice; completed
@@ -220,17 +268,31 @@ def next_task(
     """
     now = now or timezone.now()
     exclude = [int(i) for i in exclude]
-    reclaim_expired(project, now=now)
+    project_id = project.pk if isinstance(project, Project) else int(project)
+    swept = _reclaim_if_due(project_id, now)
+    assignment, queue_empty = _lease_next(project_id, rater, exclude, now, rng or random)
+    if queue_empty and not swept:
+        # Outside the first transaction: the sweep locks images, and the rater's row is free.
+        reclaim_expired(project_id, now=now)
+        _last_reclaim[project_id] = now
+        assignment, _ = _lease_next(project_id, rater, exclude, now, rng or random)
+    return assignment
+
+
+def _lease_next(
+    project_id: int,
+    rater: AbstractBaseUser,
+    exclude: list[int],
+    now: datetime,
+    rng: random.Random,
+) -> tuple[Assignment | None, bool]:
+    """One attempt of next_task: (the lease or None, whether the queue had nothing to give)."""
     with transaction.atomic():
-        membership = (
-            Membership.objects.select_for_update().filter(project=project, user=rater).first()
-        )
-        if membership is None or membership.role not in RATING_ROLES:
-            raise NotAMember(f"you are not a rater in project '{project.name}'")
-        membership.user = rater  # already loaded: spare the pick a query for it
+        membership = _lock_rater(project_id, rater)
+        project = membership.project
         live = Assignment.objects.filter(
             Q(expires_at__gt=now) | ~Q(project_image__kind=ItemKind.PRODUCTION),
-            project=project,
+            project_id=project_id,
             rater=rater,
             status=AssignmentStatus.ACTIVE,
         )
@@ -242,12 +304,12 @@ def next_task(
         )
         own = next((a for a in held if a.pk not in exclude), None)
         if own is not None:
-            return own
+            return own, False
         if not project.is_active or len(held) >= MAX_LIVE_LEASES:
-            return None
-        item = _pick_item(project, membership, rng or random)
+            return None, False
+        item = _pick_item(project, membership, rng)
         if item is None:
-            return None
+            return None, True
         if item.kind == ItemKind.PRODUCTION:
             ProjectImage.objects.filter(pk=item.pk).update(leased=F("leased") + 1)
         assignment = Assignment.objects.create(
@@ -259,7 +321,7 @@ def next_task(
         )
         if "image" in item._state.fields_cache:  # fetched with the queue row: no extra query
             assignment.image = item.image
-        return assignment
+        return assignment, False
 
 
 def _unseen(project: Project, rater: AbstractBaseUser, kind: ItemKind) -> QuerySet[ProjectImage]:
@@ -292,16 +354,7 @@ def _pick_item(project: Project, membership: Membership, rng: random.Random) -> 
         gold = _unseen(project, rater, ItemKind.GOLD).order_by("?").first()
         if gold is not None:
             return gold
-    seen = Assignment.objects.filter(project_image=OuterRef("pk"), rater=rater)
-    return (
-        ProjectImage.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
-        .filter(project=project, kind=ItemKind.PRODUCTION, remaining__gt=0)
-        .filter(~Exists(seen))
-        .order_by("remaining", "id")
-        .select_related("image")
-        .only("id", "image_id", "kind", "image__id", "image__width", "image__height")
-        .first()
-    )
+    return pick_production(project.pk, rater)
 
 
 def qualification_in_progress(project: Project, rater: AbstractBaseUser) -> bool:
@@ -340,15 +393,6 @@ class SubmitResult:
     feedback: dict[str, float | None] | None = None  # reference scores, for training items
 
 
-def _own_assignment(assignment_id: int, rater: AbstractBaseUser) -> Assignment:
-    assignment = Assignment.objects.filter(pk=assignment_id).select_related("project").first()
-    if assignment is None:
-        raise LeaseNotFound(f"assignment {assignment_id} does not exist")
-    if assignment.rater_id != rater.pk:
-        raise NotYourLease(f"assignment {assignment_id} belongs to another rater")
-    return assignment
-
-
 def _replay(existing: Rating, rater: AbstractBaseUser, assignment_id: int) -> SubmitResult:
     if existing.rater_id != rater.pk or existing.assignment_id != assignment_id:
         raise Conflict("this request_id was already used for a different rating")
@@ -364,17 +408,45 @@ def _training_feedback(rating: Rating) -> dict[str, float | None] | None:
     return reference_scores(item)
 
 
-def _lock_for_finish(assignment: Assignment, now: datetime) -> tuple[ProjectImage, Assignment]:
-    """Lock the image's counters then the lease, and settle a lease that ran out unreclaimed."""
-    item = ProjectImage.objects.select_for_update(no_key=True).get(pk=assignment.project_image_id)
-    assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
+def _lock_for_finish(
+    assignment_id: int, rater: AbstractBaseUser, now: datetime, **annotations: object
+) -> tuple[ProjectImage, Assignment]:
+    """Lock the lease's image counters then the lease (the one lock order), check the owner,
+    and settle a lease that ran out unreclaimed. Call inside a transaction.
+
+    The image row is found through the lease in the same query, so finishing a lease costs
+    two locking reads; `annotations` ride along on the lease's read.
+    """
+    item = (
+        ProjectImage.objects.select_for_update(no_key=True)
+        .filter(pk__in=Assignment.objects.filter(pk=assignment_id).values("project_image_id"))
+        .first()
+    )
+    if item is None:
+        raise LeaseNotFound(f"assignment {assignment_id} does not exist")
+    # `of`: the project comes along for its settings but is not locked (that would serialise
+    # every rater of the project).
+    assignment = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("project")
+        .annotate(**annotations)
+        .get(pk=assignment_id)
+    )
+    if assignment.rater_id != rater.pk:
+        raise NotYourLease(f"assignment {assignment_id} belongs to another rater")
+    assignment.project_image = item
     if (
         item.kind == ItemKind.PRODUCTION
         and assignment.status == AssignmentStatus.ACTIVE
         and assignment.expires_at <= now
     ):
+        # Settle it now, as the reclaimer would have: whatever the caller does next (a late
+        # submit, a skip, a refusal) starts from consistent counters.
         assignment.status = AssignmentStatus.EXPIRED
+        assignment.finished_at = now
+        assignment.save(update_fields=["status", "finished_at"])
         item.leased -= 1
+        item.save(update_fields=["leased"])
     return item, assignment
 
 
@@ -398,19 +470,19 @@ def submit_rating(
         raise InvalidRating(str(exc)) from None
     if time_spent_ms is not None and not 0 <= time_spent_ms <= MAX_TIME_SPENT_MS:
         raise InvalidRating(f"time_spent_ms must be within 0..{MAX_TIME_SPENT_MS}")
-    existing = Rating.objects.filter(request_id=request_id).first()
-    if existing is not None:
-        return _replay(existing, rater, assignment_id)
-    assignment = _own_assignment(assignment_id, rater)
-    project = assignment.project
     now = now or timezone.now()
+    earlier = Rating.objects.filter(request_id=request_id).values("id")[:1]
     try:
         with transaction.atomic():
-            item, assignment = _lock_for_finish(assignment, now)
-            # A concurrent retry of this very request may have committed while we waited.
-            existing = Rating.objects.filter(request_id=request_id).first()
-            if existing is not None:
-                return _replay(existing, rater, assignment_id)
+            # Under the locks a retry of this very request has either committed or not begun:
+            # the lease's read also says whether a rating with this request_id exists.
+            item, assignment = _lock_for_finish(
+                assignment_id, rater, now, earlier_rating=Subquery(earlier)
+            )
+            if assignment.earlier_rating is not None:
+                return _replay(
+                    Rating.objects.get(pk=assignment.earlier_rating), rater, assignment_id
+                )
             if assignment.status == AssignmentStatus.COMPLETED:
                 raise Conflict("you have already rated this image")
             if assignment.status == AssignmentStatus.SKIPPED:
@@ -448,7 +520,7 @@ def submit_rating(
             from . import quality
 
             if item.kind == ItemKind.PRODUCTION:
-                quality.adapt_overlap(item, project)
+                quality.adapt_overlap(item, assignment.project)
             elif item.kind == ItemKind.GOLD:
                 quality.record_gold_answer(rating, item)
             elif item.kind == ItemKind.TEST:
@@ -481,10 +553,9 @@ def skip_assignment(
     text = (text or "").strip()
     if reason == SkipReason.OTHER and not text:
         raise WorkflowError("reason 'other' needs a text saying what is wrong")
-    assignment = _own_assignment(assignment_id, rater)
     now = now or timezone.now()
     with transaction.atomic():
-        item, assignment = _lock_for_finish(assignment, now)
+        item, assignment = _lock_for_finish(assignment_id, rater, now)
         if assignment.status == AssignmentStatus.SKIPPED:
             return Skip.objects.get(assignment=assignment), False
         if assignment.status == AssignmentStatus.COMPLETED:

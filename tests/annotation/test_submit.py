@@ -122,6 +122,18 @@ def test_late_submit_is_refused_when_the_slot_went_to_someone_else(make_project)
     assert (item.completed, item.leased) == (1, 0)
 
 
+def test_skip_of_an_expired_unreclaimed_lease_gives_its_slot_back(make_project):
+    # The lease ran out but no next() reclaimed it yet: skipping must still free the slot once.
+    project, _, users = make_project(1, overlap=1, raters=["r1", "r2"])
+    a = services.next_task(project, users["r1"])
+    later = a.expires_at + timedelta(minutes=1)
+    services.skip_assignment(a.pk, users["r1"], "skip", now=later)
+    item = ProjectImage.objects.get(project=project)
+    assert (item.completed, item.leased, item.remaining) == (0, 0, 1)
+    b = services.next_task(project, users["r2"], now=later)
+    assert b is not None and b.image_id == a.image_id
+
+
 def test_skip_frees_the_slot_records_the_reason_and_is_idempotent(make_project):
     project, _, users = make_project(1, overlap=1, raters=["r1", "r2"])
     a = services.next_task(project, users["r1"])
