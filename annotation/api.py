@@ -49,6 +49,7 @@ def _project_for(request: Request, pk: int) -> tuple[Project, str]:
 
 class ProjectViewSet(ProjectQualityMixin, ProjectDashboardMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ProjectSerializer
+    lookup_value_regex = r"\d+"  # anything else is a 404 from the router, not a bad cast
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation, no user
@@ -113,6 +114,7 @@ class AssignmentViewSet(viewsets.GenericViewSet):
     """Finish a lease: rate it or skip it. Only the lease's owner may."""
 
     queryset = Assignment.objects.none()
+    lookup_value_regex = r"\d+"
 
     @extend_schema(
         request=RatingInputSerializer,

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from annotation import services
-from annotation.models import Rating, Skip
+from annotation.models import Assignment, Rating, Skip
 from curation.models import Image
 from tests.conftest import full_scores, image_bytes, write_image
 
@@ -138,6 +138,24 @@ def test_anothers_lease_is_403_and_unknown_is_404(make_project):
     assert Rating.objects.count() == 0
 
 
+def test_next_refuses_unknown_projects_outsiders_and_non_raters(make_project):
+    project, _, users = make_project(1, raters=["r1"])
+    services.add_member(project, "rev", "reviewer")
+    User = type(users["r1"])
+    outsider = User.objects.create_user("outsider", password="pw-123456")
+    client = client_for(users["r1"])
+    assert client.get("/api/projects/987654/next/").status_code == 404
+    assert client.get("/api/projects/abc/next/").status_code == 404
+    assert client.post("/api/assignments/abc/rating/", {}, format="json").status_code == 404
+    response = client_for(outsider).get(f"/api/projects/{project.pk}/next/")
+    assert response.status_code == 403 and response.json()["code"] == "not_a_member"
+    assert project.name not in response.json()["detail"]  # outsiders learn nothing of it
+    reviewer = User.objects.get(username="rev")
+    response = client_for(reviewer).get(f"/api/projects/{project.pk}/next/")
+    assert response.status_code == 403 and "reviewer" in response.json()["detail"]
+    assert not Assignment.objects.exists()
+
+
 def test_full_image_gives_409_on_late_submit(make_project):
     from datetime import timedelta
 
@@ -145,8 +163,6 @@ def test_full_image_gives_409_on_late_submit(make_project):
     a = services.next_task(project, users["r1"])
     b = services.next_task(project, users["r2"], now=a.expires_at + timedelta(seconds=5))
     services.submit_rating(b.pk, users["r2"], full_scores(), str(uuid.uuid4()))
-    from annotation.models import Assignment
-
     Assignment.objects.filter(pk=a.pk).update(expires_at=a.created_at)  # it ran out for real
     response = post_rating(client_for(users["r1"]), a.pk)
     assert response.status_code == 409 and "enough ratings" in response.json()["detail"]
