@@ -140,7 +140,7 @@ def test_anothers_lease_is_403_and_unknown_is_404(make_project):
 
 def test_next_refuses_unknown_projects_outsiders_and_non_raters(make_project):
     project, _, users = make_project(1, raters=["r1"])
-    services.add_member(project, "rev", "reviewer")
+    services.add_member(project, "cur", "curator")  # a member who does not rate
     User = type(users["r1"])
     outsider = User.objects.create_user("outsider", password="pw-123456")
     client = client_for(users["r1"])
@@ -150,9 +150,9 @@ def test_next_refuses_unknown_projects_outsiders_and_non_raters(make_project):
     response = client_for(outsider).get(f"/api/projects/{project.pk}/next/")
     assert response.status_code == 403 and response.json()["code"] == "not_a_member"
     assert project.name not in response.json()["detail"]  # outsiders learn nothing of it
-    reviewer = User.objects.get(username="rev")
-    response = client_for(reviewer).get(f"/api/projects/{project.pk}/next/")
-    assert response.status_code == 403 and "reviewer" in response.json()["detail"]
+    curator = User.objects.get(username="cur")
+    response = client_for(curator).get(f"/api/projects/{project.pk}/next/")
+    assert response.status_code == 403 and "curator" in response.json()["detail"]
     assert not Assignment.objects.exists()
 
 
