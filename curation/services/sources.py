@@ -13,7 +13,14 @@ from django.conf import settings
 from django.db import transaction
 
 from ..models import Source, SourceItem
-from ..sources import PathOutsideRoots, Scale, SourceFileError, parse_source, resolve_inside
+from ..sources import (
+    ImportRoots,
+    PathOutsideRoots,
+    Scale,
+    SourceFileError,
+    parse_source,
+    resolve_inside,
+)
 
 
 @dataclass
@@ -65,10 +72,11 @@ def import_source(
             source.save(update_fields=["priority"])
         report.source = source
         existing = set(SourceItem.objects.filter(source=source).values_list("path", flat=True))
+        roots = ImportRoots(settings.IMPORT_ROOTS)  # one checker: it caches resolved folders
         batch: list[SourceItem] = []
         for record in tqdm(result.records, desc=f"import {name}", unit="rec", disable=not progress):
             try:
-                result.resolve(record, settings.IMPORT_ROOTS)
+                result.resolve(record, roots)
             except PathOutsideRoots as exc:
                 report.errors.append(str(exc))
                 continue
