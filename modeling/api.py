@@ -28,7 +28,7 @@ from humanbeauty.errors import DomainError
 from humanbeauty.roles import Role
 
 from . import serving_selectors as selectors
-from .models import Release
+from .models import Release, ScoringJob, TrainingRun
 from .serializers import (
     ErrorSerializer,
     ModelRegisterSerializer,
@@ -40,7 +40,7 @@ from .serializers import (
     TrainingRunCreateSerializer,
     TrainingRunSerializer,
 )
-from .services import registry, scoring, training
+from .services import registry, runs, scoring, training
 
 ROLES = (Role.RESEARCHER, Role.ADMIN)
 
@@ -205,6 +205,16 @@ class ScoringJobViewSet(
         return Response(ScoringJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
+        summary="Cancel a queued or running job (its worker stops after the chunk at hand).",
+        request=None,
+        responses={200: ScoringJobSerializer, 409: _error("The job is already over.")},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: int | None = None) -> Response:
+        job = runs.cancel(ScoringJob, self.get_object().pk, request.user)
+        return Response(ScoringJobSerializer(self.get_queryset().get(pk=job.pk)).data)
+
+    @extend_schema(
         summary="The results file (JSONL or CSV) of a finished job.",
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
     )
@@ -261,3 +271,13 @@ class TrainingRunViewSet(
         )
         run.refresh_from_db()
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Cancel a queued or running run (the trainer is stopped; no model is registered).",
+        request=None,
+        responses={200: TrainingRunSerializer, 409: _error("The run is already over.")},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: int | None = None) -> Response:
+        run = runs.cancel(TrainingRun, self.get_object().pk, request.user)
+        return Response(TrainingRunSerializer(self.get_queryset().get(pk=run.pk)).data)

@@ -109,6 +109,7 @@ class RunStatus(models.TextChoices):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class ScoringJob(models.Model):

@@ -35,6 +35,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
             "score": reverse("api-score"),
             "training_runs": reverse("training-run-list"),
             "training_run": _pattern("training-run-detail", "pk"),
+            "training_run_cancel": _pattern("training-run-cancel", "pk"),
             "login": reverse("login"),
         },
         "dimensions": [

@@ -5,6 +5,10 @@ passed while it was still running) must neither run the job twice at once nor le
 stuck. The row records the worker (host:pid) and a heartbeat; a second delivery takes the job
 over when that worker is gone (same host, process dead) or silent for `stale_after`, and
 otherwise waits for it to finish.
+
+Cancelling: a person marks a queued or running row `cancelled`; a delivery never claims a
+cancelled row, and the worker running one finds out at its next progress write
+(`report_progress`), which only writes while the row is still `running`, and stops.
 """
 
 from __future__ import annotations
@@ -15,10 +19,25 @@ import time
 from datetime import timedelta
 from enum import Enum
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
 from django.utils import timezone
 
+from humanbeauty.errors import DomainError
+
 from ..models import RunStatus
+
+# Rows no delivery may (re)start.
+OVER = (RunStatus.DONE, RunStatus.CANCELLED)
+
+
+class RunCancelled(Exception):
+    """The row was cancelled while this worker ran it: stop, write nothing more."""
+
+
+class AlreadyOver(DomainError):
+    status = 409
+    code = "conflict"
 
 
 class Claim(Enum):
@@ -88,3 +107,24 @@ def claim_or_wait(
         if state is Claim.FINISHED:
             return None
         time.sleep(poll_seconds)
+
+
+def report_progress(model: type[models.Model], pk: int, **fields: object) -> None:
+    """Write the worker's progress and heartbeat; RunCancelled if the row was cancelled."""
+    running = model.objects.filter(pk=pk, status=RunStatus.RUNNING)
+    if not running.update(heartbeat_at=timezone.now(), **fields):
+        raise RunCancelled
+
+
+def cancel(model: type[models.Model], pk: int, user: AbstractBaseUser) -> models.Model:
+    """Cancel a queued or running job (409 once it is over); its worker stops at its next
+    progress write, and a later delivery of its task does nothing."""
+    with transaction.atomic():
+        row = model.objects.select_for_update().get(pk=pk)
+        if row.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+            raise AlreadyOver(f"{model._meta.verbose_name} {pk} is already {row.status}")
+        row.status = RunStatus.CANCELLED
+        row.finished_at = timezone.now()
+        row.error = f"cancelled by {user.get_username()}"
+        row.save(update_fields=["status", "finished_at", "error"])
+    return row

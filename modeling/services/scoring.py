@@ -223,9 +223,7 @@ def _read_part(path: Path) -> list[dict]:
 
 def run_scoring_job(job_id: int) -> ScoringJob:
     """Score the job's images chunk by chunk, reporting progress; idempotent and resumable."""
-    job = runs.claim_or_wait(
-        ScoringJob, job_id, finished=(RunStatus.DONE,), stale_after=STALE_AFTER
-    )
+    job = runs.claim_or_wait(ScoringJob, job_id, finished=runs.OVER, stale_after=STALE_AFTER)
     if job is None:
         return ScoringJob.objects.get(pk=job_id)
     if job.error:
@@ -250,9 +248,7 @@ def run_scoring_job(job_id: int) -> ScoringJob:
             failed += sum(1 for r in records if "error" in r)
             progress = {**job.progress, "done": done, "failed": failed}
             progress["total"] = max(progress.get("total", 0), done)
-            ScoringJob.objects.filter(pk=job.pk).update(
-                progress=progress, heartbeat_at=timezone.now()
-            )
+            runs.report_progress(ScoringJob, job.pk, progress=progress)
             job.progress = progress
         errors: list[dict] = []
         out = Path(settings.MEDIA_ROOT) / output_name(job)
@@ -264,14 +260,23 @@ def run_scoring_job(job_id: int) -> ScoringJob:
                             errors.append(record)
                     else:
                         results.write(record)
-        job.progress = {**job.progress, "done": done, "total": done, "failed": failed}
-        job.status = RunStatus.DONE
-        job.output_path = output_name(job)
-        job.errors = errors
-        job.finished_at = timezone.now()
-        job.save(update_fields=["progress", "status", "output_path", "errors", "finished_at"])
+        try:
+            runs.report_progress(
+                ScoringJob,
+                job.pk,
+                progress={**job.progress, "done": done, "total": done, "failed": failed},
+                status=RunStatus.DONE,
+                output_path=output_name(job),
+                errors=errors,
+                finished_at=timezone.now(),
+            )
+        except runs.RunCancelled:
+            out.unlink(missing_ok=True)  # cancelled while the file was being written
+            raise
         shutil.rmtree(folder, ignore_errors=True)
-        return job
+        return ScoringJob.objects.get(pk=job_id)
+    except runs.RunCancelled:
+        shutil.rmtree(parts_dir(job), ignore_errors=True)  # a cancelled job does not resume
     except DomainError as exc:
         _fail(job, exc.message)
     except Exception as exc:
@@ -281,6 +286,6 @@ def run_scoring_job(job_id: int) -> ScoringJob:
 
 
 def _fail(job: ScoringJob, message: str) -> None:
-    ScoringJob.objects.filter(pk=job.pk).update(
+    ScoringJob.objects.filter(pk=job.pk, status=RunStatus.RUNNING).update(
         status=RunStatus.FAILED, error=message[:5000], finished_at=timezone.now()
     )

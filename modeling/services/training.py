@@ -225,7 +225,7 @@ def run_training(run_id: int) -> TrainingRun:
     run = runs.claim_or_wait(
         TrainingRun,
         run_id,
-        finished=(RunStatus.DONE, RunStatus.FAILED),
+        finished=(*runs.OVER, RunStatus.FAILED),
         stale_after=STALE_AFTER,
         poll_seconds=settings.TRAINING_POLL_SECONDS,
     )
@@ -238,6 +238,8 @@ def run_training(run_id: int) -> TrainingRun:
         if not (final / registry.CONFIG_NAME).is_file():
             _train(run, run_dir)
         return _register(run, final)
+    except runs.RunCancelled:
+        pass  # the trainer is stopped; its checkpoints stay in the run directory
     except DomainError as exc:
         _finish(run, RunStatus.FAILED, error=exc.message)
     except Exception as exc:
@@ -265,15 +267,20 @@ def _train(run: TrainingRun, run_dir: Path) -> None:
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         progress = dict(run.progress)
-        while True:
-            code = proc.poll()
-            progress = apply_records(progress, reader.new_records())
-            TrainingRun.objects.filter(pk=run.pk).update(
-                progress=progress, log_tail=log_tail(log_path), heartbeat_at=timezone.now()
-            )
-            if code is not None:
-                break
-            time.sleep(settings.TRAINING_POLL_SECONDS)
+        try:
+            while True:
+                code = proc.poll()
+                progress = apply_records(progress, reader.new_records())
+                runs.report_progress(
+                    TrainingRun, run.pk, progress=progress, log_tail=log_tail(log_path)
+                )
+                if code is not None:
+                    break
+                time.sleep(settings.TRAINING_POLL_SECONDS)
+        except runs.RunCancelled:
+            _stop(proc)
+            TrainingRun.objects.filter(pk=run.pk).update(log_tail=log_tail(log_path))
+            raise
     run.progress = progress
     if code != 0:
         raise TrainingError(
@@ -281,7 +288,27 @@ def _train(run: TrainingRun, run_dir: Path) -> None:
         )
 
 
+def _stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the trainer, SIGKILL it if it has not exited after `grace_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _register(run: TrainingRun, final: Path) -> TrainingRun:
+    # Under the run's row lock: a cancel either comes first (nothing is registered) or waits
+    # and finds the run done.
+    with transaction.atomic():
+        status = TrainingRun.objects.select_for_update().values_list("status", flat=True)
+        if status.get(pk=run.pk) != RunStatus.RUNNING:
+            raise runs.RunCancelled
+        return _register_locked(run, final)
+
+
+def _register_locked(run: TrainingRun, final: Path) -> TrainingRun:
     name = run.config.get("version") or f"run-{run.pk}"
     existing = selectors.get_version(name)
     if existing is not None and Path(existing.checkpoint_path) == final.resolve():
@@ -314,4 +341,5 @@ def _finish(run: TrainingRun, status: str, *, error: str = "", model=None, progr
         updates["model_version"] = model
     if progress is not None:
         updates["progress"] = progress
-    TrainingRun.objects.filter(pk=run.pk).update(**updates)
+    # Never over a cancel: a run cancelled meanwhile stays cancelled.
+    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**updates)

@@ -8,7 +8,7 @@
   const { $, api, node, url, fmt } = HB;
   const cfg = JSON.parse($("models-config").textContent);
   const POLL_MS = 2000;
-  const FINISHED = new Set(["done", "failed"]);
+  const FINISHED = new Set(["done", "failed", "cancelled"]);
 
   const showMessage = (text, kind = "error", el = $("message")) => HB.showMessage(el, text, kind);
   const num = (v, digits = 3) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "–");
@@ -174,13 +174,32 @@
     return parts.join(" · ");
   }
 
+  /** A Cancel button for a queued or running run (POST .../cancel/, confirmed first). */
+  function cancelButton(run) {
+    if (FINISHED.has(run.status)) return null;
+    return node("button", { type: "button", class: "btn btn-sm", dataset: { cancel: run.id }, onclick: () => cancelRun(run.id) }, "Cancel");
+  }
+
+  async function cancelRun(id) {
+    if (!window.confirm(`Cancel training run #${id}? The trainer is stopped and no model is registered.`)) return;
+    try {
+      const run = await api("POST", url(cfg.urls.training_run_cancel, id));
+      showRun(run);
+      showMessage(`Training run #${id} is cancelled.`, "ok");
+      await loadRuns();
+    } catch (err) {
+      showMessage(err.message);
+      await loadRuns();
+    }
+  }
+
   function runRow(run) {
     return node(
       "tr",
       { dataset: { run: run.id } },
       node("th", { scope: "row" }, `#${run.id}`, node("div", { class: "row-sub mono", title: run.data_dir }, run.data_dir)),
       node("td", {}, run.backbone),
-      node("td", {}, statusPill(run.status)),
+      node("td", {}, statusPill(run.status), " ", cancelButton(run)),
       node("td", {}, progressText(run)),
       node("td", {}, run.model || "–"),
     );
@@ -207,7 +226,7 @@
     const box = $("run-live");
     box.hidden = false;
     const parts = [
-      node("p", {}, node("strong", {}, `Run #${run.id} `), statusPill(run.status), " ", node("span", { class: "muted" }, progressText(run))),
+      node("p", {}, node("strong", {}, `Run #${run.id} `), statusPill(run.status), " ", node("span", { class: "muted" }, progressText(run)), " ", cancelButton(run)),
       node("div", { class: "progress progress-lg", dataset: { status: run.status }, role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct }, node("div", { class: "progress-bar", style: `width: ${pct}%` })),
       run.error ? node("div", { class: "notice notice-error" }, run.error) : null,
       run.model ? node("p", {}, `Registered as ${run.model}.`) : null,

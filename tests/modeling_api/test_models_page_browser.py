@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
-from modeling.models import ModelVersion
+from modeling.models import ModelVersion, TrainingRun
 from modeling.services import registry
 from tests.browser_support import PASSWORD, login
 from tests.conftest import image_bytes
@@ -68,3 +68,28 @@ def test_score_activate_and_train_from_the_page(
     expect(table.locator("tr[data-version='from-page']")).to_be_visible()
     if os.environ.get("MODELS_SCREENSHOT"):  # e.g. /tmp/models.png, to look at the page
         page.screenshot(path=os.environ["MODELS_SCREENSHOT"], full_page=True)
+
+
+def test_a_run_is_cancelled_from_the_page(page, researcher, tiny_release, tmp_path):
+    # A queued run (its task not picked up yet): the page offers Cancel, asks, and cancels.
+    run = TrainingRun.objects.create(
+        data_dir=str(tiny_release),
+        backbone="lite",
+        config={"max_steps": 5, "clip_model": "tiny"},
+        progress={"stage": "queued", "step": 0, "total": 5},
+        run_dir=str(tmp_path / "run"),
+        created_by=researcher,
+    )
+    login(page, "rhea")
+    page.goto("/models/")
+    row = page.locator(f"#runs-table tr[data-run='{run.pk}']")
+    expect(row).to_contain_text("queued")
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    row.locator("button", has_text="Cancel").click()
+    expect(page.locator("#message")).to_contain_text(f"Training run #{run.pk} is cancelled")
+    expect(row).to_contain_text("cancelled")
+    expect(row.locator("button")).to_have_count(0)
+    assert dialogs and "no model is registered" in dialogs[0]
+    run.refresh_from_db()
+    assert run.status == "cancelled" and run.error == "cancelled by rhea"
