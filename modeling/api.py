@@ -28,7 +28,7 @@ from humanbeauty.errors import DomainError
 from humanbeauty.roles import Role
 
 from . import serving_selectors as selectors
-from .models import Release, ScoringJob, TrainingRun
+from .models import Release
 from .serializers import (
     ErrorSerializer,
     ModelRegisterSerializer,
@@ -61,6 +61,20 @@ def _release(pk: int | None) -> Release | None:
 class ResearcherMixin:
     def get_permissions(self):
         return [global_role_permission(*ROLES)()]
+
+
+class CancelMixin:
+    """`POST {id}/cancel/` for a long job's viewset (`modeling.services.runs.cancel`)."""
+
+    @extend_schema(
+        request=None,
+        description="Stop a queued or running one: a scoring job after the chunk at hand, a "
+        "training run's trainer at once (no model is registered). 409 once it is over.",
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: int | None = None) -> Response:
+        row = runs.cancel(self.get_queryset().model, self.get_object().pk, request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=row.pk)).data)
 
 
 @extend_schema_view(
@@ -167,7 +181,11 @@ class ScoreView(APIView):
     retrieve=extend_schema(summary="A scoring job: status, progress {done, total, failed}."),
 )
 class ScoringJobViewSet(
-    ResearcherMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    ResearcherMixin,
+    CancelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
 ):
     serializer_class = ScoringJobSerializer
 
@@ -205,16 +223,6 @@ class ScoringJobViewSet(
         return Response(ScoringJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="Cancel a queued or running job (its worker stops after the chunk at hand).",
-        request=None,
-        responses={200: ScoringJobSerializer, 409: _error("The job is already over.")},
-    )
-    @action(detail=True, methods=["post"])
-    def cancel(self, request: Request, pk: int | None = None) -> Response:
-        job = runs.cancel(ScoringJob, self.get_object().pk, request.user)
-        return Response(ScoringJobSerializer(self.get_queryset().get(pk=job.pk)).data)
-
-    @extend_schema(
         summary="The results file (JSONL or CSV) of a finished job.",
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
     )
@@ -237,7 +245,11 @@ class ScoringJobViewSet(
     retrieve=extend_schema(summary="A training run: status, progress, log tail, its model."),
 )
 class TrainingRunViewSet(
-    ResearcherMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    ResearcherMixin,
+    CancelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
 ):
     serializer_class = TrainingRunSerializer
 
@@ -271,13 +283,3 @@ class TrainingRunViewSet(
         )
         run.refresh_from_db()
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(
-        summary="Cancel a queued or running run (the trainer is stopped; no model is registered).",
-        request=None,
-        responses={200: TrainingRunSerializer, 409: _error("The run is already over.")},
-    )
-    @action(detail=True, methods=["post"])
-    def cancel(self, request: Request, pk: int | None = None) -> Response:
-        run = runs.cancel(TrainingRun, self.get_object().pk, request.user)
-        return Response(TrainingRunSerializer(self.get_queryset().get(pk=run.pk)).data)
