@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.db.models import Max, QuerySet
 
-from curation.models import Image
+from curation.models import Image, Source
 
 from .models import ModelVersion, Release, ReleaseItem, ReleaseStatus, ScoringJob, TrainingRun
 
@@ -51,6 +51,11 @@ class ImageRow:
     sha256: str
     path: str  # the path it was imported under, else its storage name
     split: str = ""
+
+
+def source_names(limit: int = 500) -> list[str]:
+    """Sources a pool scoring job may be limited to, by name."""
+    return list(Source.objects.order_by("name").values_list("name", flat=True)[:limit])
 
 
 def max_image_id(source_id: int | None = None) -> int:

@@ -1,6 +1,6 @@
-"""The researcher's models page: the registry, scoring an uploaded image, starting a training
-run and following it. A rendered shell with a JSON config; static/js/models.js fills it from
-the REST API (modeling/api.py)."""
+"""The researcher's models page: the registry, scoring an uploaded image, batch scoring jobs,
+starting a training run and following it (jobs and runs cancellable). A rendered shell with a
+JSON config; static/js/models.js fills it from the REST API (modeling/api.py)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def models_page(request: HttpRequest) -> HttpResponse:
             "training_runs": reverse("training-run-list"),
             "training_run": _pattern("training-run-detail", "pk"),
             "training_run_cancel": _pattern("training-run-cancel", "pk"),
+            "scoring_jobs": reverse("scoring-job-list"),
+            "scoring_job_cancel": _pattern("scoring-job-cancel", "pk"),
             "login": reverse("login"),
         },
         "dimensions": [
@@ -47,5 +49,6 @@ def models_page(request: HttpRequest) -> HttpResponse:
         "releases": [
             {"id": r.pk, "label": f"{r.name} {r.version}"} for r in selectors.ready_releases()
         ],
+        "sources": selectors.source_names(),
     }
     return render(request, "modeling/models.html", {"config": config})

@@ -1,6 +1,6 @@
 /* The models page: the registry (GET /api/models/, activate), scoring an upload (POST
- * /api/score/, multipart) as 12 bars, and training runs (POST /api/training-runs/, polled while
- * they run). Everything through window.HB (static/js/api.js); no library, no build step. */
+ * /api/score/, multipart) as 12 bars, batch scoring jobs (POST /api/scoring-jobs/) and training
+ * runs (POST /api/training-runs/), both polled while they run and cancellable. Everything through window.HB (static/js/api.js); no library, no build step. */
 (() => {
   "use strict";
 
@@ -71,6 +71,10 @@
         ...models.map((m) => node("option", { value: m.version }, m.version)),
       );
       select.value = models.some((m) => m.version === chosen) ? chosen : "";
+      const batch = $("batch-model");
+      const batchChosen = batch.value;
+      batch.replaceChildren(...Array.from(select.options, (o) => o.cloneNode(true)));
+      batch.value = models.some((m) => m.version === batchChosen) ? batchChosen : "";
     } catch (err) {
       showMessage(err.message);
     }
@@ -160,6 +164,91 @@
         HB.showMessage($("score-error"), err.message, "error");
       } finally {
         $("score-submit").disabled = false;
+      }
+    });
+  }
+
+  // --- batch scoring jobs -----------------------------------------------------------------------
+
+  let jobsPolling = null;
+
+  function jobImages(job) {
+    if (job.scope === "release") {
+      const r = cfg.releases.find((x) => x.id === job.release);
+      return r ? `release ${r.label}` : `release #${job.release}`;
+    }
+    return job.source ? `pool: ${job.source}` : "the whole pool";
+  }
+
+  function jobProgress(job) {
+    const p = job.progress || {};
+    const pct = p.total ? Math.min(100, Math.floor((100 * (p.done || 0)) / p.total)) : job.status === "done" ? 100 : 0;
+    const text = p.total ? `${fmt(p.done || 0)} of ${fmt(p.total)}${p.failed ? ` · ${fmt(p.failed)} unreadable` : ""}` : job.status;
+    return [
+      node("div", { class: "progress", dataset: { status: job.status }, role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct }, node("div", { class: "progress-bar", style: `width: ${pct}%` })),
+      node("span", { class: "row-sub" }, text),
+    ];
+  }
+
+  function jobRow(job) {
+    const cancel = FINISHED.has(job.status)
+      ? null
+      : node("button", { type: "button", class: "btn btn-sm", onclick: () => cancelJob(job.id) }, "Cancel");
+    return node(
+      "tr",
+      { dataset: { job: job.id } },
+      node("th", { scope: "row" }, `#${job.id}`, node("div", { class: "row-sub" }, job.model || "–")),
+      node("td", {}, jobImages(job)),
+      node("td", {}, statusPill(job.status), " ", cancel),
+      node("td", { class: "progress-cell" }, ...jobProgress(job)),
+      node("td", {}, job.download ? node("a", { href: job.download }, job.format.toUpperCase()) : job.error ? node("span", { class: "muted", title: job.error }, job.error) : "–"),
+    );
+  }
+
+  async function loadJobs() {
+    clearTimeout(jobsPolling);
+    jobsPolling = null;
+    try {
+      const page = await api("GET", cfg.urls.scoring_jobs);
+      const jobs = page.results;
+      $("jobs-sub").textContent = jobs.length ? `${fmt(page.count)} job${page.count === 1 ? "" : "s"}, newest first.` : "No scoring jobs yet.";
+      $("jobs-table").tBodies[0].replaceChildren(...(jobs.length ? jobs.map(jobRow) : [node("tr", {}, node("td", { colspan: 5, class: "empty-cell" }, "Start one with the form."))]));
+      if (jobs.some((j) => !FINISHED.has(j.status))) jobsPolling = setTimeout(loadJobs, POLL_MS);
+    } catch (err) {
+      showMessage(err.message);
+    }
+  }
+
+  async function cancelJob(id) {
+    if (!window.confirm(`Cancel scoring job #${id}? It stops after the chunk at hand; no results file is written.`)) return;
+    try {
+      await api("POST", url(cfg.urls.scoring_job_cancel, id));
+      showMessage(`Scoring job #${id} is cancelled.`, "ok");
+    } catch (err) {
+      showMessage(err.message);
+    }
+    await loadJobs();
+  }
+
+  function batchForm() {
+    const images = $("batch-images");
+    for (const r of cfg.releases) images.append(node("option", { value: `release:${r.id}` }, `Release ${r.label}`));
+    for (const name of cfg.sources) images.append(node("option", { value: `source:${name}` }, `Pool: ${name}`));
+    $("batch-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      HB.hideMessage($("batch-error"));
+      const body = { format: $("batch-format").value, model: $("batch-model").value };
+      const [kind, value] = images.value.split(/:(.*)/s);
+      if (kind === "release") body.release = Number(value);
+      if (kind === "source") body.source = value;
+      $("batch-submit").disabled = true;
+      try {
+        await api("POST", cfg.urls.scoring_jobs, body);
+        await loadJobs();
+      } catch (err) {
+        HB.showMessage($("batch-error"), err.message, "error");
+      } finally {
+        $("batch-submit").disabled = false;
       }
     });
   }
@@ -299,7 +388,9 @@
   }
 
   scoreForm();
+  batchForm();
   trainForm();
   loadModels();
+  loadJobs();
   loadRuns();
 })();

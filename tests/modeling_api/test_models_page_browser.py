@@ -10,10 +10,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
-from modeling.models import ModelVersion, TrainingRun
+from modeling.models import ModelVersion, ScoringJob, TrainingRun
 from modeling.services import registry
 from tests.browser_support import PASSWORD, login
 from tests.conftest import image_bytes
+from tests.modeling_api.test_scoring_jobs import pool
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
@@ -93,3 +94,39 @@ def test_a_run_is_cancelled_from_the_page(page, researcher, tiny_release, tmp_pa
     assert dialogs and "no model is registered" in dialogs[0]
     run.refresh_from_db()
     assert run.status == "cancelled" and run.error == "cancelled by rhea"
+
+
+def test_batch_scoring_from_the_page(page, researcher, lite_model, eager_celery, tmp_path):
+    registry.register_version("lite-a", lite_model, activate=True)
+    images = pool(tmp_path, 3)
+    login(page, "rhea")
+    page.goto("/models/")
+    expect(page.locator("#jobs-sub")).to_contain_text("No scoring jobs yet")
+    page.select_option("#batch-format", "csv")
+    page.click("#batch-submit")
+    row = page.locator("#jobs-table tbody tr").first
+    expect(row).to_contain_text("done")
+    expect(row).to_contain_text("3 of 3")
+    expect(row).to_contain_text("the whole pool")
+    if os.environ.get("MODELS_SCREENSHOT"):
+        page.screenshot(path=os.environ["MODELS_SCREENSHOT"].replace(".png", "-batch.png"))
+    link = row.locator("a", has_text="CSV")
+    download = page.request.get(link.get_attribute("href"))  # with the page's session
+    assert download.status == 200
+    lines = download.text().strip().splitlines()
+    assert len(lines) == 1 + len(images) and "overall" in lines[0]
+
+    # A queued job (its task not picked up yet) is cancelled from its row.
+    queued = ScoringJob.objects.create(
+        scope="pool", model_version=ModelVersion.objects.get(version="lite-a"),
+        config={"chunk_size": 2}, created_by=researcher,
+    )
+    page.reload()
+    row = page.locator(f"#jobs-table tr[data-job='{queued.pk}']")
+    expect(row).to_contain_text("queued")
+    page.on("dialog", lambda d: d.accept())
+    row.locator("button", has_text="Cancel").click()
+    expect(page.locator("#message")).to_contain_text(f"Scoring job #{queued.pk} is cancelled")
+    expect(row).to_contain_text("cancelled")
+    queued.refresh_from_db()
+    assert queued.status == "cancelled"
