@@ -22,6 +22,9 @@ router.register("images", curation_api.ImageViewSet, basename="image")
 router.register("reviews", quality_api.ReviewViewSet, basename="review")
 router.register("releases", release_api.ReleaseViewSet, basename="release")
 router.register("sources", curation_jobs_api.SourceViewSet, basename="source")
+router.register(
+    "source-imports", curation_jobs_api.SourceImportViewSet, basename="source-import"
+)
 router.register("jobs", curation_jobs_api.JobViewSet, basename="job")
 router.register("decisions", curation_jobs_api.DecisionViewSet, basename="decision")
 router.register("models", modeling_api.ModelVersionViewSet, basename="model-version")

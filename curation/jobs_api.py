@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 
-from django.conf import settings
 from django.http import (
     FileResponse,
     Http404,
@@ -32,7 +31,7 @@ from humanbeauty.errors import DomainError
 from humanbeauty.roles import Role
 
 from . import selectors
-from .models import Decision, FilterJob, JobStatus, Source
+from .models import Decision, FilterJob, JobStatus, Source, SourceImport
 from .serializers import (
     DecisionSerializer,
     JobCreateSerializer,
@@ -40,14 +39,14 @@ from .serializers import (
     JobSerializer,
     JobSummarySerializer,
     OverrideSerializer,
+    SourceImportJobSerializer,
     SourceImportResultSerializer,
     SourceImportSerializer,
     SourceSerializer,
 )
 from .services.contact_sheets import SHEET_LIMIT, contact_sheet
 from .services.jobs import cancel_job, override_decision, start_job
-from .services.sources import import_source
-from .sources import resolve_inside
+from .services.sources import start_import
 
 READ_ROLES = (Role.CURATOR, Role.RESEARCHER, Role.ADMIN)
 WRITE_ROLES = (Role.CURATOR, Role.ADMIN)
@@ -104,41 +103,59 @@ class SourceViewSet(
             200: OpenApiResponse(
                 SourceImportResultSerializer, description="Re-import of an existing source."
             ),
+            202: OpenApiResponse(
+                SourceImportJobSerializer,
+                description="With `background`: the import, queued for a worker.",
+            ),
             400: OpenApiResponse(description="Path outside IMPORT_ROOTS, bad label file..."),
         },
         description="Parse a dataset's labels (`import_source KIND PATH --name NAME`) and store "
         "its records. Files are read only inside IMPORT_ROOTS; records outside them are refused "
-        "one by one and listed in `errors`.",
+        "one by one and listed in `errors`. Every import is recorded under "
+        "/api/source-imports/.",
     )
     def create(self, request: Request) -> Response:
         form = SourceImportSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        # The roots first, so that nothing is said about paths elsewhere (not even whether
-        # they exist); a relative path is refused too, since the server's cwd means nothing.
-        resolve_inside(data["path"], settings.IMPORT_ROOTS)
         existed = Source.objects.filter(name=data["name"]).exists()
         try:
-            report = import_source(
+            job = start_import(
                 data["kind"],
                 data["path"],
                 data["name"],
                 scale=tuple(data["scale"]) if data.get("scale") else None,
                 priority=data.get("priority"),
+                user=request.user,
+                background=data["background"],
             )
         except DomainError:
             raise  # outside the import roots, unusable label file: the handler says why
         except (ValueError, OSError) as exc:
             raise BadRequest(str(exc)) from None
-        source = self.get_queryset().get(pk=report.source.pk)
+        if data["background"]:
+            return Response(SourceImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        source = self.get_queryset().get(pk=job.source_id)
         body = {
             "source": SourceSerializer(source).data,
-            "created": report.created,
-            "updated": report.updated,
-            "refused": len(report.errors),
-            "errors": report.errors[:MAX_ERRORS_SHOWN],
+            "created": job.created,
+            "updated": job.updated,
+            "refused": job.refused,
+            "errors": job.errors[:MAX_ERRORS_SHOWN],
         }
         return Response(body, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
+
+
+class SourceImportViewSet(
+    RolePermissionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Source imports, newest first: status, live progress {done, total} and outcome."""
+
+    serializer_class = SourceImportJobSerializer
+    filterset_fields = ["status", "source"]
+
+    def get_queryset(self):
+        return SourceImport.objects.select_related("created_by").order_by("-pk")
 
 
 class JobViewSet(

@@ -3,7 +3,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from . import selectors
-from .models import Decision, FilterJob, Image, Source
+from .models import Decision, FilterJob, Image, Source, SourceImport
 from .sources import PARSERS
 
 
@@ -115,6 +115,11 @@ class SourceImportSerializer(serializers.Serializer):
     priority = serializers.IntegerField(
         required=False, allow_null=True, help_text="Prefer this source among near-duplicates."
     )
+    background = serializers.BooleanField(
+        default=False,
+        help_text="Run the import on a worker and answer 202 with the import to follow "
+        "(GET /api/source-imports/{id}/) instead of waiting for it: for big datasets.",
+    )
 
     def validate_name(self, value: str) -> str:
         if not value.strip():
@@ -130,6 +135,37 @@ class SourceImportResultSerializer(serializers.Serializer):
     errors = serializers.ListField(
         child=serializers.CharField(), help_text="The first refusals, each with its reason."
     )
+
+
+class SourceImportJobSerializer(serializers.ModelSerializer):
+    """An import recorded by the API or the page: status, live progress, outcome."""
+
+    source = serializers.PrimaryKeyRelatedField(read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None)
+
+    class Meta:
+        model = SourceImport
+        fields = [
+            "id",
+            "kind",
+            "path",
+            "name",
+            "scale",
+            "priority",
+            "status",
+            "progress",
+            "source",
+            "created",
+            "updated",
+            "refused",
+            "errors",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
 
 
 class StageProgressSerializer(serializers.Serializer):

@@ -23,3 +23,11 @@ def run_filter_job(job_id: int) -> int:
 def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
     """Decide one chunk of a job's items (idempotent: a redelivered chunk redoes only the rest)."""
     return jobs.process_chunk(job_id, item_ids, chunk_index)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def import_source_task(import_id: int) -> str:
+    """Run a recorded source import (a redelivery re-imports: nothing is duplicated)."""
+    from .services.sources import run_import
+
+    return run_import(import_id).status

@@ -95,7 +95,12 @@ def curation_home(request: HttpRequest) -> HttpResponse:
             for p in PARSERS.values()
         ],
         "import_roots": [str(r) for r in settings.IMPORT_ROOTS],
-        "urls": {**_common_urls(), "sources": reverse("source-list")},
+        "urls": {
+            **_common_urls(),
+            "sources": reverse("source-list"),
+            "source": _pattern("source-detail"),
+            "source_import": _pattern("source-import-detail"),
+        },
     }
     return render(
         request,

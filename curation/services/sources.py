@@ -1,18 +1,26 @@
 """Importing a source: parse its label file, keep every good record as a SourceItem.
 
 Files are only ever read inside the configured import roots (settings.IMPORT_ROOTS): the label
-file, and each record's path, which is checked again whenever a job opens it.
+file, and each record's path, which is checked again whenever a job opens it. The command line
+imports directly (`import_source`); the API and the curator's page record a SourceImport and
+run it in the request or, for big datasets, on a worker with live progress (`start_import`).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
-from ..models import Source, SourceItem
+from humanbeauty.errors import DomainError
+
+from ..models import JobStatus, Source, SourceImport, SourceItem
 from ..sources import (
     ImportRoots,
     PathOutsideRoots,
@@ -21,6 +29,9 @@ from ..sources import (
     parse_source,
     resolve_inside,
 )
+
+# A running import writes its progress at most this often.
+PROGRESS_EVERY_S = 0.5
 
 
 @dataclass
@@ -36,6 +47,11 @@ def item_file(item: SourceItem) -> Path:
     return resolve_inside(item.path, settings.IMPORT_ROOTS, base=item.source.location or None)
 
 
+# Records written per transaction; progress is reported after each batch.
+WRITE_BATCH = 5000
+MAX_ERRORS_KEPT = 50
+
+
 def import_source(
     kind: str,
     path: str | Path,
@@ -44,9 +60,15 @@ def import_source(
     scale: Scale | None = None,
     priority: int | None = None,
     progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> SourceImportReport:
     """Parse a dataset's labels and store its records; a re-import updates scores, adds new
-    records and duplicates nothing. Bad lines and paths outside the roots are reported."""
+    records and duplicates nothing. Bad lines and paths outside the roots are reported.
+
+    Records are written in batches of WRITE_BATCH, each in its own transaction, with
+    `on_progress(done, total)` after each, so that others can follow a big import. An import
+    that fails part-way keeps what it wrote; running it again finishes it (nothing doubles).
+    """
     from tqdm import tqdm
 
     result = parse_source(kind, path, scale=scale, roots=settings.IMPORT_ROOTS)
@@ -57,49 +79,150 @@ def import_source(
             "choose another --name"
         )
     report = SourceImportReport(source=source, errors=[str(e) for e in result.errors])
-    with transaction.atomic():
-        if source is None:
-            source = Source.objects.create(
-                name=name,
-                kind=kind,
-                location=str(result.base),
-                score_min=result.scale[0] if result.scale else None,
-                score_max=result.scale[1] if result.scale else None,
-                priority=priority or 0,
-            )
-        elif priority is not None:
-            source.priority = priority
-            source.save(update_fields=["priority"])
-        report.source = source
-        existing = set(SourceItem.objects.filter(source=source).values_list("path", flat=True))
-        roots = ImportRoots(settings.IMPORT_ROOTS)  # one checker: it caches resolved folders
-        batch: list[SourceItem] = []
-        for record in tqdm(result.records, desc=f"import {name}", unit="rec", disable=not progress):
-            try:
-                result.resolve(record, roots)
-            except PathOutsideRoots as exc:
-                report.errors.append(str(exc))
-                continue
-            extra = dict(record.extra)
-            extra.setdefault("scale", [record.score_min, record.score_max])
-            batch.append(
-                SourceItem(
-                    source=source,
-                    path=record.path,
-                    raw_score=record.raw_score,
-                    score=record.normalized,
-                    extra=extra,
-                )
-            )
-            if record.path in existing:
-                report.updated += 1
-            else:
-                report.created += 1
-        SourceItem.objects.bulk_create(
-            batch,
-            batch_size=2000,
-            update_conflicts=True,
-            unique_fields=["source", "path"],
-            update_fields=["raw_score", "score", "extra"],
+    if source is None:
+        source, _ = Source.objects.get_or_create(
+            name=name,
+            defaults={
+                "kind": kind,
+                "location": str(result.base),
+                "score_min": result.scale[0] if result.scale else None,
+                "score_max": result.scale[1] if result.scale else None,
+                "priority": priority or 0,
+            },
         )
+    elif priority is not None:
+        source.priority = priority
+        source.save(update_fields=["priority"])
+    report.source = source
+    existing = set(SourceItem.objects.filter(source=source).values_list("path", flat=True))
+    roots = ImportRoots(settings.IMPORT_ROOTS)  # one checker: it caches resolved folders
+    total = len(result.records)
+    batch: list[SourceItem] = []
+
+    def write(done: int) -> None:
+        with transaction.atomic():
+            SourceItem.objects.bulk_create(
+                batch,
+                batch_size=2000,
+                update_conflicts=True,
+                unique_fields=["source", "path"],
+                update_fields=["raw_score", "score", "extra"],
+            )
+        batch.clear()
+        if on_progress is not None:
+            on_progress(done, total)
+
+    records = tqdm(result.records, desc=f"import {name}", unit="rec", disable=not progress)
+    for done, record in enumerate(records, start=1):
+        try:
+            result.resolve(record, roots)
+        except PathOutsideRoots as exc:
+            report.errors.append(str(exc))
+            continue
+        extra = dict(record.extra)
+        extra.setdefault("scale", [record.score_min, record.score_max])
+        batch.append(
+            SourceItem(
+                source=source,
+                path=record.path,
+                raw_score=record.raw_score,
+                score=record.normalized,
+                extra=extra,
+            )
+        )
+        if record.path in existing:
+            report.updated += 1
+        else:
+            report.created += 1
+        if len(batch) >= WRITE_BATCH:
+            write(done)
+    write(total)
     return report
+
+
+# --- imports as jobs: the API and the curator's page ------------------------------------------
+
+
+def start_import(
+    kind: str,
+    path: str,
+    name: str,
+    *,
+    scale: Scale | None = None,
+    priority: int | None = None,
+    user: AbstractBaseUser | None = None,
+    background: bool = False,
+) -> SourceImport:
+    """Record an import and run it: here and now, or (`background`) on a worker.
+
+    The path is checked against the import roots first, so nothing is said about paths
+    elsewhere (not even whether they exist), and a bad request never becomes a job.
+    """
+    resolve_inside(path, settings.IMPORT_ROOTS)
+    job = SourceImport.objects.create(
+        kind=kind,
+        path=path,
+        name=name,
+        scale=list(scale) if scale else None,
+        priority=priority,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    if background:
+        from ..tasks import import_source_task
+
+        transaction.on_commit(lambda: import_source_task.delay(job.pk))
+        return job
+    return run_import(job.pk, reraise=True)
+
+
+def run_import(import_id: int, *, reraise: bool = False) -> SourceImport:
+    """Run a recorded import (idempotent: a redelivered one re-imports, duplicating nothing).
+
+    A refusal (bad label file, name taken, unreadable path) is recorded on the import; with
+    `reraise` (an import in a request) it is also raised for the caller to answer.
+    """
+    with transaction.atomic():
+        job = SourceImport.objects.select_for_update().get(pk=import_id)
+        if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return job
+        job.status = JobStatus.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.save(update_fields=["status", "started_at"])
+    rows = SourceImport.objects.filter(pk=import_id)
+    last = [0.0]
+
+    def report_progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - last[0] >= PROGRESS_EVERY_S:
+            rows.update(progress={"done": done, "total": total})
+            last[0] = now
+
+    try:
+        report = import_source(
+            job.kind,
+            job.path,
+            job.name,
+            scale=tuple(job.scale) if job.scale else None,
+            priority=job.priority,
+            on_progress=report_progress,
+        )
+    except (DomainError, ValueError, OSError) as exc:
+        message = exc.message if isinstance(exc, DomainError) else str(exc)
+        rows.update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
+        if reraise:
+            raise
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        rows.update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
+        raise
+    else:
+        rows.update(
+            status=JobStatus.DONE,
+            source=report.source,
+            created=report.created,
+            updated=report.updated,
+            refused=len(report.errors),
+            errors=report.errors[:MAX_ERRORS_KEPT],
+            finished_at=timezone.now(),
+        )
+    return SourceImport.objects.select_related("source").get(pk=import_id)

@@ -1,4 +1,5 @@
-/* Curation: the sources list and the import form (POST /api/sources/). */
+/* Curation: the sources list and the import form (POST /api/sources/ with background: the
+ * import runs on a worker and its progress is polled from /api/source-imports/{id}/). */
 (() => {
   "use strict";
 
@@ -81,9 +82,15 @@
         if (priority !== null) out.priority = priority;
         return out;
       },
-      post: (payload) => api("POST", cfg.urls.sources, payload),
-      done: async (data) => {
-        const s = data.source;
+      post: (payload) => api("POST", cfg.urls.sources, { ...payload, background: true }),
+      done: async (job) => {
+        job = await followImport(job);
+        if (job.status !== "done") {
+          $("import-result").replaceChildren();
+          throw new Error(job.error || `The import ended ${job.status}.`);
+        }
+        const s = await api("GET", url(cfg.urls.source, job.source));
+        const data = { ...job, source: s };
         const box = node(
           "div",
           { class: `notice ${data.refused ? "notice-warn" : "notice-ok"} result-box`, role: "status" },
@@ -101,6 +108,33 @@
         if (tr) tr.classList.add("is-new");
       },
     });
+  }
+
+  const IMPORT_POLL_MS = 700;
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** Poll an import until it is over, showing its progress; the finished import. */
+  async function followImport(job) {
+    const box = $("import-result");
+    for (;;) {
+      const p = job.progress || {};
+      const pct = p.total ? Math.floor((100 * p.done) / p.total) : 0;
+      const text = p.total
+        ? `${fmt(p.done)} of ${fmt(p.total)} records`
+        : job.status === "queued" ? "waiting for a worker…" : "reading the label file…";
+      box.replaceChildren(
+        node(
+          "div",
+          { class: "notice result-box", role: "status" },
+          node("strong", {}, `Importing “${job.name}”`),
+          `: ${text}`,
+          node("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct }, node("div", { class: "progress-bar", style: `width: ${pct}%` })),
+        ),
+      );
+      if (!["queued", "running"].includes(job.status)) return job;
+      await sleep(IMPORT_POLL_MS);
+      job = await api("GET", url(cfg.urls.source_import, job.id));
+    }
   }
 
   importForm();

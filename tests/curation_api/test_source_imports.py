@@ -1,0 +1,107 @@
+"""Source imports as recorded jobs: in the request (the default) or on a worker (`background`),
+with progress per written batch, and the outcome kept under /api/source-imports/."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from config.celery import app as celery_app
+from curation.models import JobStatus, Source, SourceImport, SourceItem
+from curation.services import sources as source_service
+from tests.celery_worker import start_worker, stop_worker, worker_env
+
+from .conftest import EXPECTED, write_dataset
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def big_manifest(folder, n: int):
+    """A manifest of n records (the files need not exist to be imported; jobs check them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["path,score"] + [f"img/{i:06d}.jpg,{1 + i % 10}" for i in range(n)]
+    manifest = folder / "labels.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def test_progress_is_reported_after_every_written_batch(import_root, monkeypatch):
+    manifest = write_dataset(import_root / "set")
+    monkeypatch.setattr(source_service, "WRITE_BATCH", 4)
+    seen = []
+
+    def on_progress(done, total):
+        # Each batch is committed before it is reported: what others can read already.
+        seen.append((done, total, SourceItem.objects.count()))
+
+    report = source_service.import_source(
+        "manifest", manifest, "set", scale=(1, 10), on_progress=on_progress
+    )
+    n = len(EXPECTED)
+    assert report.created == n
+    assert seen == [(4, n, 4), (8, n, 8), (n, n, n)]
+
+
+def test_a_background_import_runs_on_a_real_worker(client_as, import_root):
+    manifest = big_manifest(import_root / "big", 12_000)
+    celery_app.control.purge()
+    worker = start_worker(worker_env())
+    try:
+        curator = client_as("curator")
+        body = {"kind": "manifest", "path": str(manifest), "name": "big", "scale": [1, 10]}
+        response = curator.post("/api/sources/", {**body, "background": True}, format="json")
+        assert response.status_code == 202, response.content
+        job = response.json()
+        assert job["status"] == "queued" and job["name"] == "big"
+        url = f"/api/source-imports/{job['id']}/"
+        deadline = time.monotonic() + 60
+        while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = curator.get(url).json()
+    finally:
+        stop_worker(worker)
+    assert job["status"] == "done", job
+    assert job["progress"] == {"done": 12_000, "total": 12_000}
+    assert (job["created"], job["updated"], job["refused"]) == (12_000, 0, 0)
+    assert job["created_by"] == "curator" and job["finished_at"]
+    source = Source.objects.get(name="big")
+    assert job["source"] == source.pk and source.items.count() == 12_000
+    listing = client_as("researcher").get("/api/source-imports/").json()
+    assert [j["id"] for j in listing["results"]] == [job["id"]]
+
+
+def test_a_failing_background_import_keeps_the_reason(client_as, import_root, eager_celery):
+    curator = client_as("curator")
+    missing = import_root / "gone" / "labels.csv"  # inside the roots, but not there
+    body = {"kind": "manifest", "path": str(missing), "name": "gone", "background": True}
+    response = curator.post("/api/sources/", body, format="json")
+    assert response.status_code == 202, response.content
+    job = SourceImport.objects.get(pk=response.json()["id"])
+    assert job.status == JobStatus.FAILED and "labels.csv" in job.error
+    assert not Source.objects.filter(name="gone").exists()
+    # Outside the roots is refused at once: no import is recorded.
+    outside = curator.post(
+        "/api/sources/", {**body, "path": "/etc/passwd", "name": "x"}, format="json"
+    )
+    assert outside.status_code == 400 and outside.json()["code"] == "outside_import_roots"
+    assert SourceImport.objects.count() == 1
+
+
+def test_imports_in_the_request_are_recorded_too(client_as, import_root):
+    manifest = write_dataset(import_root / "set2")
+    body = {"kind": "manifest", "path": str(manifest), "name": "set2", "scale": [1, 10]}
+    assert client_as("curator").post("/api/sources/", body, format="json").status_code == 201
+    job = SourceImport.objects.get()
+    assert job.status == JobStatus.DONE and job.created == len(EXPECTED)
+    assert job.progress == {"done": len(EXPECTED), "total": len(EXPECTED)}
+
+
+def test_who_may_read_and_start_imports(client_as, import_root):
+    assert client_as("annotator").get("/api/source-imports/").status_code == 403
+    assert client_as(None).get("/api/source-imports/").status_code == 401
+    assert client_as("researcher").get("/api/source-imports/").status_code == 200
+    manifest = write_dataset(import_root / "set3")
+    body = {"kind": "manifest", "path": str(manifest), "name": "set3", "background": True}
+    assert client_as("researcher").post("/api/sources/", body, format="json").status_code == 403
+    assert not SourceImport.objects.exists()
