@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterator
 
 from django.db import connection
@@ -14,20 +13,28 @@ from .models import Decision, FilterJob, Source, SourceItem
 
 
 def job_summary(job: FilterJob) -> dict:
-    """{"job", "status", "counts": {accepted, rejected, error}, "reasons": {reason: n}}."""
-    counts = Counter({"accepted": 0, "rejected": 0, "error": 0})
-    reasons: Counter[str] = Counter()
-    for decision, override, why in Decision.objects.filter(job=job).values_list(
-        "decision", "override", "reasons"
-    ):
-        final = override or decision
-        counts[final] += 1
-        if final != "accepted":
-            reasons.update(why)
+    """{"job", "status", "counts": {accepted, rejected, error}, "reasons": {reason: n}}.
+
+    Both counted by the database (a job may hold millions of decisions): the reasons of the
+    decisions whose final word is not `accepted`, one row per (decision, reason).
+    """
+    counts = decision_counts(job)
+    if connection.vendor == "postgresql":
+        elements, reason = "jsonb_array_elements_text(d.reasons) AS r(reason)", "r.reason"
+    else:  # SQLite's table-valued json_each
+        elements, reason = "json_each(d.reasons) AS r", "r.value"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {reason}, count(*) FROM {Decision._meta.db_table} d, {elements} "
+            "WHERE d.job_id = %s AND (CASE WHEN d.override <> '' THEN d.override "
+            f"ELSE d.decision END) <> %s GROUP BY {reason}",
+            [job.pk, "accepted"],
+        )
+        reasons = dict(cursor.fetchall())
     return {
         "job": job.pk,
         "status": job.status,
-        "counts": dict(counts),
+        "counts": {k: counts[k] for k in FINAL_KINDS},
         "reasons": dict(sorted(reasons.items())),
         "progress": job.progress,
     }
