@@ -3,15 +3,12 @@ included, on PostgreSQL and on the quick start's SQLite."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from curation.selectors import job_summary
+from tests.sqlite_support import run_on_sqlite
 
 from .summary_data import make_job, reference_summary
 
@@ -29,11 +26,6 @@ def test_the_summary_agrees_with_a_row_by_row_count():
 
 
 def test_the_summary_agrees_on_sqlite(tmp_path):
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 's.sqlite3'}",
-           "CELERY_BROKER_URL": "", "MEDIA_ROOT": str(tmp_path / "media")}
-    result = subprocess.run([sys.executable, str(SQLITE_SCRIPT)], env=env, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_on_sqlite(SQLITE_SCRIPT, tmp_path)
     assert report["db"] == report["python"]
     assert sum(report["db"][0].values()) == 300
