@@ -134,6 +134,7 @@ class SourceViewSet(
         except (ValueError, OSError) as exc:
             raise BadRequest(str(exc)) from None
         if data["background"]:
+            job.refresh_from_db()  # without a broker (quick start) it has run already
             return Response(SourceImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
         source = self.get_queryset().get(pk=job.source_id)
         body = {
