@@ -196,7 +196,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # How long a task taken by a worker that then vanished (killed, machine lost) waits before the
 # broker hands it to another worker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    # Redis looks for abandoned messages on every Nth idle poll (kombu's default, 10, means
+    # about every 100 s); the crash tests, with a visibility timeout of seconds, use 1.
+    "unacked_restore_throttle": int(os.environ.get("CELERY_RESTORE_THROTTLE", "10")),
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_BEAT_SCHEDULE = {

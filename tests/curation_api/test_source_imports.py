@@ -3,6 +3,7 @@ with progress per written batch, and the outcome kept under /api/source-imports/
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -105,3 +106,44 @@ def test_who_may_read_and_start_imports(client_as, import_root):
     body = {"kind": "manifest", "path": str(manifest), "name": "set3", "background": True}
     assert client_as("researcher").post("/api/sources/", body, format="json").status_code == 403
     assert not SourceImport.objects.exists()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_import_is_replaced_and_nothing_doubles(client_as, import_root):
+    n = 150_000
+    manifest = big_manifest(import_root / "huge", n)
+    celery_app.control.purge()
+    # a message taken by a vanished worker goes back to the queue after this many seconds
+    env = worker_env(CELERY_VISIBILITY_TIMEOUT="4", CELERY_RESTORE_THROTTLE="1")
+    first = start_worker(env)
+    second = None
+    try:
+        body = {"kind": "manifest", "path": str(manifest), "name": "huge", "scale": [1, 10]}
+        body["background"] = True
+        job_id = client_as("curator").post("/api/sources/", body, format="json").json()["id"]
+        deadline = time.monotonic() + 120
+        while SourceItem.objects.filter(source__name="huge").count() == 0:
+            assert time.monotonic() < deadline, SourceImport.objects.values().first()
+            assert first.poll() is None, first.stdout.read().decode()
+            time.sleep(0.02)
+        stop_worker(first, signal.SIGKILL)  # mid-import: no goodbye, no ack
+        written = SourceItem.objects.filter(source__name="huge").count()
+        assert 0 < written < n, written
+        assert SourceImport.objects.get(pk=job_id).status == JobStatus.RUNNING
+
+        second = start_worker(env)
+        job = SourceImport.objects.get(pk=job_id)
+        while job.status != JobStatus.DONE:
+            assert time.monotonic() < deadline + 60, f"import not done: {job.progress}"
+            assert job.status != JobStatus.FAILED, job.error
+            assert second.poll() is None, second.stdout.read().decode()
+            time.sleep(0.2)
+            job.refresh_from_db()
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                stop_worker(worker)
+    assert SourceItem.objects.filter(source__name="huge").count() == n
+    assert job.created + job.updated == n and job.refused == 0
+    assert job.updated >= written  # what the first worker wrote was kept, not written twice
+    assert job.progress == {"done": n, "total": n}

@@ -35,7 +35,7 @@ def test_kill_the_worker_mid_job_and_start_another(import_root):
     celery_app.control.purge()
 
     # a message taken by a vanished worker goes back to the queue after this many seconds
-    env = worker_env(CELERY_VISIBILITY_TIMEOUT="4")
+    env = worker_env(CELERY_VISIBILITY_TIMEOUT="4", CELERY_RESTORE_THROTTLE="1")
     first = start_worker(env)
     second = None
     try:
