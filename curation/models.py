@@ -111,7 +111,26 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
-class SourceImport(models.Model):
+class JobRecord(models.Model):
+    """What every long job of the platform keeps (filter jobs, source imports, scoring jobs,
+    training runs): its state, live progress (its shape is the job's own), why it failed, who
+    started it and when."""
+
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class SourceImport(JobRecord):
     """One import of a dataset's labels (`services.sources.run_import`), in a request or, for a
     big dataset, by a worker: its settings, live progress and outcome."""
 
@@ -120,8 +139,7 @@ class SourceImport(models.Model):
     name = models.CharField(max_length=200, help_text="The source's name.")
     scale = models.JSONField(null=True, blank=True, help_text="[min, max], or the dataset's own.")
     priority = models.IntegerField(null=True, blank=True)
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    progress = models.JSONField(default=dict, blank=True)  # {"done", "total"} records
+    # progress: {"done", "total"} records
     source = models.ForeignKey(
         Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="imports"
     )
@@ -129,37 +147,19 @@ class SourceImport(models.Model):
     updated = models.PositiveIntegerField(default=0, help_text="Records already there.")
     refused = models.PositiveIntegerField(default=0, help_text="Lines or paths not usable.")
     errors = models.JSONField(default=list, blank=True, help_text="The first refusals.")
-    error = models.TextField(blank=True, help_text="Why the import failed as a whole.")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"import {self.pk} of {self.name} ({self.status})"
 
 
-class FilterJob(models.Model):
-    """A curator's filter run over a source; `config` is a snapshot taken at its start."""
+class FilterJob(JobRecord):
+    """A curator's filter run over a source; `config` is a snapshot taken at its start.
+
+    progress: {"total": n, "stages": {stage: done}, "chunks": {"total": n, "done": n}}
+    """
 
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="jobs")
     config = models.JSONField(default=dict)
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    # {"total": n, "stages": {stage: done}, "chunks": {"total": n, "done": n}}
-    progress = models.JSONField(default=dict)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"job {self.pk} on {self.source_id} ({self.status})"

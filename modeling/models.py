@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from curation.models import JobRecord, JobStatus
+
 
 class ReleaseStatus(models.TextChoices):
     QUEUED = "queued"
@@ -104,15 +106,11 @@ class ModelVersion(models.Model):
         return f"model {self.version}{' (active)' if self.is_active else ''}"
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+# Scoring jobs and training runs go through the same states as every long job of the platform.
+RunStatus = JobStatus
 
 
-class ScoringJob(models.Model):
+class ScoringJob(JobRecord):
     """Batch scoring of a release's images or of the pool (all of it, or one source) with one
     model version; the rows go to a JSONL or CSV file under MEDIA_ROOT/scores/."""
 
@@ -137,30 +135,18 @@ class ScoringJob(models.Model):
     format = models.CharField(max_length=5, choices=Format.choices, default=Format.JSONL)
     # A snapshot taken at creation: chunk size and, for the pool, the highest image id then.
     config = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    progress = models.JSONField(default=dict, blank=True)  # {"done", "total", "failed"}
+    # progress: {"done", "total", "failed"}
     # Relative to MEDIA_ROOT, set when the file is complete.
     output_path = models.CharField(max_length=500, blank=True)
     errors = models.JSONField(default=list, blank=True)  # [{"image_id", "path", "error"}]
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid running it")
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"scoring job {self.pk} ({self.scope}, {self.status})"
 
 
-class TrainingRun(models.Model):
+class TrainingRun(JobRecord):
     """`python -m modeling.train` launched from the researcher's page: its settings, its run
     directory, live progress from the run's metrics.jsonl, and the model it registered."""
 
@@ -172,25 +158,13 @@ class TrainingRun(models.Model):
     # max_steps, clip_model, clip_checkpoint, settings (TrainConfig overrides), version, activate
     config = models.JSONField(default=dict, blank=True)
     run_dir = models.CharField(max_length=1000, blank=True)
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    progress = models.JSONField(default=dict, blank=True)  # {"stage", "step", "total", "loss"}
+    # progress: {"stage", "step", "total", "loss"}
     log_tail = models.TextField(blank=True)
-    error = models.TextField(blank=True)
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid running it")
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"training run {self.pk} ({self.backbone}, {self.status})"
