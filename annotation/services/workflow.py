@@ -239,10 +239,10 @@ RECLAIM_EVERY = timedelta(seconds=2)
 _last_reclaim: dict[int, datetime] = {}
 
 
-def _reclaim_if_due(project_id: int, now: datetime) -> bool:
-    """Sweep the project's expired leases unless this process did so just now."""
+def _reclaim_if_due(project_id: int, now: datetime, *, force: bool = False) -> bool:
+    """Sweep the project's expired leases unless this process did so just now (or `force`)."""
     last = _last_reclaim.get(project_id)
-    if last is not None and last <= now < last + RECLAIM_EVERY:
+    if not force and last is not None and last <= now < last + RECLAIM_EVERY:
         return False
     reclaim_expired(project_id, now=now)
     _last_reclaim[project_id] = now
@@ -273,8 +273,7 @@ def next_task(
     assignment, queue_empty = _lease_next(project_id, rater, exclude, now, rng or random)
     if queue_empty and not swept:
         # Outside the first transaction: the sweep locks images, and the rater's row is free.
-        reclaim_expired(project_id, now=now)
-        _last_reclaim[project_id] = now
+        _reclaim_if_due(project_id, now, force=True)
         assignment, _ = _lease_next(project_id, rater, exclude, now, rng or random)
     return assignment
 
