@@ -190,16 +190,32 @@
     ];
   }
 
+  /** A Cancel button for a queued or running job or run (null once it is over). */
+  function cancelButton(item, cancel) {
+    if (FINISHED.has(item.status)) return null;
+    return node("button", { type: "button", class: "btn btn-sm", dataset: { cancel: item.id }, onclick: () => cancel(item.id) }, "Cancel");
+  }
+
+  /** Ask first, POST the cancel, say how it went, then `refresh(the cancelled row or null)`. */
+  async function confirmCancel(label, warning, path, refresh) {
+    if (!window.confirm(`Cancel ${label}? ${warning}`)) return;
+    let cancelled = null;
+    try {
+      cancelled = await api("POST", path);
+      showMessage(`${label[0].toUpperCase()}${label.slice(1)} is cancelled.`, "ok");
+    } catch (err) {
+      showMessage(err.message);
+    }
+    await refresh(cancelled);
+  }
+
   function jobRow(job) {
-    const cancel = FINISHED.has(job.status)
-      ? null
-      : node("button", { type: "button", class: "btn btn-sm", onclick: () => cancelJob(job.id) }, "Cancel");
     return node(
       "tr",
       { dataset: { job: job.id } },
       node("th", { scope: "row" }, `#${job.id}`, node("div", { class: "row-sub" }, job.model || "–")),
       node("td", {}, jobImages(job)),
-      node("td", {}, statusPill(job.status), " ", cancel),
+      node("td", {}, statusPill(job.status), " ", cancelButton(job, cancelJob)),
       node("td", { class: "progress-cell" }, ...jobProgress(job)),
       node("td", {}, job.download ? node("a", { href: job.download }, job.format.toUpperCase()) : job.error ? node("span", { class: "muted", title: job.error }, job.error) : "–"),
     );
@@ -219,15 +235,9 @@
     }
   }
 
-  async function cancelJob(id) {
-    if (!window.confirm(`Cancel scoring job #${id}? It stops after the chunk at hand; no results file is written.`)) return;
-    try {
-      await api("POST", url(cfg.urls.scoring_job_cancel, id));
-      showMessage(`Scoring job #${id} is cancelled.`, "ok");
-    } catch (err) {
-      showMessage(err.message);
-    }
-    await loadJobs();
+  function cancelJob(id) {
+    const warning = "It stops after the chunk at hand; no results file is written.";
+    return confirmCancel(`scoring job #${id}`, warning, url(cfg.urls.scoring_job_cancel, id), loadJobs);
   }
 
   function batchForm() {
@@ -263,23 +273,12 @@
     return parts.join(" · ");
   }
 
-  /** A Cancel button for a queued or running run (POST .../cancel/, confirmed first). */
-  function cancelButton(run) {
-    if (FINISHED.has(run.status)) return null;
-    return node("button", { type: "button", class: "btn btn-sm", dataset: { cancel: run.id }, onclick: () => cancelRun(run.id) }, "Cancel");
-  }
-
-  async function cancelRun(id) {
-    if (!window.confirm(`Cancel training run #${id}? The trainer is stopped and no model is registered.`)) return;
-    try {
-      const run = await api("POST", url(cfg.urls.training_run_cancel, id));
-      showRun(run);
-      showMessage(`Training run #${id} is cancelled.`, "ok");
+  function cancelRun(id) {
+    const warning = "The trainer is stopped and no model is registered.";
+    return confirmCancel(`training run #${id}`, warning, url(cfg.urls.training_run_cancel, id), async (run) => {
+      if (run) showRun(run);
       await loadRuns();
-    } catch (err) {
-      showMessage(err.message);
-      await loadRuns();
-    }
+    });
   }
 
   function runRow(run) {
@@ -288,7 +287,7 @@
       { dataset: { run: run.id } },
       node("th", { scope: "row" }, `#${run.id}`, node("div", { class: "row-sub mono", title: run.data_dir }, run.data_dir)),
       node("td", {}, run.backbone),
-      node("td", {}, statusPill(run.status), " ", cancelButton(run)),
+      node("td", {}, statusPill(run.status), " ", cancelButton(run, cancelRun)),
       node("td", {}, progressText(run)),
       node("td", {}, run.model || "–"),
     );
@@ -315,7 +314,7 @@
     const box = $("run-live");
     box.hidden = false;
     const parts = [
-      node("p", {}, node("strong", {}, `Run #${run.id} `), statusPill(run.status), " ", node("span", { class: "muted" }, progressText(run)), " ", cancelButton(run)),
+      node("p", {}, node("strong", {}, `Run #${run.id} `), statusPill(run.status), " ", node("span", { class: "muted" }, progressText(run)), " ", cancelButton(run, cancelRun)),
       node("div", { class: "progress progress-lg", dataset: { status: run.status }, role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct }, node("div", { class: "progress-bar", style: `width: ${pct}%` })),
       run.error ? node("div", { class: "notice notice-error" }, run.error) : null,
       run.model ? node("p", {}, `Registered as ${run.model}.`) : null,
