@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
@@ -36,6 +37,8 @@ class TokenView(ObtainAuthToken):
 
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
+    # ObtainAuthToken names its own parsers; the API's strict JSON parser must apply here too.
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES
 
 
 def _project_for(request: Request, pk: int) -> tuple[Project, str]:

@@ -15,7 +15,19 @@ from modeling import api as modeling_api
 from modeling import release_api, release_views
 from modeling import views as modeling_views
 
-router = DefaultRouter()
+
+class Router(DefaultRouter):
+    """Object routes take numeric ids unless a viewset names another pattern
+    (`lookup_value_regex`): a word where an id belongs is a 404, never a failed cast."""
+
+    def get_lookup_regex(self, viewset, lookup_prefix: str = "") -> str:
+        lookup_field = getattr(viewset, "lookup_field", "pk")
+        kwarg = getattr(viewset, "lookup_url_kwarg", None) or lookup_field
+        value = getattr(viewset, "lookup_value_regex", r"\d+")
+        return f"(?P<{lookup_prefix}{kwarg}>{value})"
+
+
+router = Router()
 router.register("projects", annotation_api.ProjectViewSet, basename="project")
 router.register("assignments", annotation_api.AssignmentViewSet, basename="assignment")
 router.register("images", curation_api.ImageViewSet, basename="image")
@@ -62,3 +74,8 @@ urlpatterns = [
     path("curation/", include("curation.urls")),
     path("", include(annotation_views.urlpatterns)),
 ]
+
+handler400 = "config.exceptions.bad_request"
+handler403 = "config.exceptions.permission_denied"
+handler404 = "config.exceptions.page_not_found"
+handler500 = "config.exceptions.server_error"

@@ -205,7 +205,7 @@ def test_bad_settings_and_clip_without_a_checkpoint_are_refused(
         response = start({"clip": {"enabled": False}, **bad} if "clip" not in bad else bad)
         assert response.status_code == 400 and words in response.json()["detail"], bad
     nowhere = curator.post("/api/jobs/", {"source": 999999, "config": {}}, format="json")
-    assert nowhere.status_code == 400 and "source" in nowhere.json()
+    assert nowhere.status_code == 400 and "source" in nowhere.json()["errors"]
     assert not FilterJob.objects.exists()
 
 
@@ -287,9 +287,9 @@ def test_override_keeps_the_reason_and_counts_in_the_summary(client_as, finished
     url = f"/api/decisions/{gradient.pk}/override/"
     assert curator.post(url, {"decision": "accepted"}, format="json").status_code == 400
     blank = curator.post(url, {"decision": "accepted", "reason": "   "}, format="json")
-    assert blank.status_code == 400 and "reason" in blank.json()
+    assert blank.status_code == 400 and "reason" in blank.json()["errors"]
     wrong = curator.post(url, {"decision": "error", "reason": "x"}, format="json")
-    assert wrong.status_code == 400 and "decision" in wrong.json()
+    assert wrong.status_code == 400 and "decision" in wrong.json()["errors"]
 
     response = curator.post(
         url, {"decision": "accepted", "reason": " a person seen from behind "}, format="json"

@@ -73,7 +73,8 @@ def test_bad_images_are_refused_with_the_reason(
 
 def test_an_upload_without_an_image_is_a_400(client_as, active_model):
     response = client_as("researcher").post("/api/score/", {"model": active_model.version})
-    assert response.status_code == 400 and "image" in response.json()
+    body = response.json()
+    assert response.status_code == 400 and "image" in body.get("errors", body)
 
 
 def test_an_unknown_model_version_is_a_404_that_names_it(client_as, active_model):

@@ -1,0 +1,46 @@
+"""Every API error is JSON `{"detail", "code"}` (plus `errors` by field), never HTML (#11.8)."""
+
+import pytest
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+
+def test_unknown_api_url_is_json_404(make_project):
+    _, _, users = make_project(1, raters=["r1"])
+    client = APIClient()
+    client.force_authenticate(users["r1"])
+    response = client.get("/api/no-such-thing/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == {"detail": "no such API endpoint or object", "code": "not_found"}
+
+
+def test_outside_the_api_404_stays_a_page(make_project):
+    _, _, users = make_project(1, raters=["r1"])
+    client = APIClient()
+    client.force_authenticate(users["r1"])
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_validation_errors_keep_their_fields_and_say_them(make_project):
+    project, _, users = make_project(1, raters=["r1"])
+    client = APIClient()
+    client.force_authenticate(users["r1"])
+    from annotation import services
+
+    task = services.next_task(project, users["r1"])
+    response = client.post(f"/api/assignments/{task.pk}/skip/", {"reason": "nope"}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert set(body) == {"detail", "code", "errors"}
+    assert body["code"] == "invalid_choice"
+    assert "reason" in body["errors"] and body["detail"].startswith("reason: ")
+
+
+def test_not_authenticated_and_not_found_have_codes():
+    response = APIClient().get("/api/projects/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
