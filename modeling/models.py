@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from curation.models import JobRecord, JobStatus
+from humanbeauty.jsonsafe import FiniteJSONEncoder
 
 
 class ReleaseStatus(models.TextChoices):
@@ -22,13 +23,16 @@ class Release(models.Model):
 
     name = models.CharField(max_length=200)
     version = models.CharField(max_length=50)
-    config = models.JSONField(default=dict)
+    config = models.JSONField(default=dict, encoder=FiniteJSONEncoder)
     out_dir = models.CharField(max_length=1000)
     status = models.CharField(
         max_length=10, choices=ReleaseStatus.choices, default=ReleaseStatus.QUEUED
     )
-    progress = models.JSONField(default=dict)
-    counts = models.JSONField(default=dict)
+    progress = models.JSONField(default=dict, encoder=FiniteJSONEncoder)
+    counts = models.JSONField(default=dict, encoder=FiniteJSONEncoder)
+    # What the build reported beside its counts: split shares off the requested ratios,
+    # images withheld by the version promise, a selected project or source that gave nothing.
+    warnings = models.JSONField(default=list, blank=True, encoder=FiniteJSONEncoder)
     manifest_sha256 = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
@@ -81,7 +85,7 @@ class ModelVersion(models.Model):
     release = models.ForeignKey(
         Release, null=True, blank=True, on_delete=models.SET_NULL, related_name="models"
     )
-    metrics = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True, encoder=FiniteJSONEncoder)
     is_active = models.BooleanField(default=False)
     notes = models.TextField(blank=True)
     created_by = models.ForeignKey(
@@ -134,11 +138,12 @@ class ScoringJob(JobRecord):
     )
     format = models.CharField(max_length=5, choices=Format.choices, default=Format.JSONL)
     # A snapshot taken at creation: chunk size and, for the pool, the highest image id then.
-    config = models.JSONField(default=dict, blank=True)
+    config = models.JSONField(default=dict, blank=True, encoder=FiniteJSONEncoder)
     # progress: {"done", "total", "failed"}
     # Relative to MEDIA_ROOT, set when the file is complete.
     output_path = models.CharField(max_length=500, blank=True)
-    errors = models.JSONField(default=list, blank=True)  # [{"image_id", "path", "error"}]
+    # [{"image_id", "path", "error"}]
+    errors = models.JSONField(default=list, blank=True, encoder=FiniteJSONEncoder)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid running it")
 
@@ -156,7 +161,7 @@ class TrainingRun(JobRecord):
     data_dir = models.CharField(max_length=1000)
     backbone = models.CharField(max_length=300)
     # max_steps, clip_model, clip_checkpoint, settings (TrainConfig overrides), version, activate
-    config = models.JSONField(default=dict, blank=True)
+    config = models.JSONField(default=dict, blank=True, encoder=FiniteJSONEncoder)
     run_dir = models.CharField(max_length=1000, blank=True)
     # progress: {"stage", "step", "total", "loss"}
     log_tail = models.TextField(blank=True)

@@ -41,8 +41,12 @@ def load_model(directory: str | Path, device: str = "cpu"):
 
 
 def json_safe(value):
-    """NaN (an undefined correlation) becomes null: strict JSON has no NaN."""
-    if isinstance(value, float) and math.isnan(value):
+    """NaN (an undefined correlation, e.g. over one image) and infinities become null: strict
+    JSON has neither. numpy scalars become Python numbers. (Django-free twin of
+    humanbeauty.jsonsafe.finite, which the database side uses.)"""
+    if hasattr(value, "dtype") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}

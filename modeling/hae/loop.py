@@ -113,7 +113,11 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         if self.enabled:
             with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+                # Strict JSON: an undefined metric (NaN) is written as null, not as `NaN`.
+                from .evaluate import json_safe
+
+                line = json_safe({"time": round(time.time(), 3), **record})
+                fh.write(json.dumps(line, allow_nan=False) + "\n")
 
 
 def rng_state() -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from PIL import Image as PILImage
 from curation.imaging.validate import InvalidImage, Reason, inspect_image, open_image, read_bytes
 from curation.models import Source
 from humanbeauty.errors import DomainError
+from humanbeauty.jsonsafe import finite
 from humanbeauty.standard import DIMENSION_KEYS, score_to_level
 
 from .. import serving_selectors as selectors
@@ -67,14 +69,17 @@ def decode_image(source: str | Path | BinaryIO) -> PILImage.Image:
 def payload(version: str, result) -> dict:
     """The API's answer for one image: 12 scores, their levels, the MetaVoter overall."""
     overall = float(result.overall)
-    return {
+    # A diverged model can answer NaN: strict JSON (null, with a warning), never a 500.
+    return finite({
         "model": version,
         "scores": {k: float(result.scores[k]) for k in DIMENSION_KEYS},
         "levels": dict(result.levels),
         "overall": overall,
-        "overall_level": score_to_level(min(max(overall, 0.0), 1.0)),
+        "overall_level": (
+            score_to_level(min(max(overall, 0.0), 1.0)) if math.isfinite(overall) else None
+        ),
         "heads": {k: float(v) for k, v in result.heads.items()},
-    }
+    }, where="score")
 
 
 def result_row(result, **ident) -> dict:
@@ -82,7 +87,7 @@ def result_row(result, **ident) -> dict:
     row = dict(ident)
     row.update({k: round(float(result.scores[k]), 6) for k in DIMENSION_KEYS})
     row["overall"] = round(float(result.overall), 6)
-    return row
+    return finite(row, where="score")
 
 
 # --- result files -------------------------------------------------------------------------------
@@ -120,7 +125,9 @@ class ResultsFile:
         if self.format == "csv":
             self.csv.writerow(row)
         else:
-            self.fh.write(json.dumps({k: row.get(k) for k in self.columns}) + "\n")
+            self.fh.write(
+                json.dumps({k: row.get(k) for k in self.columns}, allow_nan=False) + "\n"
+            )
         self.count += 1
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -213,7 +220,8 @@ def score_chunk(model, rows: Sequence[selectors.ImageRow]) -> list[dict]:
 
 def _write_part(path: Path, records: list[dict]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
