@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from humanbeauty.jsonsafe import FiniteJSONEncoder
+
 
 class Source(models.Model):
     """Where images came from: a public dataset, a manifest, a folder import, an upload batch."""
@@ -53,6 +55,7 @@ class Image(models.Model):
     phash_b1 = models.IntegerField(null=True, blank=True, db_index=True)
     phash_b2 = models.IntegerField(null=True, blank=True, db_index=True)
     phash_b3 = models.IntegerField(null=True, blank=True, db_index=True)
+    # The image's near-duplicate cluster; null while it has no near-duplicate in the pool.
     cluster = models.ForeignKey(
         "DuplicateCluster",
         null=True,
@@ -60,6 +63,10 @@ class Image(models.Model):
         on_delete=models.SET_NULL,
         related_name="members",
     )
+    # When the image was clustered against the pool (its hashes stored, its near-duplicates
+    # looked up and joined). Null: not yet, so a null `cluster` means nothing yet. Set by
+    # `services.dedup.assign_cluster` only; `selectors.unverified_image_ids` reads it.
+    clustered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["source", "id"])]
@@ -69,14 +76,36 @@ class Image(models.Model):
 
 
 class DuplicateCluster(models.Model):
-    """Near-duplicate images; one representative is kept (highest resolution, then source
-    priority), the others are rejected as near duplicates."""
+    """Near-duplicate images of the pool; one representative is kept, the others are rejected
+    as near duplicates. The representative is a function of the members alone (most pixels,
+    then the source of highest priority, then the lowest sha256: `near_dup.choose_representative`),
+    so it does not depend on the order in which images arrived."""
 
     representative = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"cluster {self.pk} (keeps image {self.representative_id})"
+
+
+class ClusterChange(models.Model):
+    """A cluster's representative was displaced: `caused_by` (an image that joined, or whose
+    clustering merged clusters) made `new_representative` the one kept instead of
+    `old_representative`. The job decisions of both were updated; `details` lists them."""
+
+    cluster = models.ForeignKey(
+        DuplicateCluster, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
+    )
+    old_representative = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    new_representative = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    caused_by = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # {"decisions": [ids of job decisions changed], "merged_clusters": [cluster ids]}
+    details = models.JSONField(default=dict, blank=True, encoder=FiniteJSONEncoder)
+
+    def __str__(self) -> str:
+        return (f"cluster {self.cluster_id}: image {self.new_representative_id} displaced "
+                f"{self.old_representative_id}")
 
 
 class SourceItem(models.Model):
@@ -86,7 +115,7 @@ class SourceItem(models.Model):
     path = models.CharField(max_length=1000, help_text="As given in the source's label file.")
     raw_score = models.FloatField(null=True, blank=True)
     score = models.FloatField(null=True, blank=True, help_text="raw_score min-max normalised.")
-    extra = models.JSONField(default=dict, blank=True)
+    extra = models.JSONField(default=dict, blank=True, encoder=FiniteJSONEncoder)
     image = models.ForeignKey(
         Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="source_items"
     )
@@ -117,7 +146,7 @@ class JobRecord(models.Model):
     started it and when."""
 
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    progress = models.JSONField(default=dict, blank=True)
+    progress = models.JSONField(default=dict, blank=True, encoder=FiniteJSONEncoder)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -137,7 +166,12 @@ class SourceImport(JobRecord):
     kind = models.CharField(max_length=50)
     path = models.CharField(max_length=1000)
     name = models.CharField(max_length=200, help_text="The source's name.")
-    scale = models.JSONField(null=True, blank=True, help_text="[min, max], or the dataset's own.")
+    scale = models.JSONField(
+        null=True,
+        blank=True,
+        encoder=FiniteJSONEncoder,
+        help_text="[min, max], or the dataset's own.",
+    )
     priority = models.IntegerField(null=True, blank=True)
     # progress: {"done", "total"} records
     source = models.ForeignKey(
@@ -146,7 +180,9 @@ class SourceImport(JobRecord):
     created = models.PositiveIntegerField(default=0, help_text="New records.")
     updated = models.PositiveIntegerField(default=0, help_text="Records already there.")
     refused = models.PositiveIntegerField(default=0, help_text="Lines or paths not usable.")
-    errors = models.JSONField(default=list, blank=True, help_text="The first refusals.")
+    errors = models.JSONField(
+        default=list, blank=True, encoder=FiniteJSONEncoder, help_text="The first refusals."
+    )
 
     def __str__(self) -> str:
         return f"import {self.pk} of {self.name} ({self.status})"
@@ -159,7 +195,7 @@ class FilterJob(JobRecord):
     """
 
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="jobs")
-    config = models.JSONField(default=dict)
+    config = models.JSONField(default=dict, encoder=FiniteJSONEncoder)
 
     def __str__(self) -> str:
         return f"job {self.pk} on {self.source_id} ({self.status})"
@@ -177,8 +213,8 @@ class Decision(models.Model):
     job = models.ForeignKey(FilterJob, on_delete=models.CASCADE, related_name="decisions")
     item = models.ForeignKey(SourceItem, on_delete=models.CASCADE, related_name="decisions")
     decision = models.CharField(max_length=10, choices=DecisionKind.choices)
-    reasons = models.JSONField(default=list)
-    measurements = models.JSONField(default=dict)
+    reasons = models.JSONField(default=list, encoder=FiniteJSONEncoder)
+    measurements = models.JSONField(default=dict, encoder=FiniteJSONEncoder)
     cluster = models.ForeignKey(
         DuplicateCluster, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

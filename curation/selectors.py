@@ -3,13 +3,50 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from django.db import connection
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from .models import Decision, FilterJob, Source, SourceItem
+from .models import ClusterChange, Decision, FilterJob, Image, Source, SourceItem
+
+
+def unverified_image_ids(image_ids: Iterable[int]) -> list[int]:
+    """The listed pool images not yet hashed and clustered against the pool (sorted ids);
+    empty once `services.ensure_hashed` ran on them. Ids not in the pool are ignored."""
+    ids = sorted({int(i) for i in image_ids})
+    out: list[int] = []
+    for start in range(0, len(ids), 10_000):  # bounded parameter lists
+        out += Image.objects.filter(
+            Q(phash__isnull=True) | Q(clustered_at__isnull=True),
+            pk__in=ids[start : start + 10_000],
+        ).values_list("id", flat=True)
+    return sorted(out)
+
+
+def cluster_changes(*, job: FilterJob | None = None, limit: int = 100) -> list[dict]:
+    """Displaced representatives, newest first; with `job`, those that touched its images."""
+    rows = ClusterChange.objects.order_by("-id")
+    if job is not None:
+        images = SourceItem.objects.filter(
+            decisions__job=job, image__isnull=False
+        ).values("image_id")
+        rows = rows.filter(
+            Q(old_representative_id__in=images) | Q(new_representative_id__in=images)
+        )
+    return [
+        {
+            "id": c.pk,
+            "cluster": c.cluster_id,
+            "old_representative": c.old_representative_id,
+            "new_representative": c.new_representative_id,
+            "caused_by": c.caused_by_id,
+            "at": c.created_at,
+            "decisions": c.details.get("decisions", []),
+        }
+        for c in rows[:limit]
+    ]
 
 
 def job_summary(job: FilterJob) -> dict:

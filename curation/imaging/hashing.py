@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import multiprocessing
 import os
 import sys
@@ -46,7 +47,7 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from curation.imaging.validate import (
     DEFAULT_MAX_PIXELS,
@@ -166,9 +167,54 @@ def hash_image(
     return ImageHashes(sha256, phash, dhash, width, height, fmt)
 
 
-def _hash_one(args: tuple[str, bool, int]) -> HashOutcome:
-    path, draft, max_pixels = args
+def inspect_and_hash(
+    source: PathOrFile,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft_min_side: int = DRAFT_MIN_SIDE,
+) -> ImageHashes:
+    """`validate.inspect_image`'s check and `hash_image`'s hashes from one decode.
+
+    The decode that feeds the hashes is the validation: a JPEG's draft still entropy-decodes
+    every coefficient of every component (libjpeg only skips the IDCT and colour work), so a
+    truncated or damaged file fails here exactly as in a full decode (tested on truncations,
+    deleted runs and overwritten bytes of baseline and progressive JPEGs); other formats are
+    decoded in full, and a PNG's chunks are CRC-checked as `inspect_image` does. The hashes are
+    those of `hash_image(draft=True)`. Raises InvalidImage.
+    """
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError(
+            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on in this process, so truncated images "
+            "would decode silently; turn it off before validating images"
+        )
+    data = read_bytes(source)
+    sha256 = hashlib.sha256(data).hexdigest()
+    img = open_image(data, max_pixels=max_pixels)
+    width, height = img.size
+    fmt = (img.format or "").upper()
     try:
+        with img:
+            apply_draft(img, draft_min_side)
+            img.load()  # raises on truncated or damaged pixel data
+            phash, dhash = hashes_of(img)
+        if fmt == "PNG":
+            with Image.open(io.BytesIO(data), formats=("PNG",)) as again:
+                again.verify()
+    except Image.DecompressionBombError as exc:
+        raise InvalidImage(Reason.DECOMPRESSION_BOMB, f"decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        detail = "truncated" if "truncated" in str(exc).lower() else "damaged"
+        raise InvalidImage(
+            Reason.CORRUPT, f"the {fmt} file is {detail} and cannot be fully decoded: {exc}"
+        ) from None
+    return ImageHashes(sha256, phash, dhash, width, height, fmt)
+
+
+def _hash_one(args: tuple[str, bool, int, bool]) -> HashOutcome:
+    path, draft, max_pixels, validate = args
+    try:
+        if validate:
+            return HashOutcome(path, inspect_and_hash(path, max_pixels=max_pixels))
         return HashOutcome(path, hash_image(path, draft=draft, max_pixels=max_pixels))
     except InvalidImage as exc:
         return HashOutcome(path, None, exc.reason, exc.message)
@@ -192,17 +238,19 @@ def hash_files(
     draft: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     mp_context: BaseContext | None = None,
+    validate: bool = False,
 ) -> list[HashOutcome]:
     """Hash many files on all cores, in input order; a bad file becomes an outcome, not an error.
 
     processes: worker processes (default: the CPUs this process may use); 1 hashes in-process,
     which is what a Celery prefork worker must do (its daemonic children may not fork pools;
     scale there with worker concurrency instead). Files are handed out in chunks of `chunksize`
-    so that inter-process traffic stays small next to decoding.
+    so that inter-process traffic stays small next to decoding. validate: check each file as
+    `inspect_and_hash` does (a bad file becomes an outcome with its reason), with draft on.
     """
     from tqdm import tqdm
 
-    jobs = [(str(p), draft, max_pixels) for p in paths]
+    jobs = [(str(p), draft, max_pixels, validate) for p in paths]
     if processes is None:
         processes = usable_cpus()
     processes = max(1, min(processes, len(jobs)))

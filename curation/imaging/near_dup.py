@@ -618,16 +618,25 @@ class UnionFind:
 
 @dataclass(frozen=True)
 class Member:
-    """What the representative choice looks at. Lower `source_rank` = preferred source."""
+    """What the representative choice looks at. Lower `source_rank` = preferred source;
+    `sha256` is the content-derived tie-break (the pool's images all have one)."""
 
     id: int
     pixels: int
     source_rank: int = 0
+    sha256: str = ""
+
+
+def representative_key(m: Member) -> tuple[int, int, str, int]:
+    return (-m.pixels, m.source_rank, m.sha256, m.id)
 
 
 def choose_representative(members: Iterable[Member]) -> Member:
-    """Highest resolution, then the preferred source, then the lowest id (the oldest image)."""
-    return min(members, key=lambda m: (-m.pixels, m.source_rank, m.id))
+    """The member kept of a cluster: the most pixels, then the preferred source, then the
+    lowest sha256 (hex). sha256 is unique in the pool and derived from the bytes alone, so the
+    choice depends only on which images are in the cluster, never on the order (or the ids)
+    they arrived with; the id decides only among members given without a sha256."""
+    return min(members, key=representative_key)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 from .images import (
     IMAGE_SUFFIXES,
     ImportReport,
+    PoolError,
     check_upload_size,
+    ensure_hashed,
     get_or_create_source,
     import_directory,
     iter_image_files,
@@ -13,7 +15,9 @@ from .images import (
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImportReport",
+    "PoolError",
     "check_upload_size",
+    "ensure_hashed",
     "get_or_create_source",
     "import_directory",
     "iter_image_files",

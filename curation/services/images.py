@@ -1,9 +1,22 @@
-"""Writes to the image pool."""
+"""Writes to the image pool: the one way in (`register_image`), used by every door.
+
+Every image is stored once by sha256 and, in the same call, hashed (pHash, dHash) and
+clustered against the pool (`dedup.assign_cluster`), whichever door it came through:
+`import_images`, the upload API, the demo, a filter job over a source. `ensure_hashed` (and the
+`hash_pool` command, and the data migration that runs it) does the same for rows stored
+before, or left half-done by a crash between storing and clustering.
+
+One decode per file: `hashing.inspect_and_hash` validates and hashes from the same (for
+JPEG, draft) decode. `import_directory` does that on all cores and keeps the database work in
+the calling process.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterator
+import multiprocessing
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -12,9 +25,14 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
-from ..imaging.validate import InvalidImage, inspect_image
+from humanbeauty.errors import DomainError
+
+from ..imaging.hashing import ImageHashes, hash_files, inspect_and_hash, usable_cpus
+from ..imaging.validate import InvalidImage, read_bytes
 from ..models import Image, Source, image_upload_to
+from . import dedup
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +57,31 @@ def get_or_create_source(name: str, kind: str = "folder") -> Source:
 
 
 def register_image(
-    fileobj: BinaryIO, *, source: Source | None = None, original_path: str = ""
+    fileobj: BinaryIO,
+    *,
+    source: Source | None = None,
+    original_path: str = "",
+    checked: ImageHashes | None = None,
 ) -> tuple[Image, bool]:
-    """Validate a file fully and store it once by content; returns (image, created).
+    """Validate a file fully, store it once by content, hash it and cluster it against the
+    pool; returns (image, created). On return the image is hashed and clustered, whether it
+    was new or already stored.
 
-    Raises InvalidImage (with a reason and a message saying what was wrong) and stores nothing
-    when the file is not a sound image.
+    checked: what `hashing.inspect_and_hash` returned for these very bytes (a caller that
+    validated them in another process); otherwise they are validated here. Raises
+    InvalidImage (with a reason and a message saying what was wrong) and stores nothing when
+    the file is not a sound image.
     """
-    info = inspect_image(fileobj, max_pixels=settings.MAX_IMAGE_PIXELS)
+    if checked is None:
+        info = inspect_and_hash(fileobj, max_pixels=settings.MAX_IMAGE_PIXELS)
+    else:
+        # The file may have changed since it was checked: store only the bytes that were.
+        if hashlib.sha256(read_bytes(fileobj)).hexdigest() != checked.sha256:
+            raise InvalidImage("changed", "the file changed while it was being imported")
+        info = checked
     existing = Image.objects.filter(sha256=info.sha256).first()
     if existing is not None:
+        _complete(existing, info)
         return existing, False
     image = Image(
         sha256=info.sha256,
@@ -57,6 +90,7 @@ def register_image(
         format=info.format,
         source=source,
         original_path=original_path[:1000],
+        **dedup.hash_fields(info.phash, info.dhash),
     )
     name = image_upload_to(image, "")
     if default_storage.exists(name):
@@ -72,8 +106,96 @@ def register_image(
     except IntegrityError:
         # Another importer stored the same bytes at the same moment: theirs wins, and the file
         # we wrote has the same content-addressed name, so nothing is left behind.
-        return Image.objects.get(sha256=info.sha256), False
+        existing = Image.objects.get(sha256=info.sha256)
+        _complete(existing, info)
+        return existing, False
+    # The row (with its hashes) is committed before clustering, so of two near-duplicates
+    # stored at the same moment the one clustered second sees the first.
+    dedup.assign_cluster(image)
     return image, True
+
+
+def _complete(image: Image, info: ImageHashes) -> None:
+    """Finish an image stored before (by an older version, or by a process that died between
+    storing and clustering): same bytes, same hashes."""
+    if image.phash is None:
+        dedup.store_hashes(image, info.phash, info.dhash)
+    if image.clustered_at is None:
+        dedup.assign_cluster(image)
+
+
+class PoolError(DomainError):
+    code = "pool_error"
+
+
+def ensure_hashed(image_ids: Iterable[int], *, progress: bool = False) -> int:
+    """Make sure every listed pool image is hashed and clustered against the pool; returns how
+    many it had to complete (hash and/or cluster). Computes only what is missing.
+
+    Safe to call concurrently (with itself and with imports): hashes are a function of the
+    stored bytes and clustering is idempotent and serialised by `dedup`'s lock, so two callers
+    on one image at worst both do the same work. An image whose file cannot be read or no
+    longer matches its sha256 is reported in a PoolError after every other image is done.
+    """
+    from tqdm import tqdm
+
+    ids = sorted({int(i) for i in image_ids})
+    todo = list(
+        Image.objects.filter(pk__in=ids)
+        .filter(Q(phash__isnull=True) | Q(clustered_at__isnull=True))
+        .order_by("id")
+        .only("id", "file", "sha256", "phash")
+    )
+    need_hash = [image for image in todo if image.phash is None]
+    computed = _hash_stored(need_hash, progress=progress)
+    failures: list[str] = []
+    done = 0
+    for image in tqdm(todo, desc="cluster", unit="img", disable=not progress):
+        if image.phash is None:
+            outcome = computed.get(image.pk)
+            if not isinstance(outcome, ImageHashes):
+                failures.append(f"image {image.pk}: {outcome}")
+                continue
+            dedup.store_hashes(image, outcome.phash, outcome.dhash)
+        dedup.assign_cluster(image)
+        done += 1
+    if failures:
+        raise PoolError(
+            f"{len(failures)} image(s) could not be hashed (the others were): "
+            + "; ".join(failures[:20])
+        )
+    return done
+
+
+def _hash_stored(images: list[Image], *, progress: bool) -> dict[int, ImageHashes | str]:
+    """Hashes of stored files (on all cores where the storage has paths and this process may
+    fork), or why a file could not be hashed; a file whose bytes changed is refused."""
+    out: dict[int, ImageHashes | str] = {}
+    if not images:
+        return out
+    try:
+        paths = [default_storage.path(image.file.name) for image in images]
+    except NotImplementedError:  # a remote storage: read each file through it
+        paths = None
+    if paths is not None:
+        daemon = multiprocessing.current_process().daemon  # a Celery prefork child
+        outcomes = hash_files(paths, processes=1 if daemon else usable_cpus(),
+                              progress=progress, max_pixels=settings.MAX_IMAGE_PIXELS,
+                              validate=True)
+        results = [o.hashes or f"[{o.reason}] {o.message}" for o in outcomes]
+    else:
+        results = []
+        for image in images:
+            try:
+                with image.file.open("rb") as fh:
+                    results.append(inspect_and_hash(fh, max_pixels=settings.MAX_IMAGE_PIXELS))
+            except (InvalidImage, OSError) as exc:
+                results.append(str(exc))
+    for image, result in zip(images, results, strict=True):
+        if isinstance(result, ImageHashes) and result.sha256 != image.sha256:
+            result = f"the stored file no longer matches its sha256 {image.sha256[:12]}…"
+        out[image.pk] = result
+    return out
 
 
 def check_upload_size(size: int) -> None:
@@ -101,23 +223,68 @@ def import_directory(
     *,
     source: Source | None = None,
     progress: bool = False,
+    processes: int | None = None,
 ) -> ImportReport:
-    """Register every image under `directory`; bad files are reported by name, never fatal."""
+    """Register every image under `directory`; bad files are reported by name, never fatal.
+
+    Files are validated and hashed on all cores (`processes`, default: the usable CPUs; 1
+    inside a daemonic worker process, which may not fork), then stored and clustered here,
+    in order, through `register_image`.
+    """
     from tqdm import tqdm
 
     report = ImportReport()
     paths = list(iter_image_files(directory))
-    for path in tqdm(paths, desc="import", unit="img", disable=not progress):
+    sizes: dict[Path, int] = {}
+    readable = []
+    for path in paths:
+        try:
+            sizes[path] = path.stat().st_size
+            check_upload_size(sizes[path])
+            readable.append(path)
+        except InvalidImage as exc:
+            report.bad.append((str(path.relative_to(directory)), exc.reason, str(exc)))
+        except OSError as exc:
+            report.bad.append((str(path.relative_to(directory)), "unreadable", str(exc)))
+    if processes is None:
+        processes = 1 if multiprocessing.current_process().daemon else usable_cpus()
+    outcomes = hash_files(readable, processes=processes, max_pixels=settings.MAX_IMAGE_PIXELS,
+                          validate=True, chunksize=8,
+                          progress=progress)
+    for path, outcome in tqdm(list(zip(readable, outcomes, strict=True)), desc="import",
+                              unit="img", disable=not progress):
         rel = str(path.relative_to(directory))
+        if outcome.hashes is None:
+            report.bad.append((rel, outcome.reason or "unreadable", outcome.message))
+            continue
         try:
             with path.open("rb") as fh:
-                check_upload_size(path.stat().st_size)
-                image, created = register_image(fh, source=source, original_path=rel)
-        except InvalidImage as exc:
-            report.bad.append((rel, exc.reason, str(exc)))
-            continue
+                image, created = register_image(
+                    fh, source=source, original_path=rel, checked=outcome.hashes
+                )
         except OSError as exc:
             report.bad.append((rel, "unreadable", str(exc)))
             continue
         (report.created if created else report.existing).append(image)
+    report.bad.sort()
     return report
+
+
+def backfill_pool(*, progress: bool = False, batch: int = 5000) -> int:
+    """Hash and cluster every pool image that is not yet (rows stored before every door did it,
+    or left half-done); returns how many were completed. Run by `manage.py hash_pool` and by
+    the data migration `0005_backfill_pool`."""
+    from ..selectors import unverified_image_ids
+
+    total = 0
+    last = 0
+    while True:
+        ids = list(
+            Image.objects.filter(pk__gt=last).order_by("id").values_list("id", flat=True)[:batch]
+        )
+        if not ids:
+            return total
+        last = ids[-1]
+        missing = unverified_image_ids(ids)
+        if missing:
+            total += ensure_hashed(missing, progress=progress)

@@ -17,12 +17,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from humanbeauty.errors import DomainError
 
-from ..imaging.hashing import hash_image
 from ..imaging.near_dup import DEFAULT_K
 from ..imaging.validate import InvalidImage, Reason, ValidationRules
 from ..models import Decision, DecisionKind, FilterJob, Image, JobStatus, Source, SourceItem
@@ -76,8 +75,12 @@ def merged_config(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
             config[key] = value
     if not 1 <= int(config["chunk_size"]) <= 10_000:
         raise JobError("chunk_size must be within 1..10000")
-    if not 0 <= int(config["near_dup_k"]) <= DEFAULT_K:
-        raise JobError(f"near_dup_k must be within 0..{DEFAULT_K}")
+    if int(config["near_dup_k"]) != DEFAULT_K:
+        # Clusters are a property of the pool, shared by every job and every door into it.
+        raise JobError(
+            f"near_dup_k must be {DEFAULT_K}: near-duplicate clusters belong to the pool "
+            "(every image is clustered once, at the pool's k), not to a job"
+        )
     return config
 
 
@@ -211,7 +214,9 @@ class _Pipeline:
             self._clip_cache[key] = ClipFilter(load_clip(cfg), cfg)
         return self._clip_cache[key]
 
-    def decide(self, item: SourceItem, counts: dict[str, int]) -> tuple[str, list[str], dict, Any]:
+    def decide(
+        self, item: SourceItem, counts: dict[str, int]
+    ) -> tuple[str, list[str], dict, Image | None]:
         reasons: list[str] = []
         m: dict[str, Any] = {}
         path = self.path_of(item)
@@ -230,18 +235,11 @@ class _Pipeline:
         counts["validate"] += 1
         # exact duplicates: the same bytes already came in through another item
         if dedup.claim_image(item, image):
-            reasons.append("exact_duplicate")
-        # perceptual hashes (draft-decoded) and near duplicates against the whole pool
-        if image.phash is None:
-            hashes = hash_image(path, max_pixels=self.rules.max_pixels)
-            dedup.store_hashes(image, hashes.phash, hashes.dhash)
+            reasons.append(dedup.EXACT_DUPLICATE)
+        # register_image hashed the image (draft-decoded) and clustered it against the pool;
+        # whether it is a near duplicate is read when the decision is written (record_decision)
         m.update(phash=image.phash, dhash=image.dhash)
         counts["hash"] += 1
-        cluster = dedup.assign_cluster(image, int(self.config["near_dup_k"]))
-        if cluster is not None:
-            m["cluster_representative"] = cluster.representative_id
-            if cluster.representative_id != image.pk and "exact_duplicate" not in reasons:
-                reasons.append("near_duplicate")
         counts["dedup"] += 1
         # people
         if self.config["faces"]["enabled"]:
@@ -261,7 +259,7 @@ class _Pipeline:
             reasons += reasons_for(scores, clip.config)
             counts["clip"] += 1
         decision = DecisionKind.REJECTED if reasons else DecisionKind.ACCEPTED
-        return decision, reasons, m, cluster
+        return decision, reasons, m, image
 
 
 def job_cancelled(job_id: int) -> bool:
@@ -289,27 +287,16 @@ def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
         if n % 10 == 9 and job_cancelled(job_id):
             break
         try:
-            decision, reasons, measurements, cluster = pipeline.decide(item, counts)
+            decision, reasons, measurements, image = pipeline.decide(item, counts)
         except Exception as exc:  # one bad image must not stop the job
             log.exception("job %s: item %s failed", job_id, item.pk)
-            decision, reasons, cluster = DecisionKind.ERROR, ["error"], None
+            decision, reasons, image = DecisionKind.ERROR, ["error"], None
             measurements = {
                 "error": f"{type(exc).__name__}: {exc}",
                 "trace": traceback.format_exc(limit=3),
             }
-        try:
-            with transaction.atomic():
-                Decision.objects.create(
-                    job=job,
-                    item=item,
-                    decision=decision,
-                    reasons=reasons,
-                    measurements=measurements,
-                    cluster=cluster,
-                )
+        if dedup.record_decision(job, item, image, decision, reasons, measurements):
             decided += 1
-        except IntegrityError:
-            pass  # decided by another delivery of this chunk meanwhile: keep that one
     _record_chunk(job_id, chunk_index, counts)
     return decided
 
