@@ -256,3 +256,36 @@ def consensus(
         var = (s2 - count * mos**2) / np.maximum(count - 1, 1)
     std = np.where(count >= 2, np.sqrt(np.maximum(var, 0.0)), np.where(count == 1, 0.0, np.nan))
     return Consensus(mos=mos, std=std, n=count.astype(int), n_not_applicable=n_na)
+
+
+def shared_images(ratings: LongRatings) -> np.ndarray:
+    """Per rater: images they rated that at least one other rater rated too."""
+    pairs = np.unique(np.stack([ratings.image, ratings.rater]), axis=1)
+    per_image = np.bincount(pairs[0], minlength=ratings.n_images)
+    shared = per_image[pairs[0]] >= 2
+    return np.bincount(pairs[1][shared], minlength=ratings.n_raters)
+
+
+@dataclass(frozen=True)
+class Screening:
+    excluded: np.ndarray  # bool per rater: what automatic screening decided
+    candidates: np.ndarray  # bool per rater: flagged by the method, before the majority cap
+    eligible: np.ndarray  # bool per rater: shares enough images to be judged at all
+    capped: bool  # the candidates were a majority: nobody was excluded
+
+
+def screen(candidates: np.ndarray, shared: np.ndarray, min_shared: int) -> Screening:
+    """Outlier screening's guard rails around a method's verdict (`candidates`).
+
+    A rater is judged only once they share `min_shared` images with others (a correlation
+    over six images says nothing). Outliers are a minority by definition: when the candidates
+    are not fewer than half of the raters, agreement is low everywhere, and excluding them
+    would leave a consensus of whoever remains; then nobody is excluded automatically and the
+    manager decides.
+    """
+    eligible = shared >= min_shared
+    flagged = candidates & eligible
+    n_raters = len(candidates)
+    capped = bool(flagged.any()) and 2 * int(flagged.sum()) >= n_raters
+    excluded = np.zeros(n_raters, dtype=bool) if capped else flagged
+    return Screening(excluded=excluded, candidates=flagged, eligible=eligible, capped=capped)

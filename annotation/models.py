@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from curation.models import Image
+from humanbeauty.jsonsafe import FiniteJSONEncoder
 from humanbeauty.roles import Role
 from humanbeauty.standard import BY_KEY, DIMENSIONS
 
@@ -55,6 +56,10 @@ class Project(models.Model):
     screening_min_corr = models.FloatField(
         default=0.2, help_text="Correlation screening: exclude raters below this."
     )
+    screening_min_shared = models.PositiveIntegerField(
+        default=20,
+        help_text="Screening looks at a rater only once they share this many images with others.",
+    )
     bias_correction = models.BooleanField(
         default=False, help_text="Subtract each rater's bias before averaging."
     )
@@ -98,16 +103,32 @@ class Membership(models.Model):
     # How the current certification came about: "auto" (project without a qualification
     # track), "test" (passed the track) or "manager" (by hand).
     certified_via = models.CharField(max_length=10, blank=True)
-    qualification_result = models.JSONField(null=True, blank=True)
+    qualification_result = models.JSONField(null=True, blank=True, encoder=FiniteJSONEncoder)
     gold_n = models.PositiveIntegerField(default=0)
     gold_abs_error_sum = models.FloatField(default=0.0)
     # Cached by the statistics refresh (annotation/services/quality.py).
     bias = models.FloatField(null=True, blank=True)
     spread = models.FloatField(null=True, blank=True)
     corr_with_others = models.FloatField(null=True, blank=True)
-    excluded = models.BooleanField(
-        default=False, help_text="Screened out of the consensus (ratings kept)."
+    dimension_bias = models.JSONField(
+        default=dict, blank=True, encoder=FiniteJSONEncoder, help_text="Bias per dimension."
     )
+    excluded = models.BooleanField(
+        default=False, help_text="Left out of the consensus (ratings kept)."
+    )
+    # Why: screening's finding or the manager's reason; who: "screening" or "manager".
+    exclusion_reason = models.TextField(blank=True)
+    exclusion_source = models.CharField(max_length=10, blank=True)
+    # A manager's decision wins over screening until undone: "include", "exclude" or "".
+    exclusion_override = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=[("include", "include"), ("exclude", "exclude")],
+    )
+    shared_images = models.PositiveIntegerField(
+        default=0, help_text="Production images this rater shares with at least one other."
+    )
+    screening_note = models.TextField(blank=True, help_text="What screening saw last time.")
 
     class Meta:
         constraints = [
@@ -334,12 +355,17 @@ class ConsensusLabel(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="consensus")
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
-    scores = models.JSONField()
+    scores = models.JSONField(encoder=FiniteJSONEncoder)
     n_raters = models.PositiveSmallIntegerField()
+    # Ratings of the image (included or not) the label was computed from: a label whose
+    # count is below the image's ratings is stale (annotation.selectors.review_entries).
+    n_ratings = models.PositiveIntegerField(default=0)
     max_std = models.FloatField(null=True)
-    inconsistent = models.JSONField(default=list, help_text="Parents that disagree with children.")
-    final = models.JSONField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    inconsistent = models.JSONField(
+        default=list, encoder=FiniteJSONEncoder, help_text="Parents that disagree with children."
+    )
+    final = models.JSONField(null=True, blank=True, encoder=FiniteJSONEncoder)
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the label was computed.")
 
     class Meta:
         constraints = [
@@ -354,9 +380,23 @@ class ProjectStats(models.Model):
     """Cached agreement figures of a project (recomputed by the statistics refresh)."""
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="stats")
-    agreement = models.JSONField(default=dict)
-    n_ratings = models.PositiveIntegerField(default=0)
+    agreement = models.JSONField(default=dict, encoder=FiniteJSONEncoder)
+    n_ratings = models.PositiveIntegerField(
+        default=0, help_text="Production ratings the rater figures and agreement were computed on."
+    )
     computed_at = models.DateTimeField(auto_now=True)
+    figures_computed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Rater figures, screening and agreement."
+    )
+    consensus_computed_at = models.DateTimeField(
+        null=True, blank=True, help_text="The last consensus refresh (of the stale images)."
+    )
+    screening = models.JSONField(
+        default=dict, encoder=FiniteJSONEncoder, help_text="Candidates, cap and warning."
+    )
+    # Debounce: set when a refresh is queued, cleared when it starts (services.quality).
+    refresh_due_at = models.DateTimeField(null=True, blank=True)
+    refresh_runs = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"stats of project {self.project_id}"
@@ -379,7 +419,7 @@ class ReviewItem(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="reviews")
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
-    reasons = models.JSONField(default=list)
+    reasons = models.JSONField(default=list, encoder=FiniteJSONEncoder)
     status = models.CharField(
         max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.OPEN
     )
@@ -417,7 +457,7 @@ class AuditEvent(models.Model):
     image = models.ForeignKey(
         Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    details = models.JSONField(default=dict)
+    details = models.JSONField(default=dict, encoder=FiniteJSONEncoder)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -54,7 +54,14 @@ class RaterEntrySerializer(serializers.Serializer):
     bias = serializers.FloatField(allow_null=True)
     spread = serializers.FloatField(allow_null=True)
     corr_with_others = serializers.FloatField(allow_null=True)
-    excluded = serializers.BooleanField()
+    excluded = serializers.BooleanField(help_text="Left out of the consensus (ratings kept).")
+    exclusion_reason = serializers.CharField(help_text="Why: screening's finding or a manager's.")
+    exclusion_source = serializers.CharField(help_text="screening, manager, or empty.")
+    exclusion_override = serializers.CharField(
+        help_text="A manager's standing decision (include, exclude) or empty: screening decides."
+    )
+    shared_images = serializers.IntegerField(help_text="Images shared with other raters.")
+    screening_note = serializers.CharField(help_text="What screening saw at the last refresh.")
     n_ratings = serializers.IntegerField()
     qualification = serializers.JSONField(allow_null=True)
 
@@ -64,8 +71,11 @@ class ConsensusEntrySerializer(serializers.Serializer):
     scores = serializers.JSONField()
     final = serializers.JSONField(allow_null=True)
     n_raters = serializers.IntegerField()
+    n_ratings = serializers.IntegerField(help_text="Ratings the label was computed from.")
     max_std = serializers.FloatField(allow_null=True)
     inconsistent = serializers.ListField(child=serializers.CharField())
+    computed_at = serializers.DateTimeField()
+    stale = serializers.BooleanField(help_text="Ratings arrived since (a refresh is queued).")
 
 
 class ReferenceUploadSerializer(serializers.Serializer):
@@ -73,6 +83,14 @@ class ReferenceUploadSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=[ItemKind.GOLD, ItemKind.TRAINING, ItemKind.TEST], default=ItemKind.GOLD
     )
+
+
+class RaterExclusionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(
+        choices=["include", "exclude", "auto"],
+        help_text="include / exclude: the manager's decision wins over screening; auto: undo.",
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
 class RaterStatusSerializer(serializers.Serializer):
@@ -97,7 +115,11 @@ class ProjectQualityMixin:
             {
                 "dimensions": stats.agreement,
                 "n_ratings": stats.n_ratings,
-                "computed_at": stats.computed_at,
+                "computed_at": stats.figures_computed_at or stats.computed_at,
+                "consensus_computed_at": stats.consensus_computed_at,
+                "n_ratings_now": selectors.production_rating_count(project),
+                "stale_images": selectors.stale_image_count(project),
+                "screening": stats.screening,
             }
         )
 
@@ -125,12 +147,35 @@ class ProjectQualityMixin:
         entry = next(e for e in selectors.rater_table(project) if e["username"] == username)
         return Response(RaterEntrySerializer(entry).data)
 
+    @extend_schema(request=RaterExclusionSerializer, responses=RaterEntrySerializer)
+    @action(detail=True, methods=["post"], url_path=r"raters/(?P<username>[^/]+)/exclusion")
+    def rater_exclusion(
+        self, request: Request, pk: int | None = None, username: str = ""
+    ) -> Response:
+        """Include or exclude a rater from the consensus by hand, or undo (audited)."""
+        project = manager_project(request, pk, write=True)
+        body = RaterExclusionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = get_object_or_404(get_user_model(), username=username)
+        quality_services.set_rater_exclusion(
+            project,
+            user,
+            body.validated_data["decision"],
+            actor=request.user,
+            reason=body.validated_data.get("reason", ""),
+        )
+        entry = next(e for e in selectors.rater_table(project) if e["username"] == username)
+        return Response(RaterEntrySerializer(entry).data)
+
     @extend_schema(responses=ConsensusEntrySerializer(many=True))
     @action(detail=True, methods=["get"])
     def consensus(self, request: Request, pk: int | None = None) -> Response:
+        """Consensus labels, refreshed first where ratings arrived since (stale images only)."""
         project = manager_project(request, pk)
+        quality_services.ensure_fresh(project, figures=False)
         page = self.paginate_queryset(selectors.consensus_labels(project))
-        return self.get_paginated_response(ConsensusEntrySerializer(page, many=True).data)
+        entries = selectors.consensus_entries(page)
+        return self.get_paginated_response(ConsensusEntrySerializer(entries, many=True).data)
 
     @extend_schema(
         request={"multipart/form-data": ReferenceUploadSerializer},
@@ -167,13 +212,16 @@ class ProjectQualityMixin:
         from .tasks import refresh_project_statistics
 
         project = manager_project(request, pk, write=True)
-        result = refresh_project_statistics.delay(project.pk)
+        result = refresh_project_statistics.delay(project.pk, figures=True)
         return Response({"task": result.id}, status=status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["get"])
     def reviews(self, request: Request, pk: int | None = None) -> Response:
         """The review queue (status=open by default), each with the raters' scores side by side."""
         project = manager_project(request, pk, write=True)
+        # The entries list every rating: their consensus is brought up to date first (the
+        # stale images only); one that still lags (a rating just now) is marked stale.
+        quality_services.ensure_fresh(project, figures=False)
         wanted = request.query_params.get("status", "open")
         page = self.paginate_queryset(selectors.review_queue(project, wanted))
         return self.get_paginated_response(selectors.review_entries(page))

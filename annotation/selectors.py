@@ -127,6 +127,19 @@ def project_stats(project: Project) -> ProjectStats:
     return stats
 
 
+def production_rating_count(project: Project) -> int:
+    return Rating.objects.filter(
+        project=project,
+        assignment__project_image__kind=ItemKind.PRODUCTION,
+        assignment__project_image__excluded=False,
+    ).count()
+
+
+def stale_image_count(project: Project) -> int:
+    """Images whose ratings changed since their consensus was computed."""
+    return ProjectImage.objects.filter(project=project, consensus_stale=True).count()
+
+
 def rater_table(project: Project) -> list[dict]:
     counts = dict(
         Rating.objects.filter(project=project, assignment__project_image__kind=ItemKind.PRODUCTION)
@@ -151,6 +164,11 @@ def rater_table(project: Project) -> list[dict]:
                 "spread": m.spread,
                 "corr_with_others": m.corr_with_others,
                 "excluded": m.excluded,
+                "exclusion_reason": m.exclusion_reason,
+                "exclusion_source": m.exclusion_source,
+                "exclusion_override": m.exclusion_override,
+                "shared_images": m.shared_images,
+                "screening_note": m.screening_note,
                 "n_ratings": counts.get(m.user_id, 0),
                 "qualification": m.qualification_result,
             }
@@ -160,6 +178,31 @@ def rater_table(project: Project) -> list[dict]:
 
 def consensus_labels(project: Project) -> QuerySet[ConsensusLabel]:
     return ConsensusLabel.objects.filter(project=project).order_by("image_id")
+
+
+def consensus_entries(labels) -> list[dict]:
+    """Labels with when they were computed and whether ratings arrived since (`stale`)."""
+    labels = list(labels)
+    completed = dict(
+        ProjectImage.objects.filter(
+            project_id__in={c.project_id for c in labels},
+            image_id__in=[c.image_id for c in labels],
+        ).values_list("image_id", "completed")
+    )
+    return [
+        {
+            "image_id": c.image_id,
+            "scores": c.scores,
+            "final": c.final,
+            "n_raters": c.n_raters,
+            "n_ratings": c.n_ratings,
+            "max_std": c.max_std,
+            "inconsistent": c.inconsistent,
+            "computed_at": c.updated_at,
+            "stale": completed.get(c.image_id, 0) > c.n_ratings,
+        }
+        for c in labels
+    ]
 
 
 def review_queue(project: Project, status: str = "open") -> QuerySet[ReviewItem]:
@@ -195,9 +238,20 @@ def review_entries(reviews) -> list[dict]:
             flags[(skip.project_id, skip.image_id)].append(
                 {"rater": skip.rater.username, "reason": skip.reason, "text": skip.text}
             )
+    consensus_due = {
+        (p, i)
+        for p, i in ProjectImage.objects.filter(
+            project_id__in={k[0] for k in keys},
+            image_id__in={k[1] for k in keys},
+            kind=ItemKind.PRODUCTION,
+            excluded=False,
+        ).values_list("project_id", "image_id")
+    }
     out = []
     for r in reviews:
         label = labels.get((r.project_id, r.image_id))
+        listed = ratings[(r.project_id, r.image_id)]
+        due = (r.project_id, r.image_id) in consensus_due and bool(listed)
         out.append(
             {
                 "id": r.pk,
@@ -208,10 +262,14 @@ def review_entries(reviews) -> list[dict]:
                 "decision": r.decision,
                 "note": r.note,
                 "reviewer": r.reviewer.username if r.reviewer_id else None,
-                "ratings": ratings[(r.project_id, r.image_id)],
+                "ratings": listed,
                 "flags": flags[(r.project_id, r.image_id)],
                 "consensus": label.scores if label else None,
                 "final": label.final if label else None,
+                # A consensus never passes for one of the ratings listed beside it: computed
+                # from fewer ratings than are listed, it is marked stale (the page says so).
+                "consensus_computed_at": label.updated_at if label else None,
+                "consensus_stale": due and (label is None or label.n_ratings < len(listed)),
             }
         )
     return out

@@ -1,10 +1,11 @@
 """Celery tasks for the rating workflow and quality control (thin: the work is in services)."""
 
 from celery import shared_task
+from django.db.models import F, Q
 
 from . import services
-from .models import Project, ProjectImage
-from .services.quality import refresh_statistics
+from .models import Project, ProjectImage, ProjectStats
+from .services.quality import run_scheduled_refresh
 
 
 @shared_task(acks_late=True)
@@ -21,23 +22,35 @@ def reclaim_expired_leases() -> int:
 
 
 @shared_task(acks_late=True)
-def refresh_project_statistics(project_id: int) -> dict:
-    """Recompute one project's rater figures, consensus of stale images and agreement."""
-    report = refresh_statistics(Project.objects.get(pk=project_id))
+def refresh_project_statistics(project_id: int, figures: bool | None = None) -> dict:
+    """Recompute the consensus of one project's stale images, and its rater figures, screening
+    and agreement when due (`figures=True`: always). Queued, debounced, by every rating."""
+    report = run_scheduled_refresh(project_id, figures=figures)
+    if report is None:
+        return {}
     return {
         "ratings": report.ratings,
         "images_updated": report.images_updated,
         "raters_excluded": report.raters_excluded,
         "review_items": report.review_items,
+        "figures": report.figures,
     }
 
 
 @shared_task(acks_late=True)
 def refresh_stale_projects() -> list[int]:
-    """Periodic: refresh every project that received ratings since its last refresh."""
-    ids = sorted(
-        set(ProjectImage.objects.filter(consensus_stale=True).values_list("project_id", flat=True))
+    """Periodic safety net: refresh every project with stale images (a queued refresh that was
+    lost, a worker that died) or whose rater figures lag its consensus."""
+    stale = set(
+        ProjectImage.objects.filter(consensus_stale=True).values_list("project_id", flat=True)
     )
+    lagging = set(
+        ProjectStats.objects.filter(
+            Q(figures_computed_at__isnull=True)
+            | Q(consensus_computed_at__gt=F("figures_computed_at"))
+        ).values_list("project_id", flat=True)
+    )
+    ids = sorted(stale | lagging)
     for project_id in ids:
         refresh_project_statistics.delay(project_id)
     return ids

@@ -7,15 +7,19 @@ labels per image, agreement per project, and review items where a person should 
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
 from scipy import stats
 
 from curation.models import Image
@@ -34,6 +38,7 @@ from ..models import (
     Rating,
     Reference,
 )
+from .review import queue_many_for_review
 from .workflow import WorkflowError
 
 REFERENCE_KINDS = (ItemKind.GOLD, ItemKind.TRAINING, ItemKind.TEST)
@@ -320,6 +325,28 @@ def adapt_overlap(item: ProjectImage, project: Project) -> bool:
 
 
 # --- statistics refresh -------------------------------------------------------------------
+#
+# Two parts with different costs. The consensus of an image depends only on that image's
+# ratings and on who is included (and, with bias correction, each rater's bias per
+# dimension): it is recomputed for the stale images alone, so its cost grows with the
+# ratings that arrived, not with the project. Rater figures, screening and agreement need
+# every rating of the project: they are recomputed when asked (`figures=True`, a full
+# refresh, ensure_fresh) or when older than FIGURES_MAX_AGE with new ratings since. When
+# they change who is included (or a bias used by the consensus), the images of those raters
+# are recomputed in the same refresh, so a label always equals what a full refresh gives
+# with the figures of its time.
+#
+# A submitted rating marks its image stale and, after commit, schedules one debounced
+# refresh per project (schedule_refresh); with no broker the refresh runs in-process at once.
+
+REFRESH_LOCK = 0x4842_5246  # "HBRF": pg_advisory_xact_lock(REFRESH_LOCK, project_id)
+REFRESH_DEBOUNCE = timedelta(seconds=getattr(settings, "QUALITY_REFRESH_DEBOUNCE_S", 5))
+FIGURES_MAX_AGE = timedelta(seconds=getattr(settings, "QUALITY_FIGURES_MAX_AGE_S", 120))
+# A queued refresh that has not started this long after it was due is taken as lost.
+LOST_AFTER = timedelta(minutes=10)
+CHUNK = 5000
+
+log = logging.getLogger(__name__)
 
 
 def _finite(x: float) -> float | None:
@@ -328,81 +355,173 @@ def _finite(x: float) -> float | None:
 
 @dataclass
 class RefreshReport:
-    ratings: int
-    images_updated: int
+    ratings: int  # production ratings of the project
+    images_updated: int  # consensus labels written
     raters_excluded: list[str]
     review_items: int
+    figures: bool = False  # rater figures, screening and agreement were recomputed
+    screening_warning: str = ""
 
 
-def refresh_statistics(project: Project, *, only_stale: bool = True) -> RefreshReport:
-    """Recompute rater figures, screening, consensus (of stale images) and agreement."""
-    from .review import queue_for_review
-
-    rows = list(
-        Rating.objects.filter(
-            project=project,
-            assignment__project_image__kind=ItemKind.PRODUCTION,
-            assignment__project_image__excluded=False,
-        ).values_list("image_id", "rater_id", *DIMENSION_KEYS)
+def _production_ratings(project: Project):
+    return Rating.objects.filter(
+        project=project,
+        assignment__project_image__kind=ItemKind.PRODUCTION,
+        assignment__project_image__excluded=False,
     )
-    memberships = {m.user_id: m for m in Membership.objects.filter(project=project)}
-    if not rows:
-        ProjectStats.objects.update_or_create(
-            project=project, defaults={"agreement": {}, "n_ratings": 0}
-        )
-        return RefreshReport(0, 0, [], 0)
-    table = np.array([r[2:] for r in rows], dtype=float)
-    image_ids = [r[0] for r in rows]
-    rater_ids = [r[1] for r in rows]
-    per_dim = {}
-    for j, key in enumerate(DIMENSION_KEYS):
-        ratings, image_keys, rater_keys = agreement.LongRatings.from_pairs(
-            image_ids, rater_ids, table[:, j]
-        )
-        per_dim[key] = (ratings, agreement.rater_stats(ratings))
 
-    # Rater figures pooled over dimensions (every dimension shares one indexing), screening.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a rater with no figure on a dimension
-        bias = np.nanmean([st.bias for _, st in per_dim.values()], axis=0)
-        spread = np.nanmean([st.spread for _, st in per_dim.values()], axis=0)
-        corr = np.nanmean([st.corr_with_others for _, st in per_dim.values()], axis=0)
-    if project.screening == "correlation":
-        excluded = ~np.isnan(corr) & (corr < project.screening_min_corr)
-    elif project.screening == "bt500":
-        votes = np.sum([agreement.bt500_rejected(r) for r, _ in per_dim.values()], axis=0)
-        excluded = votes > len(DIMENSION_KEYS) / 2
-    else:
-        excluded = np.zeros(len(rater_keys), dtype=bool)
-    changed = False
-    updates = []
-    for idx, user_id in enumerate(rater_keys):
-        m = memberships.get(int(user_id))
-        if m is None:
-            continue
-        changed |= m.excluded != bool(excluded[idx])
-        m.bias, m.spread = _finite(bias[idx]), _finite(spread[idx])
-        m.corr_with_others, m.excluded = _finite(corr[idx]), bool(excluded[idx])
-        updates.append(m)
-    Membership.objects.bulk_update(updates, ["bias", "spread", "corr_with_others", "excluded"])
 
-    # Consensus of the images whose ratings (or whose raters' inclusion) changed.
-    items = ProjectImage.objects.filter(project=project, kind=ItemKind.PRODUCTION, excluded=False)
-    if only_stale and not changed:
-        items = items.filter(consensus_stale=True)
-    wanted = dict(items.values_list("image_id", "id"))
-    position = {int(img): i for i, img in enumerate(image_keys)}
-    included = ~excluded
-    columns = {}
-    for key, (ratings, st) in per_dim.items():
-        columns[key] = agreement.consensus(
-            ratings, included, st.bias if project.bias_correction else None
+@dataclass
+class _Rows:
+    """Long-form ratings, sorted by (image, rater) so every sum runs in one order."""
+
+    image: np.ndarray
+    rater: np.ndarray
+    table: np.ndarray  # (n, 12), NaN = not applicable
+
+    @classmethod
+    def load(cls, queryset) -> _Rows:
+        raw = list(queryset.values_list("image_id", "rater_id", *DIMENSION_KEYS))
+        if not raw:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 12)))
+        arr = np.array(raw, dtype=float)
+        image, rater = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+        order = np.lexsort((rater, image))
+        return cls(image[order], rater[order], arr[order, 2:])
+
+    def subset(self, keep: np.ndarray) -> _Rows:
+        return _Rows(self.image[keep], self.rater[keep], self.table[keep])
+
+
+def _lock_refresh(project_id: int) -> None:
+    """One refresh per project at a time (PostgreSQL; SQLite serialises writers anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [REFRESH_LOCK, project_id])
+
+
+def _figures_due(stats: ProjectStats, n_ratings: int, now) -> bool:
+    if stats.figures_computed_at is None:
+        return True
+    return n_ratings != stats.n_ratings and now - stats.figures_computed_at >= FIGURES_MAX_AGE
+
+
+def refresh_statistics(
+    project: Project, *, only_stale: bool = True, figures: bool | None = None
+) -> RefreshReport:
+    """Recompute the consensus of stale images (all with only_stale=False) and, when due,
+    rater figures, screening and agreement (always with only_stale=False or figures=True)."""
+    now = timezone.now()
+    with transaction.atomic():
+        _lock_refresh(project.pk)
+        stats, _ = ProjectStats.objects.get_or_create(project=project)
+        ratings = _production_ratings(project)
+        n_ratings = ratings.count()
+        if figures is None:
+            figures = not only_stale or _figures_due(stats, n_ratings, now)
+        figures = figures or not only_stale
+        memberships = {
+            m.user_id: m for m in Membership.objects.filter(project=project).select_related("user")
+        }
+        everything = _Rows.load(ratings) if figures or not only_stale else None
+        touched: set[int] = set()
+        warning = stats.screening.get("warning", "") if stats.screening else ""
+        if figures:
+            touched, warning = _refresh_figures(project, stats, everything, memberships, now)
+
+        # The consensus of stale images, and of the images of raters whose inclusion changed.
+        items = ProjectImage.objects.filter(
+            project=project, kind=ItemKind.PRODUCTION, excluded=False
         )
-    labels, reviews = [], 0
+        if only_stale:
+            items = items.filter(consensus_stale=True)
+        wanted = set(items.values_list("image_id", flat=True))
+        if touched:
+            wanted |= set(np.unique(everything.image[np.isin(everything.rater, list(touched))]))
+        if everything is not None:
+            rows = everything.subset(np.isin(everything.image, list(wanted)))
+        else:
+            rows = _load_images(ratings, sorted(wanted))
+        labels, reviews = _consensus_labels(project, rows, memberships)
+        review_items = queue_many_for_review(project.pk, reviews) if reviews else 0
+        ConsensusLabel.objects.bulk_create(
+            labels,
+            batch_size=1000,
+            update_conflicts=True,
+            unique_fields=["project", "image"],
+            update_fields=["scores", "max_std", "n_raters", "n_ratings", "inconsistent",
+                           "updated_at"],
+        )
+        stats.consensus_computed_at = now
+        stats.refresh_runs += 1
+        stats.save()
+    # Outside the transaction (no lock held while waiting on raters' rows): an image is fresh
+    # when no rating arrived after the read above (its counter is still what was counted).
+    seen = {label.image_id: label.n_ratings for label in labels}
+    _clear_stale(project, seen, wanted)
+    excluded_names = sorted(m.user.username for m in memberships.values() if m.excluded)
+    return RefreshReport(
+        n_ratings, len(labels), excluded_names, review_items, figures, warning
+    )
+
+
+def _load_images(ratings, image_ids: list[int]) -> _Rows:
+    parts = [_Rows.load(ratings.filter(image_id__in=image_ids[i : i + CHUNK]))
+             for i in range(0, len(image_ids), CHUNK)]
+    if not parts:
+        return _Rows.load(ratings.none())
+    rows = _Rows(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("image", "rater",
+                                                                              "table")))
+    order = np.lexsort((rows.rater, rows.image))
+    return rows.subset(order)
+
+
+def _clear_stale(project: Project, seen: dict[int, int], wanted: set[int]) -> None:
+    by_count: dict[int, list[int]] = {}
     for image_id in wanted:
-        i = position.get(image_id)
-        if i is None:
-            continue
+        by_count.setdefault(seen.get(image_id, 0), []).append(image_id)
+    for count, image_ids in by_count.items():
+        for i in range(0, len(image_ids), CHUNK):
+            ProjectImage.objects.filter(
+                project=project,
+                image_id__in=image_ids[i : i + CHUNK],
+                consensus_stale=True,
+                completed__lte=count,
+            ).update(consensus_stale=False)
+    # Images a reviewer excluded have no consensus to keep fresh.
+    ProjectImage.objects.filter(project=project, excluded=True, consensus_stale=True).update(
+        consensus_stale=False
+    )
+
+
+def _consensus_labels(
+    project: Project, rows: _Rows, memberships: Mapping[int, Membership]
+) -> tuple[list[ConsensusLabel], dict[int, list[str]]]:
+    """Labels of the images in `rows` over the included raters; review reasons per image."""
+    if not len(rows.image):
+        return [], {}
+    per_rater: dict[str, np.ndarray] = {}
+    ratings_of = {}
+    for j, key in enumerate(DIMENSION_KEYS):
+        ratings_of[key], image_keys, rater_keys = agreement.LongRatings.from_pairs(
+            rows.image, rows.rater, rows.table[:, j]
+        )
+    members = [memberships.get(int(u)) for u in rater_keys]
+    included = np.array([m is None or not m.excluded for m in members])
+    for key in DIMENSION_KEYS:
+        per_rater[key] = np.array(
+            [np.nan if m is None else (m.dimension_bias or {}).get(key, np.nan) for m in members],
+            dtype=float,
+        )
+    n_ratings = np.bincount(ratings_of[DIMENSION_KEYS[0]].image, minlength=len(image_keys))
+    columns = {
+        key: agreement.consensus(
+            r, included, per_rater[key] if project.bias_correction else None
+        )
+        for key, r in ratings_of.items()
+    }
+    labels, reviews = [], {}
+    for i, image_id in enumerate(int(x) for x in image_keys):
         scores: dict[str, dict | None] = {}
         for key, c in columns.items():
             if c.n[i] == 0 or c.is_not_applicable()[i]:
@@ -420,6 +539,7 @@ def refresh_statistics(project: Project, *, only_stale: bool = True) -> RefreshR
                 scores=scores,
                 max_std=max_std,
                 n_raters=max((s["n"] for s in scores.values() if s), default=0),
+                n_ratings=int(n_ratings[i]),
                 inconsistent=inconsistent,
             )
         )
@@ -427,17 +547,97 @@ def refresh_statistics(project: Project, *, only_stale: bool = True) -> RefreshR
         if mean_std is not None and mean_std > project.disagreement_threshold:
             reasons.append("disagreement")
         if reasons:
-            reviews += queue_for_review(project.pk, image_id, reasons)
-    ConsensusLabel.objects.bulk_create(
-        labels,
-        batch_size=1000,
-        update_conflicts=True,
-        unique_fields=["project", "image"],
-        update_fields=["scores", "max_std", "n_raters", "inconsistent", "updated_at"],
-    )
-    ProjectImage.objects.filter(id__in=wanted.values()).update(consensus_stale=False)
+            reviews[image_id] = reasons
+    return labels, reviews
 
-    # Agreement per dimension over every production rating.
+
+def _refresh_figures(
+    project: Project,
+    stats: ProjectStats,
+    rows: _Rows,
+    memberships: Mapping[int, Membership],
+    now,
+) -> tuple[set[int], str]:
+    """Rater figures, screening and agreement over every production rating; stores them.
+
+    Returns the raters whose inclusion (or, with bias correction, bias) changed, and the
+    screening warning for the manager ("" when none).
+    """
+    if not len(rows.image):
+        stats.agreement, stats.n_ratings, stats.screening = {}, 0, {}
+        stats.figures_computed_at = now
+        return set(), ""
+    per_dim = {}
+    for j, key in enumerate(DIMENSION_KEYS):
+        ratings, _, rater_keys = agreement.LongRatings.from_pairs(
+            rows.image, rows.rater, rows.table[:, j]
+        )
+        per_dim[key] = (ratings, agreement.rater_stats(ratings))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a rater with no figure on a dimension
+        bias = np.nanmean([st.bias for _, st in per_dim.values()], axis=0)
+        spread = np.nanmean([st.spread for _, st in per_dim.values()], axis=0)
+        corr = np.nanmean([st.corr_with_others for _, st in per_dim.values()], axis=0)
+    any_dim = per_dim[DIMENSION_KEYS[0]][0]
+    shared = agreement.shared_images(any_dim)
+    votes = np.zeros(len(rater_keys), dtype=int)
+    if project.screening == "correlation":
+        candidates = ~np.isnan(corr) & (corr < project.screening_min_corr)
+    elif project.screening == "bt500":
+        votes = np.sum([agreement.bt500_rejected(r) for r, _ in per_dim.values()], axis=0)
+        candidates = votes > len(DIMENSION_KEYS) / 2
+    else:
+        candidates = np.zeros(len(rater_keys), dtype=bool)
+    verdict = agreement.screen(candidates, shared, project.screening_min_shared)
+    names = {int(u): memberships[int(u)].user.username for u in rater_keys if int(u) in memberships}
+    warning = ""
+    if verdict.capped:
+        flagged = [names.get(int(u), str(u)) for u, c in zip(rater_keys, verdict.candidates,
+                                                              strict=True) if c]
+        warning = (
+            f"low agreement everywhere: screening would exclude {len(flagged)} of "
+            f"{len(rater_keys)} raters ({', '.join(flagged)}), so it excluded nobody; "
+            "look at the raters and decide by hand"
+        )
+
+    touched: set[int] = set()
+    updates = []
+    for idx, user_id in enumerate(int(u) for u in rater_keys):
+        m = memberships.get(user_id)
+        if m is None:
+            continue
+        before = (m.excluded, m.dimension_bias)
+        m.bias, m.spread = _finite(bias[idx]), _finite(spread[idx])
+        m.corr_with_others = _finite(corr[idx])
+        m.dimension_bias = {k: _finite(st.bias[idx]) for k, (_, st) in per_dim.items()}
+        m.shared_images = int(shared[idx])
+        finding = _screening_finding(project, m, votes[idx], bool(verdict.candidates[idx]))
+        if not verdict.eligible[idx]:
+            m.screening_note = (
+                f"not screened yet: shares {m.shared_images} images with other raters; "
+                f"screening starts at {project.screening_min_shared}"
+            )
+        elif verdict.capped and verdict.candidates[idx]:
+            m.screening_note = f"{finding}; not excluded: {warning.split(':')[0]}"
+        else:
+            m.screening_note = finding
+        if m.exclusion_override == "include":
+            m.excluded, m.exclusion_source, m.exclusion_reason = False, "manager", ""
+        elif m.exclusion_override == "exclude":
+            m.excluded, m.exclusion_source = True, "manager"
+        elif verdict.excluded[idx]:
+            m.excluded, m.exclusion_source, m.exclusion_reason = True, "screening", finding
+        else:
+            m.excluded, m.exclusion_source, m.exclusion_reason = False, "", ""
+        if before[0] != m.excluded or (project.bias_correction and before[1] != m.dimension_bias):
+            touched.add(user_id)
+        updates.append(m)
+    Membership.objects.bulk_update(
+        updates,
+        ["bias", "spread", "corr_with_others", "dimension_bias", "shared_images",
+         "screening_note", "excluded", "exclusion_source", "exclusion_reason"],
+    )
+
     figures = {}
     for key, (ratings, _) in per_dim.items():
         present = ratings.present()
@@ -451,15 +651,135 @@ def refresh_statistics(project: Project, *, only_stale: bool = True) -> RefreshR
             "mean_pairwise_srcc": _finite(agreement.mean_pairwise_spearman(ratings)),
             "n_images": int(np.sum(counts >= 2)),
         }
-    ProjectStats.objects.update_or_create(
-        project=project, defaults={"agreement": figures, "n_ratings": len(rows)}
-    )
-    excluded_names = [
-        memberships[int(u)].user.username
-        for u, e in zip(rater_keys, excluded, strict=True)
-        if e and int(u) in memberships
-    ]
-    return RefreshReport(len(rows), len(labels), excluded_names, reviews)
+    stats.agreement, stats.n_ratings = figures, len(rows.image)
+    stats.figures_computed_at = now
+    stats.screening = {
+        "method": project.screening,
+        "min_shared": project.screening_min_shared,
+        "candidates": sorted(
+            names.get(int(u), str(u))
+            for u, c in zip(rater_keys, verdict.candidates, strict=True) if c
+        ),
+        "capped": verdict.capped,
+        "warning": warning,
+    }
+    return touched, warning
+
+
+def _screening_finding(project: Project, m: Membership, votes: int, flagged: bool) -> str:
+    over = f"over {m.shared_images} shared images"
+    if project.screening == "correlation":
+        if m.corr_with_others is None:
+            return f"no correlation with the other raters yet ({over})"
+        sign = "<" if flagged else ">="
+        return (
+            f"correlation with the other raters {m.corr_with_others:.2f} {sign} "
+            f"{project.screening_min_corr} {over}"
+        )
+    if project.screening == "bt500":
+        return f"ITU-R BT.500 rejects them on {votes} of {len(DIMENSION_KEYS)} dimensions ({over})"
+    return "screening is off for this project"
+
+
+def ensure_fresh(project: Project, *, figures: bool = True) -> RefreshReport | None:
+    """Refresh now, with the task's code, if anything a reader would see is out of date.
+
+    Out of date: an image whose ratings changed since its consensus, or (with `figures`)
+    rater figures and screening computed before the latest ratings. None when nothing was.
+    Call before reading labels (releases, the review queue).
+    """
+    stale = ProjectImage.objects.filter(project=project, consensus_stale=True).exists()
+    figures_old = False
+    if figures:
+        stats = ProjectStats.objects.filter(project=project).first()
+        n_ratings = _production_ratings(project).count()
+        figures_old = n_ratings > 0 and (
+            stats is None
+            or stats.figures_computed_at is None
+            or stats.n_ratings != n_ratings
+        )
+    if not stale and not figures_old:
+        return None
+    return refresh_statistics(project, figures=figures_old or None)
+
+
+def schedule_refresh(project_id: int) -> None:
+    """After a commit that made images stale: one refresh per project and debounce window.
+
+    With a broker the refresh is queued REFRESH_DEBOUNCE ahead, and ratings meanwhile find it
+    already queued (one UPDATE that matches nothing); the task clears the mark when it starts,
+    so ratings during a refresh queue the next one. With no broker (tasks run in-process, as
+    in the quick start) it runs at once: the refresh of a few stale images is cheap. A failure
+    here never fails the rating: the image stays stale for the beat task and ensure_fresh.
+    """
+    from celery import current_app
+
+    from ..tasks import refresh_project_statistics
+
+    try:
+        if current_app.conf.task_always_eager:
+            refresh_project_statistics.apply(args=(project_id,))
+            return
+        now = timezone.now()
+        claimed = (
+            ProjectStats.objects.filter(project_id=project_id)
+            .filter(Q(refresh_due_at__isnull=True) | Q(refresh_due_at__lt=now - LOST_AFTER))
+            .update(refresh_due_at=now + REFRESH_DEBOUNCE)
+        )
+        if not claimed:
+            _, claimed = ProjectStats.objects.get_or_create(
+                project_id=project_id, defaults={"refresh_due_at": now + REFRESH_DEBOUNCE}
+            )
+        if claimed:
+            refresh_project_statistics.apply_async(
+                (project_id,), countdown=REFRESH_DEBOUNCE.total_seconds()
+            )
+    except Exception:
+        log.exception("could not refresh project %s after a rating; it stays stale", project_id)
+
+
+def run_scheduled_refresh(project_id: int, *, figures: bool | None = None) -> RefreshReport | None:
+    """The refresh task's body: free the debounce mark first, then refresh."""
+    ProjectStats.objects.filter(project_id=project_id).update(refresh_due_at=None)
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:  # deleted meanwhile
+        return None
+    return refresh_statistics(project, figures=figures)
+
+
+def set_rater_exclusion(
+    project: Project,
+    user: AbstractBaseUser,
+    decision: str,
+    *,
+    actor: AbstractBaseUser,
+    reason: str = "",
+) -> Membership:
+    """A manager includes or excludes a rater from the consensus, or hands the choice back
+    to screening ("auto"). The decision wins over screening until undone; always audited.
+    The consensus of the rater's images is recomputed before this returns."""
+    if decision not in ("include", "exclude", "auto"):
+        raise WorkflowError("decision is one of include, exclude, auto")
+    reason = reason.strip()
+    if decision == "exclude" and not reason:
+        raise WorkflowError("excluding a rater needs a reason (it is shown with the exclusion)")
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update().filter(project=project, user=user).first()
+        )
+        if membership is None:
+            raise WorkflowError(f"{user} is not a member of '{project.name}'")
+        before = membership.excluded
+        membership.exclusion_override = "" if decision == "auto" else decision
+        if decision == "exclude":
+            membership.exclusion_reason = reason
+        membership.save(update_fields=["exclusion_override", "exclusion_reason"])
+        action = {"include": "rater_included", "exclude": "rater_excluded",
+                  "auto": "rater_screening_restored"}[decision]
+        audit(project, actor, action, subject=user, before_excluded=before, reason=reason)
+    refresh_statistics(project, figures=True)
+    membership.refresh_from_db()
+    return membership
 
 
 def inconsistent_parents(scores: Mapping[str, dict | None], tolerance: float) -> list[str]:

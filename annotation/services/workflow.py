@@ -449,6 +449,15 @@ def _lock_for_finish(
     return item, assignment
 
 
+def _refresh_after_commit(project_id: int):
+    def run() -> None:
+        from .quality import schedule_refresh
+
+        schedule_refresh(project_id)
+
+    return run
+
+
 def submit_rating(
     assignment_id: int,
     rater: AbstractBaseUser,
@@ -499,6 +508,9 @@ def submit_rating(
                 item.completed += 1
                 item.consensus_stale = True
                 item.save(update_fields=["completed", "leased", "consensus_stale"])
+                # The consensus follows without anyone remembering: a debounced refresh
+                # once the rating is committed (in-process when there is no broker).
+                transaction.on_commit(_refresh_after_commit(item.project_id))
             assignment.status = AssignmentStatus.COMPLETED
             assignment.finished_at = now
             assignment.save(update_fields=["status", "finished_at"])
