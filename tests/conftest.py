@@ -48,6 +48,14 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counts and other cached marks do not leak from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def make_project(db, tmp_path):
     """make_project(n_images, overlap=3, raters=[...]) -> (project, images, users by name)."""

@@ -1,0 +1,38 @@
+"""Brute-force protection for every login path: the login page, the admin's and the API token.
+
+django-axes counts failed logins in the database (one store for every gunicorn process and
+machine) and locks out per account and per client address, each on its own
+(`AXES_LOCKOUT_PARAMETERS` in settings). The client address is `client_ip` below, the same
+rule DRF's throttles use (`NUM_PROXIES`): X-Forwarded-For is believed only behind a
+configured number of proxies, so a client cannot pick its own address by sending the header.
+"""
+
+from __future__ import annotations
+
+from axes.backends import AxesStandaloneBackend
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """REMOTE_ADDR, or, behind `PROXY_COUNT` trusted proxies, the address the outermost of
+    them saw (X-Forwarded-For read from the right, as DRF's NUM_PROXIES does)."""
+    meta = getattr(request, "META", {})
+    remote = meta.get("REMOTE_ADDR")
+    proxies = int(getattr(settings, "PROXY_COUNT", 0))
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
+    if proxies <= 0 or not forwarded:
+        return remote
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    return hops[-min(proxies, len(hops))] if hops else remote
+
+
+class LoginGuardBackend(AxesStandaloneBackend):
+    """Axes' check before the password backends. A call to `authenticate()` without a request
+    (code, not a client: Django's test client, a management command) is no login attempt
+    from outside, so it is left to the next backend instead of being refused."""
+
+    def authenticate(self, request=None, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
