@@ -44,3 +44,19 @@ def test_not_authenticated_and_not_found_have_codes():
     response = APIClient().get("/api/projects/")
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
+
+
+def test_add_member_applies_the_password_validators(tmp_path):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from annotation import services
+
+    services.get_or_create_project("PV")
+    weak_ones = [("short1", "too short"), ("password123", "too common"), ("48213957604", "numeric")]
+    for weak, says in weak_ones:
+        with pytest.raises(CommandError, match=says):
+            call_command("add_member", "PV", "weakling", "--role", "annotator", "--password", weak)
+    from django.contrib.auth import get_user_model
+
+    assert not get_user_model().objects.filter(username="weakling").exists()

@@ -1,5 +1,8 @@
 """python manage.py add_member PROJECT USERNAME --role ROLE [--password PW]"""
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation import services
@@ -22,6 +25,13 @@ class Command(BaseCommand):
             proj = Project.objects.filter(pk=int(project)).first()
         if proj is None:
             raise CommandError(f"no project named '{project}'")
+        if password:
+            # The same rules as every other way to set a password (settings' validators).
+            existing = get_user_model().objects.filter(username=username).first()
+            try:
+                validate_password(password, existing)
+            except ValidationError as exc:
+                raise CommandError("password refused: " + " ".join(exc.messages)) from None
         membership, created = services.add_member(proj, username, role, password=password)
         verb = "added to" if created else "updated in"
         self.stdout.write(f"{username} {verb} '{proj.name}' as {membership.role}")
