@@ -31,11 +31,12 @@ Project with production ProjectImages and ConsensusLabels (12 keys, mos/std/n = 
 DuplicateClusters of 2-4 images. Then `create_release(...)` with Celery eager (no broker: the
 build runs in-process), formats official, parquet, csv, images=none. Seeding and the build run
 in separate processes, so the build's peak RSS is its own. Phases: the create_release checks
-(before the build), the DB selection (expert_rows + overall_rows, materialised into a list by
-`build`), previous_splits, assign_splits, the files (build_release), the ReleaseItem insert,
-the rest (status updates, manifest digest). Memory: peak RSS and its growth, tracemalloc's
-peak over a second, untimed build (another release name) and the rows list it holds after the
-selection.
+(before the build), the DB selection (expert_rows + overall_rows, streamed in three passes:
+image ids, split, files), the pool check (ensure_hashed + unverified_image_ids: nothing to
+hash here), split_history, plan_splits, the files (build_release), the ReleaseItem insert, the
+rest (status updates, manifest digest). Memory: peak RSS and its growth, tracemalloc's peak
+over a second, untimed build (another release name) and what is traced on entering
+plan_splits.
 """
 
 from __future__ import annotations
@@ -213,6 +214,7 @@ def seed_db(n_rows: int) -> dict:
     t1 = time.perf_counter()
     rows = synthetic_rows(n_rows)
     batch = 5000
+    now = timezone.now()
     with transaction.atomic():
         sources = {name: Source.objects.create(name=name, kind="folder", score_min=1.0,
                                                score_max=10.0) for name, _ in SOURCES}
@@ -220,6 +222,7 @@ def seed_db(n_rows: int) -> dict:
         images = Image.objects.bulk_create(
             (Image(file=f"images/{r.sha256[:2]}/{r.sha256}.jpg", sha256=r.sha256, width=r.width,
                    height=r.height, format=r.format, phash=int(r.phash, 16),
+                   clustered_at=now,  # hashed and clustered, as the pool keeps every image
                    source=sources.get(r.source)) for r in rows), batch_size=batch)
         pk = [im.pk for im in images]
         del images
@@ -293,9 +296,10 @@ def bench_db(out_root: Path, formats: tuple[str, ...], trace: bool = True) -> di
     marks: dict[str, float] = {}
     state = {"in_build": False, "trace": False}
     orig = {n: getattr(selectors, n)
-            for n in ("expert_rows", "overall_rows", "previous_splits", "has_rows")}
-    orig_assign, orig_write, orig_build = (releases.assign_splits, releases.build_release,
+            for n in ("expert_rows", "overall_rows", "split_history", "has_rows")}
+    orig_assign, orig_write, orig_build = (releases.plan_splits, releases.build_release,
                                            releases.build)
+    orig_verify = releases._verify_pool
     manager = ReleaseItem.objects
     orig_bulk = manager.bulk_create
 
@@ -334,9 +338,10 @@ def bench_db(out_root: Path, formats: tuple[str, ...], trace: bool = True) -> di
         return wrapper
 
     selectors.expert_rows, selectors.overall_rows = sel("expert_rows"), sel("overall_rows")
-    selectors.previous_splits = timed(orig["previous_splits"], "previous_s")
+    selectors.split_history = timed(orig["split_history"], "previous_s")
+    releases._verify_pool = timed(orig_verify, "verify_s")
     selectors.has_rows = timed(orig["has_rows"], "check_s")
-    releases.assign_splits = timed(orig_assign, "assign_s", before=rows_held)
+    releases.plan_splits = timed(orig_assign, "assign_s", before=rows_held)
     releases.build_release = timed(orig_write, "write_s")
     releases.build = timed(in_build(orig_build), "build_s")
     manager.bulk_create = timed(orig_bulk, "items_s")
@@ -361,11 +366,11 @@ def bench_db(out_root: Path, formats: tuple[str, ...], trace: bool = True) -> di
     select_write = marks.pop("select_write_s", 0.0)
     marks["assign_s"] = marks.get("assign_s", 0.0) - select_assign
     marks["write_s"] = marks.get("write_s", 0.0) - select_write
-    marks["select_s"] = select_assign + select_write
+    marks["select_s"] = select_assign + select_write + marks.pop("select_None_s", 0.0)
     result = {
         "rows": n, "total_s": total, **marks,
         "rest_s": marks["build_s"] - sum(marks.get(k, 0.0) for k in (
-            "select_s", "previous_s", "assign_s", "write_s", "items_s")),
+            "select_s", "previous_s", "verify_s", "assign_s", "write_s", "items_s")),
         "cpu_s": usage.ru_utime + usage.ru_stime - usage0.ru_utime - usage0.ru_stime,
         "peak_rss_mib": peak_rss, "rss_growth_mib": peak_rss - rss_before,
         "arrow_peak_mib": pa.default_memory_pool().max_memory() / 2**20,
@@ -473,7 +478,8 @@ def _main_db(sizes: list[int], formats: tuple[str, ...]) -> int:
         results.append(_run_json(["--child", str(n), "--db", "--formats", fmt]))
     print(f"release build from PostgreSQL (create_release, eager; images=none; formats "
           f"{', '.join(formats)}); {os.cpu_count()} CPUs")
-    head = ("images", "checks s", "select s", "prev s", "assign s", "files s", "ReleaseItem s",
+    head = ("images", "checks s", "select s", "prev s", "pool s", "assign s", "files s",
+            "ReleaseItem s",
             "rest s", "total s", "CPU s", "peak RSS MiB", "RSS growth MiB", "traced peak MiB",
             "rows list MiB", "Arrow peak MiB", "vs Label Studio")
     print("| " + " | ".join(head) + " |")
@@ -481,7 +487,8 @@ def _main_db(sizes: list[int], formats: tuple[str, ...]) -> int:
     peer = PEER_SECONDS / PEER_ITEMS
     for r in results:
         print(f"| {r['rows']:,} | {r['check_s']:.2f} | {r['select_s']:.2f} | "
-              f"{r.get('previous_s', 0):.2f} | {r['assign_s']:.2f} | {r['write_s']:.2f} | "
+              f"{r.get('previous_s', 0):.2f} | {r.get('verify_s', 0):.2f} | "
+              f"{r['assign_s']:.2f} | {r['write_s']:.2f} | "
               f"{r['items_s']:.2f} | {r['rest_s']:.2f} | {r['total_s']:.2f} | {r['cpu_s']:.2f} | "
               f"{r['peak_rss_mib']:.0f} | {r['rss_growth_mib']:.0f} | "
               f"{r['traced_peak_mib']:.1f} | {r['rows_traced_mib']:.1f} | "

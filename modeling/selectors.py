@@ -6,13 +6,21 @@ from collections.abc import Iterator, Sequence
 
 from django.db.models import Exists, OuterRef, Q
 
-from annotation.models import ConsensusLabel, Project, ProjectImage
+from annotation.models import (
+    ConsensusLabel,
+    Project,
+    ProjectImage,
+    ReviewItem,
+    ReviewStatus,
+    Skip,
+    SkipReason,
+)
 from curation.imaging.hashing import from_signed64, int_to_hex
 from curation.models import Decision, DecisionKind, FilterJob, JobStatus, Source
 from humanbeauty.standard import DIMENSION_KEYS, OVERALL_KEY
 
 from .models import Release, ReleaseItem, ReleaseStatus, Split
-from .release import ReleaseRow
+from .release import ReleaseRow, SplitHistory
 
 IMAGE_FIELDS = ("id", "file", "sha256", "phash", "cluster_id", "width", "height", "format")
 
@@ -50,8 +58,13 @@ def has_rows(
     min_raters: int = 1,
     max_disagreement: float | None = None,
 ) -> bool:
-    """Whether the selection holds anything, without reading it."""
+    """Whether the selection holds anything, without reading it. A rated image whose consensus
+    is stale counts: the build refreshes consensus before it reads labels."""
     if _labels(projects, min_raters, max_disagreement).exists():
+        return True
+    if ProjectImage.objects.filter(
+        project__in=projects, consensus_stale=True, excluded=False
+    ).exists():
         return True
     return any(
         _accepted(job).exists()
@@ -161,21 +174,54 @@ def release_rows(
     yield from overall_rows(sources, seen)
 
 
-def previous_splits(release: Release) -> tuple[set[int], set[int]]:
-    """(test ids, train+val ids) of the newest earlier ready version of the same release name:
-    its test set stays in test, and nothing it trained on moves into test."""
-    previous = (
-        Release.objects.filter(name=release.name, status=ReleaseStatus.READY)
-        .exclude(pk=release.pk)
-        .filter(created_at__lt=release.created_at)
-        .order_by("-created_at")
-        .first()
+def split_history(release: Release) -> SplitHistory:
+    """Where images were in EVERY earlier ready version of the same release name (not only the
+    newest): the version promise holds against all of them. An image trained on in one version
+    keeps the first train/val split it had."""
+    items = (
+        ReleaseItem.objects.filter(
+            release__name=release.name,
+            release__status=ReleaseStatus.READY,
+            release__created_at__lt=release.created_at,
+        )
+        .exclude(release=release)
+        .order_by("release__created_at", "release_id", "image_id")
+        .values_list("image_id", "split")
     )
-    if previous is None:
-        return set(), set()
-    test, trainval = set(), set()
-    for image_id, split in ReleaseItem.objects.filter(release=previous).values_list(
-        "image_id", "split"
-    ):
-        (test if split == Split.TEST else trainval).add(image_id)
-    return test, trainval
+    test: set[int] = set()
+    trained: dict[int, str] = {}
+    for image_id, split in items.iterator(chunk_size=20_000):
+        if split == Split.TEST:
+            test.add(image_id)
+        else:
+            trained.setdefault(image_id, split)
+    return SplitHistory(frozenset(test), trained)
+
+
+def held_back_images() -> dict[int, str]:
+    """Images no release may hold now, with why: an open flag (a rater flagged the image and no
+    reviewer has decided on it since) or a reviewer's exclusion, in any project."""
+    decided_since = ReviewItem.objects.filter(
+        project=OuterRef("project"),
+        image=OuterRef("image"),
+        status=ReviewStatus.RESOLVED,
+        decided_at__gte=OuterRef("created_at"),
+    )
+    flagged = (
+        Skip.objects.exclude(reason=SkipReason.SKIP)
+        .filter(~Exists(decided_since))
+        .values_list("image_id", flat=True)
+    )
+    excluded = ProjectImage.objects.filter(excluded=True).values_list("image_id", flat=True)
+    held = dict.fromkeys(excluded.iterator(), "reviewer_excluded")
+    held.update(dict.fromkeys(flagged.iterator(), "open_flag"))
+    return held
+
+
+def excluded_in(projects: Sequence[Project]) -> set[int]:
+    """Images reviewers excluded from the selected projects."""
+    return set(
+        ProjectImage.objects.filter(project__in=projects, excluded=True).values_list(
+            "image_id", flat=True
+        )
+    )

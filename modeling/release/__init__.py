@@ -1,7 +1,7 @@
 """Dataset releases, the Django-free core: leakage-free splits and the release files.
 
-    splits = assign_splits(rows, config, previous_test)
-    manifest = build_release(rows, splits, config, out_dir, platform_version=..., extra_config=...)
+    plan = plan_splits(rows, config, SplitHistory(test=..., trained=...))
+    manifest = build_release(rows, plan, config, out_dir, platform_version=..., extra_config=...)
 
 Pure Python (numpy, pyarrow, PIL): the Django side selects rows and runs this in a Celery task.
 The 12 dimensions and levels come from ``humanbeauty.standard``.
@@ -11,7 +11,7 @@ from .build import build_release, layout_lines
 from .config import FORMATS, IMAGE_MODES, SPLITS, ReleaseConfig, ReleaseRow
 from .errors import ReleaseConfigError, ReleaseDataError
 from .records import COLUMN_NAMES
-from .splits import assign_splits
+from .splits import SplitHistory, SplitPlan, assign_splits, plan_splits
 
 __all__ = [
     "COLUMN_NAMES",
@@ -22,7 +22,10 @@ __all__ = [
     "ReleaseConfigError",
     "ReleaseDataError",
     "ReleaseRow",
+    "SplitHistory",
+    "SplitPlan",
     "assign_splits",
     "build_release",
     "layout_lines",
+    "plan_splits",
 ]

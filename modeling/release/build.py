@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from .records import (
     level_of,
     official_scores,
 )
+from .splits import SplitHistory, SplitPlan, share_warnings
 from .writers import (
     OFFICIAL_ROOT,
     PARTS,
@@ -42,7 +43,7 @@ from .writers import (
     image_dir,
 )
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: checks, withheld, excluded and warnings
 BATCH_ROWS = 4096
 PROGRESS_EVERY = 1000
 
@@ -95,29 +96,44 @@ def layout_lines(config: ReleaseConfig) -> list[str]:
 
 def build_release(
     rows: Iterable[ReleaseRow],
-    splits: dict[int, str],
+    splits: dict[int, str] | SplitPlan,
     config: ReleaseConfig,
     out_dir: Path,
     *,
     platform_version: str,
     extra_config: dict,
     progress: Progress | None = None,
+    verified: Mapping[str, Any] | None = None,
+    excluded: Mapping[str, Sequence[int]] | None = None,
 ) -> dict:
     """Write the release under ``out_dir`` and return its manifest (also ``manifest.json``).
 
     ``rows`` is iterated once; the files follow its order, so pass rows in a stable order
-    (e.g. by image id) for byte-identical files. ``splits`` is ``assign_splits``' answer.
+    (e.g. by image id) for byte-identical files. ``splits`` is ``plan_splits``' answer (rows it
+    withheld are skipped and listed) or a plain {image id: split}.
+
+    The build checks its own output: clusters straddling two splits, earlier test images out
+    of test and images trained on before now in test are counted over the written assignment
+    and fail the build. ``verified`` (facts the caller checked, e.g. ``{"clustered": n}``) and
+    ``excluded`` ({reason: image ids the caller left out}) go to the manifest and datasheet.
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     extra = _json_safe(extra_config)
+    plan = splits if isinstance(splits, SplitPlan) else SplitPlan(
+        dict(splits), SplitHistory(), {}, tuple(share_warnings(dict(splits), config))
+    )
+    report = {
+        "verified": _json_safe(dict(verified or {})),
+        "excluded": {k: sorted(int(i) for i in v) for k, v in (excluded or {}).items()},
+    }
     work = out_dir.parent / f".{out_dir.name}.building"
     if work.exists():
         shutil.rmtree(work)  # a previous attempt that did not finish
     work.mkdir(parents=True)
     log = FileLog(work)
     try:
-        manifest = _build(rows, splits, config, log, platform_version, extra, progress)
+        manifest = _build(rows, plan, config, log, platform_version, extra, progress, report)
         _check_out_dir(out_dir)
         if out_dir.exists():
             out_dir.rmdir()
@@ -143,9 +159,12 @@ class _Builder:
         self.stats = Stats(names)
         self.buffers: dict[str, list[tuple]] = {s: [] for s in names}
         self.dirs = {e: image_dir(config, e) for e in (False, True)}
-        self.ids = array("q")  # 8 + 1 + 8 bytes per image: the only per-image state kept
+        # 8 + 1 + 8 + 8 bytes per image: the only per-image state kept
+        self.ids = array("q")
         self.split_codes = array("b")
         self.name_keys = array("Q")
+        self.clusters = array("q")  # -1: alone
+        self.n_hashed = 0
         self.n_image_files = 0
 
     def add(self, row: ReleaseRow) -> None:
@@ -208,6 +227,8 @@ class _Builder:
         self.ids.append(row.image_id)
         self.split_codes.append(self.names.index(split))
         self.name_keys.append(int(name[:16], 16))
+        self.clusters.append(-1 if row.cluster is None else int(row.cluster))
+        self.n_hashed += row.phash is not None
 
     def flush(self, split: str) -> None:
         buf = self.buffers[split]
@@ -256,13 +277,68 @@ class _Builder:
         return digest.hexdigest()
 
 
-def _build(rows, splits, config, log, platform_version, extra, progress) -> dict:
+    def checks(self, history: SplitHistory) -> dict[str, Any]:
+        """What the written assignment shows, counted (never assumed): hashes, clusters and
+        the ones that straddle splits, and the version promise over ``history``."""
+        ids = np.frombuffer(self.ids, dtype=np.int64)
+        codes = np.frombuffer(self.split_codes, dtype=np.int8).astype(np.int64)
+        clusters = np.frombuffer(self.clusters, dtype=np.int64)
+        clustered = clusters >= 0
+        _members, sizes = np.unique(clusters[clustered], return_counts=True)
+        pairs = np.unique(clusters[clustered] * len(self.names) + codes[clustered])
+        spread, n_splits = np.unique(pairs // len(self.names), return_counts=True)
+        straddling = spread[n_splits > 1]
+        test = self.names.index("test") if "test" in self.names else -1
+        was_test = np.isin(ids, np.fromiter(history.test, dtype=np.int64))
+        trained = np.isin(ids, np.fromiter(history.trained, dtype=np.int64))
+        return {
+            "images": int(ids.size),
+            "hashed": int(self.n_hashed),
+            "near_duplicate_clusters": int((sizes > 1).sum()),
+            "images_in_near_duplicate_clusters": int(sizes[sizes > 1].sum()),
+            "straddling_clusters": int(straddling.size),
+            "straddling_cluster_ids": straddling[:20].tolist(),
+            "earlier_test_in_release": int(was_test.sum()),
+            "earlier_test_now_in_test": int((was_test & (codes == test)).sum()),
+            "earlier_trained_in_release": int(trained.sum()),
+            "trained_before_now_in_test": int((trained & (codes == test)).sum()),
+            "earlier_versions_given": bool(history.test or history.trained),
+        }
+
+
+def _verify(checks: dict[str, Any]) -> None:
+    """Refuse a release whose own output breaks a promise."""
+    problems = []
+    if checks["straddling_clusters"]:
+        problems.append(
+            f"{checks['straddling_clusters']} near-duplicate cluster(s) straddle two splits "
+            f"(cluster ids {checks['straddling_cluster_ids']})"
+        )
+    out_of_test = checks["earlier_test_in_release"] - checks["earlier_test_now_in_test"]
+    if out_of_test:
+        problems.append(f"{out_of_test} image(s) of an earlier test split are not in test")
+    if checks["trained_before_now_in_test"]:
+        problems.append(
+            f"{checks['trained_before_now_in_test']} image(s) an earlier version trained on "
+            "are in test"
+        )
+    if problems:
+        raise ReleaseDataError(
+            "the split assignment leaks: " + "; ".join(problems) + "; nothing was released"
+        )
+
+
+def _build(rows, plan, config, log, platform_version, extra, progress, report) -> dict:
+    splits, withheld = plan.splits, plan.withheld
     builder = _Builder(config, log, splits)
     total = len(splits)
     try:
         n_rows = 0
-        for n_rows, row in enumerate(rows, 1):
+        for row in rows:
+            if row.image_id in withheld:
+                continue
             builder.add(row)
+            n_rows += 1
             if progress and n_rows % PROGRESS_EVERY == 0:
                 progress("rows", n_rows, total)
         if n_rows == 0:
@@ -276,12 +352,21 @@ def _build(rows, splits, config, log, platform_version, extra, progress) -> dict
     if progress:
         progress("rows", n_rows, total)
     splits_sha256 = builder.splits_sha256()
+    checks = {**builder.checks(plan.history), **report["verified"]}
+    _verify(checks)
+    report = {
+        **report,
+        "checks": checks,
+        "withheld": [{"image_id": i, **w} for i, w in sorted(withheld.items())],
+        "warnings": list(plan.warnings),
+    }
 
     config_dict = config.to_dict()
     stats = builder.stats
     if progress:
         progress("datasheet", 0, 1)
-    write_datasheet(log, stats, config_dict, extra, platform_version, layout_lines(config))
+    write_datasheet(log, stats, config_dict, extra, platform_version, layout_lines(config),
+                    report)
     if progress:
         progress("datasheet", 1, 1)
 
@@ -303,6 +388,10 @@ def _build(rows, splits, config, log, platform_version, extra, progress) -> dict
             "sources": stats.source_counts(),
         },
         "scores": stats.measure_summary(),
+        "checks": checks,
+        "withheld": report["withheld"],
+        "excluded": report["excluded"],
+        "warnings": report["warnings"],
         "splits_sha256": splits_sha256,
         "files": log.sorted_entries(),
     }

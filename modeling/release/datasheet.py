@@ -167,12 +167,89 @@ def plot_svg(stats: Stats, m: int, title: str) -> str:
 
 # Documents ---------------------------------------------------------------------------------
 
+LISTED = 200  # ids listed in the datasheet per list; the manifest lists them all
+EXCLUDED_LABELS = {
+    "open_flag": "an open flag (a rater flagged it; no reviewer has decided yet)",
+    "reviewer_excluded": "excluded by a reviewer",
+}
+
+
+def _ids(ids: list[int]) -> str:
+    more = f" and {len(ids) - LISTED:,} more (all in manifest.json)" if len(ids) > LISTED else ""
+    return ", ".join(map(str, ids[:LISTED])) + more
+
+
+def _check_sentences(checks: dict, total: int) -> list[str]:
+    """Sentences made from what the build counted; none is true by default."""
+    n = checks.get("images", total)
+    out = []
+    if "clustered" in checks:
+        now = checks.get("hashed_now", 0)
+        out.append(
+            f"{checks['hashed']:,} of {n:,} images have perceptual hashes and "
+            f"{checks['clustered']:,} of {n:,} were clustered against the whole image pool "
+            f"before the split, checked by this build ({now:,} hashed and clustered by it)."
+        )
+    else:
+        out.append(
+            f"{checks['hashed']:,} of {n:,} images have a perceptual hash. Whether every image "
+            "was clustered against the pool was not checked by this build: near-duplicates "
+            "that were never clustered can sit in different splits."
+        )
+    out.append(
+        f"Near-duplicate clusters in this release: {checks['near_duplicate_clusters']:,} "
+        f"({checks['images_in_near_duplicate_clusters']:,} images). Clusters straddling two "
+        f"splits, counted over the written split assignment: {checks['straddling_clusters']:,}."
+    )
+    if checks.get("earlier_versions_given"):
+        out.append(
+            f"Earlier versions: {checks['earlier_test_in_release']:,} images of this release "
+            f"were in an earlier test split, {checks['earlier_test_now_in_test']:,} of them "
+            f"are in test; {checks['earlier_trained_in_release']:,} were in an earlier train "
+            f"or val split, {checks['trained_before_now_in_test']:,} of them are in test "
+            "(counted over the written assignment)."
+        )
+    else:
+        out.append("No earlier version's splits were given to this build to keep.")
+    consensus = checks.get("consensus_refreshed")
+    if consensus is not None:
+        out.append(
+            "Consensus labels were brought up to date just before they were read: "
+            + ", ".join(f"{p}: {k:,} image(s) recomputed" for p, k in sorted(consensus.items()))
+            + "."
+        )
+    return out
+
+
+def _report_blocks(report: dict, total: int) -> list[tuple]:
+    blocks: list[tuple] = [("h2", "Checks"), ("list", _check_sentences(report["checks"], total))]
+    if report["warnings"]:
+        blocks += [("h2", "Warnings"), ("list", report["warnings"])]
+    left: list[str] = []
+    for reason, ids in report["excluded"].items():
+        label = EXCLUDED_LABELS.get(reason, reason.replace("_", " "))
+        left.append(f"{len(ids):,} image(s) with {label}" + (f": {_ids(ids)}" if ids else ""))
+    if report["withheld"]:
+        ids = [w["image_id"] for w in report["withheld"]]
+        left.append(
+            f"Withheld by the version promise, {len(ids):,} image(s) an earlier version trained "
+            f"on whose near-duplicate cluster is in test: {_ids(ids)}"
+        )
+    if left:
+        blocks += [("h2", "Left out"), ("list", left)]
+    return blocks
+
+
 def _blocks(
-    stats: Stats, config: dict, extra_config: dict, platform_version: str, layout: list[str]
+    stats: Stats, config: dict, extra_config: dict, platform_version: str, layout: list[str],
+    report: dict,
 ) -> list[tuple]:
     name, version = config["name"], config["version"]
     split_counts = stats.split_counts()
     total = sum(c["total"] for c in split_counts.values())
+    requested = config["split"]
+    off = max((abs(c["total"] / total - requested[s]) * 100 for s, c in split_counts.items()),
+              default=0.0) if total else 0.0
     blocks: list[tuple] = [
         ("h1", f"{name} {version}: datasheet"),
         ("p", f"A HumanBeauty dataset release of {total:,} images, built by the HumanBeauty "
@@ -182,12 +259,15 @@ def _blocks(
          [[k, json.dumps(v, sort_keys=True)] for k, v in config.items()]
          + [[k, json.dumps(v, sort_keys=True)] for k, v in sorted(extra_config.items())]),
         ("h2", "Splits"),
-        ("p", "No near-duplicate cluster straddles two splits; splits are stratified by source "
-              "and by overall-score bin; a previous version's test images stay in test."),
+        ("p", f"Whole near-duplicate clusters were assigned per stratum (source x "
+              f"{config['score_bins']} overall-score bins); the largest difference between a "
+              f"split's share and the requested ratio is {off:.1f} points."),
         ("table", ["split", KIND_LABELS[KIND_OVERALL], KIND_LABELS[KIND_EXPERT], "total",
-                   "share"],
+                   "share", "requested"],
          [[s, f"{c[KIND_OVERALL]:,}", f"{c[KIND_EXPERT]:,}", f"{c['total']:,}",
-           f"{c['total'] / total:.3f}" if total else "-"] for s, c in split_counts.items()]),
+           f"{c['total'] / total:.3f}" if total else "-", f"{requested[s]:.3f}"]
+          for s, c in split_counts.items()]),
+        *_report_blocks(report, total),
         ("h2", "Sources"),
         ("table", ["source", KIND_LABELS[KIND_OVERALL], KIND_LABELS[KIND_EXPERT],
                    *stats.splits, "total"],
@@ -276,8 +356,9 @@ def render_html(blocks: list[tuple], title: str) -> str:
 
 
 def write_datasheet(log, stats: Stats, config: dict, extra_config: dict, platform_version: str,
-                    layout: list[str]) -> None:
-    blocks = _blocks(stats, config, extra_config, platform_version, layout)
+                    layout: list[str], report: dict) -> None:
+    """``report``: {"checks", "warnings", "excluded", "withheld"} as in the manifest."""
+    blocks = _blocks(stats, config, extra_config, platform_version, layout, report)
     for block in blocks:
         if block[0] == "img":
             log.write_bytes(block[1], block[3].encode())

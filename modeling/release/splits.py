@@ -10,9 +10,14 @@
 - Per stratum, integer targets come from the ratios by largest remainder; what a stratum
   misses (rounding, a whole cluster at a boundary) is carried to the next stratum, so that the
   totals match the ratios to within about one cluster.
-- A previous version's test images stay in test and pull their whole cluster with them; images
-  of the previous version's train/val (``previous_trainval``) are never moved into test, so a
-  model trained on an older version can still be evaluated on the newer test set.
+- The version promise, over every earlier version (``SplitHistory``): an image that was ever
+  in test stays in test and pulls its whole cluster with it; an image ever trained on (train or
+  val) never goes to test, so a model trained on any older version can still be evaluated on
+  the newer test set. Where a carried-over test cluster has grown to take in images an earlier
+  version trained on, those images are withheld from the new version (in test they would break
+  the promise, in train they would leak into their cluster's test images); so is an image that
+  was, against the promise, in an earlier test split and an earlier train/val split. The
+  withheld images and why are in ``SplitPlan.withheld``, for the manifest and the datasheet.
 - Test is filled first (from the units eligible for it, highest hash first), then train and val
   share the rest in hash order. Each unit goes where its midpoint falls on the cumulative
   targets, so the ratios hold as closely as whole clusters allow.
@@ -23,6 +28,7 @@ Everything is numpy over arrays of ids; 108,000 rows take a fraction of a second
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -67,6 +73,56 @@ def largest_remainder(x: np.ndarray, total: int) -> np.ndarray:
     return base
 
 
+# A split's share may differ from the requested ratio by this much before a build warns.
+SHARE_TOLERANCE = 0.05
+WITHHELD_TRAINED = "trained_on_in_an_earlier_version"
+WITHHELD_CONFLICT = "in_an_earlier_test_and_an_earlier_train_split"
+
+
+@dataclass(frozen=True)
+class SplitHistory:
+    """Where images were in the earlier versions of a release: ``test`` = ever in a test split,
+    ``trained`` = image id -> the train or val split it was in (any earlier version)."""
+
+    test: frozenset[int] = frozenset()
+    trained: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, test: Collection[int] = (), trainval: Collection[int] = ()) -> SplitHistory:
+        return cls(frozenset(int(i) for i in test), {int(i): "train" for i in trainval})
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """``assign_splits``' answer with what it had to leave out and what it warns about."""
+
+    splits: dict[int, str]
+    history: SplitHistory
+    # image id -> {"reason", "cluster", "earlier_split"}: rows left out by the version promise
+    withheld: dict[int, dict] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def share_warnings(splits: dict[int, str], config: ReleaseConfig) -> list[str]:
+    """A sentence per split whose share is more than SHARE_TOLERANCE off the requested ratio."""
+    total = len(splits)
+    if not total:
+        return []
+    counts = {s: 0 for s in config.splits}
+    for s in splits.values():
+        counts[s] += 1
+    out = []
+    for s in config.splits:
+        got, want = counts[s] / total, config.split[s]
+        if abs(got - want) > SHARE_TOLERANCE:
+            out.append(
+                f"split {s} holds {got:.1%} of the images, {abs(got - want) * 100:.1f} points "
+                f"{'above' if got > want else 'below'} the requested {want:.1%} (whole "
+                "near-duplicate clusters and the test sets of earlier versions decide)"
+            )
+    return out
+
+
 def assign_splits(
     rows: Iterable[ReleaseRow],
     config: ReleaseConfig,
@@ -74,7 +130,25 @@ def assign_splits(
     *,
     previous_trainval: Collection[int] = frozenset(),
 ) -> dict[int, str]:
-    """Map every row's image id to one of ``config.splits``; see the module docstring."""
+    """Map every row's image id to one of ``config.splits``; see the module docstring.
+
+    Refuses (ReleaseDataError) a selection in which the version promise has to withhold
+    images: use ``plan_splits``, whose answer lists them, for that."""
+    plan = plan_splits(rows, config, SplitHistory.of(previous_test, previous_trainval))
+    if plan.withheld:
+        raise ReleaseDataError(
+            f"{len(plan.withheld)} image(s) ({sorted(plan.withheld)[:5]}) must be withheld to "
+            "keep the version promise; plan_splits lists them"
+        )
+    return plan.splits
+
+
+def plan_splits(
+    rows: Iterable[ReleaseRow], config: ReleaseConfig, history: SplitHistory | None = None
+) -> SplitPlan:
+    """Assign every row a split, keeping the version promise over ``history``; see the module
+    docstring."""
+    history = history or SplitHistory()
     ids_l: list[int] = []
     clusters_l: list[int] = []
     src_l: list[int] = []
@@ -100,6 +174,19 @@ def assign_splits(
         raise ReleaseDataError(f"image id(s) {dup} appear more than once in the selection")
     if (clusters < -1).any():
         raise ReleaseDataError("cluster ids must be non-negative")
+
+    # The version promise first: rows it withholds take no part in the assignment.
+    keep, withheld = _withhold(ids, clusters, history)
+    if withheld:
+        ids, clusters, overall = ids[keep], clusters[keep], overall[keep]
+        src_l = np.asarray(src_l, dtype=np.int64)[keep]
+        if not ids.size:
+            raise ReleaseConfigError(
+                "the selection is empty once the images withheld by the version promise are "
+                "left out"
+            )
+    previous_test = history.test
+    previous_trainval = history.trained.keys()
 
     names = config.splits
     n_splits = len(names)
@@ -194,7 +281,47 @@ def assign_splits(
 
     row_split = unit_split[inv]
     labels = np.asarray(names, dtype=object)[row_split]
-    return dict(zip(ids.tolist(), labels.tolist(), strict=True))
+    splits = dict(zip(ids.tolist(), labels.tolist(), strict=True))
+    warnings = share_warnings(splits, config)
+    if withheld:
+        warnings.insert(0, f"{len(withheld)} image(s) withheld by the version promise: an "
+                           "earlier version trained on them and their near-duplicate cluster "
+                           "is in test (listed in the manifest and the datasheet)")
+    return SplitPlan(splits, history, withheld, tuple(warnings))
 
 
-__all__ = ["SPLITS", "assign_splits", "largest_remainder"]
+def _withhold(
+    ids: np.ndarray, clusters: np.ndarray, history: SplitHistory
+) -> tuple[np.ndarray, dict[int, dict]]:
+    """(rows to keep, the withheld ones): images an earlier version trained on whose cluster
+    holds an image that was in an earlier test split, and images that were in both."""
+    if not history.test or not history.trained:
+        return np.ones(ids.size, dtype=bool), {}
+    was_test = np.isin(ids, np.fromiter(history.test, dtype=np.int64))
+    was_trained = np.isin(ids, np.fromiter(history.trained, dtype=np.int64))
+    conflict = was_test & was_trained
+    anchored = np.unique(clusters[was_test & ~conflict & (clusters >= 0)])
+    dragged = was_trained & ~conflict & (clusters >= 0) & np.isin(clusters, anchored)
+    out = np.flatnonzero(conflict | dragged)
+    withheld = {
+        int(ids[i]): {
+            "reason": WITHHELD_CONFLICT if conflict[i] else WITHHELD_TRAINED,
+            "cluster": int(clusters[i]) if clusters[i] >= 0 else None,
+            "earlier_split": history.trained[int(ids[i])],
+        }
+        for i in out
+    }
+    keep = np.ones(ids.size, dtype=bool)
+    keep[out] = False
+    return keep, dict(sorted(withheld.items()))
+
+
+__all__ = [
+    "SPLITS",
+    "SplitHistory",
+    "SplitPlan",
+    "assign_splits",
+    "largest_remainder",
+    "plan_splits",
+    "share_warnings",
+]

@@ -1,15 +1,22 @@
 """Writes for dataset releases: validate a configuration, build it (a Celery task), record it.
 
 The split assignment and the file writers are Django-free (`modeling.release`); this module
-selects the rows from the database, keeps each image's split (so the next version keeps the
-test set), and the release's status and counts.
+selects the rows from the database, keeps each image's split (so later versions keep the
+version promise), and the release's status, counts and warnings.
+
+A build verifies, never assumes: it brings each project's consensus up to date with the
+refresh task's code, leaves out images with open flags or reviewer exclusions (listed),
+hashes and clusters against the pool whatever the selection holds that was not yet, refuses
+images still unverified, and the core counts what the written assignment shows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +25,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Project
+from annotation.services.quality import ensure_fresh
 from curation.models import Source
+from curation.selectors import unverified_image_ids
+from curation.services.images import ensure_hashed
 from humanbeauty.errors import DomainError
 
 from .. import selectors
 from ..models import Release, ReleaseItem, ReleaseStatus
-from ..release import ReleaseConfig, assign_splits, build_release
+from ..release import ReleaseConfig, ReleaseRow, build_release, plan_splits
 
 PLATFORM_VERSION = "0.1.0"
 FORMATS = ("official", "parquet", "webdataset", "csv")
@@ -104,8 +114,8 @@ def create_release(
         project_objs, source_objs, min_raters=min_raters, max_disagreement=max_disagreement
     ):
         raise ReleaseError(
-            "the selection is empty: the projects have no consensus labels passing the rules "
-            "(run the statistics refresh) and the sources no accepted images with scores"
+            "the selection is empty: the projects have no rated images passing the rules "
+            "and the sources no accepted images with scores"
         )
     config = {
         "projects": list(projects),
@@ -135,6 +145,62 @@ def _set(release_id: int, **fields: Any) -> None:
     Release.objects.filter(pk=release_id).update(**fields)
 
 
+class _Selection:
+    """The rows of a release, less the images held back (open flags, reviewer exclusions),
+    which are counted by reason as the rows go by."""
+
+    def __init__(self, projects: Sequence[Project], sources: Sequence[Source], c: Mapping):
+        self.projects, self.sources, self.c = projects, sources, c
+        self.held = selectors.held_back_images()
+        self.excluded: dict[str, set[int]] = {
+            "open_flag": set(),
+            "reviewer_excluded": selectors.excluded_in(projects),
+        }
+        self.per_source: Counter[str] = Counter()
+
+    def rows(self) -> Iterator[ReleaseRow]:
+        self.per_source.clear()
+        for row in selectors.release_rows(
+            self.projects,
+            self.sources,
+            min_raters=self.c["min_raters"],
+            max_disagreement=self.c["max_disagreement"],
+        ):
+            reason = self.held.get(row.image_id)
+            if reason is not None:
+                self.excluded[reason].add(row.image_id)
+                continue
+            self.per_source[row.source] += 1
+            yield row
+
+    def empty_parts(self) -> list[str]:
+        """A warning for each selected project or source that gave no image."""
+        return [
+            f"{kind} {o.name} contributed no image{why}"
+            for kind, objs, why in (
+                ("project", self.projects, " (no consensus label passes the rules)"),
+                ("source", self.sources, " (no accepted image with a score)"),
+            )
+            for o in objs
+            if not self.per_source[o.name]
+        ]
+
+
+def _verify_pool(ids: list[int], report: Callable[[str, int, int], None]) -> int:
+    """Hash and cluster what the selection holds that was not yet; refuse what still is not.
+    Returns how many images this build completed."""
+    report("hashing", 0, len(ids))
+    done = ensure_hashed(ids, progress=True)
+    report("hashing", len(ids), len(ids))
+    missing = unverified_image_ids(ids)
+    if missing:
+        raise ReleaseError(
+            f"{len(missing)} image(s) are still not hashed and clustered against the pool "
+            f"(ids {missing[:10]}); run `python manage.py hash_pool` and build again"
+        )
+    return done
+
+
 def build(release_id: int) -> Release:
     """Build a queued release (idempotent for a ready one)."""
     release = Release.objects.get(pk=release_id)
@@ -142,19 +208,24 @@ def build(release_id: int) -> Release:
         return release
     _set(release_id, status=ReleaseStatus.BUILDING, error="")
     c = release.config
+
+    def progress(phase: str, done: int, total: int) -> None:
+        _set(release_id, progress={"phase": phase, "done": done, "total": total})
+
     try:
         projects = _by_name(Project, c["projects"], "project")
         sources = _by_name(Source, c["sources"], "source")
+        # Consensus first, with the refresh task's own code: labels are read right after.
+        refreshed = {}
+        for project in projects:
+            progress("consensus", 0, 1)
+            report = ensure_fresh(project)
+            refreshed[project.name] = report.images_updated if report is not None else 0
+        selection = _Selection(projects, sources, c)
+        ids = [row.image_id for row in selection.rows()]
+        hashed_now = _verify_pool(ids, progress)
 
-        def rows():
-            return selectors.release_rows(
-                projects,
-                sources,
-                min_raters=c["min_raters"],
-                max_disagreement=c["max_disagreement"],
-            )
-
-        # Two streamed passes over the database (split, then files): memory stays flat.
+        # Two more streamed passes over the database (split, then files): memory stays flat.
         config = ReleaseConfig(
             name=release.name,
             version=release.version,
@@ -164,24 +235,29 @@ def build(release_id: int) -> Release:
             images=c["images"],
             max_side=c["max_side"],
         )
-        previous_test, previous_trainval = selectors.previous_splits(release)
-        splits = assign_splits(rows(), config, previous_test, previous_trainval=previous_trainval)
-
-        def progress(phase: str, done: int, total: int) -> None:
-            _set(release_id, progress={"phase": phase, "done": done, "total": total})
-
+        plan = plan_splits(selection.rows(), config, selectors.split_history(release))
+        plan = dataclasses.replace(plan, warnings=(*plan.warnings, *selection.empty_parts()))
         manifest = build_release(
-            rows(),
-            splits,
+            selection.rows(),
+            plan,
             config,
             Path(release.out_dir),
             platform_version=PLATFORM_VERSION,
             extra_config=c,
             progress=progress,
+            verified={
+                # every image of the selection was verified; the withheld ones are not released
+                "clustered": len(ids) - len(plan.withheld),
+                "hashed_now": hashed_now,
+                "consensus_refreshed": refreshed,
+            },
+            excluded=selection.excluded,
         )
         with transaction.atomic():
             ReleaseItem.objects.filter(release=release).delete()
-            items = (ReleaseItem(release=release, image_id=i, split=s) for i, s in splits.items())
+            items = (
+                ReleaseItem(release=release, image_id=i, split=s) for i, s in plan.splits.items()
+            )
             while batch := list(itertools.islice(items, 5000)):
                 ReleaseItem.objects.bulk_create(batch)
             digest = hashlib.sha256((Path(release.out_dir) / "manifest.json").read_bytes())
@@ -189,6 +265,7 @@ def build(release_id: int) -> Release:
                 release_id,
                 status=ReleaseStatus.READY,
                 counts=manifest.get("counts", {}),
+                warnings=manifest.get("warnings", []),
                 manifest_sha256=digest.hexdigest(),
                 finished_at=timezone.now(),
             )

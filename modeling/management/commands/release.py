@@ -79,6 +79,10 @@ class Command(BaseCommand):
         self.stdout.write(f"release {release.name} {release.version} (id {release.pk}) queued")
         if wait:
             self.follow(release.pk)
+        else:  # built already when tasks run in-process (no broker)
+            release.refresh_from_db()
+            if release.status == ReleaseStatus.READY:
+                self.done(release)
 
     def follow(self, release_id: int) -> None:
         from tqdm import tqdm
@@ -97,7 +101,12 @@ class Command(BaseCommand):
                 time.sleep(0.5)
         if release.status == ReleaseStatus.FAILED:
             raise CommandError(f"the build failed: {release.error}")
+        self.done(release)
+
+    def done(self, release: Release) -> None:
         self.stdout.write(f"ready: {release.out_dir} {json.dumps(release.counts)}")
+        for warning in release.warnings:
+            self.stdout.write(self.style.WARNING(f"warning: {warning}"))
 
     def do_list(self, **_):
         for r in Release.objects.order_by("name", "created_at"):
@@ -117,6 +126,7 @@ class Command(BaseCommand):
                     "out_dir": release.out_dir,
                     "config": release.config,
                     "counts": release.counts,
+                    "warnings": release.warnings,
                     "manifest_sha256": release.manifest_sha256,
                     "error": release.error,
                     "created_at": release.created_at.isoformat(),
