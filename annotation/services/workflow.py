@@ -289,8 +289,11 @@ def _lease_next(
     with transaction.atomic():
         membership = _lock_rater(project_id, rater)
         project = membership.project
+        # Qualification leases wait for the candidate; gold expires like production, or a
+        # lease handed back with its expiry in the past would give gold away.
         live = Assignment.objects.filter(
-            Q(expires_at__gt=now) | ~Q(project_image__kind=ItemKind.PRODUCTION),
+            Q(expires_at__gt=now)
+            | Q(project_image__kind__in=(ItemKind.TRAINING, ItemKind.TEST)),
             project_id=project_id,
             rater=rater,
             status=AssignmentStatus.ACTIVE,
