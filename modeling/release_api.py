@@ -35,6 +35,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "out_dir",
             "progress",
             "counts",
+            "warnings",
             "manifest_sha256",
             "error",
             "created_at",

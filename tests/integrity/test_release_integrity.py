@@ -71,7 +71,8 @@ def plant_cluster(*image_ids: int) -> DuplicateCluster:
     return cluster
 
 
-def test_a_grown_test_cluster_never_moves_trained_images_into_test(make_project, tmp_path):
+def test_a_grown_test_cluster_never_moves_trained_images_into_test(make_project, tmp_path,
+                                                                   client):
     project, _, _ = rated(make_project, 30)
     v1, *_ = build("hb", "1.0", tmp_path / "v1", "--projects", project.name,
                    "--split", "train=0.5,val=0.1,test=0.4")
@@ -97,6 +98,10 @@ def test_a_grown_test_cluster_never_moves_trained_images_into_test(make_project,
     assert manifest["counts"]["images"] == 30 - 3
     assert "Withheld" in sheet and all(str(i) in sheet for i in dragged)
     assert any("withheld" in w for w in v2.warnings) and "withheld" in output
+    assert "warning: 3 image(s) withheld" in output
+    services.add_member(project, "res", "researcher", password="pw-123456")
+    assert client.login(username="res", password="pw-123456")
+    assert "3 image(s) withheld" in client.get("/releases/").content.decode()
     # The split check is computed from what was written, never assumed.
     assert manifest["checks"]["straddling_clusters"] == 0
     assert manifest["checks"]["trained_before_now_in_test"] == 0
