@@ -9,7 +9,7 @@ from rest_framework import status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -67,8 +67,8 @@ def _project_for(request: Request, pk: int) -> tuple[Project, str]:
     project = get_object_or_404(Project, pk=pk)
     role = selectors.role_in(request.user, project)
     if role is None:
-        # Same answer as a missing project: non-members learn nothing about it.
-        raise PermissionDenied("you are not a member of this project")
+        # The very answer a missing project gives: non-members learn nothing about it.
+        raise NotFound(f"project {pk} does not exist")
     return project, role
 
 

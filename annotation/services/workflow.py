@@ -58,11 +58,6 @@ class InvalidRating(WorkflowError):
     code = "invalid_rating"
 
 
-class NotYourLease(WorkflowError):
-    status = 403
-    code = "not_your_lease"
-
-
 class NotAMember(WorkflowError):
     status = 403
     code = "not_a_member"
@@ -224,11 +219,9 @@ def _lock_rater(project_id: int, rater: AbstractBaseUser) -> Membership:
     if membership is not None and membership.role in RATING_ROLES:
         membership.user = rater  # already loaded: spare later reads a query for it
         return membership
-    # The refusals, worded like the project API's: non-members learn nothing about a project.
-    if not Project.objects.filter(pk=project_id).exists():
-        raise ProjectNotFound(f"project {project_id} does not exist")
+    # A non-member gets the very answer a missing project gives: they learn nothing of it.
     if membership is None:
-        raise NotAMember("you are not a rater in this project")
+        raise ProjectNotFound(f"project {project_id} does not exist")
     raise NotAMember(f"role '{membership.role}' does not rate in this project")
 
 
@@ -435,7 +428,8 @@ def _lock_for_finish(
         .get(pk=assignment_id)
     )
     if assignment.rater_id != rater.pk:
-        raise NotYourLease(f"assignment {assignment_id} belongs to another rater")
+        # As if it did not exist: other raters' leases are none of this rater's business.
+        raise LeaseNotFound(f"assignment {assignment_id} does not exist")
     assignment.project_image = item
     if (
         item.kind == ItemKind.PRODUCTION

@@ -585,7 +585,7 @@
     }
     // The lease can no longer take this answer (already finished, expired and full, gone):
     // say so, and move on to the next image.
-    const leaseGone = err.status === 409 || err.status === 404 || err.code === "not_your_lease";
+    const leaseGone = err.status === 409 || err.status === 404;
     if (leaseGone && t) {
       showMessage(`${err.message} Moving on to the next image.`, "warn");
       return true;

@@ -129,12 +129,13 @@ def test_bad_ratings_get_400_and_change_nothing(make_project, payload, fragment)
     assert Rating.objects.count() == 0
 
 
-def test_anothers_lease_is_403_and_unknown_is_404(make_project):
+def test_anothers_lease_answers_like_an_unknown_one(make_project):
     project, _, users = make_project(1, raters=["r1", "r2"])
     task = client_for(users["r1"]).get(f"/api/projects/{project.pk}/next/").json()
     response = post_rating(client_for(users["r2"]), task["assignment"])
-    assert response.status_code == 403 and response.json()["code"] == "not_your_lease"
-    assert post_rating(client_for(users["r2"]), 987654).status_code == 404
+    unknown = post_rating(client_for(users["r2"]), 987654)
+    assert response.status_code == unknown.status_code == 404
+    assert response.json()["code"] == unknown.json()["code"] == "not_found"
     assert Rating.objects.count() == 0
 
 
@@ -148,8 +149,11 @@ def test_next_refuses_unknown_projects_outsiders_and_non_raters(make_project):
     assert client.get("/api/projects/abc/next/").status_code == 404
     assert client.post("/api/assignments/abc/rating/", {}, format="json").status_code == 404
     response = client_for(outsider).get(f"/api/projects/{project.pk}/next/")
-    assert response.status_code == 403 and response.json()["code"] == "not_a_member"
-    assert project.name not in response.json()["detail"]  # outsiders learn nothing of it
+    missing = client_for(outsider).get("/api/projects/987654/next/")
+    # Outsiders get the answer a missing project gives: they learn nothing of it.
+    assert response.status_code == missing.status_code == 404
+    assert response.json()["code"] == missing.json()["code"] == "not_found"
+    assert project.name not in response.json()["detail"]
     curator = User.objects.get(username="cur")
     response = client_for(curator).get(f"/api/projects/{project.pk}/next/")
     assert response.status_code == 403 and "curator" in response.json()["detail"]
@@ -185,8 +189,8 @@ def test_skip_and_flag(make_project):
 def test_non_members_and_non_raters_are_refused(make_project):
     project, _, _users = make_project(1, raters=["r1"])
     outsider = get_user_model().objects.create_user("outsider", password="x-123456")
-    assert client_for(outsider).get(f"/api/projects/{project.pk}/").status_code == 403
-    assert client_for(outsider).get(f"/api/projects/{project.pk}/next/").status_code == 403
+    assert client_for(outsider).get(f"/api/projects/{project.pk}/").status_code == 404
+    assert client_for(outsider).get(f"/api/projects/{project.pk}/next/").status_code == 404
     assert client_for(outsider).get("/api/projects/").json()["results"] == []
     services.add_member(project, "cur", "curator")
     curator = get_user_model().objects.get(username="cur")
