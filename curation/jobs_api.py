@@ -33,6 +33,7 @@ from humanbeauty.roles import Role
 from . import selectors
 from .models import Decision, FilterJob, JobStatus, Source, SourceImport
 from .serializers import (
+    ClusterChangeSerializer,
     DecisionSerializer,
     JobCreateSerializer,
     JobDetailSerializer,
@@ -275,6 +276,16 @@ class JobViewSet(
         page = self.paginate_queryset(qs)
         data = DecisionSerializer(page, many=True, context={"request": request}).data
         return self.get_paginated_response(data)
+
+    @extend_schema(responses=ClusterChangeSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="cluster-changes", filter_backends=[])
+    def cluster_changes(self, request: Request, pk: int | None = None) -> Response:
+        """Representatives displaced by later images that changed this job's decisions
+        (newest first, at most 500): the displaced image lost its acceptance, the new one
+        lost its near_duplicate reason."""
+        job = self.get_object()
+        rows = selectors.cluster_changes(job=job, limit=500)
+        return Response(ClusterChangeSerializer(rows, many=True).data)
 
     @extend_schema(
         parameters=[

@@ -27,14 +27,7 @@ def unverified_image_ids(image_ids: Iterable[int]) -> list[int]:
 
 def cluster_changes(*, job: FilterJob | None = None, limit: int = 100) -> list[dict]:
     """Displaced representatives, newest first; with `job`, those that touched its images."""
-    rows = ClusterChange.objects.order_by("-id")
-    if job is not None:
-        images = SourceItem.objects.filter(
-            decisions__job=job, image__isnull=False
-        ).values("image_id")
-        rows = rows.filter(
-            Q(old_representative_id__in=images) | Q(new_representative_id__in=images)
-        )
+    rows = (ClusterChange.objects if job is None else _job_changes(job)).order_by("-id")
     return [
         {
             "id": c.pk,
@@ -73,8 +66,21 @@ def job_summary(job: FilterJob) -> dict:
         "status": job.status,
         "counts": {k: counts[k] for k in FINAL_KINDS},
         "reasons": dict(sorted(reasons.items())),
+        "cluster_changes": cluster_change_count(job),
         "progress": job.progress,
     }
+
+
+def cluster_change_count(job: FilterJob) -> int:
+    """How many displaced representatives changed decisions of this job."""
+    return _job_changes(job).count()
+
+
+def _job_changes(job: FilterJob) -> QuerySet[ClusterChange]:
+    images = SourceItem.objects.filter(decisions__job=job, image__isnull=False).values("image_id")
+    return ClusterChange.objects.filter(
+        Q(old_representative_id__in=images) | Q(new_representative_id__in=images)
+    )
 
 
 def job_lines(job: FilterJob) -> Iterator[dict]:
@@ -83,16 +89,23 @@ def job_lines(job: FilterJob) -> Iterator[dict]:
         Decision.objects.filter(job=job)
         .order_by("item_id")
         # The image's cluster as it stands now: a later near-duplicate may have joined it.
-        .values_list("item__path", "decision", "override", "reasons", "item__image__cluster_id")
+        .values_list(
+            "item__path", "decision", "override", "reasons", "item__image__cluster_id",
+            "measurements",
+        )
         .iterator(chunk_size=2000)
     )
-    for path, decision, override, reasons, cluster in rows:
-        yield {
+    for path, decision, override, reasons, cluster, measurements in rows:
+        line = {
             "path": path,
             "decision": override or decision,
             "reasons": reasons,
             "cluster": cluster,
         }
+        # A representative displaced after the decision was first made: by whom, and when.
+        if isinstance(measurements, dict) and "cluster_change" in measurements:
+            line["cluster_change"] = measurements["cluster_change"]
+        yield line
 
 
 # --- sources, jobs and decisions for the API and the curator's pages ---------------------------

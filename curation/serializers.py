@@ -199,6 +199,23 @@ class JobSummarySerializer(serializers.Serializer):
     status = serializers.CharField()
     counts = JobCountsSerializer()
     reasons = serializers.DictField(child=serializers.IntegerField())
+    cluster_changes = serializers.IntegerField(
+        help_text="Displaced representatives that changed this job's decisions."
+    )
+
+
+class ClusterChangeSerializer(serializers.Serializer):
+    """A cluster's representative displaced by a later image (`selectors.cluster_changes`)."""
+
+    id = serializers.IntegerField()
+    cluster = serializers.IntegerField(allow_null=True)
+    old_representative = serializers.IntegerField(help_text="Image kept until then.")
+    new_representative = serializers.IntegerField(help_text="Image kept since.")
+    caused_by = serializers.IntegerField(help_text="The image whose arrival made the change.")
+    at = serializers.DateTimeField()
+    decisions = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Job decisions it changed."
+    )
 
 
 class SheetGroupSerializer(serializers.Serializer):
@@ -319,7 +336,8 @@ class JobCreateSerializer(serializers.Serializer):
         required=False,
         default=dict,
         help_text='Settings over the defaults, e.g. {"chunk_size": 50, "min_short_side": '
-        '256, "near_dup_k": 8, "clip": {"enabled": false}}; unknown keys are refused.',
+        '256, "clip": {"enabled": false}}; unknown keys are refused. near_dup_k is the '
+        "pool's k and cannot change: clusters belong to the pool.",
     )
 
 

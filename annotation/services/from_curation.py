@@ -19,6 +19,7 @@ import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from curation.imaging.near_dup import Member, choose_representative
 from curation.models import FilterJob, JobStatus, Source
 from curation.selectors import accepted_decisions, latest_finished_job
 
@@ -57,10 +58,41 @@ class FromCurationResult:
 
 
 def accepted_candidates(job: FilterJob) -> list[Candidate]:
-    """The job's finally accepted images, each once (by its first item), in image-id order."""
+    """The job's finally accepted images, each once (by its first item), in image-id order,
+    and at most one per near-duplicate cluster of the pool.
+
+    The job itself accepts only a cluster's representative, but a curator's override can
+    accept another member: then the representative is kept if accepted, else the member the
+    pool's rule prefers (`near_dup.choose_representative`), so a project never holds two
+    members of one cluster.
+    """
+    rows = accepted_decisions(job).values_list(
+        "item__image_id",
+        "item__score",
+        "item__image__cluster_id",
+        "item__image__cluster__representative_id",
+        "item__image__width",
+        "item__image__height",
+        "item__image__source__priority",
+        "item__image__sha256",
+    )
     seen: dict[int, float | None] = {}
-    for image_id, score in accepted_decisions(job).values_list("item__image_id", "item__score"):
-        seen.setdefault(image_id, score)
+    by_cluster: dict[int, list[Member]] = {}
+    rep_of: dict[int, int] = {}
+    for image_id, score, cluster, rep, w, h, priority, sha in rows:
+        if image_id in seen:
+            continue
+        seen[image_id] = score
+        if cluster is not None:
+            rep_of[cluster] = rep
+            by_cluster.setdefault(cluster, []).append(
+                Member(id=image_id, pixels=w * h, source_rank=-(priority or 0), sha256=sha)
+            )
+    for cluster, members in by_cluster.items():
+        ids = {m.id for m in members}
+        keep = rep_of[cluster] if rep_of[cluster] in ids else choose_representative(members).id
+        for other in ids - {keep}:
+            del seen[other]
     return [Candidate(i, seen[i]) for i in sorted(seen)]
 
 

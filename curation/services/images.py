@@ -178,8 +178,7 @@ def _hash_stored(images: list[Image], *, progress: bool) -> dict[int, ImageHashe
     except NotImplementedError:  # a remote storage: read each file through it
         paths = None
     if paths is not None:
-        daemon = multiprocessing.current_process().daemon  # a Celery prefork child
-        outcomes = hash_files(paths, processes=1 if daemon else usable_cpus(),
+        outcomes = hash_files(paths, processes=_processes_for(len(paths)),
                               progress=progress, max_pixels=settings.MAX_IMAGE_PIXELS,
                               validate=True)
         results = [o.hashes or f"[{o.reason}] {o.message}" for o in outcomes]
@@ -218,6 +217,14 @@ def iter_image_files(directory: Path) -> Iterator[Path]:
             yield path
 
 
+def _processes_for(n_files: int) -> int:
+    """Hashing processes for a batch: one for a few files (a pool costs more than it saves)
+    or inside a daemonic process (a Celery prefork child may not fork), else every CPU."""
+    if n_files < 16 or multiprocessing.current_process().daemon:
+        return 1
+    return usable_cpus()
+
+
 def import_directory(
     directory: Path,
     *,
@@ -247,7 +254,7 @@ def import_directory(
         except OSError as exc:
             report.bad.append((str(path.relative_to(directory)), "unreadable", str(exc)))
     if processes is None:
-        processes = 1 if multiprocessing.current_process().daemon else usable_cpus()
+        processes = _processes_for(len(readable))
     outcomes = hash_files(readable, processes=processes, max_pixels=settings.MAX_IMAGE_PIXELS,
                           validate=True, chunksize=8,
                           progress=progress)

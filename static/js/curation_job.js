@@ -240,6 +240,8 @@
     if ("faces" in m) bits.push(`${m.faces} face${m.faces === 1 ? "" : "s"}${m.faces ? ` (${(100 * (m.largest_face_share || 0)).toFixed(1)}% of the image)` : ""}`);
     if ("clip_person" in m) bits.push(`person ${Number(m.clip_person).toFixed(2)}`);
     if ("clip_inappropriate" in m) bits.push(`inappropriate ${Number(m.clip_inappropriate).toFixed(2)}`);
+    const c = m.cluster_change;
+    if (c) bits.push(`cluster keeps image ${c.new_representative} since ${fmtTime(c.at)} (was ${(c.old_representatives || []).join(", ")}; caused by image ${c.caused_by})`);
     return bits.join(" · ");
   }
 

@@ -167,6 +167,7 @@ def test_start_a_job_and_follow_it_to_its_summary(client_as, dataset_source, eag
         "status": "done",
         "counts": {"accepted": 2, "rejected": 7, "error": 0},
         "reasons": job_summary(job)["reasons"],
+        "cluster_changes": 0,  # no representative displaced after its decision
     }
     assert summary["reasons"]["no_face"] == 3 and summary["reasons"]["corrupt"] == 2
     groups = {g["group"]: g["count"] for g in detail["groups"]}
