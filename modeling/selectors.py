@@ -174,6 +174,21 @@ def release_rows(
     yield from overall_rows(sources, seen)
 
 
+def unfinished_earlier_versions(release: Release) -> list[str]:
+    """Earlier versions of the same name still queued or building: until they are ready, the
+    splits this version must keep are not known."""
+    return list(
+        Release.objects.filter(
+            name=release.name,
+            created_at__lt=release.created_at,
+            status__in=(ReleaseStatus.QUEUED, ReleaseStatus.BUILDING),
+        )
+        .exclude(pk=release.pk)
+        .order_by("created_at")
+        .values_list("version", flat=True)
+    )
+
+
 def split_history(release: Release) -> SplitHistory:
     """Where images were in EVERY earlier ready version of the same release name (not only the
     newest): the version promise holds against all of them. An image trained on in one version

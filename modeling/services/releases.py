@@ -43,6 +43,13 @@ class ReleaseError(DomainError):
     code = "release_error"
 
 
+class EarlierVersionPending(ReleaseError):
+    """An earlier version of the same name is not built yet: its splits, which this version
+    must keep, are not known. The task tries again later."""
+
+    code = "release_pending"
+
+
 def parse_split(text: str | Mapping[str, float] | None) -> dict[str, float]:
     """'train=0.8,val=0.1,test=0.1' (or a mapping) -> {split: ratio}, checked."""
     if text is None:
@@ -96,7 +103,8 @@ def create_release(
     """Check a release configuration and queue its build; releases are immutable."""
     if not name.strip() or not version.strip():
         raise ReleaseError("a release needs a name and a version")
-    if Release.objects.filter(name=name, version=version).exists():
+    existing = Release.objects.filter(name=name, version=version).first()
+    if existing is not None and existing.status != ReleaseStatus.FAILED:
         raise ReleaseError(f"release {name} {version} exists already; releases are immutable")
     if not projects and not sources:
         raise ReleaseError("select at least one rating project (--projects) or source (--sources)")
@@ -128,6 +136,8 @@ def create_release(
         "min_raters": int(min_raters),
         "max_disagreement": max_disagreement,
     }
+    if existing is not None:
+        existing.delete()  # a failed build released nothing: the version is built afresh
     release = Release.objects.create(
         name=name,
         version=version,
@@ -143,6 +153,11 @@ def create_release(
 
 def _set(release_id: int, **fields: Any) -> None:
     Release.objects.filter(pk=release_id).update(**fields)
+
+
+def fail(release_id: int, message: str) -> None:
+    _set(release_id, status=ReleaseStatus.FAILED, error=message[:4000],
+         finished_at=timezone.now())
 
 
 class _Selection:
@@ -206,6 +221,13 @@ def build(release_id: int) -> Release:
     release = Release.objects.get(pk=release_id)
     if release.status == ReleaseStatus.READY:
         return release
+    waiting = selectors.unfinished_earlier_versions(release)
+    if waiting:
+        raise EarlierVersionPending(
+            f"version(s) {', '.join(waiting)} of {release.name} are not built yet; every "
+            "version keeps the splits of all earlier ones, so this one waits for them (build "
+            "it again once they are ready or failed)"
+        )
     _set(release_id, status=ReleaseStatus.BUILDING, error="")
     c = release.config
 
@@ -270,11 +292,6 @@ def build(release_id: int) -> Release:
                 finished_at=timezone.now(),
             )
     except Exception as exc:
-        _set(
-            release_id,
-            status=ReleaseStatus.FAILED,
-            error=str(exc)[:4000],
-            finished_at=timezone.now(),
-        )
+        fail(release_id, str(exc))
         raise
     return Release.objects.get(pk=release_id)

@@ -9,7 +9,7 @@ import io
 import json
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from annotation import services
@@ -162,3 +162,18 @@ def test_hashes_clusters_and_consensus_are_made_good_before_the_build(make_proje
     assert labels == fresh
     assert "8 of 8 images" in sheet
     assert "No near-duplicate cluster straddles" not in sheet
+
+
+def test_a_version_waits_for_the_earlier_ones_it_must_keep(make_project, tmp_path):
+    project, _, _ = rated(make_project, 8)
+    # Version 1 is queued (its task not run yet): version 2 cannot know 1's test set.
+    Release.objects.create(name="w", version="1", out_dir=str(tmp_path / "w1"),
+                           config={"projects": [project.name]})
+    with pytest.raises(CommandError, match="version\\(s\\) 1 of w are not built yet"):
+        build("w", "2", tmp_path / "w2", "--projects", project.name)
+    failed = Release.objects.get(name="w", version="2")
+    assert failed.status == "failed" and not ReleaseItem.objects.filter(release=failed).exists()
+    # Once version 1 is over, version 2 is built again under the same name and version.
+    Release.objects.filter(name="w", version="1").update(status="failed")
+    release, manifest, _, _ = build("w", "2", tmp_path / "w2", "--projects", project.name)
+    assert release.status == "ready" and manifest["counts"]["images"] == 8
