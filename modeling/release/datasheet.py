@@ -169,7 +169,7 @@ def plot_svg(stats: Stats, m: int, title: str) -> str:
 
 LISTED = 200  # ids listed in the datasheet per list; the manifest lists them all
 EXCLUDED_LABELS = {
-    "open_flag": "an open flag (a rater flagged it; no reviewer has decided yet)",
+    "open_flag": "with an open flag (a rater flagged it; no reviewer has decided since)",
     "reviewer_excluded": "excluded by a reviewer",
 }
 
@@ -215,7 +215,8 @@ def _check_sentences(checks: dict, total: int) -> list[str]:
     if consensus is not None:
         out.append(
             "Consensus labels were brought up to date just before they were read: "
-            + ", ".join(f"{p}: {k:,} image(s) recomputed" for p, k in sorted(consensus.items()))
+            + ", ".join(f"{p}: {k:,} image(s) recomputed" if k else f"{p}: already up to date"
+                        for p, k in sorted(consensus.items()))
             + "."
         )
     return out
@@ -228,7 +229,7 @@ def _report_blocks(report: dict, total: int) -> list[tuple]:
     left: list[str] = []
     for reason, ids in report["excluded"].items():
         label = EXCLUDED_LABELS.get(reason, reason.replace("_", " "))
-        left.append(f"{len(ids):,} image(s) with {label}" + (f": {_ids(ids)}" if ids else ""))
+        left.append(f"{len(ids):,} image(s) {label}" + (f": {_ids(ids)}" if ids else ""))
     if report["withheld"]:
         ids = [w["image_id"] for w in report["withheld"]]
         left.append(
