@@ -105,3 +105,34 @@ def test_a_one_image_test_split_from_the_models_page(
     expect(page.locator("tr[data-version='one-image-test']")).to_be_visible()
     run = TrainingRun.objects.get()
     assert run.status == RunStatus.DONE and run.model_version.version == "one-image-test"
+
+
+def test_a_diverged_model_scores_as_null_not_as_a_500(caplog):
+    from humanbeauty.standard import DIMENSION_KEYS
+    from modeling.hae.model import ScoreResult
+    from modeling.services.scoring import payload, result_row
+
+    result = ScoreResult(
+        scores={k: math.nan for k in DIMENSION_KEYS},
+        levels={k: "fair" for k in DIMENSION_KEYS},
+        overall=math.inf,
+        heads={"lm": math.nan, "regression": 0.5},
+    )
+    with caplog.at_level(logging.WARNING, logger="humanbeauty.jsonsafe"):
+        body = payload("v1", result)
+        row = result_row(result, image_id=1)
+    assert body["overall"] is None and body["overall_level"] is None
+    assert set(body["scores"].values()) == {None} and body["heads"]["regression"] == 0.5
+    assert row["overall"] is None and json.loads(json.dumps(body, allow_nan=False))
+    assert sum("non-finite number stored as null" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_results_files_are_strict_json(tmp_path):
+    from modeling.services.scoring import ResultsFile
+
+    with ResultsFile(tmp_path / "out.jsonl", ["image_id", "overall"]) as out:
+        out.write({"image_id": 1, "overall": None})
+    assert json.loads((tmp_path / "out.jsonl").read_text()) == {"image_id": 1, "overall": None}
+    with pytest.raises(ValueError), ResultsFile(tmp_path / "bad.jsonl", ["overall"]) as out:
+        out.write({"overall": math.nan})  # never written as the bare token NaN
+    assert not (tmp_path / "bad.jsonl").exists()
