@@ -202,6 +202,7 @@ def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             "gold_min_n": project.gold_min_n,
             "screening": project.screening,
             "screening_min_corr": project.screening_min_corr,
+            "screening_min_shared": project.screening_min_shared,
             "disagreement_threshold": project.disagreement_threshold,
         },
         "can_manage": can_manage,
@@ -213,6 +214,9 @@ def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             "refresh": reverse("project-refresh", args=[project.pk]),
             "rater_status": reverse(
                 "project-rater-status", kwargs={"pk": project.pk, "username": username_stand_in}
+            ).replace(username_stand_in, "{username}"),
+            "rater_exclusion": reverse(
+                "project-rater-exclusion", kwargs={"pk": project.pk, "username": username_stand_in}
             ).replace(username_stand_in, "{username}"),
             "review": reverse("review", args=[project.pk]) if can_manage else None,
             "login": reverse("login"),
@@ -239,7 +243,12 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
     project = _manager_page(request, pk, write=True)
     groups = dimension_groups()
     raters = {
-        r["username"]: {"status": r["status"], "excluded": r["excluded"], "bias": r["bias"]}
+        r["username"]: {
+            "status": r["status"],
+            "excluded": r["excluded"],
+            "exclusion_reason": r["exclusion_reason"],
+            "bias": r["bias"],
+        }
         for r in selectors.rater_table(project)
     }
     config = {

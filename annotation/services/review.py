@@ -108,6 +108,12 @@ def decide(
     from .quality import audit
 
     decision = ReviewDecision(decision)
+    if decision == ReviewDecision.ACCEPT:
+        # Accept the consensus of every rating there is, not of those before the last refresh.
+        from ..models import Project
+        from .quality import ensure_fresh
+
+        ensure_fresh(Project.objects.get(pk=review.project_id), figures=False)
     with transaction.atomic():
         review = ReviewItem.objects.select_for_update().get(pk=review.pk)
         if review.status == ReviewStatus.RESOLVED:

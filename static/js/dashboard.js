@@ -3,7 +3,8 @@
  * The dimensions (names, page order), levels and the project's thresholds come from the
  * page's JSON config, which the server builds from humanbeauty/standard.py. Data comes from
  * the REST API only: agreement/, raters/, timeline/, histograms/; managers change a rater's
- * status through raters/{username}/status/ and recompute through refresh/.
+ * status through raters/{username}/status/, include or exclude a rater from the consensus
+ * through raters/{username}/exclusion/, and recompute through refresh/.
  * Plots are inline SVG drawn by static/js/plot.js.
  */
 (() => {
@@ -40,7 +41,7 @@
     agreement: null,
     raters: null,
     histograms: null,
-    dialog: null, // {username, status}
+    dialog: null, // {username, status} or {username, exclusion}
   };
 
   // --- small helpers ------------------------------------------------------------------------
@@ -122,7 +123,7 @@
       const excluded = r.filter((x) => x.excluded).length;
       const bits = [`of ${r.length} rater${r.length === 1 ? "" : "s"}`];
       if (attention) bits.push(`${attention} flagged or paused`);
-      if (excluded) bits.push(`${excluded} screened out`);
+      if (excluded) bits.push(`${excluded} left out of the consensus`);
       kpi(3, fmt(certified), bits.join(" · "));
     }
     if (state.agreement) {
@@ -222,9 +223,7 @@
     });
     $("agreement-legend").replaceChildren(...METRICS.map((m, j) => node("li", {}, node("span", { class: `swatch metric-${j}` }), m.label)));
     const n = Math.max(0, ...Object.values(dims).map((d) => d.n_images || 0));
-    const when = a.computed_at ? new Date(a.computed_at).toLocaleString() : "never";
     $("agreement-sub").textContent = `Over ${fmt(a.n_ratings)} production ratings of up to ${fmt(n)} images rated twice or more`;
-    $("stats-meta").textContent = `Statistics computed ${when} from ${fmt(a.n_ratings)} production ratings. Agreement, rater figures and consensus change only when refreshed.`;
 
     // The same figures as a table, for exact numbers.
     const head = node("tr", {}, node("th", { scope: "col", text: "Dimension" }), ...METRICS.map((m) => node("th", { scope: "col", class: "num", text: m.label })), node("th", { scope: "col", class: "num", text: "Images" }));
@@ -235,6 +234,27 @@
     $("agreement-table").replaceChildren(node("table", { class: "data-table compact" }, node("thead", {}, head), node("tbody", {}, ...rows)));
   }
 
+  // When each figure was computed, and what has happened since (the consensus follows the
+  // ratings by itself; rater figures and agreement are recomputed every few minutes).
+  function renderMeta() {
+    const a = state.agreement;
+    const when = (t) => (t ? new Date(t).toLocaleString() : "never");
+    const since = a.n_ratings_now - a.n_ratings;
+    const meta = $("stats-meta");
+    meta.dataset.computedAt = a.computed_at || "";
+    meta.dataset.consensusComputedAt = a.consensus_computed_at || "";
+    meta.dataset.staleImages = String(a.stale_images);
+    const figures = `Rater figures and agreement computed ${when(a.computed_at)} from ${fmt(a.n_ratings)} production ratings${since > 0 ? ` (${fmt(since)} newer ratings not yet in them)` : ""}.`;
+    const consensus = a.stale_images
+      ? `Consensus computed ${when(a.consensus_computed_at)}; ${fmt(a.stale_images)} image${a.stale_images === 1 ? " has" : "s have"} newer ratings and ${a.stale_images === 1 ? "is" : "are"} being refreshed.`
+      : `Consensus computed ${when(a.consensus_computed_at)}, up to date with every rating.`;
+    meta.replaceChildren(node("span", { class: "meta-figures", text: figures }), " ", node("span", { class: `meta-consensus${a.stale_images ? " is-stale" : ""}`, text: consensus }));
+    const warn = $("screening-warning");
+    const warning = a.screening && a.screening.warning;
+    warn.hidden = !warning;
+    warn.textContent = warning ? `Screening: ${warning}.` : "";
+  }
+
   async function loadAgreement() {
     try {
       state.agreement = await api("GET", cfg.urls.agreement);
@@ -243,6 +263,7 @@
       $("stats-meta").textContent = "";
       return;
     }
+    renderMeta();
     drawAgreement();
     renderKpis();
   }
@@ -362,7 +383,7 @@
       metricCell(signed(r.bias), P.cellBar(r.bias, { lo: -0.3, hi: 0.3, diverging: true, cls: r.bias !== null && Math.abs(r.bias) > 0.1 ? "is-warn" : "" }), "Mean offset from the consensus (positive: rates higher)"),
       node("td", { class: "num", text: num(r.spread, 3), title: "The rater's own standard deviation (for z-scores)" }),
       metricCell(num(r.corr_with_others), P.cellBar(r.corr_with_others, { lo: -0.2, hi: 1, threshold: cfg.project.screening === "correlation" ? p.screening_min_corr : null, cls: corrBad ? "is-bad" : "" }), "Pearson correlation with the mean of the other raters of the same images"),
-      node("td", {}, r.excluded ? node("span", { class: "status status-revoked", text: "screened out", title: "Ratings kept, left out of the consensus" }) : node("span", { class: "muted", text: r.n_ratings ? "included" : "–" })),
+      consensusCell(r),
     ];
     if (cfg.can_manage) {
       const actions = (ACTIONS[r.status] || []).map(([label, to, needsReason]) => {
@@ -370,10 +391,35 @@
         b.addEventListener("click", () => openStatusDialog(r, label, to, needsReason));
         return b;
       });
+      for (const [label, decision, needsReason] of exclusionActions(r)) {
+        const b = node("button", { type: "button", class: `btn btn-sm ${decision === "exclude" ? "btn-danger-quiet" : ""}`, "data-username": r.username, "data-exclusion": decision, text: label });
+        b.addEventListener("click", () => openExclusionDialog(r, label, decision, needsReason));
+        actions.push(b);
+      }
       cells.push(node("td", { class: "actions-col" }, node("div", { class: "row-actions" }, ...actions)));
     }
     const tr = node("tr", { "data-username": r.username, class: r.excluded ? "is-excluded" : "" }, ...cells);
     return tr;
+  }
+
+  // The consensus column: included or left out, by whom and why (screening's finding or the
+  // manager's reason), and what screening saw for an included rater.
+  function consensusCell(r) {
+    const by = r.exclusion_source === "manager" ? "by a manager" : "by screening";
+    let badge;
+    if (r.excluded) badge = node("span", { class: "status status-revoked exclusion", text: r.exclusion_source === "manager" ? "excluded" : "screened out", title: `Ratings kept, left out of the consensus ${by}` });
+    else if (r.exclusion_override === "include") badge = node("span", { class: "status status-certified exclusion", text: "included", title: "Included by a manager, whatever screening finds" });
+    else badge = node("span", { class: "muted exclusion", text: r.n_ratings ? "included" : "–" });
+    const why = r.excluded ? `${r.exclusion_source === "manager" ? "Manager" : "Screening"}: ${r.exclusion_reason}` : r.exclusion_override === "include" ? `Manager's decision. Screening: ${r.screening_note}` : r.screening_note;
+    return node("td", { class: "consensus-col" }, badge, why ? node("div", { class: "status-reason exclusion-reason", text: why, title: why }) : null);
+  }
+
+  // [label, decision, needs a reason]: a manager's decision wins until undone ("auto").
+  function exclusionActions(r) {
+    if (!r.n_ratings) return [];
+    const out = r.excluded ? [["Include", "include", false]] : [["Exclude", "exclude", true]];
+    if (r.exclusion_override) out.push(["Undo", "auto", false]);
+    return out;
   }
 
   function renderRaters() {
@@ -423,6 +469,28 @@
     $("status-reason").focus();
   }
 
+  function openExclusionDialog(r, label, decision, needsReason) {
+    state.dialog = { username: r.username, exclusion: decision, needsReason, label };
+    $("status-title").textContent = `${label} ${r.username}`;
+    const what = {
+      include: "Their ratings count in the consensus again, whatever screening finds, until you undo this.",
+      exclude: "Their ratings are kept but leave the consensus, whatever screening finds, until you undo this.",
+      auto: "Screening decides again from the next refresh on.",
+    }[decision];
+    const now = r.excluded ? `Now left out of the consensus (${r.exclusion_reason}).` : "Now included in the consensus.";
+    $("status-text").textContent = `${now} ${what}`;
+    $("status-reason-label").textContent = needsReason ? "Reason (required, shown with the exclusion)" : "Reason (optional)";
+    $("status-reason").value = "";
+    $("status-error").hidden = true;
+    const confirm = $("status-confirm");
+    confirm.textContent = label;
+    confirm.className = `btn ${decision === "exclude" ? "btn-danger" : "btn-primary"}`;
+    dlg.showModal();
+    $("status-reason").focus();
+  }
+
+  const EXCLUSION_DONE = { include: "is included in the consensus", exclude: "is left out of the consensus", auto: "is left to screening again" };
+
   async function confirmStatus() {
     const d = state.dialog;
     if (!d) return;
@@ -436,11 +504,21 @@
     const confirm = $("status-confirm");
     confirm.disabled = true;
     try {
-      const entry = await api("POST", cfg.urls.rater_status.replace("{username}", encodeURIComponent(d.username)), { status: d.status, reason });
-      state.raters = state.raters.map((r) => (r.username === entry.username ? entry : r));
+      const who = encodeURIComponent(d.username);
+      const entry = d.exclusion
+        ? await api("POST", cfg.urls.rater_exclusion.replace("{username}", who), { decision: d.exclusion, reason })
+        : await api("POST", cfg.urls.rater_status.replace("{username}", who), { status: d.status, reason });
+      if (d.exclusion) {
+        // The consensus of their images was recomputed: every rater's figures may move.
+        state.raters = await api("GET", cfg.urls.raters);
+        state.agreement = await api("GET", cfg.urls.agreement);
+        renderMeta();
+      } else {
+        state.raters = state.raters.map((r) => (r.username === entry.username ? entry : r));
+      }
       dlg.close();
       renderRaters();
-      showMessage(`${entry.username} is now ${VERB[d.status] || d.status}.`, "ok");
+      showMessage(d.exclusion ? `${entry.username} ${EXCLUSION_DONE[d.exclusion]}.` : `${entry.username} is now ${VERB[d.status] || d.status}.`, "ok");
       const row = document.querySelector(`#rater-table tr[data-username="${CSS.escape(entry.username)}"]`);
       if (row) row.classList.add("is-changed");
     } catch (err) {

@@ -3,7 +3,9 @@
  * The dimensions (page order, names), levels and the project's thresholds come from the
  * page's JSON config, which the server builds from humanbeauty/standard.py. The queue comes
  * from GET /api/projects/{id}/reviews/?status=open (every rater's scores side by side, flags,
- * consensus); decisions go to POST /api/reviews/{id}/decision/.
+ * consensus); decisions go to POST /api/reviews/{id}/decision/. The server refreshes the
+ * consensus of the listed images before answering; an entry whose consensus still lags its
+ * ratings comes marked `consensus_stale`, and its old figures are not shown (nor accepted).
  */
 (() => {
   "use strict";
@@ -115,7 +117,7 @@
     el.prev.disabled = !item || state.index === 0;
     el.next.disabled = !item || (state.index >= state.items.length - 1 && !state.nextUrl && state.items.length >= state.total);
     for (const b of el.decisions) b.disabled = !item || state.busy;
-    if (item && !item.consensus) $("btn-accept").disabled = true;
+    if (item && (!item.consensus || item.consensus_stale)) $("btn-accept").disabled = true;
   }
 
   function reasonLabel(r) {
@@ -133,7 +135,7 @@
     for (const d of DIMS) {
       const c = item.consensus ? item.consensus[d.key] : null;
       let s = c && c.n >= 2 ? c.std : null;
-      if (!item.consensus) s = std(item.ratings.map((r) => r.scores[d.key]).filter((v) => v !== null));
+      if (!item.consensus || item.consensus_stale) s = std(item.ratings.map((r) => r.scores[d.key]).filter((v) => v !== null));
       if (s !== null && s > THRESHOLD) out[d.key] = "spread";
       if (item.reasons.includes(`inconsistent:${d.key}`)) out[d.key] = "inconsistent";
     }
@@ -154,7 +156,7 @@
     for (const r of raters) {
       const info = cfg.raters[r.rater] || {};
       const tags = [];
-      if (info.excluded) tags.push(node("span", { class: "tag tag-warn", text: "screened out", title: "Left out of the consensus by screening" }));
+      if (info.excluded) tags.push(node("span", { class: "tag tag-warn", text: "screened out", title: `Left out of the consensus: ${info.exclusion_reason || "screening"}` }));
       if (info.status && info.status !== "certified") tags.push(node("span", { class: "tag", text: info.status }));
       if (r.late) tags.push(node("span", { class: "tag", text: "late", title: "Submitted after the lease expired" }));
       const th = node("th", { scope: "col", class: `rater-col${info.excluded ? " is-excluded" : ""}`, "data-rater": r.rater }, node("span", { class: "rater-name", text: r.rater }), ...tags);
@@ -162,7 +164,12 @@
       head.push(th);
     }
     if (!raters.length) head.push(node("th", { scope: "col", class: "rater-col muted", text: "No ratings" }));
-    head.push(node("th", { scope: "col", class: "consensus-col", title: "Mean opinion score of the included raters ± standard deviation" }, node("span", { text: "Consensus" }), node("span", { class: "sub", text: "mean ± std" })));
+    const computed = item.consensus_computed_at ? new Date(item.consensus_computed_at).toLocaleString() : null;
+    const sub = item.consensus_stale ? "being refreshed" : "mean ± std";
+    const consTitle = item.consensus_stale
+      ? "Ratings arrived after this consensus was computed: it is being refreshed (reload in a moment)"
+      : `Mean opinion score of the included raters ± standard deviation${computed ? `; computed ${computed}` : ""}`;
+    head.push(node("th", { scope: "col", class: `consensus-col${item.consensus_stale ? " is-stale" : ""}`, title: consTitle, "data-computed-at": item.consensus_computed_at || "" }, node("span", { text: "Consensus" }), node("span", { class: "sub", text: sub })));
     if (item.final) head.push(node("th", { scope: "col", class: "consensus-col final-col", text: "Final" }));
     el.scores.tHead.rows[0].replaceChildren(...head);
 
@@ -187,13 +194,16 @@
       });
       if (!raters.length) cells.push(node("td", { class: "muted", text: "–" }));
       let cons;
-      if (!c) cons = node("td", { class: "consensus-cell", text: "–", title: "no consensus yet" });
+      if (item.consensus_stale) cons = node("td", { class: "consensus-cell is-stale", text: "…", title: consTitle });
+      else if (!c) cons = node("td", { class: "consensus-cell", text: "–", title: "no consensus yet" });
       else if (!c[d.key]) cons = scoreCell(null, "consensus-cell");
       else {
         const e = c[d.key];
         cons = scoreCell(e.mos, "consensus-cell");
-        cons.append(node("span", { class: `std${e.std > THRESHOLD ? " is-high" : ""}`, text: `±${e.std.toFixed(2)}` }));
-        cons.title = `MOS ${e.mos.toFixed(3)}, std ${e.std.toFixed(3)}, ${e.n} rater${e.n === 1 ? "" : "s"}`;
+        // One rating has no spread to show: say so rather than "±0.00".
+        if (e.n >= 2) cons.append(node("span", { class: `std${e.std > THRESHOLD ? " is-high" : ""}`, text: `±${e.std.toFixed(2)}` }));
+        else cons.append(node("span", { class: "std", text: `n=${e.n}` }));
+        cons.title = `MOS ${e.mos.toFixed(3)}, ${e.n >= 2 ? `std ${e.std.toFixed(3)}, ` : ""}${e.n} rater${e.n === 1 ? "" : "s"}`;
       }
       cells.push(cons);
       if (item.final) cells.push(scoreCell(item.final[d.key], "consensus-cell"));
@@ -283,6 +293,10 @@
   async function decide(decision, extra = {}) {
     const item = current();
     if (!item || state.busy) return false;
+    if (decision === "accept" && item.consensus_stale) {
+      showMessage("Newer ratings are not in this consensus yet: reload the page in a moment to see it refreshed.");
+      return false;
+    }
     if (decision === "accept" && !item.consensus) {
       showMessage("There is no consensus to accept yet: set final scores, or send the image for more ratings.");
       return false;

@@ -173,7 +173,7 @@ def test_revoking_a_rater_from_the_table_is_audited(page, photo_project):
     expect(row.locator(".status").first).to_have_text("revoked")
     expect(page.locator("#message")).to_have_text("rnd is now revoked.")
     # Only a certification is offered now.
-    expect(row.locator("button")).to_have_text(["Certify"])
+    expect(row.locator("button[data-status]")).to_have_text(["Certify"])
 
     membership = Membership.objects.get(project=project, user=users["rnd"])
     assert membership.status == RaterStatus.REVOKED
@@ -239,3 +239,57 @@ def test_a_global_researcher_reads_the_dashboard_but_changes_nothing(page, photo
     expect(page.locator("#rater-table button")).to_have_count(0)
     expect(page.locator(".tabs .tab")).to_have_text(["Dashboard"])  # no review, no rating
     assert page.goto(f"/projects/{project.pk}/review/").status == 403
+
+
+@pytest.mark.parametrize("width", [1280, 768, 390])
+def test_screening_reasons_and_a_managers_exclusion_decisions(page, photo_project, width):
+    """Issue #10: every exclusion shows its reason; a manager's Include wins over screening
+    until undone, audited; the dashboard says when the figures were computed."""
+    project, users = build_rated_project(photo_project, n_images=14)
+    project.screening_min_shared = 5
+    project.save()
+    refresh_statistics(project, only_stale=False)
+    rnd = Membership.objects.get(project=project, user=users["rnd"])
+    assert rnd.excluded and "correlation" in rnd.exclusion_reason
+
+    page.set_viewport_size({"width": width, "height": 900})
+    login(page, "rev")
+    page.goto(f"/projects/{project.pk}/dashboard/")
+    expect(page.locator("body[data-ready=true]")).to_be_attached()
+    expect(page.locator("#stats-meta")).to_contain_text("Rater figures and agreement computed")
+    expect(page.locator("#stats-meta")).to_contain_text("up to date with every rating")
+    row = page.locator('#rater-table tr[data-username="rnd"]')
+    expect(row.locator(".exclusion")).to_have_text("screened out")
+    expect(row.locator(".exclusion-reason")).to_have_text(f"Screening: {rnd.exclusion_reason}")
+    expect(page.locator('#rater-table tr[data-username="ana"] .exclusion-reason')).to_contain_text(
+        "correlation with the other raters"
+    )
+
+    row.locator('button[data-exclusion="include"]').click()
+    dialog = page.locator("#status-dialog")
+    expect(dialog).to_be_visible()
+    dialog.locator("#status-reason").fill("answers checked by hand")
+    dialog.locator("#status-confirm").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#message")).to_have_text("rnd is included in the consensus.")
+    expect(row.locator(".exclusion")).to_have_text("included")
+    expect(row.locator(".exclusion-reason")).to_contain_text("Manager's decision")
+    rnd.refresh_from_db()
+    assert not rnd.excluded and rnd.exclusion_override == "include"
+    event = AuditEvent.objects.get(project=project, action="rater_included")
+    assert event.actor == users["rev"] and event.details["reason"] == "answers checked by hand"
+    refresh_statistics(project, only_stale=False)  # the decision holds across refreshes
+    rnd.refresh_from_db()
+    assert not rnd.excluded
+
+    page.reload()
+    expect(page.locator("body[data-ready=true]")).to_be_attached()
+    row.locator('button[data-exclusion="auto"]').click()
+    dialog.locator("#status-confirm").click()
+    expect(row.locator(".exclusion")).to_have_text("screened out")
+    rnd.refresh_from_db()
+    assert rnd.excluded and rnd.exclusion_override == ""
+    # What this test added is on screen at every width (the rater table scrolls in its frame).
+    expect(page.locator("#stats-meta")).to_be_visible()
+    row.scroll_into_view_if_needed()
+    expect(row.locator(".exclusion-reason")).to_be_visible()

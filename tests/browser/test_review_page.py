@@ -193,3 +193,48 @@ def test_annotators_get_403_on_the_review_page_and_its_api(page, photo_project):
     )
     assert response.status == 403
     assert not ProjectImage.objects.get(project=project, image_id=review.image_id).excluded
+
+
+@pytest.mark.parametrize("width", [1280, 768])
+def test_the_review_page_shows_the_consensus_of_every_rating_listed(page, photo_project, width):
+    """Issue #10: an image rated 0.50 and then 0.70 once showed "0.50 ±0.00" (a consensus
+    computed before the second rating). The page shows 0.60 ±0.14, and n=1 for one rating."""
+    from django.contrib.auth import get_user_model
+
+    from annotation import services
+    from annotation.services.quality import refresh_statistics
+    from tests.conftest import full_scores, new_request_id
+
+    from .conftest import PASSWORD
+
+    project, images, users = photo_project(2, raters=("r1", "r2", "r3"), overlap=3)
+    services.add_member(project, "rev", "reviewer", password=PASSWORD)
+    users["rev"] = get_user_model().objects.get(username="rev")
+    for _ in images:
+        task = services.next_task(project, users["r1"])
+        services.submit_rating(task.pk, users["r1"], full_scores(looks=0.5), new_request_id())
+    refresh_statistics(project)  # the last refresh anyone ran
+    for _ in images:  # r3 flags both images: they are queued for review
+        flag = services.next_task(project, users["r3"])
+        services.skip_assignment(flag.pk, users["r3"], "broken")
+    task = services.next_task(project, users["r2"])  # then r2 rates one of them 0.70
+    services.submit_rating(task.pk, users["r2"], full_scores(looks=0.7), new_request_id())
+    twice = task.image_id
+
+    page.set_viewport_size({"width": width, "height": 900})
+    login(page, "rev")
+    page.goto(f"/projects/{project.pk}/review/")
+    expect(page.locator("body[data-ready=true]")).to_be_attached()
+    queue = open_reviews(project)
+    for entry in queue:
+        wait_for_item(page, entry["id"])
+        looks = page.locator('#scores tr[data-key="looks"] td.consensus-cell')
+        if entry["image"] == twice:
+            expect(looks).to_have_text("0.60±0.14")
+        else:
+            expect(looks).to_have_text("0.50n=1")
+        expect(page.locator("#scores thead th.consensus-col .sub")).to_have_text("mean ± std")
+        assert page.locator("#scores thead th.consensus-col").get_attribute("data-computed-at")
+        looks.scroll_into_view_if_needed()
+        expect(looks).to_be_visible()
+        page.keyboard.press("j")
