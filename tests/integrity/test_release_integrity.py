@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from annotation import services
@@ -18,6 +21,7 @@ from annotation.services.quality import refresh_statistics
 from annotation.services.review import decide
 from curation.models import DuplicateCluster, Image
 from modeling.models import Release, ReleaseItem
+from modeling.services import releases
 from tests.quality.conftest import SimRater, rate_until_done
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -177,3 +181,44 @@ def test_a_version_waits_for_the_earlier_ones_it_must_keep(make_project, tmp_pat
     Release.objects.filter(name="w", version="1").update(status="failed")
     release, manifest, _, _ = build("w", "2", tmp_path / "w2", "--projects", project.name)
     assert release.status == "ready" and manifest["counts"]["images"] == 8
+
+
+def test_two_versions_built_at_once_keep_the_promise(make_project, tmp_path):
+    """Two workers, one version each, at the same moment (threads on PostgreSQL): version 2
+    waits for version 1 rather than assign splits without knowing 1's test set."""
+    project, _, _ = rated(make_project, 24)
+    config = {"projects": [project.name], "sources": [], "seed": 0, "images": "none",
+              "split": {"train": 0.5, "val": 0.1, "test": 0.4}, "formats": ["parquet"],
+              "max_side": None, "min_raters": 1, "max_disagreement": None}
+    v1 = Release.objects.create(name="cc", version="1", config=config,
+                                out_dir=str(tmp_path / "c1"))
+    v2 = Release.objects.create(name="cc", version="2", config={**config, "seed": 9},
+                                out_dir=str(tmp_path / "c2"))
+    start = threading.Barrier(2)
+    waited = []
+
+    def worker(release_id: int) -> None:
+        start.wait()
+        try:
+            while True:
+                try:
+                    releases.build(release_id)
+                    return
+                except releases.EarlierVersionPending:  # what the task does: try again later
+                    waited.append(release_id)
+                    time.sleep(0.05)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(r.pk,)) for r in (v2, v1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert waited and set(waited) == {v2.pk}
+    v1.refresh_from_db()
+    v2.refresh_from_db()
+    assert v1.status == v2.status == "ready"
+    s1, s2 = split_of(v1), split_of(v2)
+    assert all(s2[i] == "test" for i, s in s1.items() if s == "test")
+    assert all(s2[i] != "test" for i, s in s1.items() if s != "test")
