@@ -239,8 +239,8 @@ def build(release_id: int) -> Release:
         sources = _by_name(Source, c["sources"], "source")
         # Consensus first, with the refresh task's own code: labels are read right after.
         refreshed = {}
-        for project in projects:
-            progress("consensus", 0, 1)
+        for done, project in enumerate(projects):
+            progress("consensus", done, len(projects))
             report = ensure_fresh(project)
             refreshed[project.name] = report.images_updated if report is not None else 0
         selection = _Selection(projects, sources, c)
