@@ -40,7 +40,7 @@ import io
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -248,6 +248,24 @@ def hash_files(
     so that inter-process traffic stays small next to decoding. validate: check each file as
     `inspect_and_hash` does (a bad file becomes an outcome with its reason), with draft on.
     """
+    return list(iter_hash_files(paths, processes=processes, chunksize=chunksize,
+                                progress=progress, draft=draft, max_pixels=max_pixels,
+                                mp_context=mp_context, validate=validate))
+
+
+def iter_hash_files(
+    paths: Iterable[str | Path],
+    *,
+    processes: int | None = None,
+    chunksize: int = 16,
+    progress: bool = False,
+    draft: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    mp_context: BaseContext | None = None,
+    validate: bool = False,
+) -> Iterator[HashOutcome]:
+    """As `hash_files`, yielding each outcome (in input order) as soon as it is ready, so the
+    caller's work on one file overlaps the hashing of the next ones."""
     from tqdm import tqdm
 
     jobs = [(str(p), draft, max_pixels, validate) for p in paths]
@@ -255,21 +273,19 @@ def hash_files(
         processes = usable_cpus()
     processes = max(1, min(processes, len(jobs)))
     bar = tqdm(total=len(jobs), desc="hash", unit="img", disable=not progress)
-    results: list[HashOutcome] = []
     try:
         if processes == 1:
             for job in jobs:
-                results.append(_hash_one(job))
+                yield _hash_one(job)
                 bar.update()
         else:
             ctx = mp_context or multiprocessing.get_context()
             with ctx.Pool(processes) as pool:
                 for outcome in pool.imap(_hash_one, jobs, chunksize=chunksize):
-                    results.append(outcome)
+                    yield outcome
                     bar.update()
     finally:
         bar.close()
-    return results
 
 
 def hamming(a: int, b: int) -> int:

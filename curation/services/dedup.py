@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
@@ -138,128 +139,229 @@ def _representative_of(image_id: int, cluster_id: int | None) -> int:
 
 
 def assign_cluster(image: Image, k: int = DEFAULT_K) -> DuplicateCluster | None:
-    """Cluster `image` against the pool: join it with its near-duplicates (merging their
-    clusters), re-choose the representative, reconcile the members' job decisions and record
-    a displaced representative. Idempotent; sets `image.clustered_at`.
+    """Cluster one image against the pool (see `assign_clusters`); returns its cluster, or
+    None when it has no near-duplicate in the pool."""
+    assign_clusters([image], k)
+    return image.cluster
 
-    Returns the cluster, or None when the image has no near-duplicate in the pool.
+
+def _candidates(hashes: np.ndarray) -> list[tuple[int, int, int | None]]:
+    """(id, signed pHash, cluster id) of every hashed pool image that shows, in some band, a
+    probe value of one of `hashes`: a superset of everything within DEFAULT_K of them."""
+    probes = [
+        np.unique((band.keys(hashes)[:, None] ^ band.masks[None, :]).ravel()).tolist()
+        for band in DB_SCHEME.bands
+    ]
+    if connection.vendor == "postgresql":
+        # One statement for the whole batch: four array parameters, a bitmap OR of index scans.
+        # Arrays sent as '{...}' text: the client-side binding would quote each value.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, phash, cluster_id FROM {Image._meta.db_table} WHERE "
+                + " OR ".join(f"phash_b{i} = ANY(%s::int[])" for i in range(len(probes))),
+                ["{" + ",".join(map(str, values)) + "}" for values in probes],
+            )
+            return cursor.fetchall()
+    rows: dict[int, tuple[int, int, int | None]] = {}
+    for i, values in enumerate(probes):  # SQLite: bounded IN lists
+        for at in range(0, len(values), 5000):
+            qs = Image.objects.filter(**{f"phash_b{i}__in": values[at : at + 5000]})
+            for row in qs.values_list("id", "phash", "cluster_id"):
+                rows[row[0]] = row
+    return list(rows.values())
+
+
+class _Components:
+    """Union-find over image ids and existing clusters (keys ("c", id))."""
+
+    def __init__(self) -> None:
+        self.parent: dict[object, object] = {}
+
+    def find(self, x: object) -> object:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: object, b: object) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+def assign_clusters(images: Sequence[Image], k: int = DEFAULT_K) -> None:
+    """Cluster `images` (hashes stored and committed) against the pool, in one locked pass:
+    join each with its near-duplicates (merging their clusters), choose each cluster's
+    representative from its members, reconcile the members' job decisions, record every
+    displaced representative. Idempotent; sets `clustered_at` and updates each image's
+    `cluster`.
     """
+    if not images:
+        return
+    if k > DEFAULT_K:
+        raise ValueError(f"the database band scheme covers k <= {DEFAULT_K}, not {k}")
+    by_id = {image.pk: image for image in images}
     with transaction.atomic():
         _lock()
-        image.refresh_from_db(fields=["cluster", "phash", "clustered_at"])
-        if image.phash is None:
-            raise ValueError(f"image {image.pk} has no hashes yet: store them first")
-        neighbours = [i for i, _ in near_duplicates(image, k)]
-        now = timezone.now()
-        if not neighbours:
-            if image.clustered_at is None:
-                Image.objects.filter(pk=image.pk).update(clustered_at=now)
-                image.clustered_at = now
-            return image.cluster
-        ids = {image.pk, *neighbours}
-        before = dict(Image.objects.filter(pk__in=ids).values_list("id", "cluster_id"))
-        cluster_ids = {c for c in before.values() if c is not None}
-        # Everyone already in one of those clusters comes along (a merge).
+        state = dict(
+            Image.objects.filter(pk__in=by_id).values_list("id", "phash")
+        )
+        unhashed = sorted(pk for pk in by_id if state.get(pk) is None)
+        if unhashed:
+            raise ValueError(f"images {unhashed[:10]} have no hashes yet: store them first")
+        batch = sorted(by_id)
+        hashes = np.array([from_signed64(state[pk]) for pk in batch], dtype=np.uint64)
+        found = _candidates(hashes)
+        comps = _Components()
+        cluster_of: dict[int, int | None] = {}
+        if found:
+            ids = np.array([r[0] for r in found], dtype=np.int64)
+            cand = np.array([from_signed64(r[1]) for r in found], dtype=np.uint64)
+            near = np.bitwise_count(hashes[:, None] ^ cand[None, :]) <= k
+            for bi, ci in zip(*np.nonzero(near), strict=True):
+                comps.union(batch[bi], int(ids[ci]))
+            cluster_of.update((r[0], r[2]) for r in found)
+        for pk in batch:
+            comps.find(pk)
+        nodes = [x for x in list(comps.parent) if isinstance(x, int)]
+        # Existing clusters come along whole (a merge).
+        cluster_ids = {c for pk in nodes if (c := cluster_of.get(pk)) is not None}
         for pk, c in Image.objects.filter(cluster_id__in=cluster_ids).values_list(
             "id", "cluster_id"
         ):
-            before[pk] = c
-        ids = set(before)
-        old_reps = set(
+            cluster_of[pk] = c
+            comps.union(("c", c), pk)
+        for pk in nodes:
+            if cluster_of.get(pk) is not None:
+                comps.union(("c", cluster_of[pk]), pk)
+        groups: dict[object, list[int]] = {}
+        for x in list(comps.parent):
+            if isinstance(x, int):
+                groups.setdefault(comps.find(x), []).append(x)
+        multi = [sorted(g) for g in groups.values() if len(g) > 1]
+        info = {
+            row[0]: row
+            for row in Image.objects.filter(pk__in=[pk for g in multi for pk in g]).values_list(
+                "id", "width", "height", "source__priority", "sha256", "clustered_at"
+            )
+        }
+        reps = dict(
             DuplicateCluster.objects.filter(pk__in=cluster_ids).values_list(
-                "representative_id", flat=True
+                "id", "representative_id"
             )
         )
-        # Images alone until now were kept as their own representative, if they had been
-        # clustered (a job may have accepted them); the image being clustered now was not.
-        old_reps |= set(
-            Image.objects.filter(pk__in=ids, cluster__isnull=True, clustered_at__isnull=False)
-            .exclude(pk=image.pk)
-            .values_list("id", flat=True)
-        )
-        members = [
-            Member(id=pk, pixels=w * h, source_rank=-(priority or 0), sha256=sha)
-            for pk, w, h, priority, sha in Image.objects.filter(pk__in=ids).values_list(
-                "id", "width", "height", "source__priority", "sha256"
-            )
-        ]
-        rep = choose_representative(members).id
-        if cluster_ids:
-            cluster = DuplicateCluster.objects.get(pk=min(cluster_ids))
-            if cluster.representative_id != rep:
-                cluster.representative_id = rep
-                cluster.save(update_fields=["representative"])
-        else:
-            cluster = DuplicateCluster.objects.create(representative_id=rep)
-        Image.objects.filter(pk__in=ids).exclude(cluster=cluster).update(cluster=cluster)
-        Image.objects.filter(pk=image.pk, clustered_at__isnull=True).update(clustered_at=now)
-        merged = sorted(cluster_ids - {cluster.pk})
-        if merged:
-            Decision.objects.filter(cluster_id__in=merged).update(cluster=cluster)
-            ClusterChange.objects.filter(cluster_id__in=merged).update(cluster=cluster)
-            DuplicateCluster.objects.filter(pk__in=merged).delete()
-        displaced = sorted(old_reps - {rep})
-        changes = [
-            ClusterChange.objects.create(
-                cluster=cluster,
-                old_representative_id=old,
-                new_representative_id=rep,
-                caused_by=image,
-                details={"merged_clusters": merged},
-            )
-            for old in displaced
-        ]
-        note = None
-        if changes:
-            note = {
-                "changes": [c.pk for c in changes],
-                "old_representatives": displaced,
-                "new_representative": rep,
-                "caused_by": image.pk,
-                "at": now.isoformat(),
+        now = timezone.now()
+        plans: dict[int, tuple[int, DuplicateCluster | None, dict | None]] = {}
+        unchanged: list[tuple[list[int], int, int]] = []
+        for group in multi:
+            members = [
+                Member(id=pk, pixels=w * h, source_rank=-(pr or 0), sha256=sha)
+                for pk, w, h, pr, sha, _ in (info[pk] for pk in group)
+            ]
+            rep = choose_representative(members).id
+            existing = sorted({c for pk in group if (c := cluster_of.get(pk)) is not None})
+            if (len(existing) == 1 and reps[existing[0]] == rep
+                    and all(cluster_of.get(pk) == existing[0] for pk in group)):
+                unchanged.append((group, rep, existing[0]))
+                continue  # nothing changed for this cluster
+            # Earlier representatives: of the clusters, and images alone until now that had
+            # been clustered (a job may have accepted them).
+            old_reps = {reps[c] for c in existing} | {
+                pk for pk in group if cluster_of.get(pk) is None and info[pk][5] is not None
             }
-        changed = _reconcile_decisions(ids, rep, cluster, note)
-        for change in changes:
-            change.details = {**change.details, "decisions": changed}
-            change.save(update_fields=["details"])
-        image.cluster = cluster
-        image.clustered_at = image.clustered_at or now
-        return cluster
+            if existing:
+                cluster = DuplicateCluster(pk=existing[0], representative_id=rep)
+                if reps[existing[0]] != rep:
+                    DuplicateCluster.objects.filter(pk=cluster.pk).update(representative_id=rep)
+            else:
+                cluster = DuplicateCluster.objects.create(representative_id=rep)
+            Image.objects.filter(pk__in=group).exclude(cluster=cluster).update(cluster=cluster)
+            merged = existing[1:]
+            if merged:
+                Decision.objects.filter(cluster_id__in=merged).update(cluster=cluster)
+                ClusterChange.objects.filter(cluster_id__in=merged).update(cluster=cluster)
+                DuplicateCluster.objects.filter(pk__in=merged).delete()
+            displaced = sorted(old_reps - {rep})
+            note = None
+            if displaced:
+                newcomers = [pk for pk in group if pk in by_id]
+                note = {
+                    "cluster": cluster.pk,
+                    "old_representatives": displaced,
+                    "new_representative": rep,
+                    "caused_by": rep if rep in by_id else min(newcomers),
+                    "merged_clusters": merged,
+                    "at": now.isoformat(),
+                }
+            plans.update((pk, (rep, cluster, note)) for pk in group)
+        kept = DuplicateCluster.objects.in_bulk([c for _, _, c in unchanged])
+        for group, rep, c in unchanged:
+            plans.update((pk, (rep, kept[c], None)) for pk in group)
+        for pk in batch:
+            plans.setdefault(pk, (pk, None, None))  # alone: its own representative
+        changed = _reconcile_decisions(plans)
+        notes = {id(n): n for _, _, n in plans.values() if n is not None}
+        ClusterChange.objects.bulk_create(
+            ClusterChange(
+                cluster_id=note["cluster"],
+                old_representative_id=old,
+                new_representative_id=note["new_representative"],
+                caused_by_id=note["caused_by"],
+                created_at=now,
+                details={"merged_clusters": note["merged_clusters"],
+                         "decisions": changed.get(key, [])},
+            )
+            for key, note in notes.items()
+            for old in note["old_representatives"]
+        )
+        Image.objects.filter(pk__in=batch, clustered_at__isnull=True).update(clustered_at=now)
+        for pk, image in by_id.items():
+            _, cluster, _ = plans[pk]
+            image.phash = state[pk]
+            image.cluster = cluster
+            image.clustered_at = image.clustered_at or now
 
 
 def _reconcile_decisions(
-    member_ids: set[int], rep: int, cluster: DuplicateCluster, note: Mapping[str, Any] | None
-) -> list[int]:
-    """Make the job decisions of a cluster's members agree with its representative; returns
-    the ids of the decisions whose outcome or reasons changed (their measurements get `note`).
+    plans: Mapping[int, tuple[int, DuplicateCluster | None, dict | None]],
+) -> dict[int, list[int]]:
+    """Make the job decisions of these images agree with their cluster's representative
+    (`plans`: image id -> (representative id, cluster, change note)). Returns, per note
+    (by `id()`), the ids of the decisions whose outcome or reasons changed; their
+    measurements get the note as `cluster_change`.
 
     Only computed decisions change: an `error` stays one, and a curator's override still wins
     (it is kept as it was).
     """
-    changed = []
+    changed: dict[int, list[int]] = {}
     rows = (
-        Decision.objects.filter(item__image_id__in=member_ids)
+        Decision.objects.filter(item__image_id__in=list(plans))
         .exclude(decision=DecisionKind.ERROR)
         .select_related("item")
         .order_by("id")
     )
     for d in rows:
-        reasons = with_near_duplicate(d.reasons, d.item.image_id != rep)
+        image_id = d.item.image_id
+        rep, cluster, note = plans[image_id]
+        reasons = with_near_duplicate(d.reasons, image_id != rep)
         decision = DecisionKind.REJECTED if reasons else DecisionKind.ACCEPTED
         measurements = dict(d.measurements)
-        measurements["cluster_representative"] = rep
+        if cluster is not None:
+            measurements["cluster_representative"] = rep
         fields = []
         if reasons != d.reasons or decision != d.decision:
             d.reasons, d.decision = reasons, decision
             fields += ["reasons", "decision"]
-            changed.append(d.pk)
             if note is not None:
+                changed.setdefault(id(note), []).append(d.pk)
                 measurements["cluster_change"] = dict(note)
         if measurements != d.measurements:
             d.measurements = measurements
             fields.append("measurements")
-        if d.cluster_id != cluster.pk:
-            d.cluster = cluster
+        cluster_id = cluster.pk if cluster is not None else None
+        if d.cluster_id != cluster_id:
+            d.cluster_id = cluster_id
             fields.append("cluster")
         if fields:
             d.save(update_fields=fields)
