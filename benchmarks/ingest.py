@@ -168,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         load_after = os.getloadavg()[0]
 
     print(f"load average (1 min) before/after: {load_before:.1f} / {load_after:.1f}\n")
-    print(f"| {'method':<44} | {'img/s':>7} | {'CPU s/img':>9} | {'of it DB':>8} | "
+    print(f"| {'method':<50} | {'img/s':>7} | {'CPU s/img':>9} | {'of it DB':>8} | "
           f"{'x imagededup':>12} | in clusters")
-    print(f"|{'-' * 46}|{'-' * 9}|{'-' * 11}|{'-' * 10}|{'-' * 14}|------------")
+    print(f"|{'-' * 52}|{'-' * 9}|{'-' * 11}|{'-' * 10}|{'-' * 14}|------------")
     names = {
         "imagededup": "imagededup encode_images + find_duplicates",
         "ours": "ours: import_images (check, hash, store, cluster)",
@@ -179,13 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     for method in ("imagededup", "ours"):
         r = best[method]
         if "error" in r:
-            print(f"| {names[method]:<44} | failed: {r['error']}")
+            print(f"| {names[method]:<50} | failed: {r['error']}")
             continue
         rate = r["images"] / r["wall"]
         ratio = (f"{rate / (peer['images'] / peer['wall']):.2f}x"
                  if "wall" in peer else "-")
         per_image = (r["cpu"] + r["db_cpu"]) / r["images"]
-        print(f"| {names[method]:<44} | {rate:>7.1f} | {per_image:>9.4f} | "
+        print(f"| {names[method]:<50} | {rate:>7.1f} | {per_image:>9.4f} | "
               f"{r['db_cpu'] / r['images']:>8.4f} | {ratio:>12} | {r['in_clusters']}")
     ours = best["ours"]
     if "error" not in ours:

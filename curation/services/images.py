@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -34,7 +35,6 @@ from ..imaging.hashing import (
     ImageHashes,
     hash_files,
     inspect_and_hash,
-    iter_hash_files,
     usable_cpus,
 )
 from ..imaging.validate import InvalidImage, read_bytes
@@ -239,6 +239,48 @@ def _processes_for(n_files: int) -> int:
 BATCH = 64  # files stored and clustered per transaction by import_directory
 
 
+@dataclass(frozen=True)
+class Checked:
+    """One file of `import_directory` after `check_and_store`: its hashes (the file is then in
+    the content-addressed store), or why it was refused."""
+
+    path: str
+    hashes: ImageHashes | None
+    reason: str = ""
+    message: str = ""
+
+
+def check_and_store(path: str) -> Checked:
+    """Validate and hash one file (`inspect_and_hash`, one decode) and copy its bytes into the
+    content-addressed store; runs in the hashing processes, so the copy is parallel too. The
+    stored name depends on the bytes alone, so a file stored here for a row that is never
+    inserted is reused by the next import of the same bytes."""
+    try:
+        data = Path(path).read_bytes()
+        hashes = inspect_and_hash(io.BytesIO(data), max_pixels=settings.MAX_IMAGE_PIXELS)
+    except InvalidImage as exc:
+        return Checked(path, None, exc.reason, exc.message)
+    except OSError as exc:
+        return Checked(path, None, "unreadable", str(exc))
+    name = image_upload_to(Image(sha256=hashes.sha256, format=hashes.format), "")
+    if not default_storage.exists(name):
+        saved = default_storage.save(name, ContentFile(data))
+        if saved != name:  # another process stored the same bytes at the same moment
+            default_storage.delete(saved)
+    return Checked(path, hashes)
+
+
+def _iter_checked(paths: list[Path], processes: int) -> Iterator[Checked]:
+    jobs = [str(p) for p in paths]
+    # Forked workers inherit this process's Django setup (settings, storage); where fork is
+    # not available the files are checked here.
+    if processes <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(check_and_store, jobs)
+        return
+    with multiprocessing.get_context("fork").Pool(min(processes, len(jobs))) as pool:
+        yield from pool.imap(check_and_store, jobs, chunksize=8)
+
+
 def import_directory(
     directory: Path,
     *,
@@ -248,10 +290,11 @@ def import_directory(
 ) -> ImportReport:
     """Register every image under `directory`; bad files are reported by name, never fatal.
 
-    Files are validated and hashed on all cores (`processes`, default: the usable CPUs; 1
-    inside a daemonic worker process, which may not fork) while this process stores and
-    clusters the ones already hashed, `BATCH` at a time (`register_checked`): the same
-    outcome as `register_image` file by file, with a few statements per batch.
+    Files are validated, hashed and copied into the store on all cores (`check_and_store`;
+    `processes`, default: the usable CPUs; 1 inside a daemonic worker process, which may not
+    fork) while this process inserts and clusters the ones done, `BATCH` at a time
+    (`register_stored`): the outcome of `register_image` file by file, in a few statements
+    per batch.
     """
     from tqdm import tqdm
 
@@ -267,22 +310,20 @@ def import_directory(
             report.bad.append((str(path.relative_to(directory)), "unreadable", str(exc)))
     if processes is None:
         processes = _processes_for(len(readable))
-    outcomes = iter_hash_files(readable, processes=processes, chunksize=8,
-                               max_pixels=settings.MAX_IMAGE_PIXELS, validate=True)
-    batch: list[tuple[Path, str, ImageHashes]] = []
+    batch: list[tuple[str, ImageHashes]] = []
     bar = tqdm(total=len(readable), desc="import", unit="img", disable=not progress)
     try:
-        for path, outcome in zip(readable, outcomes, strict=True):
+        for path, done in zip(readable, _iter_checked(readable, processes), strict=True):
             rel = str(path.relative_to(directory))
-            if outcome.hashes is None:
-                report.bad.append((rel, outcome.reason or "unreadable", outcome.message))
+            if done.hashes is None:
+                report.bad.append((rel, done.reason or "unreadable", done.message))
             else:
-                batch.append((path, rel, outcome.hashes))
+                batch.append((rel, done.hashes))
             if len(batch) >= BATCH:
-                register_checked(batch, source=source, report=report)
+                register_stored(batch, source=source, report=report)
                 bar.update(len(batch))
                 batch = []
-        register_checked(batch, source=source, report=report)
+        register_stored(batch, source=source, report=report)
         bar.update(len(batch))
     finally:
         bar.close()
@@ -290,67 +331,57 @@ def import_directory(
     return report
 
 
-def register_checked(
-    files: list[tuple[Path, str, ImageHashes]],
+def register_stored(
+    files: list[tuple[str, ImageHashes]],
     *,
     source: Source | None,
     report: ImportReport,
 ) -> None:
-    """Store and cluster files already checked by `inspect_and_hash` ((path, original path,
-    hashes) each), in one insert and one clustering pass; outcomes go to `report`.
+    """Insert and cluster files already checked and stored by `check_and_store` ((original
+    path, hashes) each): one insert and one clustering pass; outcomes go to `report`.
 
-    A file whose bytes changed since it was checked is reported bad. If another importer
-    stores some of the same bytes meanwhile (the insert conflicts), each file goes through
-    `register_image` instead, which settles that race file by file.
+    If another importer inserts some of the same bytes meanwhile, the batch insert conflicts
+    and the rows are inserted one by one, the other importer's row winning where it exists.
     """
     if not files:
         return
-    known = {i.sha256: i for i in Image.objects.filter(sha256__in=[h.sha256 for *_, h in files])}
+    known = {i.sha256: i for i in Image.objects.filter(sha256__in=[h.sha256 for _, h in files])}
     new: dict[str, Image] = {}
-    order: list[tuple[str, bool]] = []  # (sha256, created) in file order
-    for path, rel, h in files:
-        if h.sha256 in known or h.sha256 in new:
-            order.append((h.sha256, False))
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            report.bad.append((rel, "unreadable", str(exc)))
-            continue
-        if hashlib.sha256(data).hexdigest() != h.sha256:
-            report.bad.append((rel, "changed", "the file changed while it was being imported"))
-            continue
-        image = Image(sha256=h.sha256, width=h.width, height=h.height, format=h.format,
-                      source=source, original_path=rel[:1000],
-                      **dedup.hash_fields(h.phash, h.dhash))
-        _store_file(image, io.BytesIO(data))
-        new[h.sha256] = image
-        order.append((h.sha256, True))
+    order: list[tuple[str, bool]] = []  # (sha256, first time in this batch) in file order
+    for rel, h in files:
+        first = h.sha256 not in known and h.sha256 not in new
+        order.append((h.sha256, first))
+        if first:
+            new[h.sha256] = Image(
+                sha256=h.sha256, width=h.width, height=h.height, format=h.format,
+                source=source, original_path=rel[:1000],
+                file=image_upload_to(Image(sha256=h.sha256, format=h.format), ""),
+                **dedup.hash_fields(h.phash, h.dhash),
+            )
     try:
         with transaction.atomic():
             Image.objects.bulk_create(list(new.values()))
     except IntegrityError:
-        for path, rel, h in files:
-            if h.sha256 in new:
-                with path.open("rb") as fh:
-                    image, created = register_image(fh, source=source, original_path=rel,
-                                                    checked=h)
-                (report.created if created else report.existing).append(image)
-            elif h.sha256 in known:
-                _complete(known[h.sha256], h)
-                report.existing.append(known[h.sha256])
-        return
+        for sha, image in list(new.items()):
+            try:
+                with transaction.atomic():
+                    image.save()
+            except IntegrityError:
+                known[sha] = Image.objects.get(sha256=sha)
+                del new[sha]
+    hashes = {h.sha256: h for _, h in files}
     unfinished = [i for i in known.values() if i.phash is None or i.clustered_at is None]
     for image in unfinished:
         if image.phash is None:
-            h = next(h for *_, h in files if h.sha256 == image.sha256)
-            dedup.store_hashes(image, h.phash, h.dhash)
+            dedup.store_hashes(image, hashes[image.sha256].phash, hashes[image.sha256].dhash)
     dedup.assign_clusters([*new.values(), *unfinished])
-    for sha, created in order:
-        if created:
+    for sha, first in order:
+        if first and sha in new:
             report.created.append(new[sha])
         else:
-            report.existing.append(known.get(sha) or new[sha])
+            report.existing.append(new.get(sha) or known[sha])
+
+
 def backfill_pool(*, progress: bool = False, batch: int = 5000) -> int:
     """Hash and cluster every pool image that is not yet (rows stored before every door did it,
     or left half-done); returns how many were completed. Run by `manage.py hash_pool` and by
