@@ -52,7 +52,7 @@ def test_add_member_applies_the_password_validators(tmp_path):
 
     from annotation import services
 
-    services.get_or_create_project("PV")
+    services.get_or_create_project("PV")  # (project, created)
     weak_ones = [("short1", "too short"), ("password123", "too common"), ("48213957604", "numeric")]
     for weak, says in weak_ones:
         with pytest.raises(CommandError, match=says):
