@@ -204,10 +204,13 @@ class _Selection:
 def _verify_pool(ids: list[int], report: Callable[[str, int, int], None]) -> int:
     """Hash and cluster what the selection holds that was not yet; refuse what still is not.
     Returns how many images this build completed."""
-    report("hashing", 0, len(ids))
-    done = ensure_hashed(ids, progress=True)
-    report("hashing", len(ids), len(ids))
-    missing = unverified_image_ids(ids)
+    todo = unverified_image_ids(ids)  # cheap, chunked: usually nothing is missing
+    if not todo:
+        return 0
+    report("hashing", 0, len(todo))
+    done = ensure_hashed(todo, progress=True)
+    report("hashing", len(todo), len(todo))
+    missing = unverified_image_ids(todo)
     if missing:
         raise ReleaseError(
             f"{len(missing)} image(s) are still not hashed and clustered against the pool "
