@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from annotation import services
-from annotation.models import ConsensusLabel, ProjectImage, ProjectStats
+from annotation.models import ConsensusLabel, ProjectImage, ProjectStats, ReviewItem
 from annotation.services.quality import refresh_statistics
 from tests.conftest import full_scores, new_request_id
 
@@ -148,3 +148,33 @@ def test_consensus_api_and_stats_carry_when_they_were_computed(rated_once):
     assert agreement["computed_at"] and "consensus_computed_at" in agreement
     stats = ProjectStats.objects.get(project=project)
     assert stats.consensus_computed_at is not None
+
+
+@pytest.mark.django_db
+def test_accepting_a_consensus_accepts_the_one_of_every_rating(rated_once):
+    project, image, users = rated_once
+    task = services.next_task(project, users["r2"])
+    services.submit_rating(task.pk, users["r2"], full_scores(looks=0.7), new_request_id())
+    review = ReviewItem.objects.get(project=project, image=image)
+    answer = client_for(users["rev"]).post(
+        f"/api/reviews/{review.pk}/decision/", {"decision": "accept"}, format="json"
+    )
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["consensus"]["looks"]["mos"] == pytest.approx(0.6)
+    label = ConsensusLabel.objects.get(project=project, image=image)
+    assert label.scores["looks"]["n"] == 2
+
+
+@pytest.mark.django_db
+def test_the_beat_task_stays_a_safety_net_for_a_lost_refresh(rated_once, eager_tasks):
+    from annotation import tasks
+
+    project, image, users = rated_once
+    task = services.next_task(project, users["r2"])
+    # Not in a committed transaction here: the submit's own refresh never ran (as if lost).
+    services.submit_rating(task.pk, users["r2"], full_scores(looks=0.7), new_request_id())
+    assert ProjectImage.objects.get(project=project, image=image).consensus_stale
+    assert project.pk in tasks.refresh_stale_projects()
+    assert not ProjectImage.objects.get(project=project, image=image).consensus_stale
+    label = ConsensusLabel.objects.get(project=project, image=image)
+    assert label.scores["looks"]["mos"] == pytest.approx(0.6)
