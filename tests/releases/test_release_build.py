@@ -166,3 +166,19 @@ def test_releases_page_lists_releases_for_researchers_only(data, tmp_path, clien
     page = client.get("/releases/")
     assert page.status_code == 200
     assert b"page" in page.content and b"Datasheet" in page.content
+
+
+def test_a_selected_project_that_gives_nothing_is_said_not_passed_over(
+    data, tmp_path, make_project
+):
+    unrated, _, _ = make_project(3, raters=["z"])
+    out = run("release", "build", "quiet", "--version", "1", "--projects", unrated.name,
+              "--sources", "src", "--images", "none", "--out", str(tmp_path / "q"), "--wait")
+    release = Release.objects.get(name="quiet")
+    assert release.counts["kinds"] == {"12dim": 0, "overall": 2}
+    expected = f"project {unrated.name} contributed no image"
+    assert any(w.startswith(expected) for w in release.warnings)
+    assert f"warning: {expected}" in out
+    manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert manifest["warnings"] == release.warnings
+    assert expected in (tmp_path / "q" / "datasheet.md").read_text()
