@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.signals import user_logged_in
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from humanbeauty.standard import describe
@@ -32,35 +27,6 @@ from .serializers import (
     SkipSerializer,
     TaskSerializer,
 )
-
-
-class TokenView(ObtainAuthToken):
-    """POST username + password, get `{"token": ...}` for `Authorization: Token <token>`."""
-
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "login"
-    # ObtainAuthToken names its own parsers; the API's strict JSON parser must apply here too.
-    parser_classes = api_settings.DEFAULT_PARSER_CLASSES
-
-    def post(self, request: Request, *args, **kwargs) -> Response:
-        serializer = self.get_serializer(data=request.data)
-        if not serializer.is_valid():
-            # django-axes refused to check the password (config/login_guard.py): say so.
-            if getattr(request, "axes_locked_out", False):
-                raise LockedOut()
-            raise ValidationError(serializer.errors)
-        user = serializer.validated_data["user"]
-        token, _ = Token.objects.get_or_create(user=user)
-        # A token login is a login: the signal resets the failure count and sets last_login,
-        # as a login through the page does.
-        user_logged_in.send(sender=type(user), request=request, user=user)
-        return Response({"token": token.key})
-
-
-class LockedOut(APIException):
-    status_code = 429
-    default_code = "locked_out"
-    default_detail = "too many failed logins for this account or address; try again later"
 
 
 def _project_for(request: Request, pk: int) -> tuple[Project, str]:

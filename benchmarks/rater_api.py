@@ -516,15 +516,14 @@ def seed(sizes: list[int], raters: int, media_root: Path) -> Seeded:
 
     Images and queue rows go in with one INSERT ... SELECT per chunk; members are added with
     the platform's own service (which also certifies them where there is no qualification
-    track); tokens with a bulk insert.
+    track); one API token per rater.
     """
-    import secrets
 
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
-    from rest_framework.authtoken.models import Token
     from tqdm import tqdm
 
+    from accounts.services import issue_token
     from annotation import services
     from annotation.models import Project, ProjectImage
     from curation.models import Image, Source
@@ -587,8 +586,7 @@ def seed(sizes: list[int], raters: int, media_root: Path) -> Seeded:
         for u in usernames:
             services.add_member(project, u, Role.ANNOTATOR)
     users = list(get_user_model().objects.filter(username__in=usernames))
-    Token.objects.bulk_create([Token(user=u, key=secrets.token_hex(20)) for u in users])
-    tokens = dict(Token.objects.filter(user__in=users).values_list("user__username", "key"))
+    tokens = {u.username: issue_token(u, "benchmark")[1] for u in users}
     with connection.cursor() as cur:
         cur.execute(f"VACUUM ANALYZE {Image._meta.db_table}")
         cur.execute(f"VACUUM ANALYZE {ProjectImage._meta.db_table}")

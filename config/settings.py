@@ -42,12 +42,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "accounts",
     "curation",
     "annotation",
     "modeling",
@@ -132,6 +132,8 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "config.login_guard.client_ip"
 AXES_VERBOSE = False
+# API tokens (one per login/device, revocable: accounts/) expire after this many days.
+API_TOKEN_DAYS = float(os.environ.get("API_TOKEN_DAYS", "30"))
 # Proxies in front of the app whose X-Forwarded-For is believed (0: the header is ignored).
 PROXY_COUNT = int(os.environ.get("PROXY_COUNT", "1" if env_bool("BEHIND_PROXY", False) else "0"))
 
@@ -197,7 +199,7 @@ TRAINING_POLL_SECONDS = float(os.environ.get("TRAINING_POLL_SECONDS", "5"))
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

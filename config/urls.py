@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from accounts import api as accounts_api
 from annotation import api as annotation_api
 from annotation import curation_api as annotation_curation_api
 from annotation import quality_api
@@ -45,7 +46,10 @@ router.register("scoring-jobs", modeling_api.ScoringJobViewSet, basename="scorin
 router.register("training-runs", modeling_api.TrainingRunViewSet, basename="training-run")
 
 api_urls = [
-    path("auth/token/", annotation_api.TokenView.as_view(), name="api-token"),
+    path("auth/token/", accounts_api.TokenView.as_view(), name="api-token"),
+    path("auth/tokens/", accounts_api.TokenListView.as_view(), name="api-tokens"),
+    path("auth/tokens/<int:pk>/", accounts_api.TokenRevokeView.as_view(), name="api-token-revoke"),
+    path("auth/logout/", accounts_api.LogoutView.as_view(), name="api-logout"),
     path("dimensions/", annotation_api.DimensionsView.as_view(), name="api-dimensions"),
     path("me/", annotation_api.MeView.as_view(), name="api-me"),
     path("score/", modeling_api.ScoreView.as_view(), name="api-score"),

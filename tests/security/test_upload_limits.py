@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from curation.models import Image, Source
@@ -22,7 +21,9 @@ def curator_token(db):
 
     project, _ = services.get_or_create_project("uploads")
     services.add_member(project, "cur", "curator")
-    return Token.objects.create(user=get_user_model().objects.get(username="cur")).key
+    from accounts.services import issue_token
+
+    return issue_token(get_user_model().objects.get(username="cur"))[1]
 
 
 def _send_headers(url: str, token: str, length: int, body: bytes = b"") -> tuple[bytes, float]:
