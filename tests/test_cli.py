@@ -101,3 +101,30 @@ def test_deploy_check_is_clean_with_production_settings(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_shipped_compose_file_passes_the_deploy_check(tmp_path):
+    """docker-compose.yml as shipped: HTTPS at a proxy in front of an unpublished app, and
+    Django's deployment checklist clean with exactly the app's environment from the file."""
+    import re
+
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert "ports" not in services["web"], "the app must be reached through the proxy only"
+    assert any("443" in str(p) for p in services["proxy"]["ports"])
+    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "k" * 30 + "-from-the-env-" + "q7" * 20}
+    for key, value in services["web"]["environment"].items():
+        # ${VAR:-default} takes its default; ${VAR:?message} the value we provide
+        value = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: m.group(2), str(value))
+        value = re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: env.get(m.group(1), ""), value)
+        env.setdefault(key, value)
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"  # no PostgreSQL host here
+    env.pop("CELERY_BROKER_URL", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert env["HTTPS"] == "1" and env["PROXY_COUNT"] == "1"
