@@ -109,8 +109,10 @@ def test_the_variants_are_near_duplicates():
 def test_import_images_clusters_near_duplicates(tmp_path):
     dups = near_duplicates_of_astronaut()
     folder = write_files(tmp_path / "photos", {**dups, **other_photos()})
-    call_command("import_images", str(folder), "--project", "p", stdout=io.StringIO(),
+    out = io.StringIO()
+    call_command("import_images", str(folder), "--project", "p", stdout=out,
                  stderr=io.StringIO(), verbosity=0)
+    assert f"{len(dups)} in near-duplicate clusters" in out.getvalue()
     assert Image.objects.count() == len(dups) + 2
     assert shas(dups) in pool_partition()
     assert_pool_clustered()

@@ -11,8 +11,9 @@ from curation.services import get_or_create_source, import_directory
 class Command(BaseCommand):
     help = (
         "Import every image under DIR (recursively) into a rating project, creating the "
-        "project if needed. Each file is fully decoded; exact duplicates (same sha256) are "
-        "stored once; bad files are reported by name and the import goes on."
+        "project if needed. Each file is fully checked; exact duplicates (same sha256) are "
+        "stored once; every image is hashed and clustered with its near-duplicates in the "
+        "pool; bad files are reported by name and the import goes on."
     )
 
     def add_arguments(self, parser):
@@ -42,5 +43,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"project '{proj.name}' (id {proj.pk}, {'created' if created else 'existing'}): "
             f"{len(report.created)} new images, {len(report.existing)} already stored, "
-            f"{added} added to the project, {len(report.bad)} bad files"
+            f"{added} added to the project, {len(report.bad)} bad files, "
+            f"{sum(1 for i in report.images if i.cluster_id)} in near-duplicate clusters"
         )
