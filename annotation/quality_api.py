@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -237,7 +237,6 @@ class ReviewDecisionSerializer(serializers.Serializer):
 
 class ReviewViewSet(viewsets.GenericViewSet):
     queryset = ReviewItem.objects.none()
-    parser_classes = [JSONParser]
 
     @extend_schema(request=ReviewDecisionSerializer, responses={200: dict})
     @action(detail=True, methods=["post"])
