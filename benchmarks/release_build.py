@@ -31,9 +31,9 @@ Project with production ProjectImages and ConsensusLabels (12 keys, mos/std/n = 
 DuplicateClusters of 2-4 images. Then `create_release(...)` with Celery eager (no broker: the
 build runs in-process), formats official, parquet, csv, images=none. Seeding and the build run
 in separate processes, so the build's peak RSS is its own. Phases: the create_release checks
-(before the build), the DB selection (expert_rows + overall_rows, streamed in three passes:
-image ids, split, files), the pool check (ensure_hashed + unverified_image_ids: nothing to
-hash here), split_history, plan_splits, the files (build_release), the ReleaseItem insert, the
+(before the build), the DB selection (expert_rows + overall_rows, streamed in two passes:
+split, files; a third only when the build had to hash images), the pool check
+(unverified_image_ids, then ensure_hashed: nothing to hash here), split_history, plan_splits, the files (build_release), the ReleaseItem insert, the
 rest (status updates, manifest digest). Memory: peak RSS and its growth, tracemalloc's peak
 over a second, untimed build (another release name) and what is traced on entering
 plan_splits.

@@ -203,12 +203,12 @@ class _Selection:
 
 def _verify_pool(ids: list[int], report: Callable[[str, int, int], None]) -> int:
     """Hash and cluster what the selection holds that was not yet; refuse what still is not.
-    Returns how many images this build completed."""
+    Returns how many images were not verified when the build came to them."""
     todo = unverified_image_ids(ids)  # cheap, chunked: usually nothing is missing
     if not todo:
         return 0
     report("hashing", 0, len(todo))
-    done = ensure_hashed(todo, progress=True)
+    ensure_hashed(todo, progress=True)
     report("hashing", len(todo), len(todo))
     missing = unverified_image_ids(todo)
     if missing:
@@ -216,7 +216,7 @@ def _verify_pool(ids: list[int], report: Callable[[str, int, int], None]) -> int
             f"{len(missing)} image(s) are still not hashed and clustered against the pool "
             f"(ids {missing[:10]}); run `python manage.py hash_pool` and build again"
         )
-    return done
+    return len(todo)
 
 
 def build(release_id: int) -> Release:
@@ -247,10 +247,7 @@ def build(release_id: int) -> Release:
             report = ensure_fresh(project)
             refreshed[project.name] = report.images_updated if report is not None else 0
         selection = _Selection(projects, sources, c)
-        ids = [row.image_id for row in selection.rows()]
-        hashed_now = _verify_pool(ids, progress)
-
-        # Two more streamed passes over the database (split, then files): memory stays flat.
+        # Two streamed passes over the database (split, then files): memory stays flat.
         config = ReleaseConfig(
             name=release.name,
             version=release.version,
@@ -260,7 +257,14 @@ def build(release_id: int) -> Release:
             images=c["images"],
             max_side=c["max_side"],
         )
-        plan = plan_splits(selection.rows(), config, selectors.split_history(release))
+        history = selectors.split_history(release)
+        plan = plan_splits(selection.rows(), config, history)
+        # Every selected image hashed and clustered against the pool, or no release. Where
+        # this build had to complete some, clusters may have changed: split again (a third
+        # pass, only then).
+        hashed_now = _verify_pool([*plan.splits, *plan.withheld], progress)
+        if hashed_now:
+            plan = plan_splits(selection.rows(), config, history)
         plan = dataclasses.replace(plan, warnings=(*plan.warnings, *selection.empty_parts()))
         manifest = build_release(
             selection.rows(),
@@ -271,8 +275,7 @@ def build(release_id: int) -> Release:
             extra_config=c,
             progress=progress,
             verified={
-                # every image of the selection was verified; the withheld ones are not released
-                "clustered": len(ids) - len(plan.withheld),
+                "clustered": len(plan.splits),  # all verified; the withheld are not released
                 "hashed_now": hashed_now,
                 "consensus_refreshed": refreshed,
             },

@@ -158,6 +158,7 @@ def test_hashes_clusters_and_consensus_are_made_good_before_the_build(make_proje
     assert manifest["counts"]["kinds"]["12dim"] == 8  # the rated part is there
     checks = manifest["checks"]
     assert checks["images"] == 8 and checks["hashed"] == 8 and checks["clustered"] == 8
+    assert checks["hashed_now"] == 8  # the build hashed and clustered them itself
     assert checks["straddling_clusters"] == 0
     assert not Image.objects.filter(pk__in=[i.pk for i in images], phash__isnull=True).exists()
     labels = dict(ConsensusLabel.objects.filter(project=project).values_list("image_id", "scores"))
