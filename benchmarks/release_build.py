@@ -33,8 +33,9 @@ build runs in-process), formats official, parquet, csv, images=none. Seeding and
 in separate processes, so the build's peak RSS is its own. Phases: the create_release checks
 (before the build), the DB selection (expert_rows + overall_rows, streamed in two passes:
 split, files; a third only when the build had to hash images), the pool check
-(unverified_image_ids, then ensure_hashed: nothing to hash here), split_history, plan_splits, the files (build_release), the ReleaseItem insert, the
-rest (status updates, manifest digest). Memory: peak RSS and its growth, tracemalloc's peak
+(unverified_image_ids, then ensure_hashed: nothing to hash here), split_history,
+plan_splits, the files (build_release), the ReleaseItem insert, the rest (status updates,
+manifest digest). Memory: peak RSS and its growth, tracemalloc's peak
 over a second, untimed build (another release name) and what is traced on entering
 plan_splits.
 """
