@@ -196,7 +196,9 @@ class ProjectQualityMixin:
             text = body.validated_data["file"].read().decode("utf-8-sig")
         except UnicodeDecodeError:
             raise WorkflowError("the file is not UTF-8 text") from None
-        rows, errors = quality_services.parse_reference_csv(text)
+        rows, errors = quality_services.parse_reference_csv(
+            text, selectors.reference_candidates(request.user, project)
+        )
         count, refused = quality_services.set_references(
             project, rows, ItemKind(body.validated_data["kind"]), actor=request.user
         )

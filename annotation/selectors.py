@@ -9,7 +9,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from curation.access import has_global_role
+from curation.access import has_global_role, sees_whole_pool
 from curation.models import Image
 from humanbeauty.roles import OVERSIGHT_ROLES, RATING_ROLES, Role
 
@@ -66,6 +66,14 @@ def rater_may_view_image(user: AbstractBaseUser, image: Image) -> bool:
         project__memberships__user=user,
         project__memberships__role__in=[r.value for r in OVERSIGHT_ROLES],
     ).exists()
+
+
+def reference_candidates(user: AbstractBaseUser, project: Project) -> QuerySet[Image]:
+    """The images `user` may make gold/training/test items of in `project`: the project's own,
+    or the whole pool for those who may see it (curation.access.sees_whole_pool)."""
+    if sees_whole_pool(user):
+        return Image.objects.all()
+    return Image.objects.filter(project_items__project=project)
 
 
 def ratings_visible_to(user: AbstractBaseUser, project: Project) -> QuerySet[Rating]:

@@ -31,9 +31,16 @@ def has_global_role(user: AbstractBaseUser, *roles: Role) -> bool:
     return user.groups.filter(name__in=[r.value for r in roles]).exists()
 
 
+def sees_whole_pool(user: AbstractBaseUser) -> bool:
+    """Staff and global curators, researchers and admins see (and may use) every image."""
+    return user.is_authenticated and (
+        user.is_staff or has_global_role(user, Role.CURATOR, Role.RESEARCHER, Role.ADMIN)
+    )
+
+
 def may_view_image(user: AbstractBaseUser, image: Image) -> bool:
     if not user.is_authenticated:
         return False
-    if user.is_staff or has_global_role(user, Role.CURATOR, Role.RESEARCHER, Role.ADMIN):
+    if sees_whole_pool(user):
         return True
     return any(check(user, image) for check in _checks)

@@ -19,12 +19,13 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from scipy import stats
 
 from curation.models import Image
 from humanbeauty.jsonsafe import FiniteJSONEncoder
+from humanbeauty.roles import RATING_ROLES, Role
 from humanbeauty.standard import BY_KEY, DIMENSION_KEYS, DIMENSIONS
 
 from .. import agreement
@@ -221,6 +222,36 @@ def finish_qualification_if_done(project_id: int, rater: AbstractBaseUser) -> No
         finish_qualification(membership)
 
 
+class ManagerNotAllowed(WorkflowError):
+    status = 403
+    code = "permission_denied"
+
+
+def _rater_for_manager(
+    project: Project, user: AbstractBaseUser, actor: AbstractBaseUser
+) -> Membership:
+    """The locked membership of the rater a manager decides about, once the decision is theirs
+    to take: the subject rates in the project; nobody decides about themselves; only an admin
+    (of the project or the platform) decides about an admin. Checked before anything changes."""
+    membership = Membership.objects.select_for_update().filter(project=project, user=user).first()
+    if membership is None:
+        raise WorkflowError(f"{user} is not a member of '{project.name}'")
+    if membership.role not in RATING_ROLES:
+        raise WorkflowError(f"{user} is a {membership.role}, who does not rate in this project")
+    if getattr(actor, "is_superuser", False):
+        return membership
+    if user.pk == actor.pk:
+        raise ManagerNotAllowed("managers do not decide about their own rating status")
+    actor_role = (
+        Membership.objects.filter(project=project, user=actor)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if membership.role == Role.ADMIN and actor_role != Role.ADMIN:
+        raise ManagerNotAllowed("only an admin decides about an admin's rating status")
+    return membership
+
+
 def set_rater_status(
     project: Project,
     user: AbstractBaseUser,
@@ -232,11 +263,7 @@ def set_rater_status(
     """A manager's hand decision (certify, revoke, pause, resume), always audited."""
     status = RaterStatus(status)
     with transaction.atomic():
-        membership = (
-            Membership.objects.select_for_update().filter(project=project, user=user).first()
-        )
-        if membership is None:
-            raise WorkflowError(f"{user} is not a member of '{project.name}'")
+        membership = _rater_for_manager(project, user, actor)
         before = membership.status
         membership.status = status
         membership.status_reason = reason
@@ -813,11 +840,7 @@ def set_rater_exclusion(
     if decision == "exclude" and not reason:
         raise WorkflowError("excluding a rater needs a reason (it is shown with the exclusion)")
     with transaction.atomic():
-        membership = (
-            Membership.objects.select_for_update().filter(project=project, user=user).first()
-        )
-        if membership is None:
-            raise WorkflowError(f"{user} is not a member of '{project.name}'")
+        membership = _rater_for_manager(project, user, actor)
         before = membership.excluded
         membership.exclusion_override = "" if decision == "auto" else decision
         if decision == "exclude":
@@ -846,11 +869,15 @@ def inconsistent_parents(scores: Mapping[str, dict | None], tolerance: float) ->
 # --- reference files --------------------------------------------------------------------------
 
 
-def parse_reference_csv(text: str) -> tuple[list[tuple[Image, dict]], list[str]]:
+def parse_reference_csv(
+    text: str, within: QuerySet[Image]
+) -> tuple[list[tuple[Image, dict]], list[str]]:
     """Rows of a reference CSV (`image` + the 12 keys) → (good rows, one error per bad row).
 
-    `image` is an image id or a path as imported; an empty cell or "na"/"null" means not
-    applicable. Bad rows are reported by line number; good rows are kept.
+    `image` is an image id or a path as imported, looked up only among `within` (the images the
+    caller may use: `selectors.reference_candidates`), and an image outside it is reported in
+    the very words of a missing one, so the pool cannot be probed. An empty cell or "na"/"null"
+    means not applicable. Bad rows are reported by line number; good rows are kept.
     """
     import csv
     import io
@@ -869,7 +896,7 @@ def parse_reference_csv(text: str) -> tuple[list[tuple[Image, dict]], list[str]]
     for line, record in enumerate(reader, start=2):
         ref = (record.get("image") or "").strip()
         try:
-            image = _find_image(ref)
+            image = _find_image(ref, within)
             scores = {}
             for key in DIMENSION_KEYS:
                 cell = (record.get(key) or "").strip()
@@ -882,16 +909,16 @@ def parse_reference_csv(text: str) -> tuple[list[tuple[Image, dict]], list[str]]
     return rows, errors
 
 
-def _find_image(ref: str) -> Image:
+def _find_image(ref: str, within: QuerySet[Image]) -> Image:
     if not ref:
         raise WorkflowError("the image cell is empty")
-    if ref.isdigit():
-        image = Image.objects.filter(pk=int(ref)).first()
+    if ref.isdigit() and len(ref) <= 18:
+        image = within.filter(pk=int(ref)).first()
         if image is not None:
             return image
-    matches = list(Image.objects.filter(original_path=ref)[:2])
+    matches = list(within.filter(original_path=ref)[:2])
     if len(matches) > 1:
         raise WorkflowError(f"path {ref!r} matches several images; use the image id")
     if not matches:
-        raise WorkflowError(f"no image with id or imported path {ref!r}")
+        raise WorkflowError(f"no image with id or imported path {ref!r} that you may use here")
     return matches[0]

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.models import ItemKind, Project
 from annotation.services import WorkflowError
 from annotation.services.quality import parse_reference_csv, set_references
+from curation.models import Image
 
 
 class Command(BaseCommand):
@@ -36,7 +37,7 @@ class Command(BaseCommand):
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read {file}: {exc}") from None
         try:
-            rows, errors = parse_reference_csv(text)
+            rows, errors = parse_reference_csv(text, Image.objects.all())  # the shell: any
             count, refused = set_references(proj, rows, ItemKind(kind))
             errors += refused
         except WorkflowError as exc:
