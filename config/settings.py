@@ -220,6 +220,10 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("LOGIN_THROTTLE", "30/min")},
 }
 SPECTACULAR_SETTINGS = {
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.add_error_responses",
+    ],
     "TITLE": "HumanBeauty API",
     "DESCRIPTION": "Curate, rate on the 12-dimensional standard, release and model.",
     "VERSION": "0.1.0",

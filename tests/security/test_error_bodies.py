@@ -60,3 +60,24 @@ def test_add_member_applies_the_password_validators(tmp_path):
     from django.contrib.auth import get_user_model
 
     assert not get_user_model().objects.filter(username="weakling").exists()
+
+
+def test_every_operation_documents_its_errors(make_project):
+    """The schema names the error shape once and every operation lists the errors it may give
+    (the fuzzer's status-code check holds the API to it)."""
+    _, _, users = make_project(0, raters=["r1"])
+    client = APIClient()
+    client.force_authenticate(users["r1"])
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert schema["components"]["schemas"]["Error"]["required"] == ["detail", "code"]
+    operations = [
+        (path, method, op)
+        for path, item in schema["paths"].items()
+        for method, op in item.items()
+    ]
+    assert len(operations) > 50
+    for path, method, op in operations:
+        for status in ("401", "403", "404"):
+            assert status in op["responses"], (path, method, status)
+        if method != "get":
+            assert "400" in op["responses"], (path, method)
