@@ -25,6 +25,16 @@ def unverified_image_ids(image_ids: Iterable[int]) -> list[int]:
     return sorted(out)
 
 
+def count_in_clusters(image_ids: Iterable[int]) -> int:
+    """How many of the listed images are in a near-duplicate cluster now (a later image may
+    have joined one that was alone when it was imported)."""
+    ids = sorted({int(i) for i in image_ids})
+    return sum(
+        Image.objects.filter(pk__in=ids[at : at + 10_000], cluster__isnull=False).count()
+        for at in range(0, len(ids), 10_000)
+    )
+
+
 def cluster_changes(*, job: FilterJob | None = None, limit: int = 100) -> list[dict]:
     """Displaced representatives, newest first; with `job`, those that touched its images."""
     rows = (ClusterChange.objects if job is None else _job_changes(job)).order_by("-id")

@@ -147,3 +147,18 @@ def test_demo_clusters_its_near_duplicate_photos(settings):
     # the demo's astronaut variants (brightness, sharpness, colour) are near-duplicates
     assert max(len(g) for g in partition) >= 3
     assert_pool_clustered()
+
+
+def test_small_batches_give_the_same_clusters_and_counts(tmp_path, monkeypatch):
+    """Images alone in one batch are joined by near-duplicates of a later batch."""
+    from curation.services import images
+
+    monkeypatch.setattr(images, "BATCH", 2)
+    dups = near_duplicates_of_astronaut()
+    folder = write_files(tmp_path / "photos", {**other_photos(), **dups})
+    out = io.StringIO()
+    call_command("import_images", str(folder), "--project", "p", stdout=out,
+                 stderr=io.StringIO(), verbosity=0)
+    assert f"{len(dups)} in near-duplicate clusters" in out.getvalue()
+    assert shas(dups) in pool_partition()
+    assert_pool_clustered()

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation import services
+from curation.selectors import count_in_clusters
 from curation.services import get_or_create_source, import_directory
 
 
@@ -44,5 +45,5 @@ class Command(BaseCommand):
             f"project '{proj.name}' (id {proj.pk}, {'created' if created else 'existing'}): "
             f"{len(report.created)} new images, {len(report.existing)} already stored, "
             f"{added} added to the project, {len(report.bad)} bad files, "
-            f"{sum(1 for i in report.images if i.cluster_id)} in near-duplicate clusters"
+            f"{count_in_clusters(i.pk for i in report.images)} in near-duplicate clusters"
         )
