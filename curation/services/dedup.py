@@ -16,14 +16,17 @@ a cluster state that has already changed.
 
 Lookup: the pHash's four 16-bit bands are indexed columns (`Image.phash_b0..b3`). By the
 pigeonhole scheme of `curation.imaging.near_dup.DB_SCHEME`, any hash within k <= DEFAULT_K of
-h shows one of a few hundred probe values in at least one band, so the candidates come from
-four index scans (`band_i IN (...)`) and are verified by Hamming distance; no stored hash is
-scanned in Python. This holds at millions of images, and every worker asks the same database.
+h shows one of a few hundred probe values in at least one band, so the candidates of a whole
+batch come from one statement of four index scans (`band_i = ANY(...)`) and are verified by
+Hamming distance in numpy; no stored hash is scanned. This holds at millions of images, and
+every worker asks the same database.
 
 Concurrency: a worker commits an image's hashes *before* clustering it, and clustering runs
 under one transaction-scoped advisory lock. Of two near-duplicates handled at the same moment
 by two workers, whichever clusters second sees the other's committed hash, so both end in one
-cluster. The locked section is a few indexed queries, so serialising it costs little.
+cluster. The locked section is a few indexed queries per batch, so serialising it costs
+little (`benchmarks/ingest.py`). A concurrently stored image that is hashed but not yet
+clustered may be pulled into a cluster by another's pass; its own pass then finds the same.
 """
 
 from __future__ import annotations
@@ -33,11 +36,11 @@ from typing import Any
 
 import numpy as np
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
-from ..imaging.hashing import from_signed64, hamming, to_signed64
+from ..imaging.hashing import from_signed64, to_signed64
 from ..imaging.near_dup import DB_SCHEME, DEFAULT_K, Member, choose_representative
 from ..models import (
     ClusterChange,
@@ -68,24 +71,6 @@ def store_hashes(image: Image, phash: int, dhash: int) -> None:
     Image.objects.filter(pk=image.pk).update(**fields)
     for name, value in fields.items():
         setattr(image, name, value)
-
-
-def near_duplicates(image: Image, k: int = DEFAULT_K) -> list[tuple[int, int]]:
-    """(image id, distance) of every other pool image within k of `image`'s pHash."""
-    if k > DEFAULT_K:
-        raise ValueError(f"the database band scheme covers k <= {DEFAULT_K}, not {k}")
-    h = from_signed64(image.phash)
-    query = Q()
-    for i, values in enumerate(DB_SCHEME.probe_values(h)):
-        query |= Q(**{f"phash_b{i}__in": values})
-    out = []
-    for other_id, other_hash in (
-        Image.objects.filter(query).exclude(pk=image.pk).values_list("id", "phash")
-    ):
-        d = hamming(h, from_signed64(other_hash))
-        if d <= k:
-            out.append((other_id, d))
-    return out
 
 
 def _lock() -> None:
