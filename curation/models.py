@@ -78,8 +78,9 @@ class Image(models.Model):
 class DuplicateCluster(models.Model):
     """Near-duplicate images of the pool; one representative is kept, the others are rejected
     as near duplicates. The representative is a function of the members alone (most pixels,
-    then the source of highest priority, then the lowest sha256: `near_dup.choose_representative`),
-    so it does not depend on the order in which images arrived."""
+    then the highest priority among the sources holding its bytes, then the lowest sha256:
+    `near_dup.choose_representative`, `services.dedup.members_of`), so it does not depend on
+    the order in which images arrived."""
 
     representative = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -19,9 +19,10 @@ import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from curation.imaging.near_dup import Member, choose_representative
+from curation.imaging.near_dup import choose_representative
 from curation.models import FilterJob, JobStatus, Source
 from curation.selectors import accepted_decisions, latest_finished_job
+from curation.services.dedup import members_of
 
 from ..models import AuditEvent, Project
 from .workflow import Conflict, WorkflowError, add_images, get_or_create_project
@@ -71,26 +72,23 @@ def accepted_candidates(job: FilterJob) -> list[Candidate]:
         "item__score",
         "item__image__cluster_id",
         "item__image__cluster__representative_id",
-        "item__image__width",
-        "item__image__height",
-        "item__image__source__priority",
-        "item__image__sha256",
     )
     seen: dict[int, float | None] = {}
-    by_cluster: dict[int, list[Member]] = {}
+    by_cluster: dict[int, set[int]] = {}
     rep_of: dict[int, int] = {}
-    for image_id, score, cluster, rep, w, h, priority, sha in rows:
+    for image_id, score, cluster, rep in rows:
         if image_id in seen:
             continue
         seen[image_id] = score
         if cluster is not None:
             rep_of[cluster] = rep
-            by_cluster.setdefault(cluster, []).append(
-                Member(id=image_id, pixels=w * h, source_rank=-(priority or 0), sha256=sha)
-            )
-    for cluster, members in by_cluster.items():
-        ids = {m.id for m in members}
-        keep = rep_of[cluster] if rep_of[cluster] in ids else choose_representative(members).id
+            by_cluster.setdefault(cluster, set()).add(image_id)
+    for cluster, ids in by_cluster.items():
+        if len(ids) < 2:
+            continue
+        keep = rep_of[cluster]
+        if keep not in ids:
+            keep = choose_representative(members_of(sorted(ids))).id
         for other in ids - {keep}:
             del seen[other]
     return [Candidate(i, seen[i]) for i in sorted(seen)]

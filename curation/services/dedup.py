@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
@@ -175,6 +175,24 @@ class _Components:
             self.parent[rb] = ra
 
 
+def members_of(image_ids: Sequence[int]) -> list[Member]:
+    """What `choose_representative` looks at, per image: pixels, sha256 and the best priority
+    among the sources that hold these bytes (the one that stored them and those whose items
+    link to them), so the source rank does not depend on which source imported them first."""
+    rows = (
+        Image.objects.filter(pk__in=image_ids)
+        .annotate(linked=Max("source_items__source__priority"))
+        .values_list("id", "width", "height", "sha256", "source__priority", "linked")
+    )
+    return [
+        Member(
+            id=pk, pixels=w * h, sha256=sha,
+            source_rank=-max((p for p in (own, linked) if p is not None), default=0),
+        )
+        for pk, w, h, sha, own, linked in rows
+    ]
+
+
 def assign_clusters(images: Sequence[Image], k: int = DEFAULT_K) -> None:
     """Cluster `images` (hashes stored and committed) against the pool, in one locked pass:
     join each with its near-duplicates (merging their clusters), choose each cluster's
@@ -225,12 +243,9 @@ def assign_clusters(images: Sequence[Image], k: int = DEFAULT_K) -> None:
             if isinstance(x, int):
                 groups.setdefault(comps.find(x), []).append(x)
         multi = [sorted(g) for g in groups.values() if len(g) > 1]
-        info = {
-            row[0]: row
-            for row in Image.objects.filter(pk__in=[pk for g in multi for pk in g]).values_list(
-                "id", "width", "height", "source__priority", "sha256", "clustered_at"
-            )
-        }
+        ids = [pk for g in multi for pk in g]
+        info = dict(Image.objects.filter(pk__in=ids).values_list("id", "clustered_at"))
+        member_of = {m.id: m for m in members_of(ids)}
         reps = dict(
             DuplicateCluster.objects.filter(pk__in=cluster_ids).values_list(
                 "id", "representative_id"
@@ -240,11 +255,7 @@ def assign_clusters(images: Sequence[Image], k: int = DEFAULT_K) -> None:
         plans: dict[int, tuple[int, DuplicateCluster | None, dict | None]] = {}
         unchanged: list[tuple[list[int], int, int]] = []
         for group in multi:
-            members = [
-                Member(id=pk, pixels=w * h, source_rank=-(pr or 0), sha256=sha)
-                for pk, w, h, pr, sha, _ in (info[pk] for pk in group)
-            ]
-            rep = choose_representative(members).id
+            rep = choose_representative(member_of[pk] for pk in group).id
             existing = sorted({c for pk in group if (c := cluster_of.get(pk)) is not None})
             if (len(existing) == 1 and reps[existing[0]] == rep
                     and all(cluster_of.get(pk) == existing[0] for pk in group)):
@@ -253,7 +264,7 @@ def assign_clusters(images: Sequence[Image], k: int = DEFAULT_K) -> None:
             # Earlier representatives: of the clusters, and images alone until now that had
             # been clustered (a job may have accepted them).
             old_reps = {reps[c] for c in existing} | {
-                pk for pk in group if cluster_of.get(pk) is None and info[pk][5] is not None
+                pk for pk in group if cluster_of.get(pk) is None and info[pk] is not None
             }
             if existing:
                 cluster = DuplicateCluster(pk=existing[0], representative_id=rep)

@@ -236,6 +236,9 @@ class _Pipeline:
         # exact duplicates: the same bytes already came in through another item
         if dedup.claim_image(item, image):
             reasons.append(dedup.EXACT_DUPLICATE)
+        if image.cluster_id is not None:
+            # The new link may raise the image's source rank: re-choose the representative.
+            dedup.assign_cluster(image)
         # register_image hashed the image (draft-decoded) and clustered it against the pool;
         # whether it is a near duplicate is read when the decision is written (record_decision)
         m.update(phash=image.phash, dhash=image.dhash)

@@ -200,3 +200,30 @@ def test_same_images_any_order_or_concurrency_same_accepted_set(import_root, eag
         assert_one_per_cluster(list(Image.objects.filter(pk__in=project.items.values("image_id"))))
     assert all(o == outcomes[0] for o in outcomes), outcomes
     assert len(outcomes[0]) == 3  # one per group: astronaut, camera, coffee
+
+
+def test_source_priority_counts_every_source_holding_the_bytes(import_root, eager_celery):
+    """X (in a low- and a high-priority source) and Y (a near-duplicate of the same size, in a
+    middle one): X is kept whichever source's job stored X first."""
+    base = astronaut().resize((700, 700))
+    x, y = jpeg(base, 90), jpeg(base, 75)
+    kept = []
+    for run, order in enumerate((("low", "mid", "high"), ("high", "mid", "low"))):
+        reset()
+        priority = {"low": 0, "mid": 3, "high": 5}
+        files = {"low": {"x.jpg": x}, "mid": {"y.jpg": y}, "high": {"x.jpg": x}}
+        for name in order:
+            folder = import_root / f"{name}{run}"
+            folder.mkdir()
+            for fname, data in files[name].items():
+                (folder / fname).write_bytes(data)
+            (folder / "m.csv").write_text("path\n" + "\n".join(files[name]) + "\n")
+            source = import_source("manifest", folder / "m.csv", f"{name}{run}",
+                                   priority=priority[name]).source
+            jobs.start_job(source, NO_MODELS)
+        image_x = Image.objects.get(sha256=Image.objects.get(original_path="x.jpg").sha256)
+        assert image_x.cluster.representative_id == image_x.pk
+        mid = Decision.objects.get(job__source__name=f"mid{run}")
+        assert (mid.decision, mid.reasons) == ("rejected", ["near_duplicate"])
+        kept.append(image_x.sha256)
+    assert kept[0] == kept[1]
