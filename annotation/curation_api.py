@@ -24,13 +24,20 @@ class ProjectFromCurationSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, help_text="The new project's name (unique).")
     sample = serializers.IntegerField(
         min_value=1,
+        max_value=2**31 - 1,
         required=False,
         allow_null=True,
         help_text="Take a sample of N images stratified by source score (default: all).",
     )
-    seed = serializers.IntegerField(required=False, default=0, help_text="The sample's seed.")
+    seed = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=2**32 - 1, help_text="The sample's seed."
+    )
     overlap = serializers.IntegerField(
-        min_value=1, required=False, allow_null=True, help_text="Raters per image (default 3)."
+        min_value=1,
+        max_value=100,
+        required=False,
+        allow_null=True,
+        help_text="Raters per image (default 3).",
     )
 
 

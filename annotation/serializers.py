@@ -119,7 +119,9 @@ class RatingInputSerializer(serializers.Serializer):
         help_text=f"All 12 keys: {', '.join(DIMENSION_KEYS)}; null = not applicable.",
     )
     request_id = serializers.UUIDField(help_text="Client-made UUID; a retry with it is a no-op.")
-    time_spent_ms = serializers.IntegerField(required=False, min_value=0)
+    time_spent_ms = serializers.IntegerField(
+        required=False, min_value=0, max_value=86_400_000, help_text="At most a day."
+    )
 
 
 class RatingSerializer(serializers.ModelSerializer):

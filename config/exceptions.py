@@ -8,8 +8,10 @@ error pages (unknown URL, a crash, a refused upload) answer JSON under /api/ thr
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.db import DataError
 from django.http import HttpRequest, JsonResponse
 from django.views import defaults
 from rest_framework.exceptions import APIException, ErrorDetail
@@ -17,6 +19,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from humanbeauty.errors import DomainError
+
+log = logging.getLogger(__name__)
 
 _CODE_BY_STATUS = {
     400: "invalid",
@@ -33,6 +37,16 @@ _CODE_BY_STATUS = {
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response({"detail": exc.message, "code": exc.code}, status=exc.status)
+    if isinstance(exc, DataError):
+        # The database refused a value the serializers let through (a number beyond its
+        # column, a NUL): the request's fault, not the server's. Logged, so the missing bound
+        # is found and put where it belongs.
+        log.warning("DataError answered as 400 in %s: %s", context.get("view"), exc)
+        return Response(
+            {"detail": "a value does not fit its field (too large, too long or malformed)",
+             "code": "out_of_range"},
+            status=400,
+        )
     response = drf_exception_handler(exc, context)
     if response is not None:
         response.data = _shape(response.data, exc, response.status_code)

@@ -113,7 +113,11 @@ class SourceImportSerializer(serializers.Serializer):
         help_text="[min, max] of the raw scores (default: the dataset's own scale).",
     )
     priority = serializers.IntegerField(
-        required=False, allow_null=True, help_text="Prefer this source among near-duplicates."
+        required=False,
+        allow_null=True,
+        min_value=-1_000_000,
+        max_value=1_000_000,
+        help_text="Prefer this source among near-duplicates.",
     )
     background = serializers.BooleanField(
         default=False,

@@ -49,14 +49,18 @@ class ReleaseBuildSerializer(serializers.Serializer):
     out = serializers.CharField(max_length=1000)
     projects = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     sources = serializers.ListField(child=serializers.CharField(), required=False, default=list)
-    seed = serializers.IntegerField(required=False, default=0)
+    seed = serializers.IntegerField(
+        required=False, default=0, min_value=-(2**63), max_value=2**63 - 1
+    )
     split = serializers.DictField(child=serializers.FloatField(), required=False)
     formats = serializers.ListField(
         child=serializers.ChoiceField(choices=FORMATS), required=False, default=list(FORMATS)
     )
     images = serializers.ChoiceField(choices=["copy", "link", "none"], default="copy")
-    max_side = serializers.IntegerField(required=False, allow_null=True, min_value=16)
-    min_raters = serializers.IntegerField(required=False, default=1, min_value=1)
+    max_side = serializers.IntegerField(
+        required=False, allow_null=True, min_value=16, max_value=65_535
+    )
+    min_raters = serializers.IntegerField(required=False, default=1, min_value=1, max_value=1000)
     max_disagreement = serializers.FloatField(required=False, allow_null=True)
 
 

@@ -146,7 +146,9 @@ class TrainingRunCreateSerializer(serializers.Serializer):
         help_text="An InternVL hub id or local directory (inside MODEL_ROOTS), 'tiny' (random "
         "smoke test) or 'lite' (heads on CLIP embeddings).",
     )
-    max_steps = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    max_steps = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=10_000_000
+    )
     clip_model = serializers.CharField(required=False, allow_blank=True, default="")
     clip_checkpoint = serializers.CharField(required=False, allow_blank=True, default="")
     settings = serializers.DictField(

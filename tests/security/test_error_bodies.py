@@ -81,3 +81,13 @@ def test_every_operation_documents_its_errors(make_project):
             assert status in op["responses"], (path, method, status)
         if method != "get":
             assert "400" in op["responses"], (path, method)
+
+
+def test_a_database_refusal_that_slipped_past_validation_is_a_400_not_a_500():
+    from django.db import DataError
+
+    from config.exceptions import exception_handler
+
+    response = exception_handler(DataError("integer out of range"), {"view": None})
+    assert response.status_code == 400
+    assert response.data["code"] == "out_of_range"

@@ -170,3 +170,70 @@ def test_every_api_view_parses_json_strictly():
                 if issubclass(parser, JSONParser) and not issubclass(parser, StrictJSONParser):
                     lax.append((route, parser.__name__))
     assert lax == []
+
+
+# Body fields that name a row by id (PrimaryKeyRelatedField): looked up, never stored as given.
+REFERENCES = {"source", "release"}
+
+
+def test_every_integer_input_is_bounded_in_the_schema(make_project):
+    """The class of the int32/int16 overflows (a priority of 10^11 was a 500): every integer
+    a request may carry has a documented minimum and maximum, enforced by its serializer."""
+    _, _, users = make_project(0, raters=["r1"])
+    client = APIClient()
+    client.force_authenticate(users["r1"])
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    components = schema["components"]["schemas"]
+
+    def integers(node, path):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                name = node["$ref"].rsplit("/", 1)[-1]
+                if name not in seen:
+                    seen.add(name)
+                    yield from integers(components[name], name)
+                return
+            if node.get("type") == "integer" and not node.get("readOnly"):
+                yield path, node
+            for key, value in node.items():
+                yield from integers(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for value in node:
+                yield from integers(value, path)
+
+    unbounded = []
+    for route, item in schema["paths"].items():
+        for method, op in item.items():
+            seen: set[str] = set()
+            # Path and query integers never reach a column (Django answers an out-of-range
+            # id with "no such object"); bodies do. References to rows are looked up likewise.
+            for path, node in integers(op.get("requestBody", {}), f"{method.upper()} {route}"):
+                if path.rsplit(".", 1)[-1] in REFERENCES:
+                    continue
+                if "maximum" not in node or "minimum" not in node:
+                    unbounded.append(path)
+    assert unbounded == [], "\n".join(unbounded)
+
+
+@pytest.mark.django_db(transaction=True)  # the database's own refusal must not end the test
+def test_a_value_beyond_its_column_is_a_400_and_leaves_nothing(tmp_path, settings):
+    from django.contrib.auth import get_user_model
+
+    from curation.models import Source, SourceItem
+
+    settings.IMPORT_ROOTS = [tmp_path.resolve()]
+    (tmp_path / "m.csv").write_text("path,score\na.jpg,1\n")
+    root = get_user_model().objects.create_superuser("root", password="root-pass-123")
+    client = APIClient()
+    client.force_authenticate(root)
+    before = (Source.objects.count(), SourceItem.objects.count())
+    for priority in (99_999_999_999, -(2**40)):
+        response = client.post(
+            "/api/sources/",
+            {"kind": "manifest", "path": str(tmp_path / "m.csv"), "name": "big",
+             "priority": priority, "scale": [0, 1]},
+            format="json",
+        )
+        assert response.status_code == 400, response.json()
+        assert set(response.json()) >= {"detail", "code"}
+    assert (Source.objects.count(), SourceItem.objects.count()) == before
