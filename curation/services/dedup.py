@@ -227,44 +227,52 @@ def assign_clusters(images: Sequence[Image], k: int = DEFAULT_K) -> None:
             cluster_of.update((r[0], r[2]) for r in found)
         for pk in batch:
             comps.find(pk)
-        nodes = [x for x in list(comps.parent) if isinstance(x, int)]
-        # Existing clusters come along whole (a merge).
-        cluster_ids = {c for pk in nodes if (c := cluster_of.get(pk)) is not None}
-        for pk, c in Image.objects.filter(cluster_id__in=cluster_ids).values_list(
-            "id", "cluster_id"
-        ):
-            cluster_of[pk] = c
-            comps.union(("c", c), pk)
-        for pk in nodes:
+        # An existing cluster is one node: its members are never read here (it comes along
+        # whole), its representative stands for them (it is their minimum by the rule).
+        for pk in [x for x in list(comps.parent) if isinstance(x, int)]:
             if cluster_of.get(pk) is not None:
                 comps.union(("c", cluster_of[pk]), pk)
-        groups: dict[object, list[int]] = {}
+        groups: dict[object, list[object]] = {}
         for x in list(comps.parent):
-            if isinstance(x, int):
-                groups.setdefault(comps.find(x), []).append(x)
-        multi = [sorted(g) for g in groups.values() if len(g) > 1]
-        ids = [pk for g in multi for pk in g]
-        info = dict(Image.objects.filter(pk__in=ids).values_list("id", "clustered_at"))
-        member_of = {m.id: m for m in members_of(ids)}
+            groups.setdefault(comps.find(x), []).append(x)
+        cluster_ids = {x[1] for x in comps.parent if isinstance(x, tuple)}
         reps = dict(
             DuplicateCluster.objects.filter(pk__in=cluster_ids).values_list(
                 "id", "representative_id"
             )
         )
+        multi = [g for g in groups.values() if len(g) > 1]
+        loose = [x for g in multi for x in g if isinstance(x, int) and cluster_of.get(x) is None]
+        clustered_before = dict(
+            Image.objects.filter(pk__in=loose).values_list("id", "clustered_at")
+        )
+        # Who can be the representative: the clusters' representatives, images in no cluster
+        # yet, and this batch (a job's new link may have raised an image's source rank).
+        contenders = {
+            x for g in multi for x in g
+            if isinstance(x, int) and (cluster_of.get(x) is None or x in by_id)
+        } | set(reps.values())
+        member_of = {m.id: m for m in members_of(sorted(contenders))}
         now = timezone.now()
         plans: dict[int, tuple[int, DuplicateCluster | None, dict | None]] = {}
         unchanged: list[tuple[list[int], int, int]] = []
         for group in multi:
-            rep = choose_representative(member_of[pk] for pk in group).id
-            existing = sorted({c for pk in group if (c := cluster_of.get(pk)) is not None})
+            images = sorted(x for x in group if isinstance(x, int))
+            existing = sorted(x[1] for x in group if isinstance(x, tuple))
+            pool = {reps[c] for c in existing} | {
+                pk for pk in images if cluster_of.get(pk) is None or pk in by_id
+            }
+            rep = choose_representative(member_of[pk] for pk in sorted(pool)).id
+            touched = [pk for pk in images if pk in by_id or cluster_of.get(pk) is None]
             if (len(existing) == 1 and reps[existing[0]] == rep
-                    and all(cluster_of.get(pk) == existing[0] for pk in group)):
-                unchanged.append((group, rep, existing[0]))
+                    and all(cluster_of.get(pk) == existing[0] for pk in images)):
+                unchanged.append((touched, rep, existing[0]))
                 continue  # nothing changed for this cluster
             # Earlier representatives: of the clusters, and images alone until now that had
             # been clustered (a job may have accepted them).
             old_reps = {reps[c] for c in existing} | {
-                pk for pk in group if cluster_of.get(pk) is None and info[pk] is not None
+                pk for pk in images
+                if cluster_of.get(pk) is None and clustered_before.get(pk) is not None
             }
             if existing:
                 cluster = DuplicateCluster(pk=existing[0], representative_id=rep)
@@ -272,16 +280,17 @@ def assign_clusters(images: Sequence[Image], k: int = DEFAULT_K) -> None:
                     DuplicateCluster.objects.filter(pk=cluster.pk).update(representative_id=rep)
             else:
                 cluster = DuplicateCluster.objects.create(representative_id=rep)
-            Image.objects.filter(pk__in=group).exclude(cluster=cluster).update(cluster=cluster)
+            Image.objects.filter(pk__in=images).exclude(cluster=cluster).update(cluster=cluster)
             merged = existing[1:]
             if merged:
+                Image.objects.filter(cluster_id__in=merged).update(cluster=cluster)
                 Decision.objects.filter(cluster_id__in=merged).update(cluster=cluster)
                 ClusterChange.objects.filter(cluster_id__in=merged).update(cluster=cluster)
                 DuplicateCluster.objects.filter(pk__in=merged).delete()
             displaced = sorted(old_reps - {rep})
             note = None
             if displaced:
-                newcomers = [pk for pk in group if pk in by_id]
+                newcomers = [pk for pk in images if pk in by_id]
                 note = {
                     "cluster": cluster.pk,
                     "old_representatives": displaced,
@@ -290,10 +299,15 @@ def assign_clusters(images: Sequence[Image], k: int = DEFAULT_K) -> None:
                     "merged_clusters": merged,
                     "at": now.isoformat(),
                 }
-            plans.update((pk, (rep, cluster, note)) for pk in group)
+                # The representative changed: every member's decisions are looked at (rare:
+                # most arrivals leave it as it was).
+                touched = list(
+                    Image.objects.filter(cluster=cluster).values_list("id", flat=True)
+                )
+            plans.update((pk, (rep, cluster, note)) for pk in touched)
         kept = DuplicateCluster.objects.in_bulk([c for _, _, c in unchanged])
-        for group, rep, c in unchanged:
-            plans.update((pk, (rep, kept[c], None)) for pk in group)
+        for touched, rep, c in unchanged:
+            plans.update((pk, (rep, kept[c], None)) for pk in touched)
         for pk in batch:
             plans.setdefault(pk, (pk, None, None))  # alone: its own representative
         changed = _reconcile_decisions(plans)
