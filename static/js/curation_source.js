@@ -63,7 +63,7 @@
           clip: { enabled: $("job-clip").checked },
           faces: { enabled: $("job-faces").checked },
         };
-        for (const [id, key, label] of [["job-chunk", "chunk_size", "Chunk size"], ["job-min-side", "min_short_side", "Min short side"], ["job-k", "near_dup_k", "Near-dup k"]]) {
+        for (const [id, key, label] of [["job-chunk", "chunk_size", "Chunk size"], ["job-min-side", "min_short_side", "Min short side"]]) {
           const v = intField($(id), label);
           if (v !== null) config[key] = v;
         }
