@@ -189,6 +189,9 @@ MODEL_ROOTS = [
     Path(p).resolve()
     for p in env_list("MODEL_ROOTS", f"{VAR_DIR / 'models'},{TRAINING_RUNS_DIR}")
 ]
+# Where releases built through the API are written (a request's `out` is a folder under it);
+# `manage.py release build --out` is not limited to it.
+RELEASE_ROOT = Path(os.environ.get("RELEASE_ROOT", VAR_DIR / "releases")).resolve()
 # Loaded models kept per process (keyed by version and checkpoint mtime); "auto" = cuda if any.
 MODEL_CACHE_SIZE = int(os.environ.get("MODEL_CACHE_SIZE", "2"))
 MODEL_DEVICE = os.environ.get("MODEL_DEVICE", "auto")

@@ -6,6 +6,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from django.conf import settings
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -15,10 +16,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.permissions import global_role_permission
+from humanbeauty.paths import resolve_inside
 from humanbeauty.roles import Role
 
 from .models import Release, ReleaseStatus
-from .services.releases import FORMATS, create_release
+from .services.releases import FORMATS, ReleaseError, create_release
 
 CHUNK = 1 << 20
 
@@ -80,6 +82,16 @@ def tar_stream(root: Path) -> Iterator[bytes]:
     yield b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
+def release_dir(out: str) -> Path:
+    """Where a release a request asks for may be written: a new folder under RELEASE_ROOT (a
+    relative `out` is taken from there), checked by the platform's one path check."""
+    root = Path(settings.RELEASE_ROOT).resolve()
+    path = resolve_inside(out, [root], base=root, setting="RELEASE_ROOT")
+    if path == root:
+        raise ReleaseError("name a folder inside RELEASE_ROOT for the release, not the root")
+    return path
+
+
 class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = Release.objects.order_by("name", "created_at")
     serializer_class = ReleaseSerializer
@@ -95,7 +107,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         release = create_release(
             d["name"],
             d["version"],
-            d["out"],
+            release_dir(d["out"]),
             projects=d["projects"],
             sources=d["sources"],
             seed=d["seed"],

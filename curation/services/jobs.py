@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from humanbeauty.errors import DomainError
+from humanbeauty.paths import resolve_inside
 
 from ..imaging.near_dup import DEFAULT_K
 from ..imaging.validate import InvalidImage, Reason, ValidationRules
@@ -95,6 +96,11 @@ def check_clip(config: Mapping[str, Any]) -> None:
             "the CLIP filter needs a checkpoint: set CLIP_CHECKPOINT (a local open_clip "
             "weights file) or the job's clip.checkpoint, or turn CLIP off (--no-clip)"
         )
+    if checkpoint != settings.CLIP_CHECKPOINT:
+        # A job's own checkpoint is a path a request names: only inside MODEL_ROOTS (else a
+        # probe of the file system, and any file would be loaded as weights).
+        checkpoint = str(resolve_inside(checkpoint, settings.MODEL_ROOTS, setting="MODEL_ROOTS"))
+        clip["checkpoint"] = checkpoint
     if not Path(checkpoint).is_file():
         raise JobError(f"CLIP checkpoint {checkpoint} does not exist (or turn CLIP off)")
 

@@ -22,7 +22,7 @@ from humanbeauty.errors import DomainError
 
 from ..models import JobStatus, Source, SourceImport, SourceItem
 from ..sources import (
-    ImportRoots,
+    AllowedRoots,
     PathOutsideRoots,
     Scale,
     SourceFileError,
@@ -95,7 +95,7 @@ def import_source(
         source.save(update_fields=["priority"])
     report.source = source
     existing = set(SourceItem.objects.filter(source=source).values_list("path", flat=True))
-    roots = ImportRoots(settings.IMPORT_ROOTS)  # one checker: it caches resolved folders
+    roots = AllowedRoots(settings.IMPORT_ROOTS)  # one checker: it caches resolved folders
     total = len(result.records)
     batch: list[SourceItem] = []
 

@@ -5,11 +5,13 @@ Pure Python (no Django import): `parse_source(kind, path, scale=None, roots=None
 root, raw score, its scale, the score min-max normalised to [0, 1], dataset-specific extras)
 and SourceErrors (file, line, message) for the lines that could not be used. Each dataset module
 documents the label layout it expects and where that layout was taken from.
-`paths.resolve_inside` (or an `ImportRoots` reused over many paths) is the import-roots check
+`humanbeauty.paths.resolve_inside` (or an `AllowedRoots` reused over many paths) is the
+import-roots check
 every file access goes through.
 """
 
-from .paths import ImportRoots, PathOutsideRoots, resolve_inside
+from humanbeauty.paths import AllowedRoots, PathOutsideRoots, resolve_inside
+
 from .records import (
     MissingLabelFile,
     ParseResult,
@@ -23,7 +25,7 @@ from .registry import PARSERS, Parser, parse_source
 
 __all__ = [
     "PARSERS",
-    "ImportRoots",
+    "AllowedRoots",
     "MissingLabelFile",
     "ParseResult",
     "Parser",

@@ -7,7 +7,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from .paths import resolve_inside
+from humanbeauty.paths import resolve_inside
+
 from .records import (
     LineError,
     MissingLabelFile,

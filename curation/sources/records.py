@@ -13,8 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from humanbeauty.errors import DomainError
-
-from .paths import ImportRoots, PathOutsideRoots, resolve_inside
+from humanbeauty.paths import AllowedRoots, PathOutsideRoots, resolve_inside
 
 Scale = tuple[float, float]
 
@@ -64,10 +63,10 @@ class ParseResult:
     def __len__(self) -> int:
         return len(self.records)
 
-    def resolve(self, record: SourceRecord, roots: Iterable[str | Path] | ImportRoots) -> Path:
+    def resolve(self, record: SourceRecord, roots: Iterable[str | Path] | AllowedRoots) -> Path:
         """The real file behind `record`, refused (PathOutsideRoots) outside the import roots.
 
-        `roots` may be an ImportRoots, to reuse its folder cache over many records.
+        `roots` may be an AllowedRoots, to reuse its folder cache over many records.
         """
         return resolve_inside(record.path, roots, base=self.base)
 
@@ -163,7 +162,7 @@ class RecordBuilder:
     ) -> None:
         self.result = ParseResult(kind=kind, base=base, label_files=label_files, scale=scale)
         self._seen: dict[str, str] = {}
-        self._roots = None if roots is None else ImportRoots(roots)
+        self._roots = None if roots is None else AllowedRoots(roots)
         self._base = str(base)
 
     def finish(self) -> ParseResult:

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from humanbeauty.paths import resolve_inside
+
 from . import agiqa3k, ava, baid, manifest, mebeauty, scut_fbp5500, tad66k
-from .paths import resolve_inside
 from .records import ParseResult, Scale, SourceFileError
 
 

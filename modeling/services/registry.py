@@ -14,7 +14,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from humanbeauty.errors import DomainError
+from humanbeauty.paths import resolve_inside
 
 from .. import serving_selectors as selectors
 from ..models import ModelVersion, Release
@@ -59,28 +60,6 @@ class ModelUnavailable(DomainError):
 
     status = 503
     code = "model_unavailable"
-
-
-class PathNotAllowed(DomainError):
-    code = "path_not_allowed"
-
-
-# --- paths ------------------------------------------------------------------------------------
-
-
-def inside_roots(path: str | Path, roots: Iterable[Path], what: str = "MODEL_ROOTS") -> Path:
-    """The real path of `path` if it lies inside one of `roots` (symlinks resolved first)."""
-    raw = str(path)
-    if not raw.strip() or "\x00" in raw:
-        raise PathNotAllowed("the path is empty or malformed")
-    if not Path(raw).is_absolute():
-        raise PathNotAllowed(f"'{raw}' is relative; give an absolute path inside {what}")
-    real = Path(raw).expanduser().resolve()
-    resolved = [Path(r).resolve() for r in roots]
-    if not any(real == r or r in real.parents for r in resolved):
-        shown = ", ".join(str(r) for r in resolved) or "none configured"
-        raise PathNotAllowed(f"'{raw}' is outside {what} ({shown})")
-    return real
 
 
 # --- the cache of loaded models ---------------------------------------------------------------
@@ -258,7 +237,7 @@ def register_version(
             "starting with a letter or digit"
         )
     if roots is not None:
-        directory = inside_roots(directory, roots)
+        directory = resolve_inside(directory, roots, setting="MODEL_ROOTS")
     if selectors.get_version(version) is not None:
         raise VersionExists(f"model version '{version}' is already registered")
     path, raw = check_directory(directory, version)

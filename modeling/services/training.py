@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from humanbeauty.errors import DomainError
+from humanbeauty.paths import resolve_inside
 
 from .. import serving_selectors as selectors
 from ..models import Release, ReleaseStatus, RunStatus, TrainingRun
@@ -83,7 +84,7 @@ def create_training_run(
         raise TrainingError("give either a release or a data directory")
     roots = [*settings.MODEL_ROOTS, *settings.IMPORT_ROOTS]
     data_dir = _release_dir(release) if release is not None else str(
-        registry.inside_roots(data, roots, "IMPORT_ROOTS or MODEL_ROOTS")
+        resolve_inside(data, roots, setting="IMPORT_ROOTS or MODEL_ROOTS")
     )
     _check_data(data_dir)
     backbone = (backbone or "").strip()
@@ -91,7 +92,7 @@ def create_training_run(
         raise TrainingError("backbone: a hub id or local InternVL directory, 'tiny' or 'lite'")
     if backbone not in ("tiny", "lite") and (backbone.startswith(("/", "~", ".")) or
                                              Path(backbone).exists()):
-        backbone = str(registry.inside_roots(backbone, settings.MODEL_ROOTS))
+        backbone = str(resolve_inside(backbone, settings.MODEL_ROOTS, setting="MODEL_ROOTS"))
     if backbone == "lite":
         if not clip_model or clip_model.startswith("-"):
             raise TrainingError("the lite backbone needs clip_model (an open_clip name, or tiny)")
@@ -101,7 +102,9 @@ def create_training_run(
                 "inside MODEL_ROOTS (or clip_model 'tiny' for a random smoke-test CLIP)"
             )
         if clip_checkpoint:
-            clip_checkpoint = str(registry.inside_roots(clip_checkpoint, settings.MODEL_ROOTS))
+            clip_checkpoint = str(
+                resolve_inside(clip_checkpoint, settings.MODEL_ROOTS, setting="MODEL_ROOTS")
+            )
     elif clip_model or clip_checkpoint:
         raise TrainingError("clip_model and clip_checkpoint are for the lite backbone only")
     if max_steps is not None and not 1 <= max_steps <= 10_000_000:

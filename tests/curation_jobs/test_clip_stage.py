@@ -15,9 +15,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.mark.parametrize(("person_threshold", "adds_no_person"), [(0.0, False), (1.0, True)])
 def test_clip_scores_and_reasons_reach_the_decisions(
-    import_root, eager_celery, tmp_path, person_threshold, adds_no_person
+    import_root, eager_celery, tmp_path, person_threshold, adds_no_person, settings
 ):
     checkpoint = write_tiny_clip(tmp_path / "clip")
+    settings.MODEL_ROOTS = [(tmp_path / "clip").resolve()]
     manifest = write_dataset(import_root / "clip")
     import_source("manifest", manifest, "clip", scale=(1, 10))
     job = start_job(

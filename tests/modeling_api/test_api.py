@@ -203,7 +203,7 @@ def test_registering_a_missing_or_incompatible_directory_is_a_clear_error(
     outside = client.post(
         "/api/models/", {"version": "m4", "checkpoint_path": str(tmp_path)}, format="json"
     )
-    assert outside.status_code == 400 and outside.json()["code"] == "path_not_allowed"
+    assert outside.status_code == 400 and outside.json()["code"] == "outside_model_roots"
     assert "MODEL_ROOTS" in outside.json()["detail"]
     assert not ModelVersion.objects.exists(), "nothing is registered by a refused request"
 

@@ -120,13 +120,14 @@ def test_empty_selection_is_refused(make_project, tmp_path):
             "--out", str(tmp_path / "e"))
 
 
-def test_only_researchers_and_admins_build_and_download(data, tmp_path):
+def test_only_researchers_and_admins_build_and_download(data, tmp_path, settings):
     project, _ = data
+    settings.RELEASE_ROOT = tmp_path.resolve()
     User = get_user_model()
     annotator = User.objects.get(username="a")
     services.add_member(project, "res", "researcher")
     researcher = User.objects.get(username="res")
-    body = {"name": "api", "version": "1", "out": str(tmp_path / "api"),
+    body = {"name": "api", "version": "1", "out": "api",  # a folder under RELEASE_ROOT
             "projects": [project.name], "images": "copy", "formats": ["official"]}
     denied = APIClient()
     denied.force_authenticate(annotator)

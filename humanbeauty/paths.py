@@ -1,35 +1,50 @@
-"""Import roots: a source may only read files that really live under a configured root.
+"""Allowed roots: every server path a request (or a dataset's label file) can name must really
+lie under a configured root. The one check of the platform, for every kind of root: imports
+(`IMPORT_ROOTS`), models and checkpoints (`MODEL_ROOTS`), releases (`RELEASE_ROOT`); the Django
+layer passes the setting's roots and its name.
 
-`resolve_inside` is the single check every importer uses (the `IMPORT_ROOTS` setting supplies the
-roots in the Django layer). It resolves symbolic links and `..` before comparing, so neither a
-`../` escape, an absolute path elsewhere, nor a symlink that points out of a root gets through.
-A `..` that stays inside a root is fine: what counts is where the file really is.
+`resolve_inside` resolves symbolic links and `..` before comparing, so neither a `../` escape,
+an absolute path elsewhere, nor a symlink that points out of a root gets through. A `..` that
+stays inside a root is fine: what counts is where the file really is. A refusal names the path
+as it was given and the roots, never where the path really leads outside them (that would map
+the server's file system), and reads the same whether or not such a path exists.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NoReturn
 
 from humanbeauty.errors import DomainError
 
+LABELS = {
+    "IMPORT_ROOTS": "the import roots",
+    "MODEL_ROOTS": "the model roots",
+    "RELEASE_ROOT": "the release root",
+    "IMPORT_ROOTS or MODEL_ROOTS": "the import and model roots",
+}
+
 
 class PathOutsideRoots(DomainError, ValueError):
-    """A path that resolves outside every import root (or no roots are configured at all)."""
+    """A path that resolves outside every allowed root (or no roots are configured at all).
+    Its code names the setting: `outside_import_roots`, `outside_model_roots`, ..."""
 
-    code = "outside_import_roots"
-
-    def __init__(self, path: object, roots: list[Path], reason: str) -> None:
+    def __init__(
+        self, path: object, roots: list[Path], reason: str, setting: str = "IMPORT_ROOTS"
+    ) -> None:
         self.path = str(path)
         self.roots = roots
         self.reason = reason
+        self.setting = setting
+        self.code = "outside_" + re.sub(r"\W+", "_", setting.lower())
         listed = ", ".join(str(r) for r in roots) if roots else "none configured"
-        super().__init__(f"refused {self.path!r}: {reason} (import roots: {listed})")
+        super().__init__(f"refused {self.path!r}: {reason} ({setting}: {listed})")
 
 
-class ImportRoots:
+class AllowedRoots:
     """The check of resolve_inside, for many paths in a row (a dataset's 255,000 images).
 
     Resolving a path costs one lstat per component. Paths of one dataset share their folders,
@@ -38,7 +53,11 @@ class ImportRoots:
     plain name. Use one object per parse; the file is opened later by its returned real path.
     """
 
-    def __init__(self, roots: Iterable[str | os.PathLike[str]] | None) -> None:
+    def __init__(
+        self, roots: Iterable[str | os.PathLike[str]] | None, setting: str = "IMPORT_ROOTS"
+    ) -> None:
+        self.setting = setting
+        self.label = LABELS.get(setting, setting)
         self.given = [Path(os.fspath(r)) for r in (roots or ())]
         self.roots = [r.resolve() for r in self.given]
         self._prefixes = [str(r).rstrip(os.sep) + os.sep for r in self.roots]
@@ -69,17 +88,19 @@ class ImportRoots:
         """resolve() as a string (no Path object: the hot loop of a big import)."""
         raw = os.fspath(path)
         if not self.roots:
-            raise PathOutsideRoots(raw, [], "no import roots are configured")
+            raise PathOutsideRoots(raw, [], f"{self.setting} is not configured", self.setting)
         base_s = None if base is None else os.fspath(base)
         if "\x00" in raw or (base_s is not None and "\x00" in base_s):
             msg = "the path has a NUL byte"
-            raise PathOutsideRoots(raw.replace("\x00", "\\x00"), self.roots, msg)
+            raise PathOutsideRoots(raw.replace("\x00", "\\x00"), self.roots, msg, self.setting)
         if not raw.strip():
-            raise PathOutsideRoots(raw, self.roots, "the path is empty")
+            raise PathOutsideRoots(raw, self.roots, "the path is empty", self.setting)
         if os.path.isabs(raw):
             joined = raw
         elif base_s is None:
-            raise PathOutsideRoots(raw, self.roots, "a relative path needs a base folder")
+            raise PathOutsideRoots(
+                raw, self.roots, "a relative path needs a base folder", self.setting
+            )
         else:
             abs_base = self._bases.get(base_s)
             if abs_base is None:
@@ -99,19 +120,22 @@ class ImportRoots:
         lexical_inside = lexical in lexical_roots or any(
             lexical.startswith(r.rstrip(os.sep) + os.sep) for r in lexical_roots
         )
+        # Where it really leads stays unsaid: that is outside the roots.
         if real != lexical and lexical_inside:
-            reason = f"it leads through a symbolic link to {real}, outside the import roots"
+            reason = f"it leads through a symbolic link out of {self.label}"
         elif ".." in Path(raw).parts:
-            reason = f"its '..' climbs out of the import roots to {real}"
+            reason = f"its '..' climbs out of {self.label}"
         else:
-            reason = f"{real} is outside the import roots"
-        raise PathOutsideRoots(raw, self.roots, reason)
+            reason = f"it is outside {self.label}"
+        raise PathOutsideRoots(raw, self.roots, reason, self.setting)
 
 
 def resolve_inside(
     path: str | os.PathLike[str],
-    roots: Iterable[str | os.PathLike[str]] | ImportRoots | None,
+    roots: Iterable[str | os.PathLike[str]] | AllowedRoots | None,
     base: str | os.PathLike[str] | None = None,
+    *,
+    setting: str = "IMPORT_ROOTS",
 ) -> Path:
     """The real absolute path of `path`, provided it lies inside one of `roots`.
 
@@ -121,5 +145,5 @@ def resolve_inside(
     The file need not exist: a missing file inside a root is the caller's "not found", not ours.
     Open the returned path, not the one given: it is the one that was checked.
     """
-    checker = roots if isinstance(roots, ImportRoots) else ImportRoots(roots)
+    checker = roots if isinstance(roots, AllowedRoots) else AllowedRoots(roots, setting)
     return checker.resolve(path, base)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from curation.sources.paths import PathOutsideRoots, resolve_inside
+from humanbeauty.paths import PathOutsideRoots, resolve_inside
 
 
 @pytest.fixture
@@ -70,8 +70,9 @@ def test_sibling_with_the_same_prefix_is_not_inside(tree, tmp_path):
 def test_symlinked_file_pointing_out_refused(tree):
     root, outside = tree
     (root / "data" / "link.jpg").symlink_to(outside / "secret.jpg")
-    with pytest.raises(PathOutsideRoots, match=r"symbolic link to .*secret\.jpg"):
+    with pytest.raises(PathOutsideRoots, match=r"symbolic link out of the import roots") as info:
         resolve_inside("data/link.jpg", [root], base=root)
+    assert str(outside) not in str(info.value)  # where it leads is not said
 
 
 def test_symlinked_folder_pointing_out_refused(tree):
@@ -110,9 +111,9 @@ def test_a_root_given_through_a_symlink(tree, tmp_path):
 def test_no_roots_configured(tree):
     root, _ = tree
     for roots in ([], None, ()):
-        with pytest.raises(PathOutsideRoots, match="no import roots are configured") as info:
+        with pytest.raises(PathOutsideRoots, match="IMPORT_ROOTS is not configured") as info:
             resolve_inside(root / "data" / "a.jpg", roots)
-        assert "import roots: none configured" in str(info.value)
+        assert "IMPORT_ROOTS: none configured" in str(info.value)
 
 
 def test_odd_inputs_refused(tree):
@@ -136,12 +137,12 @@ def test_is_a_domain_error(tree):
 
 
 def test_import_roots_reused_over_many_paths(tree):
-    """The folder cache of ImportRoots must not let a symlinked file through after a plain one."""
-    from curation.sources.paths import ImportRoots
+    """The folder cache of AllowedRoots must not let a symlinked file through after a plain one."""
+    from humanbeauty.paths import AllowedRoots
 
     root, outside = tree
     (root / "data" / "b.jpg").symlink_to(outside / "secret.jpg")
-    checker = ImportRoots([root])
+    checker = AllowedRoots([root])
     assert checker.resolve("data/a.jpg", root) == (root / "data" / "a.jpg").resolve()
     with pytest.raises(PathOutsideRoots, match="symbolic link"):
         checker.resolve("data/b.jpg", root)
@@ -162,3 +163,93 @@ def test_parsers_refuse_outside_paths_before_looking_at_them(tmp_path):
             parse_source("manifest", tmp_path / name, roots=[root])
         messages.append(str(err.value).replace(name, "X"))
     assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("setting", ["MODEL_ROOTS", "RELEASE_ROOT"])
+def test_one_check_for_every_kind_of_root(tree, setting):
+    root, outside = tree
+    with pytest.raises(PathOutsideRoots) as info:
+        resolve_inside(outside / "secret.jpg", [root], setting=setting)
+    assert info.value.code == f"outside_{setting.lower()}"
+    assert setting in str(info.value)
+
+
+def test_a_refusal_reads_the_same_whether_the_path_exists_or_not(tree):
+    """No existence oracle: outside the roots, a real file and a missing one get one answer."""
+    root, outside = tree
+    answers = []
+    for name in ("secret.jpg", "no-such-file.jpg"):
+        with pytest.raises(PathOutsideRoots) as info:
+            resolve_inside(outside / name, [root])
+        answers.append(str(info.value).replace(name, "X"))
+    assert answers[0] == answers[1]
+    climbing = []
+    for name in ("secret.jpg", "nothing-here.jpg"):
+        with pytest.raises(PathOutsideRoots) as info:
+            resolve_inside(f"../outside/{name}", [root], base=root)
+        climbing.append(str(info.value).replace(name, "X"))
+        assert str(outside) not in str(info.value)
+    assert climbing[0] == climbing[1]
+
+
+# --- every server path a request can name goes through the check (#11.2) ---------------------
+
+
+@pytest.fixture
+def admin_client(db):
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.create_superuser("root", password="p-1"))
+    return client
+
+
+@pytest.mark.parametrize(
+    ("out", "code"),
+    [
+        ("/etc/passwd", "outside_release_root"),
+        ("/dev/null", "outside_release_root"),
+        ("../escape", "outside_release_root"),
+        ("/", "outside_release_root"),
+        (".", "release_error"),  # the root itself: a release gets a folder of its own
+    ],
+)
+def test_a_release_is_written_only_under_release_root(
+    admin_client, settings, tmp_path, out, code
+):
+    from modeling.models import Release
+
+    settings.RELEASE_ROOT = (tmp_path / "releases").resolve()
+    # An empty selection would be refused too, but only after the path: the path decides.
+    body = {"name": "r", "version": "1", "out": out, "sources": [], "projects": []}
+    response = admin_client.post("/api/releases/", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == code, response.json()
+    assert not Release.objects.exists()
+
+
+def test_a_relative_release_folder_lands_under_release_root(settings, tmp_path):
+    from modeling.release_api import release_dir
+
+    settings.RELEASE_ROOT = (tmp_path / "releases").resolve()
+    assert release_dir("v1/official") == settings.RELEASE_ROOT / "v1" / "official"
+
+
+@pytest.mark.parametrize("checkpoint", ["/etc/passwd", "/no/such/file.pt", "~/weights.pt"])
+def test_a_job_checkpoint_must_lie_in_model_roots(admin_client, settings, tmp_path, checkpoint):
+    from curation.models import FilterJob, Source
+
+    settings.MODEL_ROOTS = [(tmp_path / "models").resolve()]
+    settings.CLIP_CHECKPOINT = ""
+    source = Source.objects.create(name="s")
+    source.items.create(path="a.jpg")
+    response = admin_client.post(
+        "/api/jobs/", {"source": source.pk, "config": {"clip": {"checkpoint": checkpoint}}},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "outside_model_roots"
+    # The same sentence for a file that exists and one that does not: no existence oracle.
+    assert "does not exist" not in response.json()["detail"]
+    assert not FilterJob.objects.exists()
