@@ -144,6 +144,8 @@ class SourceViewSet(
             "updated": job.updated,
             "refused": job.refused,
             "errors": job.errors[:MAX_ERRORS_SHOWN],
+            "status": job.status,
+            "error": job.error,
         }
         return Response(body, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
 

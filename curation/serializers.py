@@ -139,6 +139,10 @@ class SourceImportResultSerializer(serializers.Serializer):
     errors = serializers.ListField(
         child=serializers.CharField(), help_text="The first refusals, each with its reason."
     )
+    status = serializers.CharField(
+        help_text="done, or failed when more than half of the records were refused."
+    )
+    error = serializers.CharField(help_text="Why the import failed (empty when done).")
 
 
 class SourceImportJobSerializer(serializers.ModelSerializer):

@@ -26,6 +26,8 @@ LABELS = {
     "RELEASE_ROOT": "the release root",
     "IMPORT_ROOTS or MODEL_ROOTS": "the import and model roots",
 }
+# "no import roots are configured", "no release root is configured"
+VERB = {True: "are", False: "is"}
 
 
 class PathOutsideRoots(DomainError, ValueError):
@@ -88,7 +90,8 @@ class AllowedRoots:
         """resolve() as a string (no Path object: the hot loop of a big import)."""
         raw = os.fspath(path)
         if not self.roots:
-            raise PathOutsideRoots(raw, [], f"{self.setting} is not configured", self.setting)
+            reason = f"no {self.label[4:]} {VERB[self.label.endswith('s')]} configured"
+            raise PathOutsideRoots(raw, [], reason, self.setting)
         base_s = None if base is None else os.fspath(base)
         if "\x00" in raw or (base_s is not None and "\x00" in base_s):
             msg = "the path has a NUL byte"

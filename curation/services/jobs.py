@@ -59,6 +59,33 @@ def default_config() -> dict[str, Any]:
     }
 
 
+# Every number a job takes, with the range that makes sense: a setting outside it is refused
+# with its name, never stored to fail (or silently do nothing) in a worker.
+_BOUNDS: tuple[tuple[str, type, float, Any], ...] = (
+    ("chunk_size", int, 1, 10_000),
+    ("min_short_side", int, 1, 100_000),
+    ("max_aspect_ratio", float, 1.0, 100.0),
+    ("max_pixels", int, 1, lambda: settings.MAX_IMAGE_PIXELS),
+    ("near_dup_k", int, 0, 64),
+    ("faces.min_faces", int, 0, 1_000),
+    ("clip.person_threshold", float, 0.0, 1.0),
+    ("clip.inappropriate_threshold", float, 0.0, 1.0),
+)
+
+
+def _check_number(config: dict[str, Any], path: str, kind: type, low: float, high: float) -> None:
+    *parents, key = path.split(".")
+    holder = config
+    for parent in parents:
+        holder = holder[parent]
+    value = holder[key]
+    number_types = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, number_types):
+        raise JobError(f"{path} must be {'an integer' if kind is int else 'a number'}")
+    if not low <= value <= high:
+        raise JobError(f"{path} must be within {low:g}..{high:g}, not {value!r}")
+
+
 def merged_config(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """Defaults updated by `overrides` (nested dicts merged); unknown keys are refused."""
     config = default_config()
@@ -74,9 +101,13 @@ def merged_config(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
             config[key] = {**config[key], **value}
         else:
             config[key] = value
-    if not 1 <= int(config["chunk_size"]) <= 10_000:
-        raise JobError("chunk_size must be within 1..10000")
-    if int(config["near_dup_k"]) != DEFAULT_K:
+    for path, kind, low, high in _BOUNDS:
+        _check_number(config, path, kind, low, high() if callable(high) else high)
+    if not isinstance(config["faces"]["enabled"], bool) or not isinstance(
+        config["clip"]["enabled"], bool
+    ):
+        raise JobError("faces.enabled and clip.enabled are true or false")
+    if config["near_dup_k"] != DEFAULT_K:
         # Clusters are a property of the pool, shared by every job and every door into it.
         raise JobError(
             f"near_dup_k must be {DEFAULT_K}: near-duplicate clusters belong to the pool "

@@ -8,6 +8,7 @@ run it in the request or, for big datasets, on a worker with live progress (`sta
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from ..sources import (
 
 # A running import writes its progress at most this often.
 PROGRESS_EVERY_S = 0.5
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -212,12 +215,24 @@ def run_import(import_id: int, *, reraise: bool = False) -> SourceImport:
         if reraise:
             raise
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        # The details (a database error quotes its SQL) go to the log, not to the client.
+        log.exception("import %s failed", import_id)
+        message = f"the import failed on an internal error ({type(exc).__name__}); it was logged"
         rows.update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
         raise
     else:
+        refused, kept = len(report.errors), report.created + report.updated
+        mostly_refused = refused > kept
         rows.update(
-            status=JobStatus.DONE,
+            # Most lines unusable is no success, whatever was kept: the wrong kind of file, a
+            # wrong scale or a damaged file, for the curator to look at (the good records stay).
+            status=JobStatus.FAILED if mostly_refused else JobStatus.DONE,
+            error=(
+                f"{refused:,} of {refused + kept:,} records were refused (more than half): is "
+                "this the right kind of file and scale? The good records were kept."
+                if mostly_refused
+                else ""
+            ),
             source=report.source,
             created=report.created,
             updated=report.updated,

@@ -16,6 +16,7 @@ from humanbeauty.errors import DomainError
 from humanbeauty.paths import AllowedRoots, PathOutsideRoots, resolve_inside
 
 Scale = tuple[float, float]
+MAX_SCALE = 1e9
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ def check_scale(scale: Iterable[float], *, what: str = "scale") -> Scale:
         raise ValueError(f"{what} must be finite numbers, got [{lo}, {hi}]")
     if lo >= hi:
         raise ValueError(f"{what} minimum must be below its maximum, got [{lo}, {hi}]")
+    if max(abs(lo), abs(hi)) > MAX_SCALE:
+        # A span beyond this squeezes every real score to one value (±1e308 made them all 0).
+        raise ValueError(f"{what} must lie within ±{MAX_SCALE:g}, got [{lo:g}, {hi:g}]")
     return (lo, hi)
 
 
