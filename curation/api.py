@@ -13,7 +13,7 @@ from humanbeauty.roles import Role
 
 from . import services
 from .imaging.validate import InvalidImage
-from .models import Image
+from .models import Image, Source
 from .serializers import ImageSerializer, ImageUploadSerializer
 
 
@@ -43,9 +43,10 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 {"detail": str(exc), "code": exc.reason},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        source = None
-        if form.validated_data.get("source"):
-            source = services.get_or_create_source(form.validated_data["source"], kind="upload")
+        # A new source is made only once the image is good: a refused upload leaves nothing.
+        # (Until then the image counts with priority 0, a new source's own.)
+        name = form.validated_data.get("source")
+        source = Source.objects.filter(name=name).first() if name else None
         try:
             image, created = services.register_image(
                 upload, source=source, original_path=upload.name or ""
@@ -54,6 +55,11 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return Response(
                 {"detail": str(exc), "code": exc.reason}, status=status.HTTP_400_BAD_REQUEST
             )
+        if name and source is None:
+            source = services.get_or_create_source(name, kind="upload")
+            if created:
+                Image.objects.filter(pk=image.pk, source__isnull=True).update(source=source)
+                image.refresh_from_db(fields=["source"])
         data = ImageSerializer(image, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

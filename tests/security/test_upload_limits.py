@@ -70,3 +70,25 @@ def test_a_body_past_the_limit_is_stopped_while_streaming(settings, curator_toke
     assert response.json()["code"] == "too_large"
     assert "limit of 2,000 bytes" in response.json()["detail"]
     assert Image.objects.count() == 0 and Source.objects.count() == 0
+
+
+def test_a_refused_upload_leaves_no_source(curator_token):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {curator_token}")
+    for name, data in [("bad.jpg", b"not an image"), ("cut.png", image_bytes(seed=4)[:200])]:
+        response = client.post(
+            "/api/images/",
+            {"file": SimpleUploadedFile(name, data), "source": "field-upload"},
+            format="multipart",
+        )
+        assert response.status_code == 400
+    assert Image.objects.count() == 0 and Source.objects.count() == 0
+    good = client.post(
+        "/api/images/",
+        {"file": SimpleUploadedFile("ok.png", image_bytes(seed=5)), "source": "field-upload"},
+        format="multipart",
+    )
+    assert good.status_code == 201
+    assert Image.objects.get().source.name == "field-upload"
