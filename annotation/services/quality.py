@@ -896,6 +896,8 @@ def parse_reference_csv(
     for line, record in enumerate(reader, start=2):
         ref = (record.get("image") or "").strip()
         try:
+            if any("\x00" in (cell or "") for cell in record.values() if isinstance(cell, str)):
+                raise WorkflowError("the line holds a NUL character")
             image = _find_image(ref, within)
             scores = {}
             for key in DIMENSION_KEYS:

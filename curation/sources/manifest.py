@@ -19,11 +19,12 @@ Record paths are kept as written in the manifest (job reports echo them).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from humanbeauty.strictjson import loads_strict
 
 from .common import check_roots, csv_rows, existing_path, text_lines
 from .records import (
@@ -58,9 +59,11 @@ def _jsonl_rows(path: Path, b: RecordBuilder) -> Iterator[tuple[int, dict[str, A
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            b.error(path, number, f"not valid JSON: {exc.msg} (column {exc.colno})")
+            # Strict: a NaN, a huge number, a NUL, a lone surrogate or deep nesting is this
+            # line's error, never the whole import's.
+            row = loads_strict(line)
+        except ValueError as exc:
+            b.error(path, number, f"not valid JSON: {exc}")
             continue
         if not isinstance(row, dict):
             b.error(path, number, f"expected a JSON object, found {type(row).__name__}")
