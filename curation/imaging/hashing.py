@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import multiprocessing
 import os
 import sys
@@ -47,13 +46,14 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image
 
 from curation.imaging.validate import (
     DEFAULT_MAX_PIXELS,
     InvalidImage,
     PathOrFile,
     Reason,
+    decode_checked,
     open_image,
     read_bytes,
 )
@@ -182,32 +182,13 @@ def inspect_and_hash(
     decoded in full, and a PNG's chunks are CRC-checked as `inspect_image` does. The hashes are
     those of `hash_image(draft=True)`. Raises InvalidImage.
     """
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        raise RuntimeError(
-            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on in this process, so truncated images "
-            "would decode silently; turn it off before validating images"
-        )
-    data = read_bytes(source)
-    sha256 = hashlib.sha256(data).hexdigest()
-    img = open_image(data, max_pixels=max_pixels)
-    width, height = img.size
-    fmt = (img.format or "").upper()
-    try:
-        with img:
-            apply_draft(img, draft_min_side)
-            img.load()  # raises on truncated or damaged pixel data
-            phash, dhash = hashes_of(img)
-        if fmt == "PNG":
-            with Image.open(io.BytesIO(data), formats=("PNG",)) as again:
-                again.verify()
-    except Image.DecompressionBombError as exc:
-        raise InvalidImage(Reason.DECOMPRESSION_BOMB, f"decompression bomb: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
-        detail = "truncated" if "truncated" in str(exc).lower() else "damaged"
-        raise InvalidImage(
-            Reason.CORRUPT, f"the {fmt} file is {detail} and cannot be fully decoded: {exc}"
-        ) from None
-    return ImageHashes(sha256, phash, dhash, width, height, fmt)
+    info, hashes = decode_checked(
+        source,
+        max_pixels=max_pixels,
+        prepare=lambda img: apply_draft(img, draft_min_side),
+        measure=hashes_of,
+    )
+    return ImageHashes(info.sha256, *hashes, info.width, info.height, info.format)
 
 
 def _hash_one(args: tuple[str, bool, int, bool]) -> HashOutcome:

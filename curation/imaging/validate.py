@@ -11,14 +11,17 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from humanbeauty.errors import DomainError
+
+T = TypeVar("T")
 
 # Same order of magnitude as PIL's own default (89.5 Mpx), but ours is explicit and per call:
 # PIL's limit is a process-wide global and only warns below twice its value.
@@ -116,7 +119,20 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
 
 
 def inspect_image(source: PathOrFile, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    """Decode the whole image and return its size, format and sha256, or raise InvalidImage.
+    """Decode the whole image and return its size, format and sha256, or raise InvalidImage."""
+    return decode_checked(source, max_pixels=max_pixels)[0]
+
+
+def decode_checked(
+    source: PathOrFile,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    prepare: Callable[[Image.Image], object] | None = None,
+    measure: Callable[[Image.Image], T] | None = None,
+) -> tuple[ImageInfo, T | None]:
+    """Decode the whole image, after `prepare(img)` (a JPEG draft: it still entropy-decodes
+    every coefficient), and return its ImageInfo and `measure(img)` of the decoded image; or
+    raise InvalidImage. The one check of every way into the pool.
 
     Truncated files fail: decoding never pads missing data (PIL's LOAD_TRUNCATED_IMAGES must
     stay off; if some library turned it on we refuse to give a false "sound" answer).
@@ -131,9 +147,14 @@ def inspect_image(source: PathOrFile, *, max_pixels: int = DEFAULT_MAX_PIXELS) -
     img = open_image(data, max_pixels=max_pixels)
     fmt = (img.format or "").upper()
     width, height = img.size
+    measured = None
     try:
         with img:
+            if prepare is not None:
+                prepare(img)
             img.load()  # the full decode: raises on truncated or damaged pixel data
+            if measure is not None:
+                measured = measure(img)
         if fmt == "PNG":
             # A PNG whose pixel data is complete but whose last chunks are cut off decodes
             # fine; verify() walks every chunk and checks its CRC, and fails on those.
@@ -146,7 +167,7 @@ def inspect_image(source: PathOrFile, *, max_pixels: int = DEFAULT_MAX_PIXELS) -
         raise InvalidImage(
             Reason.CORRUPT, f"the {fmt} file is {detail} and cannot be fully decoded: {exc}"
         ) from None
-    return ImageInfo(width=width, height=height, format=fmt, sha256=sha256)
+    return ImageInfo(width=width, height=height, format=fmt, sha256=sha256), measured
 
 
 @dataclass(frozen=True)
