@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,12 +28,20 @@ from .services import review as review_services
 MANAGER_ROLES = {r.value for r in OVERSIGHT_ROLES}
 
 
-def manager_project(request: Request, pk: int, *, write: bool = False) -> Project:
+def manager_project(
+    request: Request, pk: int, *, write: bool = False, missing: str = ""
+) -> Project:
+    """The project, for its managers (and, to read, platform researchers and admins). Someone
+    who cannot see the project at all gets the answer a missing one gives (`missing`)."""
     project = get_object_or_404(Project, pk=pk)
-    if selectors.role_in(request.user, project) in MANAGER_ROLES:
+    role = selectors.role_in(request.user, project)
+    if role in MANAGER_ROLES:
         return project
-    if not write and has_global_role(request.user, Role.RESEARCHER, Role.ADMIN):
+    sees_all = has_global_role(request.user, Role.RESEARCHER, Role.ADMIN)
+    if not write and sees_all:
         return project
+    if role is None and not sees_all:
+        raise NotFound(missing or f"project {pk} does not exist")
     raise PermissionDenied("this is for the project's reviewers and admins")
 
 
@@ -243,8 +251,11 @@ class ReviewViewSet(viewsets.GenericViewSet):
     @extend_schema(request=ReviewDecisionSerializer, responses={200: dict})
     @action(detail=True, methods=["post"])
     def decision(self, request: Request, pk: int | None = None) -> Response:
-        review = get_object_or_404(ReviewItem, pk=pk)
-        manager_project(request, review.project_id, write=True)
+        missing = f"review {pk} does not exist"  # for those outside its project too
+        review = ReviewItem.objects.filter(pk=pk).first()
+        if review is None:
+            raise NotFound(missing)
+        manager_project(request, review.project_id, write=True, missing=missing)
         body = ReviewDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         review = review_services.decide(

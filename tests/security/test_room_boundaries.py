@@ -91,3 +91,28 @@ def test_a_status_change_for_a_non_rater_is_a_clean_400(make_project):
     assert response.status_code == 400 and "does not rate" in response.json()["detail"]
     assert dict(Membership.objects.values_list("user__username", "status")) == before
     assert AuditEvent.objects.count() == events
+
+
+def test_outsiders_get_404_for_a_projects_quality_pages_and_reviews(make_project):
+    from annotation.models import ReviewItem
+
+    project, images, _ = make_project(1, raters=["a"])
+    services.add_member(project, "rev", "reviewer")
+    review = ReviewItem.objects.create(project=project, image=images[0], reasons=["disagreement"])
+    other, _, _ = make_project(1, raters=["b"])
+    services.add_member(other, "outsider", "reviewer")
+    outsider = client_for(get_user_model().objects.get(username="outsider"))
+    for url in (f"/api/projects/{project.pk}/agreement/", f"/api/projects/{project.pk}/reviews/"):
+        assert outsider.get(url).status_code == 404
+        assert outsider.get(url.replace(str(project.pk), "987654")).status_code == 404
+    decision = outsider.post(
+        f"/api/reviews/{review.pk}/decision/", {"decision": "accept"}, format="json"
+    )
+    missing = outsider.post("/api/reviews/987654/decision/", {"decision": "accept"}, format="json")
+    assert decision.status_code == missing.status_code == 404
+    assert decision.json()["detail"].replace(str(review.pk), "X") == missing.json()[
+        "detail"
+    ].replace("987654", "X")
+    # A member who is no manager still learns it is not theirs to manage.
+    member = client_for(get_user_model().objects.get(username="a"))
+    assert member.get(f"/api/projects/{project.pk}/agreement/").status_code == 403
