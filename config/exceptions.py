@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from django.db import DataError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework.exceptions import APIException, ErrorDetail
 from rest_framework.response import Response
@@ -95,12 +95,18 @@ def _sentences(data: Any):
 # --- Django's error views, JSON under /api/ ----------------------------------------------------
 
 
+def plain_error(request: HttpRequest, status: int, detail: str, code: str) -> HttpResponse:
+    """An error answered outside DRF (middleware, Django's handlers): the API's JSON shape
+    under /api/, a plain sentence elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": detail, "code": code}, status=status)
+    return HttpResponse(detail, status=status, content_type="text/plain; charset=utf-8")
+
+
 def _json_or(default_view, status: int, detail: str):
     def view(request: HttpRequest, exception: Exception | None = None, **kwargs):
         if request.path.startswith("/api/"):
-            return JsonResponse(
-                {"detail": detail, "code": _CODE_BY_STATUS.get(status, "error")}, status=status
-            )
+            return plain_error(request, status, detail, _CODE_BY_STATUS.get(status, "error"))
         if default_view is defaults.server_error:
             return default_view(request, **kwargs)
         return default_view(request, exception, **kwargs)

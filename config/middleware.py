@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+
+from .exceptions import plain_error
 
 
 class RejectNulMiddleware:
@@ -20,9 +22,7 @@ class RejectNulMiddleware:
         where = self._nul_in(request)
         if where:
             detail = f"the request's {where} holds a NUL character, which is not allowed"
-            if request.path.startswith("/api/"):
-                return JsonResponse({"detail": detail, "code": "parse_error"}, status=400)
-            return HttpResponse(detail, status=400, content_type="text/plain; charset=utf-8")
+            return plain_error(request, 400, detail, "parse_error")
         return self.get_response(request)
 
     @staticmethod

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from rest_framework.exceptions import APIException
+
+from .exceptions import plain_error
 
 # Multipart boundaries, headers and the other form fields around the file.
 ENVELOPE_BYTES = 1024 * 1024
@@ -29,9 +31,7 @@ def _detail() -> str:
 
 
 def _too_large(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": _detail(), "code": "too_large"}, status=413)
-    return HttpResponse(_detail(), status=413, content_type="text/plain; charset=utf-8")
+    return plain_error(request, 413, _detail(), "too_large")
 
 
 class RequestSizeMiddleware:
