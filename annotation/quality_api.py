@@ -141,19 +141,10 @@ class ProjectQualityMixin:
     @action(detail=True, methods=["post"], url_path=r"raters/(?P<username>[^/]+)/status")
     def rater_status(self, request: Request, pk: int | None = None, username: str = "") -> Response:
         """Certify, revoke, pause or resume a rater by hand (audited)."""
-        project = manager_project(request, pk, write=True)
-        body = RaterStatusSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        user = get_object_or_404(get_user_model(), username=username)
-        quality_services.set_rater_status(
-            project,
-            user,
-            body.validated_data["status"],
-            actor=request.user,
-            reason=body.validated_data.get("reason", ""),
+        return self._rater_decision(
+            request, pk, username, RaterStatusSerializer, "status",
+            quality_services.set_rater_status,
         )
-        entry = next(e for e in selectors.rater_table(project) if e["username"] == username)
-        return Response(RaterEntrySerializer(entry).data)
 
     @extend_schema(request=RaterExclusionSerializer, responses=RaterEntrySerializer)
     @action(detail=True, methods=["post"], url_path=r"raters/(?P<username>[^/]+)/exclusion")
@@ -161,14 +152,21 @@ class ProjectQualityMixin:
         self, request: Request, pk: int | None = None, username: str = ""
     ) -> Response:
         """Include or exclude a rater from the consensus by hand, or undo (audited)."""
+        return self._rater_decision(
+            request, pk, username, RaterExclusionSerializer, "decision",
+            quality_services.set_rater_exclusion,
+        )
+
+    def _rater_decision(self, request, pk, username, serializer_class, field, apply) -> Response:
+        """A manager's decision about one rater; the answer is the rater's row afterwards."""
         project = manager_project(request, pk, write=True)
-        body = RaterExclusionSerializer(data=request.data)
+        body = serializer_class(data=request.data)
         body.is_valid(raise_exception=True)
         user = get_object_or_404(get_user_model(), username=username)
-        quality_services.set_rater_exclusion(
+        apply(
             project,
             user,
-            body.validated_data["decision"],
+            body.validated_data[field],
             actor=request.user,
             reason=body.validated_data.get("reason", ""),
         )
