@@ -4,13 +4,11 @@ The paper kept images with a person in them (its face detector, `faces`); CLIP a
 that also sees people without a visible face (back views, small figures) and one for content
 that has no place in a rating pool. Both are zero-shot: no training, only text prompts.
 
-Loading (`load_clip`) goes through open_clip's own path, `create_model_and_transforms(model,
-pretrained=<checkpoint>)` and `get_tokenizer(model)`, so whatever open_clip can load works: a
-local weights file (.pt / .bin / .safetensors), or a pretrained tag whose weights already sit in
-the local cache. Weights are never downloaded unless `allow_download` is set (the build machines
-have no internet, and open_clip would retry the hub for a minute before failing), and there is no
-fallback to random weights: without a usable checkpoint `load_clip` raises `ClipUnavailable`,
-whose message says how to provide one or to turn CLIP off.
+Loading (`load_clip`) is the project's one CLIP loader, `humanbeauty.clip.load_clip` (the Lite
+model uses it too): open_clip's own loading path from a local weights file or a pretrained tag
+already in the local cache, no download unless `allow_download` is set, and no fallback to
+random weights: without a usable checkpoint it raises `ClipUnavailable`, whose message says how
+to provide one or to turn CLIP off.
 
 Scoring (`ClipFilter.score`)
 ----------------------------
@@ -68,7 +66,8 @@ from curation.imaging.validate import (
     open_image,
     read_bytes,
 )
-from humanbeauty.errors import DomainError
+from humanbeauty.clip import ClipUnavailable, LoadedClip
+from humanbeauty.clip import load_clip as _load_clip
 
 # Rejection reasons this stage adds (the job report's contract, next to validate.Reason).
 NO_PERSON = "no_person"
@@ -105,16 +104,8 @@ SAFE_PROMPTS: tuple[str, ...] = (
 )
 
 _DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
-# Where a tag's weights land when open_clip downloads them from a URL (its own default).
-_URL_CACHE = "~/.cache/clip"
 
 ImageInput = PathOrFile | Image.Image
-
-
-class ClipUnavailable(DomainError):
-    """No usable CLIP model: missing or unreadable checkpoint, unknown model name."""
-
-    code = "clip_unavailable"
 
 
 HOW_TO_PROVIDE = (
@@ -181,16 +172,6 @@ class ClipOutcome:
     message: str = ""
 
 
-@dataclass(frozen=True)
-class LoadedClip:
-    """What `load_clip` returns: the model (eval mode, on the device) and its pre/tokenizer."""
-
-    model: torch.nn.Module
-    preprocess: Callable[[Image.Image], torch.Tensor]
-    tokenizer: Callable[[Sequence[str]], torch.Tensor]
-    checkpoint_path: str | None = None  # the file the weights came from
-
-
 def reasons_for(scores: ClipScores, config: ClipFilterConfig) -> list[str]:
     """The rejection reasons these scores earn under the config's thresholds."""
     reasons: list[str] = []
@@ -204,122 +185,17 @@ def reasons_for(scores: ClipScores, config: ClipFilterConfig) -> list[str]:
 # --- loading ----------------------------------------------------------------------------------
 
 
-def _looks_like_path(value: str) -> bool:
-    return (
-        os.sep in value
-        or (os.altsep is not None and os.altsep in value)
-        or value.startswith(("~", "."))
-        or Path(value).suffix.lower() in (".pt", ".pth", ".bin", ".safetensors", ".npz", ".ckpt")
-    )
-
-
-def _cached_tag_file(model: str, tag: str, cache_dir: str | None) -> str | None:
-    """The local file of a pretrained tag's weights, looked up without touching the network."""
-    from huggingface_hub import try_to_load_from_cache  # an open_clip dependency
-    from open_clip.pretrained import get_pretrained_cfg
-
-    cfg = get_pretrained_cfg(model, tag)
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        # "org/repo/file.bin", or "org/repo/" for open_clip's default file name; open_clip
-        # prefers a .safetensors twin when there is one, and so do we.
-        repo_id, filename = os.path.split(hub)
-        filename = filename or "open_clip_pytorch_model.bin"
-        stem, _ = os.path.splitext(filename)
-        for name in (f"{stem}.safetensors", filename):
-            found = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
-            if isinstance(found, str) and os.path.isfile(found):
-                return found
-    url = cfg.get("url", "")
-    if url:
-        local = Path(cache_dir or _URL_CACHE).expanduser() / os.path.basename(url)
-        if local.is_file():
-            return str(local)
-    return None
-
-
-def _resolve_checkpoint(config: ClipFilterConfig) -> tuple[str, dict[str, Any] | None]:
-    """(what to pass as `pretrained`, a tag's preprocessing as keyword arguments of
-    `create_model_and_transforms`), or ClipUnavailable."""
-    from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
-
-    checkpoint = str(config.checkpoint or "").strip()
-    where = f"CLIP model {config.model!r}"
-    if not checkpoint:
-        raise ClipUnavailable(f"{where} has no checkpoint configured. {HOW_TO_PROVIDE}")
-    path = Path(checkpoint).expanduser()
-    if path.is_file():
-        return str(path), None
-    if path.exists():
-        raise ClipUnavailable(f"{where}: checkpoint {checkpoint} is not a file. {HOW_TO_PROVIDE}")
-    tag_cfg = get_pretrained_cfg(config.model, checkpoint)
-    if not tag_cfg:
-        if _looks_like_path(checkpoint):
-            raise ClipUnavailable(
-                f"{where}: checkpoint file {checkpoint} does not exist. {HOW_TO_PROVIDE}"
-            )
-        tags = ", ".join(list_pretrained_tags_by_model(config.model)) or "none"
-        raise ClipUnavailable(
-            f"{where}: checkpoint {checkpoint!r} is neither an existing file nor a pretrained "
-            f"tag of this model (its tags: {tags}). {HOW_TO_PROVIDE}"
-        )
-    if config.allow_download:
-        return checkpoint, None  # open_clip resolves (and may download) the tag itself
-    local = _cached_tag_file(config.model, checkpoint, config.cache_dir)
-    if local is None:
-        raise ClipUnavailable(
-            f"{where}: the weights of pretrained tag {checkpoint!r} are not in the local cache "
-            f"and downloads are off. {HOW_TO_PROVIDE}"
-        )
-    # Loaded as a file, the tag's own preprocessing (mean, std, interpolation) must come along,
-    # and so must its activation: OpenAI's weights were trained with QuickGELU (open_clip only
-    # warns about that mismatch; here the model is built to match the weights).
-    kwargs: dict[str, Any] = {f"image_{k}": tag_cfg[k]
-                              for k in ("mean", "std", "interpolation", "resize_mode")
-                              if tag_cfg.get(k) is not None}
-    if tag_cfg.get("quick_gelu"):
-        kwargs["force_quick_gelu"] = True
-    return local, kwargs
-
-
 def load_clip(config: ClipFilterConfig) -> LoadedClip:
-    """Build the model with open_clip's real loading path; ClipUnavailable when it cannot.
-
-    Never falls back to random weights: open_clip only does that when `pretrained` is empty,
-    which `_resolve_checkpoint` refuses.
-    """
-    import open_clip
-
-    if ":" in config.model:
-        raise ClipUnavailable(
-            f"CLIP model {config.model!r}: names with a schema (hf-hub:, local-dir:) are not "
-            "supported here; give an open_clip model name and a checkpoint file"
-        )
-    if open_clip.get_model_config(config.model.replace("/", "-")) is None:
-        raise ClipUnavailable(
-            f"unknown open_clip model {config.model!r}: use one of open_clip.list_models() "
-            f"(e.g. ViT-B-32) or register its config with open_clip.add_model_config()"
-        )
-    pretrained, preprocess_kwargs = _resolve_checkpoint(config)
-    try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            config.model,
-            pretrained=pretrained,
-            device=config.device,
-            cache_dir=config.cache_dir,
-            **(preprocess_kwargs or {}),
-        )
-        tokenizer = open_clip.get_tokenizer(config.model)
-    except Exception as exc:
-        # A file that is not a state dict of this model (torch, pickle and safetensors each
-        # raise their own kinds), a failed download, a device that is not there.
-        raise ClipUnavailable(
-            f"CLIP model {config.model!r} cannot be loaded from {pretrained}: {exc}. "
-            f"{HOW_TO_PROVIDE}"
-        ) from exc
-    model.eval()
-    return LoadedClip(model, preprocess, tokenizer,
-                      pretrained if Path(pretrained).is_file() else None)
+    """The job's CLIP through the one loader (`humanbeauty.clip.load_clip`); ClipUnavailable,
+    never random weights, when the checkpoint is missing or unusable."""
+    return _load_clip(
+        config.model,
+        config.checkpoint,
+        device=config.device,
+        cache_dir=config.cache_dir,
+        allow_download=config.allow_download,
+        how_to_provide=HOW_TO_PROVIDE,
+    )
 
 
 # --- decoding ---------------------------------------------------------------------------------

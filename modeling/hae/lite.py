@@ -2,9 +2,10 @@
 embeddings. Trainable on cached embeddings on a CPU in minutes: for teams without GPUs and as a
 fast baseline.
 
-The CLIP is ``open_clip.create_model_and_transforms(name, pretrained=<local file or tag>)``; a
-missing checkpoint is an error. ``tiny`` is an explicit smoke-test CLIP: a small *random* ViT
-registered with open_clip from :data:`TINY_CLIP_CONFIG`. A saved Lite directory holds
+The CLIP comes from the project's one loader, :func:`humanbeauty.clip.load_clip` (a local
+open_clip file or a cached pretrained tag, never a download); a missing checkpoint is an error.
+``tiny`` is an explicit smoke-test CLIP: a small *random* ViT registered with open_clip from
+:data:`TINY_CLIP_CONFIG`. A saved Lite directory holds
 ``hae_config.json`` (with the CLIP's open_clip config), ``clip_visual.safetensors`` (the image
 tower, so the directory is self-contained) and ``heads.safetensors``.
 """
@@ -24,6 +25,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from humanbeauty.clip import ClipUnavailable, load_clip
 from humanbeauty.standard import DIMENSION_KEYS, LEVELS
 
 from .errors import CheckpointNotFoundError, IncompatibleCheckpointError
@@ -52,42 +54,31 @@ def register_clip_config(name: str, config: dict) -> None:
         open_clip.add_model_config(path)
 
 
+HOW_TO_PROVIDE = (
+    "Pass a local open_clip checkpoint file (e.g. open_clip_pytorch_model.bin downloaded where "
+    "the hub is reachable) or a pretrained tag whose files are already cached with "
+    "--clip-checkpoint, or use '--clip-model tiny' for a smoke test."
+)
+
+
 def create_clip(
     name: str, checkpoint: str | None, seed: int = 0
 ) -> tuple[nn.Module, object, str, dict]:
-    """(CLIP model, eval transform, open_clip name, its config) - never silently random."""
+    """(CLIP model, eval transform, open_clip name, its config) - never silently random.
+
+    A real CLIP comes from the project's one loader (`humanbeauty.clip.load_clip`: a local file
+    or a cached tag, no download); only ``tiny`` is random, on purpose.
+    """
     if name == "tiny":
         register_clip_config(TINY_CLIP_NAME, TINY_CLIP_CONFIG)
         torch.manual_seed(seed)  # the smoke-test CLIP is random by design, but reproducible
         model, _, transform = open_clip.create_model_and_transforms(TINY_CLIP_NAME)
         return model, transform, TINY_CLIP_NAME, TINY_CLIP_CONFIG
-    config = open_clip.get_model_config(name)
-    if config is None:
-        raise CheckpointNotFoundError(
-            f"open_clip knows no model '{name}'; pick one of open_clip.list_models() "
-            "(e.g. ViT-B-32) or '--clip-model tiny' for a smoke test"
-        )
-    if not checkpoint:
-        raise CheckpointNotFoundError(
-            f"CLIP '{name}' needs weights: pass --clip-checkpoint with a local open_clip "
-            "checkpoint file (e.g. open_clip_pytorch_model.bin downloaded where the hub is "
-            "reachable) or a pretrained tag whose files are already cached"
-        )
-    looks_like_path = any(ch in checkpoint for ch in "/\\") or checkpoint.endswith(
-        (".bin", ".pt", ".pth", ".safetensors")
-    )
-    if looks_like_path and not Path(checkpoint).expanduser().is_file():
-        raise CheckpointNotFoundError(f"no CLIP checkpoint file at '{checkpoint}'")
     try:
-        model, _, transform = open_clip.create_model_and_transforms(
-            name, pretrained=str(Path(checkpoint).expanduser()) if looks_like_path else checkpoint
-        )
-    except (RuntimeError, OSError) as exc:
-        raise CheckpointNotFoundError(
-            f"could not load CLIP '{name}' weights '{checkpoint}': {exc}. Provide a local "
-            "checkpoint file with --clip-checkpoint"
-        ) from exc
-    return model, transform, name, config
+        loaded = load_clip(name, checkpoint, how_to_provide=HOW_TO_PROVIDE)
+    except ClipUnavailable as exc:
+        raise CheckpointNotFoundError(exc.message) from exc
+    return loaded.model, loaded.preprocess, name, loaded.model_config
 
 
 @dataclass

@@ -239,6 +239,7 @@ def test_a_pretrained_tag_is_looked_up_offline(checkpoint, tmp_path, monkeypatch
     normalize = loaded.preprocess.transforms[-1]
     assert tuple(normalize.mean) == (0.5, 0.5, 0.5)  # the tag's preprocessing came along
     assert any(isinstance(m, QuickGELU) for m in loaded.model.modules())  # and its activation
+    assert loaded.model_config["quick_gelu"] is True  # what was built, for a saved copy
 
 
 def test_weights_of_another_model_and_unknown_models_are_clear_errors(checkpoint, tiny_dir):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import open_clip
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ from modeling.hae.evaluate import evaluate, load_model
 from modeling.hae.lite import HumanAesLite
 from modeling.hae.synthetic import write_synthetic_release
 from modeling.hae.train import main as train_main
+from tests.curation_imaging.tiny_clip import TINY_MODEL, write_tiny_clip
 
 
 def test_lite_with_a_tiny_random_clip_learns_scores_from_image_content(tmp_path):
@@ -56,3 +58,19 @@ def test_lite_needs_real_clip_weights():
         HumanAesLite.create("ViT-B-32", "/nonexistent/open_clip_model.safetensors")
     with pytest.raises(CheckpointNotFoundError, match="knows no model"):
         HumanAesLite.create("no-such-clip", "x.bin")
+
+
+def test_lite_takes_a_real_clip_from_the_shared_loader(tmp_path, monkeypatch):
+    """The Lite model's CLIP comes from humanbeauty.clip.load_clip, the loader the curation
+    filter uses: the checkpoint file's weights (not random ones), and no download of a tag."""
+    checkpoint = write_tiny_clip(tmp_path)
+    model = HumanAesLite.create(TINY_MODEL, str(checkpoint), head_hidden=16)
+    saved = torch.load(checkpoint, weights_only=True)
+    visual = model.visual.state_dict()
+    assert visual and all(torch.equal(saved[f"visual.{k}"], v) for k, v in visual.items())
+    assert model.config.clip_checkpoint == str(checkpoint)
+
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, TINY_MODEL,
+                        {"hb_lite_test": {"hf_hub": "hb/no-such-cached-clip/"}})
+    with pytest.raises(CheckpointNotFoundError, match="not in the local cache"):
+        HumanAesLite.create(TINY_MODEL, "hb_lite_test")
