@@ -58,6 +58,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from curation.imaging.hashing import apply_draft
 from curation.imaging.validate import (
     DEFAULT_MAX_PIXELS,
     InvalidImage,
@@ -102,8 +103,6 @@ SAFE_PROMPTS: tuple[str, ...] = (
     "a photo of a fully clothed person.",
     "a family friendly photo.",
 )
-
-_DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
 
 ImageInput = PathOrFile | Image.Image
 
@@ -211,21 +210,6 @@ def input_side(model: torch.nn.Module) -> int:
     return int(min(size) if isinstance(size, list | tuple) else size)
 
 
-def apply_draft(img: Image.Image, min_side: int) -> bool:
-    """Ask a JPEG for an RGB draft whose short side stays >= min_side; whether one was set up.
-
-    libjpeg picks the largest 1/2, 1/4 or 1/8 reduction that keeps both sides >= the request.
-    """
-    if (img.format or "").upper() not in _DRAFT_FORMATS:
-        return False
-    width, height = img.size
-    scale = min_side / min(width, height)
-    if scale > 0.5:
-        return False  # no 1/2^n reduction would keep the short side >= min_side
-    img.draft("RGB", (max(1, round(width * scale)), max(1, round(height * scale))))
-    return True
-
-
 def decode_rgb(
     source: ImageInput, *, min_side: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Image.Image:
@@ -239,7 +223,7 @@ def decode_rgb(
     try:
         with img:
             if min_side:
-                apply_draft(img, min_side)
+                apply_draft(img, min_side, "RGB")
             img.load()
             upright = ImageOps.exif_transpose(img)  # a new image, upright
             return upright if upright.mode == "RGB" else upright.convert("RGB")

@@ -125,19 +125,22 @@ def hashes_of(img: Image.Image) -> tuple[int, int]:
     return imagehash_to_int(imagehash.phash(img)), imagehash_to_int(imagehash.dhash(img))
 
 
-def apply_draft(img: Image.Image, min_side: int = DRAFT_MIN_SIDE) -> bool:
-    """Ask a JPEG for a reduced greyscale draft; returns whether a draft was set up.
+def apply_draft(img: Image.Image, min_side: int = DRAFT_MIN_SIDE, mode: str = "L") -> bool:
+    """Ask a JPEG for a reduced draft in `mode` whose short side stays >= min_side; returns
+    whether a draft was set up. The one JPEG draft rule: hashing asks for greyscale ("L"),
+    the CLIP filter for "RGB".
 
     The requested size keeps the aspect ratio, so libjpeg picks the largest 1/2^n reduction
-    whose short side stays >= min_side.
+    whose short side stays >= min_side. A short side of exactly 2 x min_side is halved (the
+    half still meets min_side); below that no reduction would, and nothing is asked for.
     """
     if (img.format or "").upper() not in _DRAFT_FORMATS:
         return False
     width, height = img.size
     scale = min_side / min(width, height)
-    if scale >= 0.5:
-        return False  # already small: nothing to gain
-    img.draft("L", (max(1, round(width * scale)), max(1, round(height * scale))))
+    if scale > 0.5:
+        return False  # no 1/2^n reduction would keep the short side >= min_side
+    img.draft(mode, (max(1, round(width * scale)), max(1, round(height * scale))))
     return True
 
 

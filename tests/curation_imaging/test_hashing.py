@@ -66,6 +66,21 @@ def test_draft_really_decodes_a_smaller_frame():
         assert img.mode == "L" and max(img.size) <= 512 and min(img.size) >= 128
 
 
+def test_a_short_side_of_exactly_twice_the_minimum_is_halved():
+    """The two copies of apply_draft disagreed here: hashing's skipped the draft (scale >= 0.5),
+    clip_filter's took it. The half keeps the short side at min_side, so it is taken, for
+    greyscale (hashing) and RGB (CLIP) drafts alike; one pixel less and nothing is drafted."""
+    for mode in ("L", "RGB"):
+        with Image.open(io.BytesIO(encode(noisy(photo(), (384, 256)), quality=90))) as img:
+            assert apply_draft(img, 128, mode)
+            img.load()
+            assert (img.size, img.mode) == ((192, 128), mode)
+        with Image.open(io.BytesIO(encode(noisy(photo(), (382, 255)), quality=90))) as img:
+            assert not apply_draft(img, 128, mode)
+            img.load()
+            assert (img.size, img.mode) == ((382, 255), "RGB")
+
+
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "camera", "immunohistochemistry"])
 @pytest.mark.parametrize(("size", "quality"), [((2016, 1344), 90), ((3000, 2000), 75),
                                                ((1024, 768), 97), ((700, 700), 60)])
