@@ -24,6 +24,7 @@ from .models import ItemKind, Project, RaterStatus, ReviewDecision, ReviewItem
 from .services import WorkflowError
 from .services import quality as quality_services
 from .services import review as review_services
+from .tasks import refresh_project_statistics
 
 MANAGER_ROLES = {r.value for r in OVERSIGHT_ROLES}
 
@@ -217,8 +218,6 @@ class ProjectQualityMixin:
     @action(detail=True, methods=["post"])
     def refresh(self, request: Request, pk: int | None = None) -> Response:
         """Recompute rater figures, consensus and agreement (a Celery task)."""
-        from .tasks import refresh_project_statistics
-
         project = manager_project(request, pk, write=True)
         result = refresh_project_statistics.delay(project.pk, figures=True)
         return Response({"task": result.id}, status=status.HTTP_202_ACCEPTED)

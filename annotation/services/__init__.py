@@ -1,15 +1,17 @@
 """Writes for the annotation app, one module per concern; the names callers use are here."""
 
-from .workflow import (
-    MAX_LIVE_LEASES,
+from .errors import (
     Conflict,
     InvalidRating,
     LeaseNotFound,
     NotAMember,
     NotCertified,
     ProjectNotFound,
-    SubmitResult,
     WorkflowError,
+)
+from .workflow import (
+    MAX_LIVE_LEASES,
+    SubmitResult,
     add_images,
     add_member,
     get_or_create_project,

@@ -25,7 +25,8 @@ from curation.selectors import accepted_decisions, latest_finished_job
 from curation.services.dedup import members_of
 
 from ..models import AuditEvent, Project
-from .workflow import Conflict, WorkflowError, add_images, get_or_create_project
+from .errors import Conflict, WorkflowError
+from .workflow import add_images, get_or_create_project
 
 DEFAULT_BINS = 5  # one per verbal level's worth of the score range, by count
 

@@ -1,4 +1,5 @@
-"""Writes for quality control: reference items, certification, gold, statistics, consensus.
+"""Writes for quality control: reference items, gold, managers' decisions about raters,
+adaptive overlap, statistics and consensus.
 
 The numbers themselves come from `annotation.agreement` (pure numpy); this module loads
 ratings, calls it, and stores what it found: rater figures on their Membership, consensus
@@ -7,6 +8,8 @@ labels per image, agreement per project, and review items where a person should 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import math
@@ -16,21 +19,26 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
-from scipy import stats
 
 from curation.models import Image
 from humanbeauty.jsonsafe import FiniteJSONEncoder
 from humanbeauty.roles import RATING_ROLES, Role
-from humanbeauty.standard import BY_KEY, DIMENSION_KEYS, DIMENSIONS
+from humanbeauty.standard import (
+    BY_KEY,
+    DIMENSION_KEYS,
+    DIMENSIONS,
+    StandardError,
+    validate_scores,
+)
 
 from .. import agreement
 from ..models import (
-    AuditEvent,
     ConsensusLabel,
     ItemKind,
     Membership,
@@ -41,30 +49,12 @@ from ..models import (
     Rating,
     Reference,
 )
-from .review import queue_many_for_review
-from .workflow import WorkflowError
+from .audit import audit
+from .errors import ManagerNotAllowed, WorkflowError
+from .qualification import has_qualification_track
+from .review_queue import queue_many_for_review
 
 REFERENCE_KINDS = (ItemKind.GOLD, ItemKind.TRAINING, ItemKind.TEST)
-
-
-def audit(
-    project: Project,
-    actor: AbstractBaseUser | None,
-    action: str,
-    *,
-    subject: AbstractBaseUser | None = None,
-    image: Image | int | None = None,
-    **details: object,
-) -> AuditEvent:
-    image_id = image.pk if isinstance(image, Image) else image
-    return AuditEvent.objects.create(
-        project=project,
-        actor=actor,
-        action=action,
-        subject=subject,
-        image_id=image_id,
-        details=details,
-    )
 
 
 # --- reference items ----------------------------------------------------------------------
@@ -86,12 +76,7 @@ def set_references(
     """
     if kind not in REFERENCE_KINDS:
         raise WorkflowError(f"reference items are {', '.join(REFERENCE_KINDS)}, not {kind}")
-    starts_track = (
-        kind != ItemKind.GOLD
-        and not ProjectImage.objects.filter(
-            project=project, kind__in=[ItemKind.TRAINING, ItemKind.TEST]
-        ).exists()
-    )
+    starts_track = kind != ItemKind.GOLD and not has_qualification_track(project)
     count, errors = 0, []
     with transaction.atomic():
         for image, scores in rows:
@@ -130,101 +115,7 @@ def reference_scores(item: ProjectImage) -> dict[str, float | None] | None:
     return ref.scores if ref else None
 
 
-# --- certification --------------------------------------------------------------------------
-
-
-def _mean_abs_error(a: Mapping[str, float | None], b: Mapping[str, float | None]) -> float | None:
-    errors = [abs(a[k] - b[k]) for k in DIMENSION_KEYS if a[k] is not None and b[k] is not None]
-    return sum(errors) / len(errors) if errors else None
-
-
-def evaluate_qualification(project: Project, membership: Membership) -> dict:
-    """The pass rule on the candidate's test answers: per-dimension MAE and Spearman."""
-    pairs = [
-        (rating.scores, reference)
-        for rating in Rating.objects.filter(
-            project=project, rater=membership.user, assignment__project_image__kind=ItemKind.TEST
-        ).select_related("assignment__project_image__reference")
-        for reference in [rating.assignment.project_image.reference.scores]
-    ]
-    n_test = ProjectImage.objects.filter(project=project, kind=ItemKind.TEST).count()
-    per_dim: dict[str, dict[str, float | int | None]] = {}
-    failures: list[str] = []
-    for key in DIMENSION_KEYS:
-        both = [
-            (r[key], ref[key]) for r, ref in pairs if r[key] is not None and ref[key] is not None
-        ]
-        if not both:
-            per_dim[key] = {"n": 0, "mae": None, "srcc": None}
-            continue
-        x, y = np.array(both).T
-        mae = float(np.mean(np.abs(x - y)))
-        srcc = (
-            float(stats.spearmanr(x, y).statistic)
-            if len(both) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
-            else None
-        )
-        per_dim[key] = {"n": len(both), "mae": mae, "srcc": srcc}
-        if mae > project.qual_max_mae:
-            failures.append(f"{key} MAE {mae:.3f} > {project.qual_max_mae}")
-        if srcc is not None and srcc < project.qual_min_srcc:
-            failures.append(f"{key} SRCC {srcc:.2f} < {project.qual_min_srcc}")
-    if len(pairs) < n_test:
-        failures.insert(0, f"answered {len(pairs)} of {n_test} test items")
-    return {
-        "passed": not failures and bool(pairs),
-        "n_test": len(pairs),
-        "failures": failures,
-        "dimensions": per_dim,
-        "thresholds": {"max_mae": project.qual_max_mae, "min_srcc": project.qual_min_srcc},
-    }
-
-
-def finish_qualification(membership: Membership) -> Membership:
-    """Apply the pass rule once the candidate has answered the whole track."""
-    if membership.qualification_result is not None:
-        return membership
-    project = membership.project
-    result = evaluate_qualification(project, membership)
-    membership.qualification_result = result
-    if result["passed"]:
-        membership.status, membership.certified_via = RaterStatus.CERTIFIED, "test"
-        membership.status_reason = ""
-    else:
-        membership.status_reason = "did not pass the qualification test: " + "; ".join(
-            result["failures"][:4]
-        )
-    membership.save(
-        update_fields=["qualification_result", "status", "certified_via", "status_reason"]
-    )
-    audit(
-        project,
-        membership.user,
-        "qualification_passed" if result["passed"] else "qualification_failed",
-        subject=membership.user,
-        failures=result["failures"],
-    )
-    return membership
-
-
-def finish_qualification_if_done(project_id: int, rater: AbstractBaseUser) -> None:
-    """After a test answer: apply the pass rule at once if that was the last item."""
-    from .workflow import qualification_left
-
-    membership = (
-        Membership.objects.select_for_update()
-        .select_related("project")
-        .get(project_id=project_id, user=rater)
-    )
-    if membership.status == RaterStatus.CANDIDATE and not qualification_left(
-        membership.project, rater
-    ):
-        finish_qualification(membership)
-
-
-class ManagerNotAllowed(WorkflowError):
-    status = 403
-    code = "permission_denied"
+# --- managers' decisions about raters --------------------------------------------------------
 
 
 def _rater_for_manager(
@@ -274,7 +165,43 @@ def set_rater_status(
     return membership
 
 
+def set_rater_exclusion(
+    project: Project,
+    user: AbstractBaseUser,
+    decision: str,
+    *,
+    actor: AbstractBaseUser,
+    reason: str = "",
+) -> Membership:
+    """A manager includes or excludes a rater from the consensus, or hands the choice back
+    to screening ("auto"). The decision wins over screening until undone; always audited.
+    The consensus of the rater's images is recomputed before this returns."""
+    if decision not in ("include", "exclude", "auto"):
+        raise WorkflowError("decision is one of include, exclude, auto")
+    reason = reason.strip()
+    if decision == "exclude" and not reason:
+        raise WorkflowError("excluding a rater needs a reason (it is shown with the exclusion)")
+    with transaction.atomic():
+        membership = _rater_for_manager(project, user, actor)
+        before = membership.excluded
+        membership.exclusion_override = "" if decision == "auto" else decision
+        if decision == "exclude":
+            membership.exclusion_reason = reason
+        membership.save(update_fields=["exclusion_override", "exclusion_reason"])
+        action = {"include": "rater_included", "exclude": "rater_excluded",
+                  "auto": "rater_screening_restored"}[decision]
+        audit(project, actor, action, subject=user, before_excluded=before, reason=reason)
+    refresh_statistics(project, figures=True)
+    membership.refresh_from_db()
+    return membership
+
+
 # --- gold -----------------------------------------------------------------------------------
+
+
+def _mean_abs_error(a: Mapping[str, float | None], b: Mapping[str, float | None]) -> float | None:
+    errors = [abs(a[k] - b[k]) for k in DIMENSION_KEYS if a[k] is not None and b[k] is not None]
+    return sum(errors) / len(errors) if errors else None
 
 
 def record_gold_answer(rating: Rating, item: ProjectImage) -> Membership | None:
@@ -785,8 +712,7 @@ def schedule_refresh(project_id: int) -> None:
     in the quick start) it runs at once: the refresh of a few stale images is cheap. A failure
     here never fails the rating: the image stays stale for the beat task and ensure_fresh.
     """
-    from celery import current_app
-
+    # The one import inside a function: tasks call these services (the usual pair).
     from ..tasks import refresh_project_statistics
 
     try:
@@ -823,37 +749,6 @@ def run_scheduled_refresh(project_id: int, *, figures: bool | None = None) -> Re
     return refresh_statistics(project, figures=figures)
 
 
-def set_rater_exclusion(
-    project: Project,
-    user: AbstractBaseUser,
-    decision: str,
-    *,
-    actor: AbstractBaseUser,
-    reason: str = "",
-) -> Membership:
-    """A manager includes or excludes a rater from the consensus, or hands the choice back
-    to screening ("auto"). The decision wins over screening until undone; always audited.
-    The consensus of the rater's images is recomputed before this returns."""
-    if decision not in ("include", "exclude", "auto"):
-        raise WorkflowError("decision is one of include, exclude, auto")
-    reason = reason.strip()
-    if decision == "exclude" and not reason:
-        raise WorkflowError("excluding a rater needs a reason (it is shown with the exclusion)")
-    with transaction.atomic():
-        membership = _rater_for_manager(project, user, actor)
-        before = membership.excluded
-        membership.exclusion_override = "" if decision == "auto" else decision
-        if decision == "exclude":
-            membership.exclusion_reason = reason
-        membership.save(update_fields=["exclusion_override", "exclusion_reason"])
-        action = {"include": "rater_included", "exclude": "rater_excluded",
-                  "auto": "rater_screening_restored"}[decision]
-        audit(project, actor, action, subject=user, before_excluded=before, reason=reason)
-    refresh_statistics(project, figures=True)
-    membership.refresh_from_db()
-    return membership
-
-
 def inconsistent_parents(scores: Mapping[str, dict | None], tolerance: float) -> list[str]:
     """Parents whose MOS is further than `tolerance` from the mean of their children's MOS."""
     out = []
@@ -879,11 +774,6 @@ def parse_reference_csv(
     the very words of a missing one, so the pool cannot be probed. An empty cell or "na"/"null"
     means not applicable. Bad rows are reported by line number; good rows are kept.
     """
-    import csv
-    import io
-
-    from humanbeauty.standard import StandardError, validate_scores
-
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
     missing = [k for k in ("image", *DIMENSION_KEYS) if k not in header]

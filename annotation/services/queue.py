@@ -1,7 +1,9 @@
-"""The production queue: which open image a rater takes next, at a cost that stays flat.
+"""The queue: which image a rater takes next. Reference items (gold, training, test) are any
+the rater has not seen (`unseen_items`); production images come from `pick_production`, at a
+cost that stays flat.
 
-Order: images with the fewest open slots first (`remaining`, then id), so started images
-finish before fresh ones start. A rater skips the images they already saw. Read naively
+Production order: images with the fewest open slots first (`remaining`, then id), so started
+images finish before fresh ones start. A rater skips the images they already saw. Read naively
 ("first queue row the rater has not seen"), that skip grows with the rater's own history: a
 rater far ahead of the others finds the images they rated, still waiting for other raters,
 at the head of the queue and steps over each one (13.7 ms at 15,000 such images, against
@@ -28,10 +30,11 @@ from functools import cache
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
+from django.db.models import Exists, OuterRef, QuerySet
 
 from curation.models import Image
 
-from ..models import Assignment, ItemKind, ProjectImage
+from ..models import Assignment, ItemKind, Project, ProjectImage
 
 # Rows of the queue's head a pick looks at before it falls back to a fresh image. Wider than
 # the rows other raters can hold locked at once, so concurrent raters do not spill over.
@@ -102,3 +105,15 @@ def pick_production(project_id: int, rater: AbstractBaseUser) -> ProjectImage | 
                 item.image = Image.from_db(connection.alias, _IMAGE_FIELDS, row[3:])
                 return item
     return None
+
+
+def unseen_items(
+    project: Project, rater: AbstractBaseUser, kind: ItemKind
+) -> QuerySet[ProjectImage]:
+    """The project's items of `kind` the rater was never leased (and no reviewer excluded)."""
+    seen = Assignment.objects.filter(project_image=OuterRef("pk"), rater=rater)
+    return (
+        ProjectImage.objects.filter(project=project, kind=kind, excluded=False)
+        .filter(~Exists(seen))
+        .only("id", "image_id", "kind")
+    )

@@ -20,11 +20,10 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 from curation.models import Image
-from humanbeauty.errors import DomainError
 from humanbeauty.roles import GLOBAL_ROLES, RATING_ROLES, Role
 from humanbeauty.standard import DIMENSION_KEYS, StandardError, validate_scores
 
@@ -40,7 +39,25 @@ from ..models import (
     Skip,
     SkipReason,
 )
-from .queue import pick_production
+from .errors import (
+    Conflict,
+    InvalidRating,
+    LeaseNotFound,
+    NotAMember,
+    NotCertified,
+    ProjectNotFound,
+    WorkflowError,
+)
+from .qualification import (
+    finish_qualification,
+    finish_qualification_if_done,
+    has_qualification_track,
+    next_qualification_item,
+    qualification_in_progress,
+)
+from .quality import adapt_overlap, record_gold_answer, reference_scores, schedule_refresh
+from .queue import pick_production, unseen_items
+from .review_queue import queue_for_review
 
 # Statuses that may take production tasks; a flagged rater keeps rating while a manager looks.
 PRODUCTION_STATUSES = frozenset({RaterStatus.CERTIFIED, RaterStatus.FLAGGED})
@@ -48,41 +65,6 @@ PRODUCTION_STATUSES = frozenset({RaterStatus.CERTIFIED, RaterStatus.FLAGGED})
 # A rater holds at most this many live leases: the image on screen and the one preloaded.
 MAX_LIVE_LEASES = 2
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
-
-
-class WorkflowError(DomainError):
-    """A request the rating workflow refuses."""
-
-
-class InvalidRating(WorkflowError):
-    code = "invalid_rating"
-
-
-class NotAMember(WorkflowError):
-    status = 403
-    code = "not_a_member"
-
-
-class LeaseNotFound(WorkflowError):
-    status = 404
-    code = "not_found"
-
-
-class ProjectNotFound(WorkflowError):
-    status = 404
-    code = "not_found"
-
-
-class Conflict(WorkflowError):
-    status = 409
-    code = "conflict"
-
-
-class NotCertified(WorkflowError):
-    """The rater may not take production tasks now (candidate who failed, paused, revoked)."""
-
-    status = 403
-    code = "not_certified"
 
 
 # --- projects and members -----------------------------------------------------------------
@@ -130,12 +112,6 @@ def add_member(
             group, _ = Group.objects.get_or_create(name=role.value)
             user.groups.add(group)
     return membership, created
-
-
-def has_qualification_track(project: Project) -> bool:
-    return ProjectImage.objects.filter(
-        project=project, kind__in=[ItemKind.TRAINING, ItemKind.TEST]
-    ).exists()
 
 
 def add_images(
@@ -319,56 +295,23 @@ def _lease_next(
         return assignment, False
 
 
-def _unseen(project: Project, rater: AbstractBaseUser, kind: ItemKind) -> QuerySet[ProjectImage]:
-    seen = Assignment.objects.filter(project_image=OuterRef("pk"), rater=rater)
-    return (
-        ProjectImage.objects.filter(project=project, kind=kind, excluded=False)
-        .filter(~Exists(seen))
-        .only("id", "image_id", "kind")
-    )
-
-
 def _pick_item(project: Project, membership: Membership, rng: random.Random) -> ProjectImage | None:
     """Which image a rater gets next: qualification first, then production mixed with gold."""
     rater = membership.user
     if membership.status == RaterStatus.CANDIDATE and has_qualification_track(project):
-        item = (
-            _unseen(project, rater, ItemKind.TRAINING).order_by("id").first()
-            or _unseen(project, rater, ItemKind.TEST).order_by("id").first()
-        )
+        item = next_qualification_item(project, rater)
         if item is not None:
             return item
         if qualification_in_progress(project, rater):
             return None  # the last item is still on the rater's screen
-        from .quality import finish_qualification
-
         membership = finish_qualification(membership)
     if membership.status not in PRODUCTION_STATUSES:
         raise NotCertified(_status_message(membership))
     if project.gold_rate > 0 and rng.random() < project.gold_rate:
-        gold = _unseen(project, rater, ItemKind.GOLD).order_by("?").first()
+        gold = unseen_items(project, rater, ItemKind.GOLD).order_by("?").first()
         if gold is not None:
             return gold
     return pick_production(project.pk, rater)
-
-
-def qualification_in_progress(project: Project, rater: AbstractBaseUser) -> bool:
-    """Whether the rater holds an unanswered training or test item."""
-    return Assignment.objects.filter(
-        rater=rater,
-        project=project,
-        status=AssignmentStatus.ACTIVE,
-        project_image__kind__in=[ItemKind.TRAINING, ItemKind.TEST],
-    ).exists()
-
-
-def qualification_left(project: Project, rater: AbstractBaseUser) -> bool:
-    """Whether training or test items remain for the rater (answered or not)."""
-    return (
-        _unseen(project, rater, ItemKind.TRAINING).exists()
-        or _unseen(project, rater, ItemKind.TEST).exists()
-        or qualification_in_progress(project, rater)
-    )
 
 
 def _status_message(membership: Membership) -> str:
@@ -398,8 +341,6 @@ def _training_feedback(rating: Rating) -> dict[str, float | None] | None:
     item = rating.assignment.project_image
     if item.kind != ItemKind.TRAINING:
         return None
-    from .quality import reference_scores
-
     return reference_scores(item)
 
 
@@ -446,15 +387,6 @@ def _lock_for_finish(
     return item, assignment
 
 
-def _refresh_after_commit(project_id: int):
-    def run() -> None:
-        from .quality import schedule_refresh
-
-        schedule_refresh(project_id)
-
-    return run
-
-
 def submit_rating(
     assignment_id: int,
     rater: AbstractBaseUser,
@@ -465,16 +397,7 @@ def submit_rating(
     now: datetime | None = None,
 ) -> SubmitResult:
     """Record a rater's 12 scores for their lease, atomically and idempotently."""
-    try:
-        request_id = uuid.UUID(str(request_id))
-    except ValueError:
-        raise InvalidRating(f"request_id {request_id!r} is not a UUID") from None
-    try:
-        clean = validate_scores(scores)
-    except StandardError as exc:
-        raise InvalidRating(str(exc)) from None
-    if time_spent_ms is not None and not 0 <= time_spent_ms <= MAX_TIME_SPENT_MS:
-        raise InvalidRating(f"time_spent_ms must be within 0..{MAX_TIME_SPENT_MS}")
+    request_id, clean = _validate_submission(scores, request_id, time_spent_ms)
     now = now or timezone.now()
     earlier = Rating.objects.filter(request_id=request_id).values("id")[:1]
     try:
@@ -488,51 +411,22 @@ def submit_rating(
                 return _replay(
                     Rating.objects.get(pk=assignment.earlier_rating), rater, assignment_id
                 )
-            if assignment.status == AssignmentStatus.COMPLETED:
-                raise Conflict("you have already rated this image")
-            if assignment.status == AssignmentStatus.SKIPPED:
-                raise Conflict("you skipped this image; it cannot be rated now")
+            _refuse_finished_lease(assignment)
             late = assignment.status == AssignmentStatus.EXPIRED
             if item.kind == ItemKind.PRODUCTION:
-                if late:
-                    if item.target - item.completed - item.leased <= 0:
-                        raise Conflict(
-                            "your lease expired and the image already has enough ratings; "
-                            "the rating was not recorded"
-                        )
-                else:
-                    item.leased -= 1
-                item.completed += 1
-                item.consensus_stale = True
-                item.save(update_fields=["completed", "leased", "consensus_stale"])
-                # The consensus follows without anyone remembering: a debounced refresh
-                # once the rating is committed (in-process when there is no broker).
-                transaction.on_commit(_refresh_after_commit(item.project_id))
-            assignment.status = AssignmentStatus.COMPLETED
-            assignment.finished_at = now
-            assignment.save(update_fields=["status", "finished_at"])
-            if time_spent_ms is None:
-                time_spent_ms = min(
-                    int((now - assignment.created_at).total_seconds() * 1000), MAX_TIME_SPENT_MS
-                )
+                _count_production_rating(item, late=late)
+            _complete_lease(assignment, now)
             rating = Rating.objects.create(
                 project_id=assignment.project_id,
                 image_id=assignment.image_id,
                 rater=rater,
                 assignment=assignment,
-                time_spent_ms=max(0, time_spent_ms),
+                time_spent_ms=_time_spent(assignment, now, time_spent_ms),
                 request_id=request_id,
                 late=late,
                 **{k: clean[k] for k in DIMENSION_KEYS},
             )
-            from . import quality
-
-            if item.kind == ItemKind.PRODUCTION:
-                quality.adapt_overlap(item, assignment.project)
-            elif item.kind == ItemKind.GOLD:
-                quality.record_gold_answer(rating, item)
-            elif item.kind == ItemKind.TEST:
-                quality.finish_qualification_if_done(assignment.project_id, rater)
+            _apply_quality_rules(rating, item, assignment.project)
     except IntegrityError:
         # Only reachable when the same request_id raced in for a different lease.
         existing = Rating.objects.filter(request_id=request_id).first()
@@ -540,6 +434,76 @@ def submit_rating(
             return _replay(existing, rater, assignment_id)
         raise
     return SubmitResult(rating, created=True, feedback=_training_feedback(rating))
+
+
+def _validate_submission(
+    scores: Mapping[str, object], request_id: uuid.UUID | str, time_spent_ms: int | None
+) -> tuple[uuid.UUID, dict[str, float | None]]:
+    """The request id as a UUID and the scores checked against the standard, or InvalidRating."""
+    try:
+        request_id = uuid.UUID(str(request_id))
+    except ValueError:
+        raise InvalidRating(f"request_id {request_id!r} is not a UUID") from None
+    try:
+        clean = validate_scores(scores)
+    except StandardError as exc:
+        raise InvalidRating(str(exc)) from None
+    if time_spent_ms is not None and not 0 <= time_spent_ms <= MAX_TIME_SPENT_MS:
+        raise InvalidRating(f"time_spent_ms must be within 0..{MAX_TIME_SPENT_MS}")
+    return request_id, clean
+
+
+def _refuse_finished_lease(assignment: Assignment) -> None:
+    """A lease already rated or skipped takes no rating (an expired one may, see below)."""
+    if assignment.status == AssignmentStatus.COMPLETED:
+        raise Conflict("you have already rated this image")
+    if assignment.status == AssignmentStatus.SKIPPED:
+        raise Conflict("you skipped this image; it cannot be rated now")
+
+
+def _count_production_rating(item: ProjectImage, *, late: bool) -> None:
+    """Turn the lease's slot into a completed rating (item locked). A late rating (its lease
+    expired and was freed) counts only while the image still has a slot open."""
+    if late:
+        if item.target - item.completed - item.leased <= 0:
+            raise Conflict(
+                "your lease expired and the image already has enough ratings; "
+                "the rating was not recorded"
+            )
+    else:
+        item.leased -= 1
+    item.completed += 1
+    item.consensus_stale = True
+    item.save(update_fields=["completed", "leased", "consensus_stale"])
+    # The consensus follows without anyone remembering: a debounced refresh once the rating
+    # is committed (in-process when there is no broker).
+    project_id = item.project_id
+    transaction.on_commit(lambda: schedule_refresh(project_id))
+
+
+def _complete_lease(assignment: Assignment, now: datetime) -> None:
+    assignment.status = AssignmentStatus.COMPLETED
+    assignment.finished_at = now
+    assignment.save(update_fields=["status", "finished_at"])
+
+
+def _time_spent(assignment: Assignment, now: datetime, reported_ms: int | None) -> int:
+    """What the client reported, else the lease's age (capped)."""
+    if reported_ms is None:
+        reported_ms = min(
+            int((now - assignment.created_at).total_seconds() * 1000), MAX_TIME_SPENT_MS
+        )
+    return max(0, reported_ms)
+
+
+def _apply_quality_rules(rating: Rating, item: ProjectImage, project: Project) -> None:
+    """What a new rating sets off, by the kind of item it rates."""
+    if item.kind == ItemKind.PRODUCTION:
+        adapt_overlap(item, project)
+    elif item.kind == ItemKind.GOLD:
+        record_gold_answer(rating, item)
+    elif item.kind == ItemKind.TEST:
+        finish_qualification_if_done(project.pk, rating.rater)
 
 
 def skip_assignment(
@@ -583,7 +547,5 @@ def skip_assignment(
             text=text[:2000],
         )
         if skip.is_flag:
-            from .review import queue_for_review
-
             queue_for_review(item.project_id, item.image_id, [f"flag:{reason}"])
     return skip, True

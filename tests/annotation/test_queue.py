@@ -8,7 +8,8 @@ from django.utils import timezone
 from annotation import services
 from annotation.models import Assignment, ProjectImage, ReviewItem
 from annotation.services.queue import QUEUE_WINDOW
-from annotation.services.review import decide, queue_for_review
+from annotation.services.review import decide
+from annotation.services.review_queue import queue_for_review
 from tests.conftest import full_scores, new_request_id
 
 pytestmark = pytest.mark.django_db
