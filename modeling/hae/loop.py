@@ -1,5 +1,13 @@
-"""Training-loop plumbing shared by the InternVL and Lite trainers: distributed setup, precision,
-sampling that can resume mid-epoch, the LR schedule, the metrics log and checkpoint folders."""
+"""The one training loop of the full (InternVL) and the Lite model, and its plumbing: distributed
+setup, precision, sampling that can resume mid-epoch, the LR schedule, the metrics log and
+checkpoint folders.
+
+`train` runs both models through the same steps: seed, build or resume the model, plan the
+steps, make the optimizer, train the heads (checkpoints, metrics), train the MetaVoter, save
+``final/``, evaluate on the test split. What differs between the models (how a step's batches
+are made, what is saved, the MetaVoter's inputs, the test predictions) is the `HeadsTraining`
+each trainer hands in (`train.HaeTraining`, `train_lite.LiteTraining`).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +18,20 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.utils.data import Sampler
+from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+    from .data import Sample
 
 
 @dataclass(frozen=True)
@@ -150,3 +165,243 @@ def commit_checkpoint(tmp: Path, final: Path, keep: int) -> None:
     os.replace(tmp, final)
     for old in checkpoint_dirs(final.parent.parent)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    dirs = checkpoint_dirs(run_dir)
+    return dirs[-1] if dirs else None
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+class HeadsTraining(Protocol):
+    """What one model brings to `train`. Stage 1 trains `param_groups` (the regression and
+    Expert heads, and the full model's LoRA adapters); stage 2 the MetaVoter alone."""
+
+    name: str  # the progress bar's label
+    model: Any  # has save_pretrained(directory)
+    train_module: nn.Module  # put in training mode for stage 1
+    amp: torch.dtype | None  # autocast dtype (fp16 turns on loss scaling)
+    loss_weights: Mapping[str, float]  # loss part -> its weight in the logged loss
+    epoch: int  # where the last batch came from: epoch, and batches done in it
+    done: int
+
+    def plan(self, cfg: TrainConfig) -> tuple[int, int]:
+        """(optimizer steps of stage 1, MetaVoter steps)."""
+        ...
+
+    def param_groups(self) -> list[dict]:
+        """Stage 1's optimizer groups, each with its "params" and "lr"."""
+        ...
+
+    def accumulate(self, step: int, scaler: torch.amp.GradScaler) -> tuple[dict[str, float], int]:
+        """Backward one optimizer step's worth of batches (scaled by `scaler`); the loss parts
+        (mean over the step's micro-batches) and the samples seen, over all processes."""
+        ...
+
+    def save_weights(self, directory: Path) -> None:
+        """A checkpoint's weights (what `start` reloads on --resume)."""
+        ...
+
+    def train_metavoter(self, steps: int, log: MetricsLog) -> None: ...
+
+    def test_report(self, test: list[Sample]) -> dict:
+        """`evaluate.build_report` of the trained model's predictions on the test split."""
+        ...
+
+
+# (checkpoint to resume from or None, its trainer state) -> the model's HeadsTraining
+Start = Callable[[Path | None, dict], HeadsTraining]
+
+
+@dataclass
+class Optimisation:
+    """Stage 1's optimizer, LR schedule (cosine with warmup) and loss scaler."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    params: list[torch.nn.Parameter] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls, groups: list[dict], cfg: TrainConfig, total: int, amp: torch.dtype | None
+    ) -> Optimisation:
+        optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, cosine_with_warmup(total, int(cfg.warmup_ratio * total), cfg.min_lr_ratio)
+        )
+        scaler = torch.amp.GradScaler(enabled=amp is torch.float16)
+        return cls(optimizer, scheduler, scaler, [p for g in groups for p in g["params"]])
+
+    def restore(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+    def step(self, max_grad_norm: float) -> float:
+        """Clip the accumulated gradients, step optimizer and schedule; the gradient norm."""
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(grad_norm)
+
+    @property
+    def lr(self) -> float:
+        return self.scheduler.get_last_lr()[0]
+
+
+def train(
+    start: Start, cfg: TrainConfig, data: str, run_dir: Path, resume: bool, rt: Runtime
+) -> Path:
+    """Train a model from the release at ``data`` into ``run_dir``; returns ``run_dir/final``."""
+    torch.manual_seed(cfg.seed + rt.rank)
+    random.seed(cfg.seed + rt.rank)
+    log = MetricsLog(run_dir / "metrics.jsonl", rt.main)
+    latest = latest_checkpoint(run_dir) if resume else None
+    state = (torch.load(latest / "trainer_state.pt", weights_only=True) if latest is not None
+             else {"step": 0, "epoch": 0, "done": 0})
+    task = start(latest, state)
+    total, voter_steps = task.plan(cfg)
+    opt = Optimisation.create(task.param_groups(), cfg, total, task.amp)
+    if latest is not None:
+        resume_from(latest, state, opt, log)
+    train_heads(task, opt, cfg, state["step"], total, run_dir, log, rt)
+    task.train_metavoter(voter_steps, log)
+    final = save_final(task, cfg, run_dir, log, rt)
+    evaluate_on_test(task, cfg, data, final, run_dir, log, rt)
+    return final
+
+
+def resume_from(latest: Path, state: dict, opt: Optimisation, log: MetricsLog) -> None:
+    """Continue where the checkpoint stopped: optimizer, schedule and random state."""
+    opt.restore(state)
+    set_rng_state(state["rng"])
+    log.write({"event": "resume", "from": str(latest), "step": state["step"]})
+
+
+def train_heads(
+    task: HeadsTraining,
+    opt: Optimisation,
+    cfg: TrainConfig,
+    step: int,
+    total: int,
+    run_dir: Path,
+    log: MetricsLog,
+    rt: Runtime,
+) -> None:
+    """Stage 1, from ``step`` to ``total``: each step accumulates, clips and steps; every
+    ``log_every`` steps a metrics record, every ``save_every`` a checkpoint (and at the end)."""
+    bar = tqdm(total=total, initial=step, desc=task.name, disable=not rt.main, mininterval=1)
+    task.train_module.train()
+    window = Throughput()
+    while step < total:
+        parts, samples = task.accumulate(step, opt.scaler)
+        grad_norm = opt.step(cfg.max_grad_norm)
+        step += 1
+        bar.update(1)
+        window.add(samples)
+        if step % cfg.log_every == 0 or step == total:
+            record = heads_record(task, step, parts, grad_norm, opt.lr, window.take())
+            log.write(record)
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+        if step % cfg.save_every == 0 or step == total:
+            save_checkpoint(task, run_dir, checkpoint_state(task, step, opt, cfg), cfg, rt)
+    bar.close()
+
+
+class Throughput:
+    """Samples per second since the last `take`."""
+
+    def __init__(self) -> None:
+        self.started, self.samples = time.perf_counter(), 0
+
+    def add(self, samples: int) -> None:
+        self.samples += samples
+
+    def take(self) -> float:
+        rate = self.samples / max(time.perf_counter() - self.started, 1e-9)
+        self.started, self.samples = time.perf_counter(), 0
+        return rate
+
+
+def heads_record(
+    task: HeadsTraining, step: int, parts: dict[str, float], grad_norm: float, lr: float,
+    samples_per_s: float,
+) -> dict:
+    return {
+        "stage": "heads",
+        "step": step,
+        "epoch": task.epoch,
+        "loss": sum(task.loss_weights[k] * v for k, v in parts.items()),
+        **{f"loss_{k}": v for k, v in parts.items()},
+        "grad_norm": grad_norm,
+        "lr": lr,
+        "samples_per_s": samples_per_s,
+    }
+
+
+def checkpoint_state(task: HeadsTraining, step: int, opt: Optimisation, cfg: TrainConfig) -> dict:
+    """What --resume needs besides the weights: the position in the data, optimizer, schedule
+    and random state."""
+    return {
+        "step": step,
+        "epoch": task.epoch,
+        "done": task.done,
+        "optimizer": opt.optimizer.state_dict(),
+        "scheduler": opt.scheduler.state_dict(),
+        "rng": rng_state(),
+        "config": json.dumps(cfg.as_dict()),
+    }
+
+
+def save_checkpoint(
+    task: HeadsTraining, run_dir: Path, state: dict, cfg: TrainConfig, rt: Runtime
+) -> None:
+    if rt.main:
+        final = run_dir / "checkpoints" / f"step-{state['step']:07d}"
+        tmp = final.with_name(final.name + ".tmp")
+        task.save_weights(tmp)
+        torch.save(state, tmp / "trainer_state.pt")
+        commit_checkpoint(tmp, final, cfg.keep_checkpoints)
+    rt.barrier()
+
+
+def save_final(
+    task: HeadsTraining, cfg: TrainConfig, run_dir: Path, log: MetricsLog, rt: Runtime
+) -> Path:
+    final = run_dir / "final"
+    if rt.main:
+        task.model.save_pretrained(final)
+        (run_dir / "train_config.json").write_text(json.dumps(cfg.as_dict(), indent=2) + "\n")
+        log.write({"event": "saved", "path": str(final)})
+    rt.barrier()
+    return final
+
+
+def evaluate_on_test(
+    task: HeadsTraining,
+    cfg: TrainConfig,
+    data: str,
+    final: Path,
+    run_dir: Path,
+    log: MetricsLog,
+    rt: Runtime,
+) -> None:
+    """``eval_test.json`` and a metrics record, when the release has a test split."""
+    from .data import find_root, read_split
+    from .evaluate import write_report
+
+    if not (cfg.eval_at_end and rt.main and (find_root(data) / "test_label.jsonl").is_file()):
+        return
+    report = task.test_report(read_split(data, "test"))
+    report.update(model=str(final), data=str(data), split="test")
+    write_report(report, run_dir / "eval_test.json")
+    summary = {
+        head: values.get("comprehensive_aesthetic", {}).get("srcc")
+        for head, values in report["heads"].items()
+    }
+    log.write({"stage": "eval", "split": "test", "srcc_overall": summary})

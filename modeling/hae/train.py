@@ -7,18 +7,17 @@ Stage 1 trains LoRA adapters (LLM and vision tower) and the regression and Exper
 LM loss plus the (masked) score losses; stage 2 trains the MetaVoter with everything else frozen.
 Checkpoints go to ``RUN_DIR/checkpoints/step-N/`` and ``--resume`` continues from the newest;
 metrics are appended to ``RUN_DIR/metrics.jsonl``. Multi-GPU: ``torchrun --nproc_per_node K -m
-modeling.train ...`` (DDP).
+modeling.train ...`` (DDP). The loop is :func:`loop.train`, the one the Lite trainer runs too;
+`HaeTraining` is what the full model brings to it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -37,14 +36,10 @@ from .loop import (
     MetricsLog,
     Runtime,
     autocast,
-    checkpoint_dirs,
-    commit_checkpoint,
-    cosine_with_warmup,
     resolve_precision,
-    rng_state,
-    set_rng_state,
     setup_runtime,
     teardown,
+    train,
 )
 from .losses import LossWeights, hae_loss
 from .model import HumanAesExpert, LoraSettings
@@ -127,153 +122,119 @@ def plan_steps(cfg: TrainConfig, n_samples: int, world: int) -> tuple[int, int]:
     return total, voter
 
 
-def save_checkpoint(
-    model: HumanAesExpert, run_dir: Path, state: dict, keep: int, rt: Runtime
-) -> None:
-    if rt.main:
-        final = run_dir / "checkpoints" / f"step-{state['step']:07d}"
-        tmp = final.with_name(final.name + ".tmp")
-        model.save_pretrained(tmp, include_base=False)
-        torch.save(state, tmp / "trainer_state.pt")
-        commit_checkpoint(tmp, final, keep)
-    rt.barrier()
-
-
 def train_hae(cfg: TrainConfig, data: str, run_dir: Path, resume: bool) -> Path:
     rt = setup_runtime()
     try:
-        return _train_hae(cfg, data, run_dir, resume, rt)
+        return train(
+            lambda latest, state: HaeTraining(cfg, data, run_dir, rt, latest, state),
+            cfg, data, run_dir, resume, rt,
+        )
     finally:
         teardown(rt)
 
 
-def _train_hae(cfg: TrainConfig, data: str, run_dir: Path, resume: bool, rt: Runtime) -> Path:
-    torch.manual_seed(cfg.seed + rt.rank)
-    random.seed(cfg.seed + rt.rank)
-    samples = read_split(data, "train")
-    dataset = ReleaseDataset(samples)
-    total, voter_steps = plan_steps(cfg, len(samples), rt.world)
-    log = MetricsLog(run_dir / "metrics.jsonl", rt.main)
-    dtype = backbone_dtype(cfg, rt.device)
-    amp = resolve_precision(cfg.precision, rt.device)
+class HaeTraining:
+    """The full model in the shared loop (`loop.train`): LoRA adapters and the regression and
+    Expert heads on the LM loss plus the masked score losses, over micro-batches of the
+    release's images (DDP across processes), then the MetaVoter on the frozen heads' scores."""
 
-    latest = checkpoint_dirs(run_dir)[-1] if resume and checkpoint_dirs(run_dir) else None
-    if latest is not None:
-        model = HumanAesExpert.from_pretrained(latest, dtype=dtype, trainable=True)
-        state = torch.load(latest / "trainer_state.pt", weights_only=True)
-    else:
-        lora = LoraSettings(
-            cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_language, cfg.lora_vision
-        )
-        model = HumanAesExpert.from_backbone(
-            base_checkpoint(cfg, run_dir, rt), lora, cfg.head_hidden, dtype, cfg.max_tiles
-        )
-        state = {"step": 0, "epoch": 0, "done": 0}
-    model.to(rt.device)
-    if cfg.gradient_checkpointing:
-        model.core.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
-        model.core.enable_input_require_grads()
+    name = "train"
 
-    # Stage 1: LoRA + regression/Expert heads. LM head and the rest of the backbone stay frozen.
-    for p in model.heads.metavoter.parameters():
-        p.requires_grad_(False)
-    head_params = [p for m in (model.heads.regression, model.heads.expert) for p in m.parameters()]
-    for p in head_params:
-        p.requires_grad_(True)
-    groups = [{"params": head_params, "lr": cfg.head_lr}]
-    lora_params = model.lora_parameters()
-    if lora_params:
-        groups.insert(0, {"params": lora_params, "lr": cfg.lr})
-    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    warmup = int(cfg.warmup_ratio * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_with_warmup(total, warmup, cfg.min_lr_ratio)
-    )
-    scaler = torch.amp.GradScaler(enabled=amp is torch.float16)
-    if latest is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        log.write({"event": "resume", "from": str(latest), "step": state["step"]})
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: str,
+        run_dir: Path,
+        rt: Runtime,
+        latest: Path | None,
+        state: dict,
+    ) -> None:
+        self.cfg, self.rt = cfg, rt
+        self.dataset = ReleaseDataset(read_split(data, "train"))
+        self.amp = resolve_precision(cfg.precision, rt.device)
+        self.model = self.train_module = self._build(run_dir, latest)
+        self._prepare_stage1()
+        self.net = (
+            DDP(self.model, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
+            if rt.world > 1
+            else self.model
+        )
+        weights = LossWeights(cfg.loss_lm, cfg.loss_regression, cfg.loss_expert)
+        self.weights = weights
+        self.loss_weights = {k: getattr(weights, k) for k in ("lm", "regression", "expert")}
+        self.epoch, self.done = state["epoch"], state["done"]
+        self.batches = micro_batches(
+            self.dataset, TrainCollator(self.model.encoder), cfg, rt, self.epoch, self.done
+        )
 
-    net = (
-        DDP(model, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
-        if (rt.world > 1)
-        else model
-    )
-    weights = LossWeights(cfg.loss_lm, cfg.loss_regression, cfg.loss_expert)
-    step = state["step"]
-    batches = micro_batches(
-        dataset, TrainCollator(model.encoder), cfg, rt, state["epoch"], state["done"]
-    )
-    bar = tqdm(total=total, initial=step, desc="train", disable=not rt.main, mininterval=1)
-    model.train()
-    window_start, window_samples = time.perf_counter(), 0
-    epoch, done = state["epoch"], state["done"]
-    while step < total:
+    def _build(self, run_dir: Path, latest: Path | None) -> HumanAesExpert:
+        cfg, rt = self.cfg, self.rt
+        dtype = backbone_dtype(cfg, rt.device)
+        if latest is not None:
+            model = HumanAesExpert.from_pretrained(latest, dtype=dtype, trainable=True)
+        else:
+            lora = LoraSettings(
+                cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_language, cfg.lora_vision
+            )
+            model = HumanAesExpert.from_backbone(
+                base_checkpoint(cfg, run_dir, rt), lora, cfg.head_hidden, dtype, cfg.max_tiles
+            )
+        model.to(rt.device)
+        if cfg.gradient_checkpointing:
+            model.core.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+            model.core.enable_input_require_grads()
+        return model
+
+    def _prepare_stage1(self) -> None:
+        """LoRA + regression/Expert heads learn; LM head, MetaVoter and the rest stay frozen."""
+        heads = self.model.heads
+        for p in heads.metavoter.parameters():
+            p.requires_grad_(False)
+        self.head_params = [p for m in (heads.regression, heads.expert) for p in m.parameters()]
+        for p in self.head_params:
+            p.requires_grad_(True)
+
+    def plan(self, cfg: TrainConfig) -> tuple[int, int]:
+        return plan_steps(cfg, len(self.dataset), self.rt.world)
+
+    def param_groups(self) -> list[dict]:
+        groups = [{"params": self.head_params, "lr": self.cfg.head_lr}]
+        lora_params = self.model.lora_parameters()
+        if lora_params:
+            groups.insert(0, {"params": lora_params, "lr": self.cfg.lr})
+        return groups
+
+    def accumulate(self, step: int, scaler: torch.amp.GradScaler) -> tuple[dict[str, float], int]:
+        cfg, rt = self.cfg, self.rt
         parts_sum: dict[str, float] = {}
+        samples = 0
         for micro in range(cfg.grad_accum):
-            epoch, done, batch = next(batches)
+            self.epoch, self.done, batch = next(self.batches)
             batch = batch.to(rt.device)
+            # Under DDP, gradients are all-reduced on the step's last micro-batch only.
             sync = micro == cfg.grad_accum - 1 or rt.world == 1
-            ctx = net.no_sync() if not sync and isinstance(net, DDP) else nullcontext()
-            with ctx, autocast(rt.device, amp):
-                out = net(**_inputs(batch))
-                loss, parts = hae_loss(out, batch.targets, batch.mask, weights)
+            ctx = self.net.no_sync() if not sync and isinstance(self.net, DDP) else nullcontext()
+            with ctx, autocast(rt.device, self.amp):
+                out = self.net(**_inputs(batch))
+                loss, parts = hae_loss(out, batch.targets, batch.mask, self.weights)
             scaler.scale(loss / cfg.grad_accum).backward()
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v / cfg.grad_accum
-            window_samples += len(batch) * rt.world
-        scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for g in groups for p in g["params"]], cfg.max_grad_norm
-        )
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == total:
-            elapsed = time.perf_counter() - window_start
-            record = {
-                "stage": "heads",
-                "step": step,
-                "epoch": epoch,
-                "loss": sum(getattr(weights, k) * v for k, v in parts_sum.items()),
-                **{f"loss_{k}": v for k, v in parts_sum.items()},
-                "grad_norm": float(grad_norm),
-                "lr": scheduler.get_last_lr()[0],
-                "samples_per_s": window_samples / max(elapsed, 1e-9),
-            }
-            log.write(record)
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            window_start, window_samples = time.perf_counter(), 0
-        if step % cfg.save_every == 0 or step == total:
-            state = {
-                "step": step,
-                "epoch": epoch,
-                "done": done,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": rng_state(),
-                "config": json.dumps(cfg.as_dict()),
-            }
-            save_checkpoint(model, run_dir, state, cfg.keep_checkpoints, rt)
-    bar.close()
+            samples += len(batch) * rt.world
+        return parts_sum, samples
 
-    train_metavoter(model, dataset, cfg, rt, voter_steps, amp, log)
-    final = run_dir / "final"
-    if rt.main:
-        model.save_pretrained(final)
-        (run_dir / "train_config.json").write_text(json.dumps(cfg.as_dict(), indent=2) + "\n")
-        log.write({"event": "saved", "path": str(final)})
-    rt.barrier()
-    if cfg.eval_at_end and rt.main:
-        evaluate_run(model, data, run_dir, cfg, log)
-    return final
+    def save_weights(self, directory: Path) -> None:
+        self.model.save_pretrained(directory, include_base=False)
+
+    def train_metavoter(self, steps: int, log: MetricsLog) -> None:
+        train_metavoter(self.model, self.dataset, self.cfg, self.rt, steps, self.amp, log)
+
+    def test_report(self, test: list[Sample]) -> dict:
+        from .evaluate import evaluate_samples
+
+        return evaluate_samples(self.model, test, batch_size=self.cfg.eval_batch_size)
 
 
 def _inputs(batch: EncodedBatch) -> dict[str, torch.Tensor | None]:
@@ -322,23 +283,6 @@ def train_metavoter(
         if step % cfg.log_every == 0 or step == steps:
             log.write({"stage": "metavoter", "step": step, "loss": loss.item()})
     voter.requires_grad_(False)
-
-
-def evaluate_run(model, data: str, run_dir: Path, cfg: TrainConfig, log: MetricsLog) -> None:
-    from .data import find_root
-    from .evaluate import evaluate_samples, write_report
-
-    if not (find_root(data) / "test_label.jsonl").is_file():
-        return
-    test: list[Sample] = read_split(data, "test")
-    report = evaluate_samples(model, test, batch_size=cfg.eval_batch_size)
-    report.update(model=str(run_dir / "final"), data=str(data), split="test")
-    write_report(report, run_dir / "eval_test.json")
-    summary = {
-        head: values.get("comprehensive_aesthetic", {}).get("srcc")
-        for head, values in report["heads"].items()
-    }
-    log.write({"stage": "eval", "split": "test", "srcc_overall": summary})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
