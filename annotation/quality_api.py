@@ -119,6 +119,7 @@ class ProjectQualityMixin:
     def agreement(self, request: Request, pk: int | None = None) -> Response:
         """Agreement per dimension over the production ratings (cached; see refresh/)."""
         project = manager_project(request, pk)
+        quality_services.ensure_statistics(project)
         stats = selectors.project_stats(project)
         return Response(
             {

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from statistics import median
 
+import numpy as np
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour, TruncWeek
 from django.urls import reverse
 from django.utils import timezone
 
 from curation.access import has_global_role, sees_whole_pool
 from curation.models import Image
 from humanbeauty.roles import OVERSIGHT_ROLES, RATING_ROLES, Role
+from humanbeauty.standard import DIMENSION_KEYS
 
 from .models import (
     Assignment,
@@ -24,6 +31,7 @@ from .models import (
     ProjectStats,
     Rating,
     ReviewItem,
+    ReviewStatus,
     Skip,
     SkipReason,
 )
@@ -125,14 +133,9 @@ def project_progress(project: Project, user: AbstractBaseUser) -> dict[str, int]
 
 
 def project_stats(project: Project) -> ProjectStats:
-    """Cached agreement figures; computed on first use."""
-    stats = ProjectStats.objects.filter(project=project).first()
-    if stats is None:
-        from .services.quality import refresh_statistics
-
-        refresh_statistics(project)
-        stats = ProjectStats.objects.get(project=project)
-    return stats
+    """Cached agreement figures. A reader first asks `services.quality.ensure_statistics`,
+    which computes them for a project that never had any."""
+    return ProjectStats.objects.get(project=project)
 
 
 def production_rating_count(project: Project) -> int:
@@ -186,6 +189,40 @@ def rater_table(project: Project) -> list[dict]:
 
 def consensus_labels(project: Project) -> QuerySet[ConsensusLabel]:
     return ConsensusLabel.objects.filter(project=project).order_by("image_id")
+
+
+def kept_labels(projects: Iterable[Project]) -> QuerySet[ConsensusLabel]:
+    """The projects' consensus labels, less those of images a reviewer excluded (an excluded
+    image leaves the consensus, whatever label it had)."""
+    excluded = ProjectImage.objects.filter(
+        project=OuterRef("project"), image=OuterRef("image"), excluded=True
+    )
+    return ConsensusLabel.objects.filter(project__in=projects).filter(~Exists(excluded))
+
+
+@dataclass(frozen=True)
+class LabelScores:
+    """An image's label as readers use it, per dimension in DIMENSION_KEYS order: the score
+    (None: not applicable), its spread over the raters, and how many raters gave one."""
+
+    scores: tuple[float | None, ...]
+    std: tuple[float | None, ...]
+    n: tuple[int, ...]
+
+
+def label_scores(scores: Mapping[str, dict | None], final: Mapping | None) -> LabelScores:
+    """A reviewer's final scores win over the computed MOS (spread 0 where they gave one;
+    the raters' counts stay those of the consensus)."""
+    cells = [(scores or {}).get(k) for k in DIMENSION_KEYS]
+    n = tuple(c["n"] if c else 0 for c in cells)
+    if final:  # a reviewer's decision holds all 12 keys; an empty one decides nothing
+        values = tuple(final.get(k) for k in DIMENSION_KEYS)
+        return LabelScores(values, tuple(None if v is None else 0.0 for v in values), n)
+    return LabelScores(
+        tuple(c["mos"] if c else None for c in cells),
+        tuple(c["std"] if c else None for c in cells),
+        n,
+    )
 
 
 def consensus_entries(labels) -> list[dict]:
@@ -286,6 +323,7 @@ def review_entries(reviews) -> list[dict]:
 # --- dashboards -------------------------------------------------------------------------------
 
 TIMELINE_STEPS = {"hour": 3600, "day": 86_400, "week": 7 * 86_400}
+TRUNCATE = {"hour": TruncHour, "day": TruncDay, "week": TruncWeek}
 
 
 def _production_ratings(project: Project) -> QuerySet[Rating]:
@@ -296,8 +334,6 @@ def _production_ratings(project: Project) -> QuerySet[Rating]:
 
 def _bucket_starts(first: datetime, last: datetime, bucket: str) -> list[datetime]:
     """Every bucket start from `first` to `last` (both bucket starts, local time)."""
-    from datetime import UTC, timedelta
-
     tz = timezone.get_current_timezone()
     out = []
     if bucket == "hour":  # absolute hours: DST changes neither add nor lose one
@@ -325,8 +361,6 @@ def choose_bucket(first: datetime | None, last: datetime | None, max_buckets: in
 
 def project_totals(project: Project) -> dict[str, int]:
     """Project-wide progress of the production queue (no per-user figures)."""
-    from .models import ReviewStatus
-
     items = ProjectImage.objects.filter(project=project, kind=ItemKind.PRODUCTION).aggregate(
         images=Count("id"),
         ratings_required=Sum("target"),
@@ -355,21 +389,37 @@ def rating_timeline(project: Project, bucket: str = "auto", *, max_buckets: int 
     aligned with `points`. `raters` also carries throughput figures: production and
     reference (gold, qualification) ratings, ratings today and the median seconds per rating.
     """
-    from django.db.models import Max, Min
-    from django.db.models.functions import TruncDay, TruncHour, TruncWeek
-
     production = _production_ratings(project)
+    bucket = _timeline_bucket(production, bucket, max_buckets)
+    starts, totals, per_rater = _counts_per_bucket(production, bucket)
+    return {
+        "bucket": bucket,
+        "timezone": str(timezone.get_current_timezone()),
+        "points": _running_totals(starts, totals),
+        "raters": _rater_throughput(project, per_rater, len(starts)),
+        "progress": project_totals(project),
+    }
+
+
+def _timeline_bucket(production: QuerySet[Rating], asked: str, max_buckets: int) -> str:
+    """The bucket asked for, unless it is "auto" or too fine for the ratings' span."""
     span = production.aggregate(first=Min("created_at"), last=Max("created_at"))
-    if bucket not in TIMELINE_STEPS:
-        bucket = choose_bucket(span["first"], span["last"], max_buckets)
-    elif span["first"] is not None:
+    if asked not in TIMELINE_STEPS:
+        return choose_bucket(span["first"], span["last"], max_buckets)
+    if span["first"] is not None:
         seconds = (span["last"] - span["first"]).total_seconds()
-        if seconds / TIMELINE_STEPS[bucket] >= max_buckets:  # too fine for the span asked
-            bucket = choose_bucket(span["first"], span["last"], max_buckets)
-    trunc = {"hour": TruncHour, "day": TruncDay, "week": TruncWeek}[bucket]
+        if seconds / TIMELINE_STEPS[asked] >= max_buckets:
+            return choose_bucket(span["first"], span["last"], max_buckets)
+    return asked
+
+
+def _counts_per_bucket(
+    production: QuerySet[Rating], bucket: str
+) -> tuple[list[datetime], list[int], dict[int, list[int]]]:
+    """Every bucket's start, its ratings, and each rater's ratings per bucket (one GROUP BY)."""
     tz = timezone.get_current_timezone()
     counts = list(
-        production.annotate(t=trunc("created_at", tzinfo=tz))
+        production.annotate(t=TRUNCATE[bucket]("created_at", tzinfo=tz))
         .values_list("t", "rater_id")
         .annotate(n=Count("id"))
         .order_by("t")
@@ -382,14 +432,21 @@ def rating_timeline(project: Project, bucket: str = "auto", *, max_buckets: int 
         i = position[int(t.timestamp())]
         totals[i] += n
         per_rater.setdefault(rater_id, [0] * len(starts))[i] += n
+    return starts, totals, per_rater
+
+
+def _running_totals(starts: list[datetime], totals: list[int]) -> list[dict]:
     points, running = [], 0
     for t, n in zip(starts, totals, strict=True):
         running += n
         points.append({"t": t.isoformat(), "n": n, "cumulative": running})
+    return points
 
-    # Throughput per rater (every rater who rated anything, production or reference).
-    from statistics import median
 
+def _rater_throughput(
+    project: Project, per_rater: Mapping[int, list[int]], n_buckets: int
+) -> list[dict]:
+    """Every rater who rated anything (production or reference), busiest first."""
     seconds: dict[int, list[float]] = {}
     n_prod: dict[int, int] = {}
     n_ref: dict[int, int] = {}
@@ -405,18 +462,7 @@ def rating_timeline(project: Project, bucket: str = "auto", *, max_buckets: int 
                 n_today[rater_id] = n_today.get(rater_id, 0) + 1
         else:
             n_ref[rater_id] = n_ref.get(rater_id, 0) + 1
-    names = dict(
-        Membership.objects.filter(project=project, user_id__in=seconds).values_list(
-            "user_id", "user__username"
-        )
-    )
-    from django.contrib.auth import get_user_model
-
-    missing = set(seconds) - set(names)
-    if missing:  # raters who have since left the project
-        names.update(
-            get_user_model().objects.filter(pk__in=missing).values_list("pk", "username")
-        )
+    names = _usernames(project, seconds)
     raters = [
         {
             "username": names[rater_id],
@@ -424,50 +470,43 @@ def rating_timeline(project: Project, bucket: str = "auto", *, max_buckets: int 
             "n_reference": n_ref.get(rater_id, 0),
             "n_today": n_today.get(rater_id, 0),
             "median_seconds": round(median(spent), 2),
-            "series": per_rater.get(rater_id, [0] * len(starts)),
+            "series": per_rater.get(rater_id, [0] * n_buckets),
         }
         for rater_id, spent in seconds.items()
     ]
     raters.sort(key=lambda r: (-r["n"], r["username"]))
-    return {
-        "bucket": bucket,
-        "timezone": str(tz),
-        "points": points,
-        "raters": raters,
-        "progress": project_totals(project),
-    }
+    return raters
+
+
+def _usernames(project: Project, user_ids: Iterable[int]) -> dict[int, str]:
+    """Usernames of the members among `user_ids`, and of raters who have since left."""
+    user_ids = set(user_ids)
+    names = dict(
+        Membership.objects.filter(project=project, user_id__in=user_ids).values_list(
+            "user_id", "user__username"
+        )
+    )
+    missing = user_ids - set(names)
+    if missing:
+        names.update(
+            get_user_model().objects.filter(pk__in=missing).values_list("pk", "username")
+        )
+    return names
 
 
 def consensus_histograms(project: Project, bins: int = 10) -> dict:
     """Histograms of the consensus score per dimension over the project's labelled images.
 
     A reviewer's final score wins over the computed MOS; images a reviewer excluded are left
-    out; a dimension whose label is "not applicable" is counted apart, not as 0.
+    out (`kept_labels`, `label_scores`); a dimension whose label is "not applicable" is counted
+    apart, not as 0.
     """
-    import numpy as np
-
-    from humanbeauty.standard import DIMENSION_KEYS
-
-    excluded = set(
-        ProjectImage.objects.filter(project=project, excluded=True).values_list(
-            "image_id", flat=True
-        )
-    )
     values: dict[str, list[float]] = {k: [] for k in DIMENSION_KEYS}
     not_applicable = dict.fromkeys(DIMENSION_KEYS, 0)
     n_images = 0
-    for image_id, scores, final in consensus_labels(project).values_list(
-        "image_id", "scores", "final"
-    ):
-        if image_id in excluded:
-            continue
+    for scores, final in kept_labels([project]).values_list("scores", "final"):
         n_images += 1
-        for key in DIMENSION_KEYS:
-            if final is not None:
-                value = final.get(key)
-            else:
-                label = (scores or {}).get(key)
-                value = label["mos"] if label else None
+        for key, value in zip(DIMENSION_KEYS, label_scores(scores, final).scores, strict=True):
             if value is None:
                 not_applicable[key] += 1
             else:

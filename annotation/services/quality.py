@@ -703,6 +703,13 @@ def ensure_fresh(project: Project, *, figures: bool = True) -> RefreshReport | N
     return refresh_statistics(project, figures=figures_old or None)
 
 
+def ensure_statistics(project: Project) -> None:
+    """Compute the project's statistics if it never had any (its first reader asks); from
+    then on they are kept up by the debounced refresh after ratings and the beat task."""
+    if not ProjectStats.objects.filter(project=project).exists():
+        refresh_statistics(project)
+
+
 def schedule_refresh(project_id: int) -> None:
     """After a commit that made images stale: one refresh per project and debounce window.
 

@@ -8,12 +8,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from annotation import services
+from annotation import selectors, services
 from annotation.models import (
     AuditEvent,
     ConsensusLabel,
     ItemKind,
     ProjectImage,
+    ProjectStats,
     Reference,
     ReviewItem,
 )
@@ -59,6 +60,21 @@ def test_agreement_contract(rated):
         "n_images",
     }
     assert entry["n_images"] == 3
+
+
+def test_agreement_is_computed_for_its_first_reader_while_the_selector_only_reads(make_project):
+    project, _, users = make_project(3, overlap=3, raters=["a", "b", "c"])
+    services.add_member(project, "rev", "reviewer")
+    rate_all(project, users, {"a": full_scores(1), "b": full_scores(5), "c": full_scores(3)})
+    ProjectStats.objects.filter(project=project).delete()  # never computed
+    with pytest.raises(ProjectStats.DoesNotExist):
+        selectors.project_stats(project)
+    assert not ProjectStats.objects.filter(project=project).exists()
+
+    rev = get_user_model().objects.get(username="rev")
+    body = client_for(rev).get(f"/api/projects/{project.pk}/agreement/").json()
+    assert body["n_ratings"] == body["n_ratings_now"] == 9
+    assert body["dimensions"]["looks"]["n_images"] == 3 and body["computed_at"]
 
 
 def test_raters_contract(rated):
