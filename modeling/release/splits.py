@@ -146,148 +146,223 @@ def assign_splits(
 def plan_splits(
     rows: Iterable[ReleaseRow], config: ReleaseConfig, history: SplitHistory | None = None
 ) -> SplitPlan:
-    """Assign every row a split, keeping the version promise over ``history``; see the module
-    docstring."""
+    """Assign every row a split, keeping the version promise over ``history``; the steps are
+    those of the module docstring."""
     history = history or SplitHistory()
-    ids_l: list[int] = []
-    clusters_l: list[int] = []
-    src_l: list[int] = []
-    overall_l: list[float] = []
-    src_index: dict[str, int] = {}
-    for row in rows:
-        ids_l.append(row.image_id)
-        clusters_l.append(-1 if row.cluster is None else row.cluster)
-        src_l.append(src_index.setdefault(row.source, len(src_index)))
-        overall_l.append(check_overall(row))
-    if not ids_l:
-        raise ReleaseConfigError(
-            "the selection is empty: no image matches the chosen sources, projects and rules"
-        )
-    ids = np.asarray(ids_l, dtype=np.int64)
-    clusters = np.asarray(clusters_l, dtype=np.int64)
-    overall = np.asarray(overall_l, dtype=np.float64)
-    del ids_l, clusters_l, overall_l
-
-    uniq_ids, counts = np.unique(ids, return_counts=True)
-    if uniq_ids.size != ids.size:
-        dup = uniq_ids[counts > 1][:5].tolist()
-        raise ReleaseDataError(f"image id(s) {dup} appear more than once in the selection")
-    if (clusters < -1).any():
-        raise ReleaseDataError("cluster ids must be non-negative")
-
+    table = _read_rows(rows)
     # The version promise first: rows it withholds take no part in the assignment.
-    keep, withheld = _withhold(ids, clusters, history)
+    keep, withheld = _withhold(table.ids, table.clusters, history)
     if withheld:
-        ids, clusters, overall = ids[keep], clusters[keep], overall[keep]
-        src_l = np.asarray(src_l, dtype=np.int64)[keep]
-        if not ids.size:
+        table = table.take(keep)
+        if not table.ids.size:
             raise ReleaseConfigError(
                 "the selection is empty once the images withheld by the version promise are "
                 "left out"
             )
-    previous_test = history.test
-    previous_trainval = history.trained.keys()
-
-    names = config.splits
-    n_splits = len(names)
-    test_i = names.index("test") if "test" in names else -1
-    ratios = np.array([config.split[s] for s in names], dtype=np.float64)
-
-    # Sources in sorted order, so that strata (and the carried rounding) don't depend on the
-    # order rows arrive in.
-    sorted_sources = sorted(src_index)
-    remap = np.empty(len(src_index), dtype=np.int64)
-    for rank, name in enumerate(sorted_sources):
-        remap[src_index[name]] = rank
-    src = remap[np.asarray(src_l, dtype=np.int64)]
-    bins = np.minimum((overall * config.score_bins).astype(np.int64), config.score_bins - 1)
-
-    # Units: a cluster, or a lone image. Even keys are clusters, odd keys lone images.
-    unit_raw = np.where(clusters >= 0, clusters * 2, ids * 2 + 1)
-    units, inv = np.unique(unit_raw, return_inverse=True)
-    inv = inv.reshape(-1)
-    n_units = units.size
-    size = np.bincount(inv, minlength=n_units)
-    by_unit = np.lexsort((ids, inv))
-    first = by_unit[np.r_[0, np.flatnonzero(np.diff(inv[by_unit])) + 1]]  # lowest id per unit
-    stratum = src[first] * config.score_bins + bins[first]
-
-    def _flag(id_set: Collection[int]) -> np.ndarray:
-        if not id_set:
-            return np.zeros(n_units, dtype=bool)
-        wanted = np.fromiter((int(i) for i in id_set), dtype=np.int64)
-        hit = np.isin(ids, wanted)
-        return np.bincount(inv, weights=hit, minlength=n_units) > 0
-
-    forced = _flag(previous_test)
-    if forced.any() and test_i < 0:
+    units = _units(table, config)
+    ratios = _Ratios.of(config)
+    forced = units.holding(table.ids, history.test)  # ever in test: stays in test
+    if forced.any() and ratios.test < 0:
         raise ReleaseConfigError(
             "images of the previous version's test split are in the selection, but this "
             "configuration has no test split; add test=... to the split ratios"
         )
-    no_test = _flag(previous_trainval) & ~forced
+    no_test = units.holding(table.ids, history.trained.keys()) & ~forced  # ever trained on
+    unit_split = _assign_units(units, ratios, forced, no_test)
 
-    seed_mix = _splitmix64(np.array([config.seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
-    key = _splitmix64(units.astype(np.uint64) ^ seed_mix)
-
-    unit_split = np.full(n_units, -1, dtype=np.int64)
-    if test_i >= 0:
-        unit_split[forced] = test_i
-    # Units by stratum, then hash: each stratum a contiguous run.
-    order = np.lexsort((units, key, stratum))
-    bounds = np.flatnonzero(np.diff(stratum[order])) + 1
-    carry = np.zeros(n_splits)
-    carry_cap = max(2.0, float(size.max()))
-    for run in np.split(order, bounds):
-        n_total = int(size[run].sum())
-        x = ratios * n_total + carry
-        target = largest_remainder(x, n_total)
-        n_forced = int(size[run[forced[run]]].sum())
-        if test_i >= 0 and target[test_i] < n_forced:
-            # The old test set is larger than this stratum's share: keep it all in test and
-            # share the rest among the other splits.
-            target[test_i] = n_forced
-            others = [i for i in range(n_splits) if i != test_i]
-            share = ratios[others] / max(ratios[others].sum(), 1e-300)
-            target[others] = largest_remainder(share * (n_total - n_forced), n_total - n_forced)
-        free = run[~forced[run]]
-        if test_i >= 0:
-            need = target[test_i] - n_forced
-            eligible = free[~no_test[free]][::-1]  # highest hash first
-            if need > 0 and eligible.size:
-                mid = np.cumsum(size[eligible]) - size[eligible] / 2.0
-                chosen = eligible[mid < need]
-                unit_split[chosen] = test_i
-                free = free[unit_split[free] < 0]
-        rest = [i for i in range(n_splits) if i != test_i]
-        if free.size and not rest:
-            unit_split[free] = test_i
-        elif free.size:
-            # Train and val (whichever are configured) share what is left, in proportion to
-            # their targets, by the midpoint of each unit on the cumulative targets.
-            n_free = int(size[free].sum())
-            base = target[rest].astype(np.float64)
-            if base.sum() <= 0:
-                base = ratios[rest] if ratios[rest].sum() > 0 else np.ones(len(rest))
-            t = largest_remainder(base / base.sum() * n_free, n_free)
-            edges = np.cumsum(t)
-            mid = np.cumsum(size[free]) - size[free] / 2.0
-            pick = np.minimum(np.searchsorted(edges, mid, side="right"), len(rest) - 1)
-            unit_split[free] = np.asarray(rest, dtype=np.int64)[pick]
-        # Carry what this stratum missed (rounding, whole clusters) to the next one, bounded
-        # so that an oversized old test set cannot starve later strata of test images.
-        got = np.bincount(unit_split[run], weights=size[run], minlength=n_splits)
-        carry = np.clip(x - got, -carry_cap, carry_cap)
-
-    row_split = unit_split[inv]
-    labels = np.asarray(names, dtype=object)[row_split]
-    splits = dict(zip(ids.tolist(), labels.tolist(), strict=True))
+    labels = np.asarray(config.splits, dtype=object)[unit_split[units.inv]]
+    splits = dict(zip(table.ids.tolist(), labels.tolist(), strict=True))
     warnings = share_warnings(splits, config)
     if withheld:
         warnings.insert(0, f"{len(withheld)} image(s) withheld by the version promise: an "
                            "earlier version trained on them and their near-duplicate cluster "
                            "is in test (listed in the manifest and the datasheet)")
     return SplitPlan(splits, history, withheld, tuple(warnings))
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The selection as arrays, one entry per row."""
+
+    ids: np.ndarray  # int64 image ids
+    clusters: np.ndarray  # int64 near-duplicate cluster ids, -1 for none
+    sources: np.ndarray  # int64 rank of the row's source name in sorted order
+    overall: np.ndarray  # float64 overall score in [0, 1]
+
+    def take(self, keep: np.ndarray) -> _Rows:
+        return _Rows(self.ids[keep], self.clusters[keep], self.sources[keep], self.overall[keep])
+
+
+def _read_rows(rows: Iterable[ReleaseRow]) -> _Rows:
+    """Read and check the rows (an overall score each, unique ids, valid clusters)."""
+    ids: list[int] = []
+    clusters: list[int] = []
+    sources: list[int] = []
+    overall: list[float] = []
+    source_index: dict[str, int] = {}
+    for row in rows:
+        ids.append(row.image_id)
+        clusters.append(-1 if row.cluster is None else row.cluster)
+        sources.append(source_index.setdefault(row.source, len(source_index)))
+        overall.append(check_overall(row))
+    if not ids:
+        raise ReleaseConfigError(
+            "the selection is empty: no image matches the chosen sources, projects and rules"
+        )
+    table = _Rows(
+        np.asarray(ids, dtype=np.int64),
+        np.asarray(clusters, dtype=np.int64),
+        # Sources by their rank in sorted order, so that strata (and the carried rounding)
+        # don't depend on the order rows arrive in.
+        _sorted_ranks(source_index)[np.asarray(sources, dtype=np.int64)],
+        np.asarray(overall, dtype=np.float64),
+    )
+    uniq_ids, counts = np.unique(table.ids, return_counts=True)
+    if uniq_ids.size != table.ids.size:
+        dup = uniq_ids[counts > 1][:5].tolist()
+        raise ReleaseDataError(f"image id(s) {dup} appear more than once in the selection")
+    if (table.clusters < -1).any():
+        raise ReleaseDataError("cluster ids must be non-negative")
+    return table
+
+
+def _sorted_ranks(index: dict[str, int]) -> np.ndarray:
+    """For each index value, the rank of its name in sorted order."""
+    ranks = np.empty(len(index), dtype=np.int64)
+    for rank, name in enumerate(sorted(index)):
+        ranks[index[name]] = rank
+    return ranks
+
+
+@dataclass(frozen=True)
+class _Units:
+    """The units of assignment: a near-duplicate cluster, or a lone image."""
+
+    inv: np.ndarray  # row -> its unit
+    size: np.ndarray  # rows per unit
+    stratum: np.ndarray  # (source, score bin) of the unit's lowest image id
+    key: np.ndarray  # hash of (seed, unit identity): the order within a stratum
+    identity: np.ndarray  # the unit's identity: 2 x cluster id, or 2 x image id + 1
+
+    def holding(self, ids: np.ndarray, id_set: Collection[int]) -> np.ndarray:
+        """Per unit: does it hold one of these image ids?"""
+        if not id_set:
+            return np.zeros(self.size.size, dtype=bool)
+        wanted = np.fromiter((int(i) for i in id_set), dtype=np.int64)
+        hit = np.isin(ids, wanted)
+        return np.bincount(self.inv, weights=hit, minlength=self.size.size) > 0
+
+    def by_stratum(self) -> list[np.ndarray]:
+        """The units stratum by stratum, each in hash order (ties by identity)."""
+        order = np.lexsort((self.identity, self.key, self.stratum))
+        return np.split(order, np.flatnonzero(np.diff(self.stratum[order])) + 1)
+
+
+def _units(table: _Rows, config: ReleaseConfig) -> _Units:
+    # Even identities are clusters, odd ones lone images.
+    raw = np.where(table.clusters >= 0, table.clusters * 2, table.ids * 2 + 1)
+    identity, inv = np.unique(raw, return_inverse=True)
+    inv = inv.reshape(-1)
+    size = np.bincount(inv, minlength=identity.size)
+    by_unit = np.lexsort((table.ids, inv))
+    first = by_unit[np.r_[0, np.flatnonzero(np.diff(inv[by_unit])) + 1]]  # lowest id per unit
+    bins = np.minimum((table.overall * config.score_bins).astype(np.int64),
+                      config.score_bins - 1)
+    stratum = table.sources[first] * config.score_bins + bins[first]
+    seed_mix = _splitmix64(np.array([config.seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
+    key = _splitmix64(identity.astype(np.uint64) ^ seed_mix)
+    return _Units(inv, size, stratum, key, identity)
+
+
+@dataclass(frozen=True)
+class _Ratios:
+    """The configured splits' ratios (canonical order) and where test is among them."""
+
+    ratios: np.ndarray
+    test: int  # index of test, -1 when there is no test split
+    others: list[int]  # the indices that are not test (train and val, as configured)
+
+    @classmethod
+    def of(cls, config: ReleaseConfig) -> _Ratios:
+        names = config.splits
+        test = names.index("test") if "test" in names else -1
+        ratios = np.array([config.split[s] for s in names], dtype=np.float64)
+        return cls(ratios, test, [i for i in range(len(names)) if i != test])
+
+
+def _assign_units(
+    units: _Units, ratios: _Ratios, forced: np.ndarray, no_test: np.ndarray
+) -> np.ndarray:
+    """Each unit's split index. Units ever in test stay there; then stratum by stratum: the
+    stratum's targets, test filled first from the units eligible for it, train and val share
+    the rest, and what the stratum missed is carried to the next one."""
+    n_splits = ratios.ratios.size
+    unit_split = np.full(units.size.size, -1, dtype=np.int64)
+    if ratios.test >= 0:
+        unit_split[forced] = ratios.test
+    carry = np.zeros(n_splits)
+    # Bounded, so that an oversized old test set cannot starve later strata of test images.
+    carry_cap = max(2.0, float(units.size.max()))
+    for run in units.by_stratum():
+        n_total = int(units.size[run].sum())
+        wanted = ratios.ratios * n_total + carry
+        n_forced = int(units.size[run[forced[run]]].sum())
+        target = _stratum_targets(wanted, n_total, n_forced, ratios)
+        free = run[~forced[run]]
+        if ratios.test >= 0:
+            need = int(target[ratios.test]) - n_forced
+            unit_split[_fill_test(free, need, units.size, no_test)] = ratios.test
+            free = free[unit_split[free] < 0]
+        unit_split[free] = _share_rest(free, target, units.size, ratios)
+        got = np.bincount(unit_split[run], weights=units.size[run], minlength=n_splits)
+        carry = np.clip(wanted - got, -carry_cap, carry_cap)
+    return unit_split
+
+
+def _stratum_targets(
+    wanted: np.ndarray, n_total: int, n_forced: int, ratios: _Ratios
+) -> np.ndarray:
+    """Rows per split for one stratum: its share plus the carry, by largest remainder. When the
+    old test set is larger than test's share, it all stays in test and the other splits share
+    the rest."""
+    target = largest_remainder(wanted, n_total)
+    if ratios.test >= 0 and target[ratios.test] < n_forced:
+        target[ratios.test] = n_forced
+        others = ratios.others
+        share = ratios.ratios[others] / max(ratios.ratios[others].sum(), 1e-300)
+        target[others] = largest_remainder(share * (n_total - n_forced), n_total - n_forced)
+    return target
+
+
+def _fill_test(
+    free: np.ndarray, need: int, size: np.ndarray, no_test: np.ndarray
+) -> np.ndarray:
+    """The free units that go to test: those eligible for it (never trained on), highest hash
+    first, each while its midpoint on the cumulative row count is below ``need``."""
+    eligible = free[~no_test[free]][::-1]
+    if need <= 0 or not eligible.size:
+        return eligible[:0]
+    mid = np.cumsum(size[eligible]) - size[eligible] / 2.0
+    return eligible[mid < need]
+
+
+def _share_rest(
+    free: np.ndarray, target: np.ndarray, size: np.ndarray, ratios: _Ratios
+) -> np.ndarray:
+    """The split index of each unit left after test: train and val (whichever are configured)
+    share them in proportion to their targets, in hash order, by the midpoint of each unit on
+    the cumulative targets. With test the only split, they go to test."""
+    rest = ratios.others
+    if not free.size or not rest:
+        return np.full(free.size, ratios.test, dtype=np.int64)
+    n_free = int(size[free].sum())
+    base = target[rest].astype(np.float64)
+    if base.sum() <= 0:
+        base = ratios.ratios[rest] if ratios.ratios[rest].sum() > 0 else np.ones(len(rest))
+    edges = np.cumsum(largest_remainder(base / base.sum() * n_free, n_free))
+    mid = np.cumsum(size[free]) - size[free] / 2.0
+    pick = np.minimum(np.searchsorted(edges, mid, side="right"), len(rest) - 1)
+    return np.asarray(rest, dtype=np.int64)[pick]
 
 
 def _withhold(
