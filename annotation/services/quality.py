@@ -375,26 +375,18 @@ def refresh_statistics(
         ratings = _production_ratings(project)
         n_ratings = ratings.count()
         if figures is None:
-            figures = not only_stale or _figures_due(stats, n_ratings, now)
+            figures = _figures_due(stats, n_ratings, now)
         figures = figures or not only_stale
         memberships = {
             m.user_id: m for m in Membership.objects.filter(project=project).select_related("user")
         }
-        everything = _Rows.load(ratings) if figures or not only_stale else None
+        # Figures need every rating; so does recomputing every image.
+        everything = _Rows.load(ratings) if figures else None
         touched: set[int] = set()
         warning = stats.screening.get("warning", "") if stats.screening else ""
         if figures:
             touched, warning = _refresh_figures(project, stats, everything, memberships, now)
-
-        # The consensus of stale images, and of the images of raters whose inclusion changed.
-        items = ProjectImage.objects.filter(
-            project=project, kind=ItemKind.PRODUCTION, excluded=False
-        )
-        if only_stale:
-            items = items.filter(consensus_stale=True)
-        wanted = set(items.values_list("image_id", flat=True))
-        if touched:
-            wanted |= set(np.unique(everything.image[np.isin(everything.rater, list(touched))]))
+        wanted = _images_to_recompute(project, only_stale, touched, everything)
         if everything is not None:
             rows = everything.subset(np.isin(everything.image, list(wanted)))
         else:
@@ -407,12 +399,23 @@ def refresh_statistics(
         stats.save()
     # Outside the transaction (no lock held while waiting on raters' rows): an image is fresh
     # when no rating arrived after the read above (its counter is still what was counted).
-    seen = {label["image_id"]: label["n_ratings"] for label in labels}
-    _clear_stale(project, seen, wanted)
+    _clear_stale(project, {label["image_id"]: label["n_ratings"] for label in labels}, wanted)
     excluded_names = sorted(m.user.username for m in memberships.values() if m.excluded)
-    return RefreshReport(
-        n_ratings, len(labels), excluded_names, review_items, figures, warning
-    )
+    return RefreshReport(n_ratings, len(labels), excluded_names, review_items, figures, warning)
+
+
+def _images_to_recompute(
+    project: Project, only_stale: bool, touched: set[int], everything: _Rows | None
+) -> set[int]:
+    """The stale images (every image without only_stale), and every image rated by a rater
+    whose inclusion (or bias, with bias correction) just changed."""
+    items = ProjectImage.objects.filter(project=project, kind=ItemKind.PRODUCTION, excluded=False)
+    if only_stale:
+        items = items.filter(consensus_stale=True)
+    wanted = set(items.values_list("image_id", flat=True))
+    if touched:
+        wanted |= set(np.unique(everything.image[np.isin(everything.rater, list(touched))]))
+    return wanted
 
 
 _LABEL_FIELDS = ["scores", "max_std", "n_raters", "n_ratings", "inconsistent", "updated_at"]
@@ -551,6 +554,53 @@ def _consensus_labels(
     return labels, reviews
 
 
+@dataclass
+class _RaterFigures:
+    """Per dimension the ratings and rater statistics; per rater (in `raters` order) the
+    means over the dimensions and the images they share with others."""
+
+    per_dim: dict[str, tuple[agreement.LongRatings, agreement.RaterStats]]
+    raters: np.ndarray  # user ids
+    bias: np.ndarray
+    spread: np.ndarray
+    corr: np.ndarray
+    shared: np.ndarray
+
+    @classmethod
+    def compute(cls, rows: _Rows) -> _RaterFigures:
+        per_dim = {}
+        for j, key in enumerate(DIMENSION_KEYS):
+            ratings, _, raters = agreement.LongRatings.from_pairs(
+                rows.image, rows.rater, rows.table[:, j]
+            )
+            per_dim[key] = (ratings, agreement.rater_stats(ratings))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a rater without a figure somewhere
+            means = {
+                name: np.nanmean([getattr(st, name) for _, st in per_dim.values()], axis=0)
+                for name in ("bias", "spread", "corr_with_others")
+            }
+        shared = agreement.shared_images(per_dim[DIMENSION_KEYS[0]][0])
+        return cls(
+            per_dim, raters, means["bias"], means["spread"], means["corr_with_others"], shared
+        )
+
+
+@dataclass
+class _ScreeningResult:
+    verdict: agreement.Screening
+    votes: np.ndarray  # BT.500: dimensions on which each rater is rejected
+    names: dict[int, str]
+    warning: str  # for the manager when the cap stopped screening; "" else
+
+    def flagged_names(self, raters: np.ndarray) -> list[str]:
+        return [
+            self.names.get(int(u), str(u))
+            for u, c in zip(raters, self.verdict.candidates, strict=True)
+            if c
+        ]
+
+
 def _refresh_figures(
     project: Project,
     stats: ProjectStats,
@@ -567,58 +617,84 @@ def _refresh_figures(
         stats.agreement, stats.n_ratings, stats.screening = {}, 0, {}
         stats.figures_computed_at = now
         return set(), ""
-    per_dim = {}
-    for j, key in enumerate(DIMENSION_KEYS):
-        ratings, _, rater_keys = agreement.LongRatings.from_pairs(
-            rows.image, rows.rater, rows.table[:, j]
-        )
-        per_dim[key] = (ratings, agreement.rater_stats(ratings))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a rater with no figure on a dimension
-        bias = np.nanmean([st.bias for _, st in per_dim.values()], axis=0)
-        spread = np.nanmean([st.spread for _, st in per_dim.values()], axis=0)
-        corr = np.nanmean([st.corr_with_others for _, st in per_dim.values()], axis=0)
-    any_dim = per_dim[DIMENSION_KEYS[0]][0]
-    shared = agreement.shared_images(any_dim)
-    votes = np.zeros(len(rater_keys), dtype=int)
+    figures = _RaterFigures.compute(rows)
+    screening = _screen_raters(project, figures, memberships)
+    touched = _store_rater_figures(project, figures, screening, memberships)
+    stats.agreement, stats.n_ratings = _agreement_figures(project, figures), len(rows.image)
+    stats.figures_computed_at = now
+    stats.screening = {
+        "method": project.screening,
+        "min_shared": project.screening_min_shared,
+        "candidates": sorted(screening.flagged_names(figures.raters)),
+        "capped": screening.verdict.capped,
+        "warning": screening.warning,
+    }
+    return touched, screening.warning
+
+
+def _screen_raters(
+    project: Project, figures: _RaterFigures, memberships: Mapping[int, Membership]
+) -> _ScreeningResult:
+    """The project's screening method names candidates; `agreement.screen` applies the
+    guard rails (enough shared images, never a majority)."""
+    n_raters = len(figures.raters)
+    votes = np.zeros(n_raters, dtype=int)
     if project.screening == "correlation":
-        candidates = ~np.isnan(corr) & (corr < project.screening_min_corr)
+        candidates = ~np.isnan(figures.corr) & (figures.corr < project.screening_min_corr)
     elif project.screening == "bt500":
-        votes = np.sum([agreement.bt500_rejected(r) for r, _ in per_dim.values()], axis=0)
+        votes = np.sum(
+            [agreement.bt500_rejected(r) for r, _ in figures.per_dim.values()], axis=0
+        )
         candidates = votes > len(DIMENSION_KEYS) / 2
     else:
-        candidates = np.zeros(len(rater_keys), dtype=bool)
-    verdict = agreement.screen(candidates, shared, project.screening_min_shared)
-    names = {int(u): memberships[int(u)].user.username for u in rater_keys if int(u) in memberships}
-    warning = ""
+        candidates = np.zeros(n_raters, dtype=bool)
+    verdict = agreement.screen(candidates, figures.shared, project.screening_min_shared)
+    names = {
+        int(u): memberships[int(u)].user.username
+        for u in figures.raters
+        if int(u) in memberships
+    }
+    result = _ScreeningResult(verdict, votes, names, "")
     if verdict.capped:
-        flagged = [names.get(int(u), str(u)) for u, c in zip(rater_keys, verdict.candidates,
-                                                              strict=True) if c]
-        warning = (
+        flagged = result.flagged_names(figures.raters)
+        result.warning = (
             f"low agreement everywhere: screening would exclude {len(flagged)} of "
-            f"{len(rater_keys)} raters ({', '.join(flagged)}), so it excluded nobody; "
+            f"{n_raters} raters ({', '.join(flagged)}), so it excluded nobody; "
             "look at the raters and decide by hand"
         )
+    return result
 
+
+def _store_rater_figures(
+    project: Project,
+    figures: _RaterFigures,
+    screening: _ScreeningResult,
+    memberships: Mapping[int, Membership],
+) -> set[int]:
+    """Write each member's figures, screening note and inclusion (a manager's standing
+    decision wins over screening); returns whose inclusion or bias changed."""
+    verdict = screening.verdict
     touched: set[int] = set()
     updates = []
-    for idx, user_id in enumerate(int(u) for u in rater_keys):
+    for idx, user_id in enumerate(int(u) for u in figures.raters):
         m = memberships.get(user_id)
         if m is None:
             continue
         before = (m.excluded, m.dimension_bias)
-        m.bias, m.spread = _finite(bias[idx]), _finite(spread[idx])
-        m.corr_with_others = _finite(corr[idx])
-        m.dimension_bias = {k: _finite(st.bias[idx]) for k, (_, st) in per_dim.items()}
-        m.shared_images = int(shared[idx])
-        finding = _screening_finding(project, m, votes[idx], bool(verdict.candidates[idx]))
+        m.bias, m.spread = _finite(figures.bias[idx]), _finite(figures.spread[idx])
+        m.corr_with_others = _finite(figures.corr[idx])
+        m.dimension_bias = {k: _finite(st.bias[idx]) for k, (_, st) in figures.per_dim.items()}
+        m.shared_images = int(figures.shared[idx])
+        finding = _screening_finding(
+            project, m, screening.votes[idx], bool(verdict.candidates[idx])
+        )
         if not verdict.eligible[idx]:
             m.screening_note = (
                 f"not screened yet: shares {m.shared_images} images with other raters; "
                 f"screening starts at {project.screening_min_shared}"
             )
         elif verdict.capped and verdict.candidates[idx]:
-            m.screening_note = f"{finding}; not excluded: {warning.split(':')[0]}"
+            m.screening_note = f"{finding}; not excluded: {screening.warning.split(':')[0]}"
         else:
             m.screening_note = finding
         if m.exclusion_override == "include":
@@ -637,33 +713,26 @@ def _refresh_figures(
         ["bias", "spread", "corr_with_others", "dimension_bias", "shared_images",
          "screening_note", "excluded", "exclusion_source", "exclusion_reason"],
     )
+    return touched
 
-    figures = {}
-    for key, (ratings, _) in per_dim.items():
+
+def _agreement_figures(project: Project, figures: _RaterFigures) -> dict[str, dict]:
+    """Per dimension: Krippendorff's alpha, ICC(2,1) and ICC(2,k) over k = the overlap (at
+    least 2) rating slots, the mean pairwise Spearman, and the images rated at least twice."""
+    out = {}
+    k = max(2, int(project.overlap))
+    for key, (ratings, _) in figures.per_dim.items():
         present = ratings.present()
         counts = np.bincount(present.image, minlength=present.n_images)
-        k = max(2, int(project.overlap))
         icc_1, icc_k = agreement.icc2(agreement.slot_table(ratings, k))
-        figures[key] = {
+        out[key] = {
             "krippendorff_alpha": _finite(agreement.krippendorff_alpha_interval(ratings)),
             "icc2_1": _finite(icc_1),
             "icc2_k": _finite(icc_k),
             "mean_pairwise_srcc": _finite(agreement.mean_pairwise_spearman(ratings)),
             "n_images": int(np.sum(counts >= 2)),
         }
-    stats.agreement, stats.n_ratings = figures, len(rows.image)
-    stats.figures_computed_at = now
-    stats.screening = {
-        "method": project.screening,
-        "min_shared": project.screening_min_shared,
-        "candidates": sorted(
-            names.get(int(u), str(u))
-            for u, c in zip(rater_keys, verdict.candidates, strict=True) if c
-        ),
-        "capped": verdict.capped,
-        "warning": warning,
-    }
-    return touched, warning
+    return out
 
 
 def _screening_finding(project: Project, m: Membership, votes: int, flagged: bool) -> str:
