@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "core",
     "accounts",
     "curation",
     "annotation",
@@ -180,6 +181,9 @@ CLIP_MODEL = os.environ.get("CLIP_MODEL", "ViT-B-32")
 CLIP_CHECKPOINT = os.environ.get("CLIP_CHECKPOINT", "")
 # Directories that imports may read from (comma-separated); anything else is refused.
 IMPORT_ROOTS = [Path(p).resolve() for p in env_list("IMPORT_ROOTS")]
+# An import always runs on a worker; a request without `background` waits this long for its
+# outcome before answering 202 with the import to follow (keep it under the web timeout).
+IMPORT_WAIT_SECONDS = float(os.environ.get("IMPORT_WAIT_SECONDS", "10"))
 
 # --- Models: registry, scoring, training ------------------------------------------------------
 # Directories the API may register models from and read training data / CLIP files from
@@ -270,6 +274,11 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-stale-projects": {
         "task": "annotation.tasks.refresh_stale_projects",
         "schedule": 120.0,
+    },
+    # Long jobs whose worker vanished are resumed, or failed with the reason (core.jobs.reap).
+    "reap-lost-jobs": {
+        "task": "core.tasks.reap_lost_jobs",
+        "schedule": 60.0,
     },
 }
 CELERY_ACCEPT_CONTENT = ["json"]

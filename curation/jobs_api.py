@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 
+from django.conf import settings
 from django.http import (
     FileResponse,
     Http404,
@@ -27,11 +28,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.permissions import global_role_permission
+from core.web import CancelMixin
 from humanbeauty.errors import DomainError
 from humanbeauty.roles import Role
 
 from . import selectors
-from .models import Decision, FilterJob, JobStatus, Source, SourceImport
+from .models import Decision, FilterJob, Source, SourceImport
 from .serializers import (
     ClusterChangeSerializer,
     DecisionSerializer,
@@ -46,8 +48,8 @@ from .serializers import (
     SourceSerializer,
 )
 from .services.contact_sheets import SHEET_LIMIT, contact_sheet
-from .services.jobs import cancel_job, override_decision, start_job
-from .services.sources import start_import
+from .services.jobs import override_decision, start_job
+from .services.sources import start_import, wait_for_import
 
 READ_ROLES = (Role.CURATOR, Role.RESEARCHER, Role.ADMIN)
 WRITE_ROLES = (Role.CURATOR, Role.ADMIN)
@@ -55,9 +57,8 @@ MAX_ERRORS_SHOWN = 50
 REASON_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-class JobConflict(DomainError):
-    status = 409
-    code = "conflict"
+class ImportFailed(DomainError):
+    code = "import_failed"
 
 
 class BadRequest(DomainError):
@@ -106,37 +107,37 @@ class SourceViewSet(
             ),
             202: OpenApiResponse(
                 SourceImportJobSerializer,
-                description="With `background`: the import, queued for a worker.",
+                description="The import, queued or running on a worker: with `background`, "
+                "or when it did not finish within IMPORT_WAIT_SECONDS. Follow it under "
+                "/api/source-imports/{id}/.",
             ),
             400: OpenApiResponse(description="Path outside IMPORT_ROOTS, bad label file..."),
         },
         description="Parse a dataset's labels (`import_source KIND PATH --name NAME`) and store "
-        "its records. Files are read only inside IMPORT_ROOTS; records outside them are refused "
-        "one by one and listed in `errors`. Every import is recorded under "
-        "/api/source-imports/.",
+        "its records. The import always runs on a worker; without `background` the request "
+        "waits up to IMPORT_WAIT_SECONDS for it and answers its outcome. Files are read only "
+        "inside IMPORT_ROOTS; records outside them are refused one by one and listed in "
+        "`errors`. Every import is recorded under /api/source-imports/.",
     )
     def create(self, request: Request) -> Response:
         form = SourceImportSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
         existed = Source.objects.filter(name=data["name"]).exists()
-        try:
-            job = start_import(
-                data["kind"],
-                data["path"],
-                data["name"],
-                scale=tuple(data["scale"]) if data.get("scale") else None,
-                priority=data.get("priority"),
-                user=request.user,
-                background=data["background"],
-            )
-        except DomainError:
-            raise  # outside the import roots, unusable label file: the handler says why
-        except (ValueError, OSError) as exc:
-            raise BadRequest(str(exc)) from None
-        if data["background"]:
-            job.refresh_from_db()  # without a broker (quick start) it has run already
+        job = start_import(
+            data["kind"],
+            data["path"],
+            data["name"],
+            scale=tuple(data["scale"]) if data.get("scale") else None,
+            priority=data.get("priority"),
+            user=request.user,
+        )  # a path outside the import roots is refused here: the handler says why
+        wait_s = 0 if data["background"] else settings.IMPORT_WAIT_SECONDS
+        job = wait_for_import(job.pk, timeout_s=wait_s)
+        if job.is_live or data["background"]:
             return Response(SourceImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        if job.source_id is None:  # refused as a whole (bad label file, name taken...)
+            raise ImportFailed(job.error or f"import {job.pk} was {job.status}")
         source = self.get_queryset().get(pk=job.source_id)
         body = {
             "source": SourceSerializer(source).data,
@@ -151,19 +152,28 @@ class SourceViewSet(
 
 
 class SourceImportViewSet(
-    RolePermissionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    RolePermissionMixin,
+    CancelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Source imports, newest first: status, live progress {done, total} and outcome."""
 
     serializer_class = SourceImportJobSerializer
     filterset_fields = ["status", "source"]
+    write_actions = frozenset({"cancel"})
 
     def get_queryset(self):
         return SourceImport.objects.select_related("created_by").order_by("-pk")
 
 
 class JobViewSet(
-    RolePermissionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    RolePermissionMixin,
+    CancelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Filter jobs: start one on a source, follow its progress, cancel it, read its results."""
 
@@ -207,20 +217,6 @@ class JobViewSet(
             form.validated_data["source"], form.validated_data["config"], user=request.user
         )
         return self._detail(job, status.HTTP_201_CREATED)
-
-    @extend_schema(
-        request=None,
-        responses={200: JobDetailSerializer, 409: OpenApiResponse(description="Already over.")},
-    )
-    @action(detail=True, methods=["post"])
-    def cancel(self, request: Request, pk: int | None = None) -> Response:
-        """Cancel a queued or running job: chunks not started are dropped, decisions kept."""
-        job = self.get_object()
-        if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-            job = cancel_job(job, request.user)  # may find it finished meanwhile
-            if job.status == JobStatus.CANCELLED:
-                return self._detail(job)
-        raise JobConflict(f"job {job.pk} is already {job.status}")
 
     @extend_schema(
         parameters=[

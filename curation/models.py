@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 
+from core.jobs import JobRecord, JobStatus
 from humanbeauty.jsonsafe import FiniteJSONEncoder
+
+__all__ = ["JobStatus"]  # the job states, beside the jobs that use them
 
 
 class Source(models.Model):
@@ -133,36 +138,11 @@ class SourceItem(models.Model):
         return f"{self.source.name}:{self.path}"
 
 
-class JobStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class JobRecord(models.Model):
-    """What every long job of the platform keeps (filter jobs, source imports, scoring jobs,
-    training runs): its state, live progress (its shape is the job's own), why it failed, who
-    started it and when."""
-
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    progress = models.JSONField(default=dict, blank=True, encoder=FiniteJSONEncoder)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        abstract = True
-
-
 class SourceImport(JobRecord):
-    """One import of a dataset's labels (`services.sources.run_import`), in a request or, for a
-    big dataset, by a worker: its settings, live progress and outcome."""
+    """One import of a dataset's labels (`services.sources.run_import`), always on a worker:
+    its settings, live progress and outcome."""
+
+    RESUME_TASK = "curation.tasks.import_source_task"
 
     kind = models.CharField(max_length=50)
     path = models.CharField(max_length=1000)
@@ -192,8 +172,14 @@ class SourceImport(JobRecord):
 class FilterJob(JobRecord):
     """A curator's filter run over a source; `config` is a snapshot taken at its start.
 
-    progress: {"total": n, "stages": {stage: done}, "chunks": {"total": n, "done": n}}
+    progress: {"total": n, "stages": {stage: done}, "chunks": n, "chunks_done": [index]}
     """
+
+    RESUME_TASK = "curation.tasks.run_filter_job"
+    # Chunks run on many workers and may wait behind other jobs' chunks in the queue: only a
+    # long silence of all of them counts as lost (a resumed job queues the undone chunks).
+    SINGLE_WORKER = False
+    STALE_AFTER = timedelta(minutes=30)
 
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="jobs")
     config = models.JSONField(default=dict, encoder=FiniteJSONEncoder)

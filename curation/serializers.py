@@ -121,8 +121,8 @@ class SourceImportSerializer(serializers.Serializer):
     )
     background = serializers.BooleanField(
         default=False,
-        help_text="Run the import on a worker and answer 202 with the import to follow "
-        "(GET /api/source-imports/{id}/) instead of waiting for it: for big datasets.",
+        help_text="Answer 202 at once with the import to follow (GET /api/source-imports/{id}/) "
+        "instead of waiting up to IMPORT_WAIT_SECONDS for its outcome: for big datasets.",
     )
 
     def validate_name(self, value: str) -> str:
@@ -297,7 +297,7 @@ class JobDetailSerializer(JobSerializer):
         return job._live_counts
 
     def _summary(self, job: FilterJob) -> dict | None:
-        if job.status in ("queued", "running"):
+        if job.is_live:
             return None  # the per-reason count walks every decision: only once it is over
         if not hasattr(job, "_hb_summary"):
             summary = selectors.job_summary(job)

@@ -7,16 +7,12 @@ from .services import jobs
 
 @shared_task(acks_late=True)
 def run_filter_job(job_id: int) -> int:
-    """Split a job into chunks and queue them; safe to run again (decided items are skipped)."""
-    from .models import FilterJob
-
-    job = FilterJob.objects.get(pk=job_id)
-    chunks = jobs.plan_chunks(job)
-    if jobs.mark_running(job_id, len(chunks)) is None:
-        return 0
-    for index, item_ids in enumerate(chunks):
+    """Split a job into chunks and queue those not reported yet; safe to run again (a resumed
+    job queues the rest, and decided items are skipped)."""
+    todo = jobs.chunks_to_run(job_id)
+    for index, item_ids in todo:
         process_chunk.delay(job_id, item_ids, index)
-    return len(chunks)
+    return len(todo)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.permissions import global_role_permission
+from core.web import CancelMixin
 from curation.imaging.validate import InvalidImage
 from curation.models import Source
 from curation.services.images import check_upload_size
@@ -40,7 +41,7 @@ from .serializers import (
     TrainingRunCreateSerializer,
     TrainingRunSerializer,
 )
-from .services import registry, runs, scoring, training
+from .services import registry, scoring, training
 
 ROLES = (Role.RESEARCHER, Role.ADMIN)
 
@@ -61,20 +62,6 @@ def _release(pk: int | None) -> Release | None:
 class ResearcherMixin:
     def get_permissions(self):
         return [global_role_permission(*ROLES)()]
-
-
-class CancelMixin:
-    """`POST {id}/cancel/` for a long job's viewset (`modeling.services.runs.cancel`)."""
-
-    @extend_schema(
-        request=None,
-        description="Stop a queued or running one: a scoring job after the chunk at hand, a "
-        "training run's trainer at once (no model is registered). 409 once it is over.",
-    )
-    @action(detail=True, methods=["post"])
-    def cancel(self, request: Request, pk: int | None = None) -> Response:
-        row = runs.cancel(self.get_queryset().model, self.get_object().pk, request.user)
-        return Response(self.get_serializer(self.get_queryset().get(pk=row.pk)).data)
 
 
 @extend_schema_view(

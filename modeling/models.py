@@ -2,48 +2,46 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 
-from curation.models import JobRecord, JobStatus
+from core.jobs import JobRecord, JobStatus, States
 from humanbeauty.jsonsafe import FiniteJSONEncoder
 
 
 class ReleaseStatus(models.TextChoices):
+    """A release's words for the job states: it is building, then ready."""
+
     QUEUED = "queued"
     BUILDING = "building"
     READY = "ready"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-class Release(models.Model):
+class Release(JobRecord):
     """A versioned, immutable dataset release: its configuration, where it was written, and
     (once built) its manifest summary. Which image went to which split is kept per image in
-    ReleaseItem, so a later version can keep the earlier test set in test."""
+    ReleaseItem, so a later version can keep the earlier test set in test. Built as a long job
+    (core.jobs): progress {"phase", "done", "total"}."""
 
+    STATES = States(running=ReleaseStatus.BUILDING, done=ReleaseStatus.READY)
+    RESUME_TASK = "modeling.release_tasks.build_release_task"
+
+    status = models.CharField(
+        max_length=10, choices=ReleaseStatus.choices, default=ReleaseStatus.QUEUED
+    )
     name = models.CharField(max_length=200)
     version = models.CharField(max_length=50)
     config = models.JSONField(default=dict, encoder=FiniteJSONEncoder)
     out_dir = models.CharField(max_length=1000)
-    status = models.CharField(
-        max_length=10, choices=ReleaseStatus.choices, default=ReleaseStatus.QUEUED
-    )
-    progress = models.JSONField(default=dict, encoder=FiniteJSONEncoder)
     counts = models.JSONField(default=dict, encoder=FiniteJSONEncoder)
     # What the build reported beside its counts: split shares off the requested ratios,
     # images withheld by the version promise, a selected project or source that gave nothing.
     warnings = models.JSONField(default=list, blank=True, encoder=FiniteJSONEncoder)
     manifest_sha256 = models.CharField(max_length=64, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -118,6 +116,10 @@ class ScoringJob(JobRecord):
     """Batch scoring of a release's images or of the pool (all of it, or one source) with one
     model version; the rows go to a JSONL or CSV file under MEDIA_ROOT/scores/."""
 
+    RESUME_TASK = "modeling.tasks.score_job"
+    # A chunk of a big model may take a while between two progress writes.
+    STALE_AFTER = timedelta(minutes=30)
+
     class Scope(models.TextChoices):
         RELEASE = "release"
         POOL = "pool"
@@ -144,8 +146,6 @@ class ScoringJob(JobRecord):
     output_path = models.CharField(max_length=500, blank=True)
     # [{"image_id", "path", "error"}]
     errors = models.JSONField(default=list, blank=True, encoder=FiniteJSONEncoder)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid running it")
 
     def __str__(self) -> str:
         return f"scoring job {self.pk} ({self.scope}, {self.status})"
@@ -154,6 +154,8 @@ class ScoringJob(JobRecord):
 class TrainingRun(JobRecord):
     """`python -m modeling.train` launched from the researcher's page: its settings, its run
     directory, live progress from the run's metrics.jsonl, and the model it registered."""
+
+    RESUME_TASK = "modeling.tasks.train_model"
 
     release = models.ForeignKey(
         Release, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
@@ -168,8 +170,6 @@ class TrainingRun(JobRecord):
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid running it")
 
     def __str__(self) -> str:
         return f"training run {self.pk} ({self.backbone}, {self.status})"

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.permissions import global_role_permission
+from core.web import CancelMixin
 from humanbeauty.paths import resolve_inside
 from humanbeauty.roles import Role
 
@@ -92,7 +93,9 @@ def release_dir(out: str) -> Path:
     return path
 
 
-class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ReleaseViewSet(
+    CancelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     queryset = Release.objects.order_by("name", "created_at")
     serializer_class = ReleaseSerializer
     permission_classes = [global_role_permission(Role.RESEARCHER, Role.ADMIN)]

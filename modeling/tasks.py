@@ -1,5 +1,5 @@
 """Celery tasks for serving and training (thin: the work is in modeling.services). Ids travel,
-never images; both are safe to deliver twice (see modeling.services.runs)."""
+never images; both are safe to deliver twice (see core.jobs)."""
 
 from celery import shared_task
 

@@ -57,6 +57,18 @@ def _fresh_cache():
 
 
 @pytest.fixture
+def eager_celery():
+    """No broker, as in the quick start: Celery runs tasks in-process, at once (for tests that
+    are not about the workers; those start real ones, tests/celery_worker.py)."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
 def make_project(db, tmp_path):
     """make_project(n_images, overlap=3, raters=[...]) -> (project, images, users by name)."""
     from annotation import services

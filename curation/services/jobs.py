@@ -20,6 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from core import jobs as core_jobs
 from humanbeauty.errors import DomainError
 from humanbeauty.paths import resolve_inside
 
@@ -32,6 +33,8 @@ from .images import register_image
 log = logging.getLogger(__name__)
 
 STAGES = ("validate", "hash", "dedup", "faces", "clip")
+# A chunk's worker renews the job's heartbeat (and looks for a cancel) at most this often.
+HEARTBEAT_EVERY_S = 2.0
 # Reasons after which nothing else can be measured: the file is not a usable picture.
 FATAL = frozenset({Reason.CORRUPT.value, Reason.DECOMPRESSION_BOMB.value, "unreadable"})
 
@@ -151,12 +154,10 @@ def start_job(
     job = FilterJob.objects.create(
         source=source,
         config=config,
-        created_by=user if user and user.is_authenticated else None,
+        created_by=core_jobs.creator(user),
         progress={"total": total, "stages": dict.fromkeys(STAGES, 0), "chunks_done": []},
     )
-    from ..tasks import run_filter_job
-
-    transaction.on_commit(lambda: run_filter_job.delay(job.pk))
+    core_jobs.enqueue(job)
     return job
 
 
@@ -171,25 +172,26 @@ def plan_chunks(job: FilterJob) -> list[list[int]]:
 
 
 def mark_running(job_id: int, n_chunks: int) -> FilterJob | None:
+    """The job, running (None once it is over), with the chunks it has."""
     with transaction.atomic():
         job = FilterJob.objects.select_for_update().get(pk=job_id)
-        if job.status in (JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.DONE):
-            return None
-        job.status = JobStatus.RUNNING
-        job.started_at = job.started_at or timezone.now()
-        job.progress = {**job.progress, "chunks": n_chunks}
-        job.save(update_fields=["status", "started_at", "progress"])
-        return job
+        progress = {**job.progress, "chunks": n_chunks}
+        return core_jobs.start_running(FilterJob, job_id, progress=progress)
 
 
-def cancel_job(job: FilterJob, user: AbstractBaseUser | None = None) -> FilterJob:
-    with transaction.atomic():
-        job = FilterJob.objects.select_for_update().get(pk=job.pk)
-        if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-            job.status = JobStatus.CANCELLED
-            job.finished_at = timezone.now()
-            job.save(update_fields=["status", "finished_at"])
-    return job
+def chunks_to_run(job_id: int) -> list[tuple[int, list[int]]]:
+    """Mark the job running and give the chunks no worker has reported yet: all of them on a
+    first run, the rest on a resumed job (a chunk is reported once all its items are
+    decided). None left: the job is done. Nothing for a job that is over."""
+    chunks = plan_chunks(FilterJob.objects.get(pk=job_id))
+    job = mark_running(job_id, len(chunks))
+    if job is None:
+        return []
+    reported = set(job.progress.get("chunks_done", []))
+    todo = [(index, ids) for index, ids in enumerate(chunks) if index not in reported]
+    if not todo:
+        core_jobs.finish(FilterJob, job_id)
+    return todo
 
 
 # --- one item ---------------------------------------------------------------------------------
@@ -302,14 +304,10 @@ class _Pipeline:
         return decision, reasons, m, image
 
 
-def job_cancelled(job_id: int) -> bool:
-    return FilterJob.objects.filter(pk=job_id, status=JobStatus.CANCELLED).exists()
-
-
 def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
     """Decide every undecided item of a chunk; returns how many were decided now."""
     job = FilterJob.objects.select_related("source").get(pk=job_id)
-    if job.status in (JobStatus.CANCELLED, JobStatus.FAILED):
+    if job.is_over:
         return 0
     pipeline = _Pipeline(job)
     done = set(
@@ -323,9 +321,12 @@ def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
         .order_by("id")
     )
     pipeline.prefetch_clip(items)
-    for n, item in enumerate(items):
-        if n % 10 == 9 and job_cancelled(job_id):
-            break
+    beat = core_jobs.Throttled(FilterJob, job_id, every_s=HEARTBEAT_EVERY_S)
+    for item in items:
+        try:
+            beat()  # the heartbeat, and how a chunk learns that its job was cancelled
+        except core_jobs.JobCancelled:
+            return decided
         try:
             decision, reasons, measurements, image = pipeline.decide(item, counts)
         except Exception as exc:  # one bad image must not stop the job
@@ -353,7 +354,8 @@ def _record_chunk(job_id: int, chunk_index: int, counts: Mapping[str, int]) -> N
         progress.update(stages=stages, chunks_done=chunks_done)
         progress["decided"] = Decision.objects.filter(job=job).count()
         job.progress = progress
-        fields = ["progress"]
+        job.heartbeat_at = timezone.now()
+        fields = ["progress", "heartbeat_at"]
         if job.status == JobStatus.RUNNING and len(chunks_done) >= progress.get("chunks", 0):
             job.status = JobStatus.DONE
             job.finished_at = timezone.now()

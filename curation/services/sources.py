@@ -2,8 +2,9 @@
 
 Files are only ever read inside the configured import roots (settings.IMPORT_ROOTS): the label
 file, and each record's path, which is checked again whenever a job opens it. The command line
-imports directly (`import_source`); the API and the curator's page record a SourceImport and
-run it in the request or, for big datasets, on a worker with live progress (`start_import`).
+imports directly (`import_source`); the API and the curator's page record a SourceImport, which
+always runs on a worker with live progress (`start_import`, a long job of `core.jobs`): a
+request never does the work, so no import outlives a web worker's timeout half-done.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from core import jobs
 from humanbeauty.errors import DomainError
 
 from ..models import JobStatus, Source, SourceImport, SourceItem
@@ -154,9 +156,8 @@ def start_import(
     scale: Scale | None = None,
     priority: int | None = None,
     user: AbstractBaseUser | None = None,
-    background: bool = False,
 ) -> SourceImport:
-    """Record an import and run it: here and now, or (`background`) on a worker.
+    """Record an import and queue it for a worker.
 
     The path is checked against the import roots first, so nothing is said about paths
     elsewhere (not even whether they exist), and a bad request never becomes a job.
@@ -168,37 +169,33 @@ def start_import(
         name=name,
         scale=list(scale) if scale else None,
         priority=priority,
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=jobs.creator(user),
     )
-    if background:
-        from ..tasks import import_source_task
-
-        transaction.on_commit(lambda: import_source_task.delay(job.pk))
-        return job
-    return run_import(job.pk, reraise=True)
+    jobs.enqueue(job)
+    return job
 
 
-def run_import(import_id: int, *, reraise: bool = False) -> SourceImport:
-    """Run a recorded import (idempotent: a redelivered one re-imports, duplicating nothing).
+def wait_for_import(import_id: int, *, timeout_s: float, poll_s: float = 0.1) -> SourceImport:
+    """The import once it is over, or as it is after `timeout_s` (still queued or running)."""
+    deadline = time.monotonic() + timeout_s
+    job = SourceImport.objects.select_related("source").get(pk=import_id)
+    while job.is_live and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        job = SourceImport.objects.select_related("source").get(pk=import_id)
+    return job
 
-    A refusal (bad label file, name taken, unreadable path) is recorded on the import; with
-    `reraise` (an import in a request) it is also raised for the caller to answer.
-    """
-    with transaction.atomic():
-        job = SourceImport.objects.select_for_update().get(pk=import_id)
-        if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
-            return job
-        job.status = JobStatus.RUNNING
-        job.started_at = job.started_at or timezone.now()
-        job.save(update_fields=["status", "started_at"])
+
+def run_import(import_id: int) -> SourceImport:
+    """Run a recorded import (idempotent: a redelivered or resumed one re-imports, duplicating
+    nothing). A refusal (bad label file, name taken, unreadable path) is recorded on it."""
+    job = jobs.claim_or_wait(SourceImport, import_id, poll_seconds=5.0)
+    if job is None:
+        return SourceImport.objects.select_related("source").get(pk=import_id)
     rows = SourceImport.objects.filter(pk=import_id)
-    last = [0.0]
+    beat = jobs.Throttled(SourceImport, import_id, every_s=PROGRESS_EVERY_S)
 
     def report_progress(done: int, total: int) -> None:
-        now = time.monotonic()
-        if done == total or now - last[0] >= PROGRESS_EVERY_S:
-            rows.update(progress={"done": done, "total": total})
-            last[0] = now
+        beat(force=done == total, progress={"done": done, "total": total})
 
     try:
         report = import_source(
@@ -209,21 +206,24 @@ def run_import(import_id: int, *, reraise: bool = False) -> SourceImport:
             priority=job.priority,
             on_progress=report_progress,
         )
+    except jobs.JobCancelled:
+        pass  # cancelled (or taken over): what was written stays, a re-import completes it
     except (DomainError, ValueError, OSError) as exc:
         message = exc.message if isinstance(exc, DomainError) else str(exc)
-        rows.update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
-        if reraise:
-            raise
+        jobs.fail(SourceImport, import_id, message)
     except Exception as exc:
         # The details (a database error quotes its SQL) go to the log, not to the client.
         log.exception("import %s failed", import_id)
-        message = f"the import failed on an internal error ({type(exc).__name__}); it was logged"
-        rows.update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
+        jobs.fail(
+            SourceImport,
+            import_id,
+            f"the import failed on an internal error ({type(exc).__name__}); it was logged",
+        )
         raise
     else:
         refused, kept = len(report.errors), report.created + report.updated
         mostly_refused = refused > kept
-        rows.update(
+        rows.filter(status=JobStatus.RUNNING).update(
             # Most lines unusable is no success, whatever was kept: the wrong kind of file, a
             # wrong scale or a damaged file, for the curator to look at (the good records stay).
             status=JobStatus.FAILED if mostly_refused else JobStatus.DONE,

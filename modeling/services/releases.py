@@ -15,17 +15,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
 from annotation.models import Project
 from annotation.services.quality import ensure_fresh
+from core import jobs
 from curation.models import Source
 from curation.selectors import unverified_image_ids
 from curation.services.images import ensure_hashed
@@ -104,7 +104,10 @@ def create_release(
     if not name.strip() or not version.strip():
         raise ReleaseError("a release needs a name and a version")
     existing = Release.objects.filter(name=name, version=version).first()
-    if existing is not None and existing.status != ReleaseStatus.FAILED:
+    # A failed or cancelled build released nothing: that version may be built afresh.
+    if existing is not None and existing.status not in (
+        ReleaseStatus.FAILED, ReleaseStatus.CANCELLED
+    ):
         raise ReleaseError(f"release {name} {version} exists already; releases are immutable")
     if not projects and not sources:
         raise ReleaseError("select at least one rating project (--projects) or source (--sources)")
@@ -137,27 +140,20 @@ def create_release(
         "max_disagreement": max_disagreement,
     }
     if existing is not None:
-        existing.delete()  # a failed build released nothing: the version is built afresh
+        existing.delete()
     release = Release.objects.create(
         name=name,
         version=version,
         config=config,
         out_dir=str(out),
-        created_by=user if user and user.is_authenticated else None,
+        created_by=jobs.creator(user),
     )
-    from ..release_tasks import build_release_task
-
-    transaction.on_commit(lambda: build_release_task.delay(release.pk))
+    jobs.enqueue(release)
     return release
 
 
-def _set(release_id: int, **fields: Any) -> None:
-    Release.objects.filter(pk=release_id).update(**fields)
-
-
 def fail(release_id: int, message: str) -> None:
-    _set(release_id, status=ReleaseStatus.FAILED, error=message[:4000],
-         finished_at=timezone.now())
+    jobs.fail(Release, release_id, message)
 
 
 class _Selection:
@@ -220,9 +216,10 @@ def _verify_pool(ids: list[int], report: Callable[[str, int, int], None]) -> int
 
 
 def build(release_id: int) -> Release:
-    """Build a queued release (idempotent for a ready one)."""
+    """Build a queued release (idempotent: a ready, failed or cancelled one is left as it is; a
+    build whose worker vanished is built again from the start)."""
     release = Release.objects.get(pk=release_id)
-    if release.status == ReleaseStatus.READY:
+    if release.is_over:
         return release
     waiting = selectors.unfinished_earlier_versions(release)
     if waiting:
@@ -231,11 +228,14 @@ def build(release_id: int) -> Release:
             "version keeps the splits of all earlier ones, so this one waits for them (build "
             "it again once they are ready or failed)"
         )
-    _set(release_id, status=ReleaseStatus.BUILDING, error="")
+    release = jobs.claim_or_wait(Release, release_id)
+    if release is None:
+        return Release.objects.get(pk=release_id)
     c = release.config
+    beat = jobs.Throttled(Release, release_id, every_s=0.5)
 
     def progress(phase: str, done: int, total: int) -> None:
-        _set(release_id, progress={"phase": phase, "done": done, "total": total})
+        beat(force=done in (0, total), progress={"phase": phase, "done": done, "total": total})
 
     try:
         projects = _by_name(Project, c["projects"], "project")
@@ -289,15 +289,28 @@ def build(release_id: int) -> Release:
             while batch := list(itertools.islice(items, 5000)):
                 ReleaseItem.objects.bulk_create(batch)
             digest = hashlib.sha256((Path(release.out_dir) / "manifest.json").read_bytes())
-            _set(
+            finished = jobs.finish(
+                Release,
                 release_id,
-                status=ReleaseStatus.READY,
                 counts=manifest.get("counts", {}),
                 warnings=manifest.get("warnings", []),
                 manifest_sha256=digest.hexdigest(),
-                finished_at=timezone.now(),
             )
+            if not finished:  # cancelled as the last file was written: nothing is released
+                raise jobs.JobCancelled
+    except jobs.JobCancelled:
+        # The build's work folder is gone already (modeling.release.build); a folder renamed
+        # into place just before the cancel goes too: a cancelled release released nothing.
+        _remove_cancelled(release)
     except Exception as exc:
         fail(release_id, str(exc))
         raise
     return Release.objects.get(pk=release_id)
+
+
+def _remove_cancelled(release: Release) -> None:
+    out = Path(release.out_dir)
+    if (out / "manifest.json").is_file() and not Release.objects.filter(
+        pk=release.pk, status=ReleaseStatus.READY
+    ).exists():
+        shutil.rmtree(out, ignore_errors=True)

@@ -15,17 +15,16 @@ import math
 import os
 import shutil
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.utils import timezone
 from PIL import Image as PILImage
 
+from core import jobs
 from curation.imaging.validate import InvalidImage, Reason, inspect_image, open_image, read_bytes
 from curation.models import Source
 from humanbeauty.errors import DomainError
@@ -34,12 +33,10 @@ from humanbeauty.standard import DIMENSION_KEYS, score_to_level
 
 from .. import serving_selectors as selectors
 from ..models import Release, ReleaseStatus, RunStatus, ScoringJob
-from . import registry, runs
+from . import registry
 
 SCORES_DIR = "scores"
 MAX_ERRORS_KEPT = 100
-# A running job whose worker has not reported for this long is taken over by a rerun.
-STALE_AFTER = timedelta(minutes=30)
 
 
 class ScoringError(DomainError):
@@ -183,11 +180,10 @@ def create_scoring_job(
         format=fmt,
         config=config,
         progress={"done": 0, "total": total, "failed": 0},
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=jobs.creator(user),
     )
-    from ..tasks import score_job
 
-    transaction.on_commit(lambda: score_job.delay(job.pk))
+    jobs.enqueue(job)
     return job
 
 
@@ -231,7 +227,8 @@ def _read_part(path: Path) -> list[dict]:
 
 def run_scoring_job(job_id: int) -> ScoringJob:
     """Score the job's images chunk by chunk, reporting progress; idempotent and resumable."""
-    job = runs.claim_or_wait(ScoringJob, job_id, finished=runs.OVER, stale_after=STALE_AFTER)
+    # A failed job may be delivered again (and resumes from its parts); done and cancelled not.
+    job = jobs.claim_or_wait(ScoringJob, job_id, finished=(RunStatus.DONE, RunStatus.CANCELLED))
     if job is None:
         return ScoringJob.objects.get(pk=job_id)
     if job.error:
@@ -256,7 +253,7 @@ def run_scoring_job(job_id: int) -> ScoringJob:
             failed += sum(1 for r in records if "error" in r)
             progress = {**job.progress, "done": done, "failed": failed}
             progress["total"] = max(progress.get("total", 0), done)
-            runs.report_progress(ScoringJob, job.pk, progress=progress)
+            jobs.beat(ScoringJob, job.pk, progress=progress)
             job.progress = progress
         errors: list[dict] = []
         out = Path(settings.MEDIA_ROOT) / output_name(job)
@@ -269,7 +266,7 @@ def run_scoring_job(job_id: int) -> ScoringJob:
                     else:
                         results.write(record)
         try:
-            runs.report_progress(
+            jobs.beat(
                 ScoringJob,
                 job.pk,
                 progress={**job.progress, "done": done, "total": done, "failed": failed},
@@ -278,12 +275,12 @@ def run_scoring_job(job_id: int) -> ScoringJob:
                 errors=errors,
                 finished_at=timezone.now(),
             )
-        except runs.RunCancelled:
+        except jobs.JobCancelled:
             out.unlink(missing_ok=True)  # cancelled while the file was being written
             raise
         shutil.rmtree(folder, ignore_errors=True)
         return ScoringJob.objects.get(pk=job_id)
-    except runs.RunCancelled:
+    except jobs.JobCancelled:
         shutil.rmtree(parts_dir(job), ignore_errors=True)  # a cancelled job does not resume
     except DomainError as exc:
         _fail(job, exc.message)

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from dataclasses import fields
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -23,20 +22,19 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from core import jobs
 from humanbeauty.errors import DomainError
 from humanbeauty.paths import resolve_inside
 
 from .. import serving_selectors as selectors
 from ..models import Release, ReleaseStatus, RunStatus, TrainingRun
-from . import registry, runs
+from . import registry
 
 LOG_NAME = "train.log"
 REQUEST_NAME = "train_request.json"
 LOG_TAIL_LINES = 40
 # Settings that the run's own fields decide; everything else of TrainConfig may be overridden.
 RESERVED = {"data", "out", "backbone", "clip_model", "clip_checkpoint", "max_steps"}
-# A running run whose worker has not reported for this long is taken over by a rerun.
-STALE_AFTER = timedelta(minutes=10)
 
 
 class TrainingError(DomainError):
@@ -131,13 +129,12 @@ def create_training_run(
             "activate": bool(activate),
         },
         progress={"stage": "queued", "step": 0, "total": max_steps},
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=jobs.creator(user),
     )
     run.run_dir = str(Path(settings.TRAINING_RUNS_DIR) / f"run-{run.pk}")
     run.save(update_fields=["run_dir"])
-    from ..tasks import train_model
 
-    transaction.on_commit(lambda: train_model.delay(run.pk))
+    jobs.enqueue(run)
     return run
 
 
@@ -225,13 +222,7 @@ def apply_records(progress: dict, records: list[dict]) -> dict:
 
 def run_training(run_id: int) -> TrainingRun:
     """Launch (or resume) the run's training, stream its progress, register the model."""
-    run = runs.claim_or_wait(
-        TrainingRun,
-        run_id,
-        finished=(*runs.OVER, RunStatus.FAILED),
-        stale_after=STALE_AFTER,
-        poll_seconds=settings.TRAINING_POLL_SECONDS,
-    )
+    run = jobs.claim_or_wait(TrainingRun, run_id, poll_seconds=settings.TRAINING_POLL_SECONDS)
     if run is None:
         return TrainingRun.objects.get(pk=run_id)
     run_dir = Path(run.run_dir)
@@ -241,7 +232,7 @@ def run_training(run_id: int) -> TrainingRun:
         if not (final / registry.CONFIG_NAME).is_file():
             _train(run, run_dir)
         return _register(run, final)
-    except runs.RunCancelled:
+    except jobs.JobCancelled:
         pass  # the trainer is stopped; its checkpoints stay in the run directory
     except DomainError as exc:
         _finish(run, RunStatus.FAILED, error=exc.message)
@@ -274,13 +265,13 @@ def _train(run: TrainingRun, run_dir: Path) -> None:
             while True:
                 code = proc.poll()
                 progress = apply_records(progress, reader.new_records())
-                runs.report_progress(
+                jobs.beat(
                     TrainingRun, run.pk, progress=progress, log_tail=log_tail(log_path)
                 )
                 if code is not None:
                     break
                 time.sleep(settings.TRAINING_POLL_SECONDS)
-        except runs.RunCancelled:
+        except jobs.JobCancelled:
             _stop(proc)
             TrainingRun.objects.filter(pk=run.pk).update(log_tail=log_tail(log_path))
             raise
@@ -307,7 +298,7 @@ def _register(run: TrainingRun, final: Path) -> TrainingRun:
     with transaction.atomic():
         status = TrainingRun.objects.select_for_update().values_list("status", flat=True)
         if status.get(pk=run.pk) != RunStatus.RUNNING:
-            raise runs.RunCancelled
+            raise jobs.JobCancelled
         return _register_locked(run, final)
 
 

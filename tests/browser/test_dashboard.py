@@ -183,18 +183,7 @@ def test_revoking_a_rater_from_the_table_is_audited(page, photo_project):
     assert event.details == {"before": before, "reason": "random answers on gold"}
 
 
-@pytest.fixture
-def eager_tasks():
-    """Run Celery tasks in-process, like the quick start does: no worker in this test."""
-    from config.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
-def test_refresh_statistics_recomputes_and_reloads(page, photo_project, eager_tasks):
+def test_refresh_statistics_recomputes_and_reloads(page, photo_project, eager_celery):
     project, users = build_rated_project(photo_project, n_images=6)
     stats = ProjectStats.objects.get(project=project)
     ProjectStats.objects.filter(pk=stats.pk).update(agreement={}, n_ratings=0)

@@ -15,9 +15,8 @@ from tests.curation_jobs import conftest as jobs
 
 EXPECTED = jobs.EXPECTED
 write_dataset = jobs.write_dataset
-# The import roots and in-process Celery of the job tests, as fixtures here too.
+# The import roots of the job tests, as a fixture here too.
 import_root = jobs.import_root
-eager_celery = jobs.eager_celery
 
 ROLES = ("curator", "researcher", "admin", "annotator")
 

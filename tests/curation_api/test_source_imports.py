@@ -89,7 +89,7 @@ def test_a_failing_background_import_keeps_the_reason(client_as, import_root, ea
     assert SourceImport.objects.count() == 1
 
 
-def test_imports_in_the_request_are_recorded_too(client_as, import_root):
+def test_imports_in_the_request_are_recorded_too(client_as, import_root, eager_celery):
     manifest = write_dataset(import_root / "set2")
     body = {"kind": "manifest", "path": str(manifest), "name": "set2", "scale": [1, 10]}
     assert client_as("curator").post("/api/sources/", body, format="json").status_code == 201

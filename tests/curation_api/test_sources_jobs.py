@@ -32,7 +32,7 @@ def decision_of(job: FilterJob, path: str) -> Decision:
 
 def test_roles_curators_and_admins_write_researchers_read_annotators_nothing(
     client_as, finished_job
-):
+, eager_celery):
     job = finished_job
     d = decision_of(job, "gradient.png")
     reads = [
@@ -74,7 +74,7 @@ def test_roles_curators_and_admins_write_researchers_read_annotators_nothing(
 # --- sources --------------------------------------------------------------------------------
 
 
-def test_import_a_manifest_and_read_its_counts(client_as, import_root):
+def test_import_a_manifest_and_read_its_counts(client_as, import_root, eager_celery):
     manifest = write_dataset(import_root / "set2")
     curator = client_as("curator")
     body = {"kind": "manifest", "path": str(manifest), "name": "set2", "scale": [1, 10]}
@@ -98,7 +98,7 @@ def test_import_a_manifest_and_read_its_counts(client_as, import_root):
 
 def test_imports_outside_the_import_roots_are_refused_with_the_reason(
     client_as, import_root, tmp_path
-):
+, eager_celery):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "m.csv").write_text("path\na.jpg\n")

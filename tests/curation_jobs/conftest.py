@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from config.celery import app as celery_app
-
 
 def astronaut(side: int = 1024) -> Image.Image:
     from skimage import data
@@ -66,10 +64,3 @@ def import_root(settings, tmp_path):
     return root
 
 
-@pytest.fixture
-def eager_celery():
-    """Run tasks in-process for tests that are not about the workers."""
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before

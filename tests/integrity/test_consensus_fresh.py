@@ -44,19 +44,8 @@ def labels_of(project) -> dict[int, dict]:
     }
 
 
-@pytest.fixture
-def eager_tasks():
-    """No broker, as in the quick start: Celery runs tasks in-process."""
-    from config.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
 @pytest.mark.django_db(transaction=True)
-def test_a_rating_through_the_api_gives_a_fresh_consensus_without_beat(make_project, eager_tasks):
+def test_a_rating_through_the_api_gives_a_fresh_consensus_without_beat(make_project, eager_celery):
     project, images, users = make_project(1, overlap=2, raters=["r1", "r2"])
     image_id = rate_via_api(project, users["r1"], full_scores(looks=0.5))
     label = ConsensusLabel.objects.get(project=project, image_id=image_id)
@@ -81,7 +70,7 @@ def test_a_rating_through_the_api_gives_a_fresh_consensus_without_beat(make_proj
 
 @pytest.mark.django_db(transaction=True)
 def test_a_burst_of_ratings_in_process_leaves_every_label_equal_to_a_full_refresh(
-    make_project, eager_tasks
+    make_project, eager_celery
 ):
     project, images, users = make_project(6, overlap=3, raters=["a", "b", "c"])
     for k, name in enumerate(users):
@@ -166,7 +155,7 @@ def test_accepting_a_consensus_accepts_the_one_of_every_rating(rated_once):
 
 
 @pytest.mark.django_db
-def test_the_beat_task_stays_a_safety_net_for_a_lost_refresh(rated_once, eager_tasks):
+def test_the_beat_task_stays_a_safety_net_for_a_lost_refresh(rated_once, eager_celery):
     from annotation import tasks
 
     project, image, users = rated_once

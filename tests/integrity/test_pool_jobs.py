@@ -25,7 +25,7 @@ from .test_pool_order import empty_pool
 pytestmark = pytest.mark.django_db(transaction=True)
 # The fixtures of the curation tests, here too.
 users, client_as = api_fixtures.users, api_fixtures.client_as
-import_root, eager_celery = job_fixtures.import_root, job_fixtures.eager_celery
+import_root = job_fixtures.import_root
 NO_MODELS = {"clip": {"enabled": False}, "faces": {"enabled": False}}
 
 

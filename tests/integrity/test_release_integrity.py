@@ -28,13 +28,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _eager():
-    from config.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
+def _eager(eager_celery):
+    """Every build here runs in-process."""
 
 
 def rated(make_project, n: int, *, refresh: bool = True, raters=("a", "b", "c"), flag=None):

@@ -13,7 +13,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from config.celery import app as celery_app
 from humanbeauty.roles import Role
 from modeling.hae.synthetic import write_synthetic_release
 from modeling.hae.train import main as train_main
@@ -91,12 +90,6 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture
-def eager_celery():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from core import jobs as runs
 from modeling.models import ModelVersion, RunStatus, ScoringJob, TrainingRun
-from modeling.services import runs, scoring, training
+from modeling.services import scoring, training
 from tests.modeling_api.test_scoring_jobs import pool
 
 pytestmark = pytest.mark.django_db

@@ -30,17 +30,7 @@ def import_root(settings, tmp_path):
 
 
 @pytest.fixture
-def eager():
-    from config.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
-@pytest.fixture
-def data(make_project, import_root, eager):
+def data(make_project, import_root, eager_celery):
     """A rated project (12-dim consensus) and a curated source (overall scores)."""
     project, images, users = make_project(12, overlap=2, raters=["a", "b", "c"])
     for i, name in enumerate(users):

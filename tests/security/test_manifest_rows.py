@@ -22,7 +22,7 @@ BAD_JSONL_ROWS = [
 
 
 @pytest.mark.parametrize("row", BAD_JSONL_ROWS)
-def test_a_bad_jsonl_row_is_refused_alone(tmp_path, settings, row):
+def test_a_bad_jsonl_row_is_refused_alone(tmp_path, settings, row, eager_celery):
     settings.IMPORT_ROOTS = [tmp_path.resolve()]
     good = ['{"path": "good1.jpg", "score": 5}', '{"path": "good2.jpg", "score": 7}']
     (tmp_path / "m.jsonl").write_text("\n".join([good[0], row, good[1]]) + "\n")
@@ -43,7 +43,7 @@ def test_a_bad_jsonl_row_is_refused_alone(tmp_path, settings, row):
 
 
 @pytest.mark.parametrize("bad", ["a\x00b.jpg,3", "c.jpg,3\x00", "d.jpg," + "9" * 5000])
-def test_a_bad_csv_row_is_refused_alone(tmp_path, settings, bad):
+def test_a_bad_csv_row_is_refused_alone(tmp_path, settings, bad, eager_celery):
     settings.IMPORT_ROOTS = [tmp_path.resolve()]
     (tmp_path / "m.csv").write_text("path,score\ngood1.jpg,5\n" + bad + "\ngood2.jpg,7\n")
     client = APIClient()

@@ -42,7 +42,9 @@ def test_job_settings_out_of_range_are_refused(root_client, config, named):
 
 
 @pytest.mark.parametrize("scale", [[-1e308, 1e308], [0, 1e12], [5, 5]])
-def test_a_scale_that_would_flatten_every_score_is_refused(root_client, settings, tmp_path, scale):
+def test_a_scale_that_would_flatten_every_score_is_refused(
+    root_client, settings, tmp_path, scale, eager_celery
+):
     settings.IMPORT_ROOTS = [tmp_path.resolve()]
     (tmp_path / "m.csv").write_text("path,score\na.jpg,3\nb.jpg,7\n")
     response = root_client.post(
@@ -55,7 +57,7 @@ def test_a_scale_that_would_flatten_every_score_is_refused(root_client, settings
     assert not Source.objects.filter(name="flat").exists()
 
 
-def test_a_mostly_garbage_manifest_is_no_success(root_client, settings, tmp_path):
+def test_a_mostly_garbage_manifest_is_no_success(root_client, settings, tmp_path, eager_celery):
     settings.IMPORT_ROOTS = [tmp_path.resolve()]
     lines = ["path,score", "good.jpg,3"] + [f"bad{i}.jpg,not-a-number" for i in range(13)]
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,30 @@
+"""View helpers shared by every app's API."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from . import jobs
+
+
+class CancelMixin:
+    """`POST {id}/cancel/` for any long job's viewset: one meaning of cancel everywhere
+    (`core.jobs.cancel`): a queued job never starts, a running one stops at its next progress
+    write and keeps what it finished; 409 once it is over."""
+
+    @extend_schema(
+        request=None,
+        responses={409: OpenApiResponse(description="Already over (done, failed or cancelled).")},
+        description="Stop a queued or running job: its worker stops at its next progress "
+        "write; what it finished stays (decisions, imported records, scored chunks). A "
+        "training run's trainer is stopped at once and registers no model; a release's "
+        "half-written folder is removed. 409 once it is over.",
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: int | None = None) -> Response:
+        model = self.get_queryset().model
+        jobs.cancel(model, self.get_object().pk, request.user)
+        return Response(self.get_serializer(self.get_object()).data)
