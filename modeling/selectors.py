@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 
 from annotation.models import (
-    ConsensusLabel,
     Project,
     ProjectImage,
     ReviewItem,
@@ -15,13 +15,16 @@ from annotation.models import (
     Skip,
     SkipReason,
 )
+from annotation.selectors import kept_labels, label_scores
 from curation.imaging.hashing import from_signed64, int_to_hex
-from curation.models import Decision, DecisionKind, FilterJob, JobStatus, Source
+from curation.models import FilterJob, Source
+from curation.selectors import accepted_decisions, latest_finished_job
 from humanbeauty.standard import DIMENSION_KEYS, OVERALL_KEY
 
 from .models import Release, ReleaseItem, ReleaseStatus, Split
 from .release import ReleaseRow, SplitHistory
 
+OVERALL_INDEX = DIMENSION_KEYS.index(OVERALL_KEY)
 IMAGE_FIELDS = ("id", "file", "sha256", "phash", "cluster_id", "width", "height", "format")
 
 
@@ -40,12 +43,9 @@ def _image_parts(values: Sequence, media_root: str) -> dict:
 
 
 def _labels(projects: Sequence[Project], min_raters: int, max_disagreement: float | None):
-    excluded = ProjectImage.objects.filter(
-        project=OuterRef("project"), image=OuterRef("image"), excluded=True
-    )
-    labels = ConsensusLabel.objects.filter(project__in=projects, n_raters__gte=min_raters).filter(
-        ~Exists(excluded)
-    )
+    """Labels reviewers kept, from enough raters, and (unless a reviewer set the final scores)
+    agreeing well enough."""
+    labels = kept_labels(projects).filter(n_raters__gte=min_raters)
     if max_disagreement is not None:
         labels = labels.filter(Q(max_std__lte=max_disagreement) | Q(final__isnull=False))
     return labels
@@ -68,7 +68,7 @@ def has_rows(
         return True
     return any(
         _accepted(job).exists()
-        for job in (_latest_job(source) for source in sources)
+        for job in (latest_finished_job(source) for source in sources)
         if job is not None
     )
 
@@ -78,8 +78,6 @@ def expert_rows(
 ) -> Iterator[ReleaseRow]:
     """12-dimension rows: consensus labels of production images that reviewers did not exclude;
     a reviewer's final scores win over the computed ones. Streamed in image order."""
-    from django.conf import settings
-
     media_root = str(settings.MEDIA_ROOT)
     labels = (
         _labels(projects, min_raters, max_disagreement)
@@ -91,52 +89,31 @@ def expert_rows(
         if image[0] == last:  # an image in two projects: the first project wins
             continue
         last = image[0]
-        if final:
-            scores = tuple(final.get(k) for k in DIMENSION_KEYS)
-            std = tuple(0.0 if v is not None else None for v in scores)
-            n = tuple((cells_by_key.get(k) or {}).get("n", 0) for k in DIMENSION_KEYS)
-        else:
-            cells = [cells_by_key.get(k) for k in DIMENSION_KEYS]
-            scores = tuple(c["mos"] if c else None for c in cells)
-            std = tuple(c["std"] if c else None for c in cells)
-            n = tuple(c["n"] if c else 0 for c in cells)
-        overall = scores[DIMENSION_KEYS.index(OVERALL_KEY)]
+        label = label_scores(cells_by_key, final)
+        overall = label.scores[OVERALL_INDEX]
         if overall is None:
             continue
         yield ReleaseRow(
             **_image_parts(image, media_root),
             source=project_name,
             overall=float(overall),
-            scores=scores,
-            std=std,
-            n=n,
+            scores=label.scores,
+            std=label.std,
+            n=label.n,
         )
 
 
-def _latest_job(source: Source) -> FilterJob | None:
-    return (
-        FilterJob.objects.filter(source=source, status=JobStatus.DONE)
-        .order_by("-finished_at", "-id")
-        .first()
-    )
-
-
 def _accepted(job: FilterJob):
-    return (
-        Decision.objects.filter(job=job)
-        .filter(Q(override=DecisionKind.ACCEPTED) | Q(override="", decision=DecisionKind.ACCEPTED))
-        .filter(item__score__isnull=False, item__image__isnull=False)
-    )
+    """The job's finally accepted images that have a score (an overall-only row needs one)."""
+    return accepted_decisions(job).filter(item__score__isnull=False)
 
 
 def overall_rows(sources: Sequence[Source], skip: set[int]) -> Iterator[ReleaseRow]:
     """Overall-only rows: images accepted by each source's latest finished filter job, with the
     source's min-max normalised score; images in `skip` (and each one once) are left out."""
-    from django.conf import settings
-
     media_root = str(settings.MEDIA_ROOT)
     for source in sources:
-        job = _latest_job(source)
+        job = latest_finished_job(source)
         if job is None:
             continue
         accepted = (
