@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from .models import ClusterChange, Decision, FilterJob, Image, Source, SourceItem
+from .models import ClusterChange, Decision, FilterJob, Image, JobStatus, Source, SourceItem
 
 
 def unverified_image_ids(image_ids: Iterable[int]) -> list[int]:
@@ -287,9 +287,12 @@ def accepted_decisions(job: FilterJob) -> QuerySet[Decision]:
 
 
 def latest_finished_job(source: Source) -> FilterJob | None:
-    """The source's newest job that ran to its end (or was cancelled after deciding some)."""
-    return (
-        FilterJob.objects.filter(source=source, status__in=["done", "cancelled"])
-        .order_by("-pk")
-        .first()
-    )
+    """The source's newest job (the last one started) that ran to its end: what a project
+    made from the source and a release built over it both take, so the two agree.
+
+    A cancelled job decided only part of the items, so it is never taken unasked (a project
+    can still be made from one by naming the job). Newest by start, not by finish: two jobs
+    that ran side by side finish in whatever order the workers took, and the later one was
+    set up knowing the earlier.
+    """
+    return FilterJob.objects.filter(source=source, status=JobStatus.DONE).order_by("-pk").first()

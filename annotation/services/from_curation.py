@@ -198,10 +198,14 @@ def project_from_job(
 
 
 def project_from_source(source: Source, name: str, **kwargs) -> FromCurationResult:
-    """As project_from_job, with the source's latest finished job."""
+    """As project_from_job, with the source's latest finished job (the one a release over the
+    source takes too: `curation.selectors.latest_finished_job`)."""
     job = latest_finished_job(source)
     if job is None:
-        raise WorkflowError(f"source '{source.name}' has no finished filter job: run one first")
+        raise WorkflowError(
+            f"source '{source.name}' has no filter job that ran to its end: run one first "
+            "(a cancelled job decided only part of its images; name it to use it anyway)"
+        )
     return project_from_job(job, name, **kwargs)
 
 
