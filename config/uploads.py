@@ -64,8 +64,17 @@ class LimitedUploadHandler(FileUploadHandler):
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         self.received += len(raw_data)
         if self.received > settings.MAX_UPLOAD_BYTES:
+            self._drop_partial_file()
             raise UploadTooLarge(_detail())
         return raw_data
+
+    def _drop_partial_file(self) -> None:
+        """Delete what the next handlers received of this file (a temp file past
+        FILE_UPLOAD_MAX_MEMORY_SIZE) now: Django cleans up after its own StopUpload only, and
+        otherwise the file stays on disk until the request is garbage collected."""
+        for handler in self.request.upload_handlers:
+            if handler is not self:
+                handler.upload_interrupted()
 
     def file_complete(self, file_size: int) -> None:
         return None
