@@ -143,10 +143,9 @@ def creator(user: AbstractBaseUser | None) -> AbstractBaseUser | None:
 
 
 def enqueue(row: JobRecord, task_name: str | None = None) -> None:
-    """Send the job's task once the row is committed (a worker must be able to read it). A
-    broker that cannot be reached fails the job at once, with the reason, rather than leaving
-    it queued for ever. With no broker (the quick start: tasks run eagerly, in this process
-    and on this connection) the task runs at once, as Celery's eager `delay` does."""
+    """Send the job's task once the row is committed (a worker must be able to read it; with
+    no broker, in the quick start, it then runs in this process). A broker that cannot be
+    reached fails the job at once, with the reason, rather than leaving it queued for ever."""
     from celery import current_app
 
     model, pk = type(row), row.pk
@@ -163,10 +162,7 @@ def enqueue(row: JobRecord, task_name: str | None = None) -> None:
             log.exception("could not enqueue %s %s", model.__name__, pk)
             fail(model, pk, f"the task queue could not be reached ({exc}); start it again")
 
-    if current_app.conf.task_always_eager:
-        send()
-    else:
-        transaction.on_commit(send)
+    transaction.on_commit(send)
 
 
 # --- a worker holds it ------------------------------------------------------------------------

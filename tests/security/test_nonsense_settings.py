@@ -41,6 +41,7 @@ def test_job_settings_out_of_range_are_refused(root_client, config, named):
     assert not FilterJob.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)  # the import runs on a worker once committed
 @pytest.mark.parametrize("scale", [[-1e308, 1e308], [0, 1e12], [5, 5]])
 def test_a_scale_that_would_flatten_every_score_is_refused(
     root_client, settings, tmp_path, scale, eager_celery
@@ -57,6 +58,7 @@ def test_a_scale_that_would_flatten_every_score_is_refused(
     assert not Source.objects.filter(name="flat").exists()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_mostly_garbage_manifest_is_no_success(root_client, settings, tmp_path, eager_celery):
     settings.IMPORT_ROOTS = [tmp_path.resolve()]
     lines = ["path,score", "good.jpg,3"] + [f"bad{i}.jpg,not-a-number" for i in range(13)]
