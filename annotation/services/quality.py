@@ -495,7 +495,25 @@ def _consensus_labels(
     review reasons per image."""
     if not len(rows.image):
         return [], {}
-    per_rater: dict[str, np.ndarray] = {}
+    image_keys, n_ratings, cells = _consensus_cells(project, rows, memberships)
+    labels, reviews = [], {}
+    for i, image_id in enumerate(int(x) for x in image_keys):
+        scores: dict[str, dict | None] = {
+            key: None if none[i] else {"mos": mos[i], "std": std[i], "n": n[i]}
+            for key, (none, mos, std, n) in cells.items()
+        }
+        label, reasons = _label(project, image_id, scores, n_ratings[i])
+        labels.append(label)
+        if reasons:
+            reviews[image_id] = reasons
+    return labels, reviews
+
+
+def _consensus_cells(
+    project: Project, rows: _Rows, memberships: Mapping[int, Membership]
+) -> tuple[np.ndarray, list[int], dict[str, tuple[list, list, list, list]]]:
+    """The images (keys), their rating counts, and per dimension the consensus columns as
+    plain lists (not applicable, mos, std, n): indexing numpy one element at a time is slow."""
     ratings_of = {}
     for j, key in enumerate(DIMENSION_KEYS):
         ratings_of[key], image_keys, rater_keys = agreement.LongRatings.from_pairs(
@@ -503,55 +521,45 @@ def _consensus_labels(
         )
     members = [memberships.get(int(u)) for u in rater_keys]
     included = np.array([m is None or not m.excluded for m in members])
-    for key in DIMENSION_KEYS:
-        per_rater[key] = np.array(
-            [np.nan if m is None else (m.dimension_bias or {}).get(key, np.nan) for m in members],
-            dtype=float,
-        )
     n_ratings = np.bincount(
         ratings_of[DIMENSION_KEYS[0]].image, minlength=len(image_keys)
     ).tolist()
-    columns = {
-        key: agreement.consensus(
-            r, included, per_rater[key] if project.bias_correction else None
-        )
-        for key, r in ratings_of.items()
-    }
-    # Plain lists per dimension: indexing numpy arrays one element at a time is slow.
-    cells = {
-        key: (
-            ((c.n == 0) | c.is_not_applicable()).tolist(),
-            c.mos.tolist(),
-            c.std.tolist(),
+    cells = {}
+    for key, ratings in ratings_of.items():
+        bias = None
+        if project.bias_correction:
+            bias = np.array(
+                [np.nan if m is None else (m.dimension_bias or {}).get(key, np.nan)
+                 for m in members],
+                dtype=float,
+            )
+        c = agreement.consensus(ratings, included, bias)
+        cells[key] = (
+            ((c.n == 0) | c.is_not_applicable()).tolist(), c.mos.tolist(), c.std.tolist(),
             c.n.tolist(),
         )
-        for key, c in columns.items()
+    return image_keys, n_ratings, cells
+
+
+def _label(
+    project: Project, image_id: int, scores: dict[str, dict | None], n_ratings: int
+) -> tuple[dict, list[str]]:
+    """One image's label and why it goes to review: a parent far from its children's mean,
+    or raters who disagree more than the project tolerates."""
+    stds = [s["std"] for s in scores.values() if s and s["n"] >= 2]
+    inconsistent = inconsistent_parents(scores, project.consistency_tolerance)
+    label = {
+        "image_id": image_id,
+        "scores": scores,
+        "max_std": max(stds) if stds else None,
+        "n_raters": max((s["n"] for s in scores.values() if s), default=0),
+        "n_ratings": n_ratings,
+        "inconsistent": inconsistent,
     }
-    labels, reviews = [], {}
-    for i, image_id in enumerate(int(x) for x in image_keys):
-        scores: dict[str, dict | None] = {}
-        for key, (none, mos, std, n) in cells.items():
-            scores[key] = None if none[i] else {"mos": mos[i], "std": std[i], "n": n[i]}
-        stds = [s["std"] for s in scores.values() if s and s["n"] >= 2]
-        max_std = max(stds) if stds else None
-        mean_std = sum(stds) / len(stds) if stds else None
-        inconsistent = inconsistent_parents(scores, project.consistency_tolerance)
-        labels.append(
-            {
-                "image_id": image_id,
-                "scores": scores,
-                "max_std": max_std,
-                "n_raters": max((s["n"] for s in scores.values() if s), default=0),
-                "n_ratings": n_ratings[i],
-                "inconsistent": inconsistent,
-            }
-        )
-        reasons = [f"inconsistent:{p}" for p in inconsistent]
-        if mean_std is not None and mean_std > project.disagreement_threshold:
-            reasons.append("disagreement")
-        if reasons:
-            reviews[image_id] = reasons
-    return labels, reviews
+    reasons = [f"inconsistent:{p}" for p in inconsistent]
+    if stds and sum(stds) / len(stds) > project.disagreement_threshold:
+        reasons.append("disagreement")
+    return label, reasons
 
 
 @dataclass
