@@ -132,6 +132,7 @@ AXES_COOLOFF_TIME = float(os.environ.get("LOGIN_LOCKOUT_HOURS", "0.25"))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "config.login_guard.client_ip"
+AXES_USERNAME_CALLABLE = "config.login_guard.client_username"  # cut to what axes can store
 AXES_VERBOSE = False
 # API tokens (one per login/device, revocable: accounts/) expire after this many days.
 API_TOKEN_DAYS = float(os.environ.get("API_TOKEN_DAYS", "30"))

@@ -29,6 +29,7 @@ from ..sources import (
     PathOutsideRoots,
     Scale,
     SourceFileError,
+    check_scale,
     parse_source,
     resolve_inside,
 )
@@ -163,6 +164,11 @@ def start_import(
     elsewhere (not even whether they exist), and a bad request never becomes a job.
     """
     resolve_inside(path, settings.IMPORT_ROOTS)
+    if scale is not None:  # what the request alone can tell is refused before anything is queued
+        try:
+            scale = check_scale(scale)
+        except ValueError as exc:
+            raise SourceFileError(str(exc)) from None
     job = SourceImport.objects.create(
         kind=kind,
         path=path,

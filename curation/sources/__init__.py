@@ -19,6 +19,7 @@ from .records import (
     SourceError,
     SourceFileError,
     SourceRecord,
+    check_scale,
     normalize,
 )
 from .registry import PARSERS, Parser, parse_source
@@ -34,6 +35,7 @@ __all__ = [
     "SourceError",
     "SourceFileError",
     "SourceRecord",
+    "check_scale",
     "normalize",
     "parse_source",
     "resolve_inside",
