@@ -19,6 +19,7 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -33,10 +34,9 @@ from humanbeauty.errors import DomainError
 
 from .. import selectors
 from ..models import Release, ReleaseItem, ReleaseStatus
-from ..release import ReleaseConfig, ReleaseRow, build_release, plan_splits
+from ..release import FORMATS, ReleaseConfig, ReleaseRow, build_release, plan_splits
 
 PLATFORM_VERSION = "0.1.0"
-FORMATS = ("official", "parquet", "webdataset", "csv")
 
 
 class ReleaseError(DomainError):
@@ -66,14 +66,21 @@ def parse_split(text: str | Mapping[str, float] | None) -> dict[str, float]:
                 pairs[key.strip()] = float(value)
             except ValueError:
                 raise ReleaseError(f"--split ratio {value!r} is not a number") from None
-    unknown = set(pairs) - {"train", "val", "test"}
-    if unknown:
-        raise ReleaseError(f"unknown split(s) {', '.join(sorted(unknown))}: use train, val, test")
-    if any(v < 0 for v in pairs.values()):
-        raise ReleaseError("split ratios cannot be negative")
-    if abs(sum(pairs.values()) - 1.0) > 1e-6:
-        raise ReleaseError(f"split ratios sum to {sum(pairs.values()):g}, not 1")
-    return pairs
+    return pairs  # the ratios themselves are checked by ReleaseConfig, with the rest
+
+
+def release_config(name: str, version: str, config: Mapping[str, Any]) -> ReleaseConfig:
+    """The build's configuration, checked by the one validator (ReleaseConfigError, a 400):
+    at the edge when a release is requested, and again by the worker that builds it."""
+    return ReleaseConfig(
+        name=name,
+        version=version,
+        seed=config["seed"],
+        split=dict(config["split"]),
+        formats=tuple(config["formats"]),
+        images=config["images"],
+        max_side=config["max_side"],
+    )
 
 
 def _by_name(model, names: Sequence[str], what: str) -> list:
@@ -111,11 +118,19 @@ def create_release(
         raise ReleaseError(f"release {name} {version} exists already; releases are immutable")
     if not projects and not sources:
         raise ReleaseError("select at least one rating project (--projects) or source (--sources)")
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ReleaseError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
-    if images not in ("copy", "link", "none"):
-        raise ReleaseError("--images is copy, link or none")
+    config = {
+        "projects": list(projects),
+        "sources": list(sources),
+        "seed": seed,
+        "split": parse_split(split),
+        "formats": list(formats),
+        "images": images,
+        "max_side": max_side,
+        "min_raters": int(min_raters),
+        "max_disagreement": max_disagreement,
+    }
+    checked = release_config(name, version, config)  # what the worker will build, or a 400
+    config["formats"] = list(checked.formats)
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and any(out.iterdir()):
         raise ReleaseError(f"{out} is not empty; a release is written into a new directory")
@@ -128,17 +143,6 @@ def create_release(
             "the selection is empty: the projects have no rated images passing the rules "
             "and the sources no accepted images with scores"
         )
-    config = {
-        "projects": list(projects),
-        "sources": list(sources),
-        "seed": int(seed),
-        "split": parse_split(split),
-        "formats": list(formats),
-        "images": images,
-        "max_side": max_side,
-        "min_raters": int(min_raters),
-        "max_disagreement": max_disagreement,
-    }
     if existing is not None:
         existing.delete()
     release = Release.objects.create(
@@ -248,15 +252,7 @@ def build(release_id: int) -> Release:
             refreshed[project.name] = report.images_updated if report is not None else 0
         selection = _Selection(projects, sources, c)
         # Two streamed passes over the database (split, then files): memory stays flat.
-        config = ReleaseConfig(
-            name=release.name,
-            version=release.version,
-            seed=c["seed"],
-            split=c["split"],
-            formats=tuple(c["formats"]),
-            images=c["images"],
-            max_side=c["max_side"],
-        )
+        config = release_config(release.name, release.version, c)
         history = selectors.split_history(release)
         plan = plan_splits(selection.rows(), config, history)
         # Every selected image hashed and clustered against the pool, or no release. Where

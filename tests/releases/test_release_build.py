@@ -94,6 +94,7 @@ def test_a_new_version_keeps_the_old_test_set(data, tmp_path, make_project):
         (["--sources", "src", "--split", "train=0.8,test=0.1"], "sum to"),
         (["--sources", "src", "--split", "train=0.8,holdout=0.2"], "unknown split"),
         (["--sources", "src", "--formats", "official,xml"], "unknown format"),
+        (["--sources", "src", "--images", "none", "--max-side", "100"], "max_side"),
         ([], "at least one"),
     ],
 )
@@ -101,6 +102,31 @@ def test_bad_configurations_get_clear_errors(data, tmp_path, args, message):
     with pytest.raises(CommandError, match=message):
         run("release", "build", "bad", "--version", "1", "--out", str(tmp_path / "x"), *args)
     assert not Release.objects.filter(name="bad").exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"images": "none", "max_side": 100}, "max_side resizes copied images"),
+        ({"split": {"train": 0.5, "test": 0.1}}, "sum to 1"),
+        ({"split": {"train": 1.2, "test": -0.2}}, "must be a number >= 0"),
+        ({"formats": []}, "at least one format"),
+    ],
+)
+def test_the_api_refuses_what_the_worker_would_refuse(data, tmp_path, settings, fields, message):
+    """One validator, at the edge: a configuration the build would refuse is a 400 and never
+    becomes a queued release."""
+    project, _ = data
+    settings.RELEASE_ROOT = tmp_path.resolve()
+    services.add_member(project, "res", "researcher")
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.get(username="res"))
+    body = {"name": "edge", "version": "1", "out": "edge", "projects": [project.name], **fields}
+    response = client.post("/api/releases/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert message in response.json()["detail"]
+    assert not Release.objects.filter(name="edge").exists()
+    assert not (tmp_path / "edge").exists()
 
 
 def test_empty_selection_is_refused(make_project, tmp_path):

@@ -7,8 +7,9 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from humanbeauty.errors import DomainError
 from modeling.models import Release, ReleaseStatus
-from modeling.services.releases import FORMATS, ReleaseError, create_release
+from modeling.services.releases import FORMATS, create_release
 
 
 def csv_list(text: str | None) -> list[str]:
@@ -74,7 +75,7 @@ class Command(BaseCommand):
                 min_raters=min_raters,
                 max_disagreement=max_disagreement,
             )
-        except ReleaseError as exc:
+        except DomainError as exc:  # the configuration, the selection, the output folder
             raise CommandError(str(exc)) from None
         self.stdout.write(f"release {release.name} {release.version} (id {release.pk}) queued")
         if wait:
@@ -96,11 +97,13 @@ class Command(BaseCommand):
                     bar.set_description(p.get("phase", "build"))
                     bar.n = p.get("done", 0)
                     bar.refresh()
-                if release.status in (ReleaseStatus.READY, ReleaseStatus.FAILED):
+                if release.is_over:
                     break
                 time.sleep(0.5)
         if release.status == ReleaseStatus.FAILED:
             raise CommandError(f"the build failed: {release.error}")
+        if release.status == ReleaseStatus.CANCELLED:
+            raise CommandError(f"the build was {release.error or 'cancelled'}")
         self.done(release)
 
     def done(self, release: Release) -> None:
