@@ -207,10 +207,10 @@ class ProjectQualityMixin:
         rows, errors = quality_services.parse_reference_csv(
             text, selectors.reference_candidates(request.user, project)
         )
-        count, refused = quality_services.set_references(
-            project, rows, ItemKind(body.validated_data["kind"]), actor=request.user
+        count, errors = quality_services.set_references(
+            project, rows, ItemKind(body.validated_data["kind"]), actor=request.user,
+            refused=errors,
         )
-        errors += refused
         return Response(
             {"set": count, "errors": errors}, status=status.HTTP_200_OK if not errors else 207
         )

@@ -36,7 +36,10 @@ _CODE_BY_STATUS = {
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
-        return Response({"detail": exc.message, "code": exc.code}, status=exc.status)
+        body = {"detail": exc.message, "code": exc.code}
+        if exc.errors is not None:
+            body["errors"] = exc.errors
+        return Response(body, status=exc.status)
     if isinstance(exc, DataError):
         # The database refused a value the serializers let through (a number beyond its
         # column, a NUL): the request's fault, not the server's. Logged, so the missing bound

@@ -9,6 +9,8 @@ class DomainError(Exception):
     status = 400
     code = "invalid"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, errors: list[str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Item by item, where a request carried many (the rows of a file): what each lacked.
+        self.errors = errors

@@ -66,18 +66,21 @@ def set_references(
     kind: ItemKind,
     *,
     actor: AbstractBaseUser | None = None,
+    refused: Iterable[str] = (),
 ) -> tuple[int, list[str]]:
     """Make images gold, training or test items of `project` with these reference scores.
 
-    Returns (items set, errors). An image already rated or leased in production cannot
-    become a reference item (its ratings would silently leave the consensus): it is reported
-    and the other rows are kept. Creating the first training/test item starts a
-    qualification track: members certified only because there was none become candidates.
+    Returns (items set, errors: `refused`, the rows refused before, then these). An image
+    already rated or leased in production cannot become a reference item (its ratings would
+    silently leave the consensus): it is reported and the other rows are kept. A file of which
+    no row can be used is refused whole (WorkflowError with the errors), with nothing written.
+    Creating the first training/test item starts a qualification track: members certified
+    only because there was none become candidates.
     """
     if kind not in REFERENCE_KINDS:
         raise WorkflowError(f"reference items are {', '.join(REFERENCE_KINDS)}, not {kind}")
     starts_track = kind != ItemKind.GOLD and not has_qualification_track(project)
-    count, errors = 0, []
+    count, errors = 0, list(refused)
     with transaction.atomic():
         for image, scores in rows:
             item = (
@@ -102,7 +105,11 @@ def set_references(
                 item.save(update_fields=["kind", "target"])
             Reference.objects.update_or_create(item=item, defaults=dict(scores))
             count += 1
-        if starts_track and count:
+        if not count:  # rolls back what the refused rows touched: nothing to audit
+            raise WorkflowError(
+                f"no row could be used ({len(errors)} refused): nothing was set", errors=errors
+            )
+        if starts_track:
             Membership.objects.filter(project=project, certified_via="auto").update(
                 status=RaterStatus.CANDIDATE, certified_via=""
             )

@@ -38,9 +38,10 @@ class Command(BaseCommand):
             raise CommandError(f"cannot read {file}: {exc}") from None
         try:
             rows, errors = parse_reference_csv(text, Image.objects.all())  # the shell: any
-            count, refused = set_references(proj, rows, ItemKind(kind))
-            errors += refused
+            count, errors = set_references(proj, rows, ItemKind(kind), refused=errors)
         except WorkflowError as exc:
+            for error in exc.errors or ():
+                self.stderr.write(error)
             raise CommandError(str(exc)) from None
         for error in errors:
             self.stderr.write(error)
