@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.permissions import global_role_permission
+from core.access import global_role_permission
 from curation.models import FilterJob, Source
 from humanbeauty.roles import Role
 

@@ -16,7 +16,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from curation.access import has_global_role
+from core.access import has_global_role
 from humanbeauty.roles import OVERSIGHT_ROLES, Role
 
 from . import selectors

@@ -15,7 +15,7 @@ from django.db.models.functions import TruncDay, TruncHour, TruncWeek
 from django.urls import reverse
 from django.utils import timezone
 
-from curation.access import has_global_role, sees_whole_pool
+from core.access import has_global_role, sees_whole_pool
 from curation.models import Image
 from humanbeauty.roles import OVERSIGHT_ROLES, RATING_ROLES, Role
 from humanbeauty.standard import DIMENSION_KEYS
@@ -78,7 +78,7 @@ def rater_may_view_image(user: AbstractBaseUser, image: Image) -> bool:
 
 def reference_candidates(user: AbstractBaseUser, project: Project) -> QuerySet[Image]:
     """The images `user` may make gold/training/test items of in `project`: the project's own,
-    or the whole pool for those who may see it (curation.access.sees_whole_pool)."""
+    or the whole pool for those who may see it (core.access.sees_whole_pool)."""
     if sees_whole_pool(user):
         return Image.objects.all()
     return Image.objects.filter(project_items__project=project)

@@ -20,7 +20,8 @@ from django.urls import path, reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
 
-from curation.access import has_global_role
+from core.access import has_global_role
+from core.web import url_template
 from humanbeauty.roles import RATING_ROLES, Role
 from humanbeauty.standard import (
     BY_KEY,
@@ -35,13 +36,6 @@ from humanbeauty.standard import (
 from . import selectors
 from .models import Project, RaterStatus, ReviewItem, ReviewStatus, SkipReason
 from .quality_api import MANAGER_ROLES, manager_project
-
-# Stand-in id used to hand URL patterns to the page (the JS puts the real id in its place).
-_ID = 999_999_999
-
-
-def _url_pattern(name: str) -> str:
-    return reverse(name, args=[_ID]).replace(str(_ID), "{id}")
 
 
 def _may_see_dashboard(user, role: str | None) -> bool:
@@ -123,8 +117,8 @@ def rate(request: HttpRequest, pk: int) -> HttpResponse:
         "urls": {
             "project": reverse("project-detail", args=[project.pk]),
             "next": reverse("project-next", args=[project.pk]),
-            "rating": _url_pattern("assignment-rating"),
-            "skip": _url_pattern("assignment-skip"),
+            "rating": url_template("assignment-rating"),
+            "skip": url_template("assignment-skip"),
             "home": reverse("rate-home"),
             "login": reverse("login"),
         },
@@ -260,7 +254,7 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
         },
         "urls": {
             "queue": reverse("project-reviews", args=[project.pk]) + "?status=open",
-            "decision": _url_pattern("review-decision"),
+            "decision": url_template("review-decision"),
             "dashboard": reverse("dashboard", args=[project.pk]),
             "login": reverse("login"),
         },

@@ -1,13 +1,27 @@
-"""View helpers shared by every app's API."""
+"""View helpers shared by every app: the pages' URL templates and the API's job actions."""
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import jobs
+
+# Stands in for an id while reversing; digits, so that every route pattern takes it.
+_STAND_IN = "999999999"
+
+
+def url_template(name: str, kwarg: str | None = None, **kwargs: object) -> str:
+    """The URL named `name` with `{id}` where the page's script puts an object's id (or its
+    `kwarg`, e.g. a model's version): how every page hands its script the API's addresses."""
+    if kwarg is None:
+        url = reverse(name, args=[*kwargs.values(), _STAND_IN])
+    else:
+        url = reverse(name, kwargs={**kwargs, kwarg: _STAND_IN})
+    return url.replace(_STAND_IN, "{id}")
 
 
 class CancelMixin:

@@ -8,7 +8,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.permissions import global_role_permission
+from core.access import RolePermissionMixin
 from humanbeauty.roles import Role
 
 from . import services
@@ -17,15 +17,15 @@ from .models import Image, Source
 from .serializers import ImageSerializer, ImageUploadSerializer
 
 
-class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ImageViewSet(
+    RolePermissionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     queryset = Image.objects.select_related("source").order_by("id")
     serializer_class = ImageSerializer
     filterset_fields = ["source__name", "format", "sha256"]
-
-    def get_permissions(self):
-        if self.action == "create":
-            return [global_role_permission(Role.CURATOR, Role.ADMIN)()]
-        return [global_role_permission(Role.CURATOR, Role.RESEARCHER, Role.ADMIN)()]
+    read_roles = (Role.CURATOR, Role.RESEARCHER, Role.ADMIN)
+    write_roles = (Role.CURATOR, Role.ADMIN)
+    write_actions = frozenset({"create"})
 
     @extend_schema(
         request={"multipart/form-data": ImageUploadSerializer},

@@ -27,7 +27,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.permissions import global_role_permission
+from core import access
 from core.web import CancelMixin
 from humanbeauty.errors import DomainError
 from humanbeauty.roles import Role
@@ -76,14 +76,10 @@ class JsonLinesRenderer(BaseRenderer):
         return (json.dumps(data) + "\n").encode() if data is not None else b""
 
 
-class RolePermissionMixin:
+class RolePermissionMixin(access.RolePermissionMixin):
     """Reads for READ_ROLES; the actions in `write_actions` for WRITE_ROLES only."""
 
-    write_actions: frozenset[str] = frozenset()
-
-    def get_permissions(self):
-        roles = WRITE_ROLES if self.action in self.write_actions else READ_ROLES
-        return [global_role_permission(*roles)()]
+    read_roles, write_roles = READ_ROLES, WRITE_ROLES
 
 
 class SourceViewSet(

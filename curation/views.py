@@ -17,9 +17,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 
+from core.access import has_global_role
+from core.web import url_template
 from humanbeauty.roles import Role
 
-from .access import has_global_role, may_view_image
+from .access import may_view_image
 from .models import FilterJob, Image, Source
 from .services.contact_sheets import SHEET_LIMIT
 from .services.jobs import STAGES, default_config
@@ -65,16 +67,11 @@ def _curation_roles(request: HttpRequest) -> bool:
     return has_global_role(request.user, Role.CURATOR, Role.ADMIN)
 
 
-def _pattern(name: str) -> str:
-    stand_in = 999_999_999
-    return reverse(name, args=[stand_in]).replace(str(stand_in), "{id}")
-
-
 def _common_urls() -> dict[str, str]:
     return {
         "home": reverse("curation-home"),
-        "source_page": _pattern("curation-source"),
-        "job_page": _pattern("curation-job"),
+        "source_page": url_template("curation-source"),
+        "job_page": url_template("curation-job"),
         "login": reverse("login"),
     }
 
@@ -98,8 +95,8 @@ def curation_home(request: HttpRequest) -> HttpResponse:
         "urls": {
             **_common_urls(),
             "sources": reverse("source-list"),
-            "source": _pattern("source-detail"),
-            "source_import": _pattern("source-import-detail"),
+            "source": url_template("source-detail"),
+            "source_import": url_template("source-import-detail"),
         },
     }
     return render(
@@ -164,7 +161,7 @@ def curation_job(request: HttpRequest, pk: int) -> HttpResponse:
             "report": reverse("job-report", args=[job.pk]),
             "decisions": reverse("job-decisions", args=[job.pk]),
             "sheet": reverse("job-contact-sheet", args=[job.pk]),
-            "override": _pattern("decision-override"),
+            "override": url_template("decision-override"),
             "project": reverse("job-project", args=[job.pk]),
             "source_page": reverse("curation-source", args=[job.source_id]),
         },

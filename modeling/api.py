@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.permissions import global_role_permission
+from core.access import RolePermissionMixin
 from core.web import CancelMixin
 from curation.imaging.validate import InvalidImage
 from curation.models import Source
@@ -59,9 +59,10 @@ def _release(pk: int | None) -> Release | None:
     return release
 
 
-class ResearcherMixin:
-    def get_permissions(self):
-        return [global_role_permission(*ROLES)()]
+class ResearcherMixin(RolePermissionMixin):
+    """Researchers and admins, for reads and writes alike."""
+
+    read_roles = write_roles = ROLES
 
 
 @extend_schema_view(
@@ -121,13 +122,10 @@ class ModelVersionViewSet(
         return Response(ModelVersionSerializer(registry.activate_version(version)).data)
 
 
-class ScoreView(APIView):
+class ScoreView(ResearcherMixin, APIView):
     """Score one uploaded image with the active model or a named version."""
 
     parser_classes = [MultiPartParser, FormParser]
-
-    def get_permissions(self):
-        return [global_role_permission(*ROLES)()]
 
     @extend_schema(
         summary="Score one image: 12 scores, their levels and the MetaVoter overall.",

@@ -15,7 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.permissions import global_role_permission
+from core.access import global_role_permission
 from core.web import CancelMixin
 from humanbeauty.paths import resolve_inside
 from humanbeauty.roles import Role

@@ -4,40 +4,32 @@ JSON config; static/js/models.js fills it from the REST API (modeling/api.py).""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from curation.access import has_global_role
+from core.access import role_required
+from core.web import url_template
 from humanbeauty.roles import Role
 from humanbeauty.standard import DIMENSIONS, LEVEL_THRESHOLDS, LEVELS
 
 from . import serving_selectors as selectors
 
 
-def _pattern(name: str, kwarg: str) -> str:
-    stand_in = "999999999"
-    return reverse(name, kwargs={kwarg: stand_in}).replace(stand_in, "{id}")
-
-
-@login_required
+@role_required(Role.RESEARCHER, Role.ADMIN, why="the models page is for researchers and admins")
 @ensure_csrf_cookie
 def models_page(request: HttpRequest) -> HttpResponse:
-    if not has_global_role(request.user, Role.RESEARCHER, Role.ADMIN):
-        raise PermissionDenied("the models page is for researchers and admins")
     config = {
         "urls": {
             "models": reverse("model-version-list"),
-            "activate": _pattern("model-version-activate", "version"),
+            "activate": url_template("model-version-activate", "version"),
             "score": reverse("api-score"),
             "training_runs": reverse("training-run-list"),
-            "training_run": _pattern("training-run-detail", "pk"),
-            "training_run_cancel": _pattern("training-run-cancel", "pk"),
+            "training_run": url_template("training-run-detail", "pk"),
+            "training_run_cancel": url_template("training-run-cancel", "pk"),
             "scoring_jobs": reverse("scoring-job-list"),
-            "scoring_job_cancel": _pattern("scoring-job-cancel", "pk"),
+            "scoring_job_cancel": url_template("scoring-job-cancel", "pk"),
             "login": reverse("login"),
         },
         "dimensions": [
