@@ -43,6 +43,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import imagehash
 import numpy as np
@@ -213,28 +214,21 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def hash_files(
-    paths: Iterable[str | Path],
-    *,
-    processes: int | None = None,
-    chunksize: int = 16,
-    progress: bool = False,
-    draft: bool = True,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    mp_context: BaseContext | None = None,
-    validate: bool = False,
-) -> list[HashOutcome]:
-    """Hash many files on all cores, in input order; a bad file becomes an outcome, not an error.
+class HashOptions(TypedDict, total=False):
+    """How `iter_hash_files` / `hash_files` hash (see iter_hash_files)."""
 
-    processes: worker processes (default: the CPUs this process may use); 1 hashes in-process,
-    which is what a Celery prefork worker must do (its daemonic children may not fork pools;
-    scale there with worker concurrency instead). Files are handed out in chunks of `chunksize`
-    so that inter-process traffic stays small next to decoding. validate: check each file as
-    `inspect_and_hash` does (a bad file becomes an outcome with its reason), with draft on.
-    """
-    return list(iter_hash_files(paths, processes=processes, chunksize=chunksize,
-                                progress=progress, draft=draft, max_pixels=max_pixels,
-                                mp_context=mp_context, validate=validate))
+    processes: int | None
+    chunksize: int
+    progress: bool
+    draft: bool
+    max_pixels: int
+    mp_context: BaseContext | None
+    validate: bool
+
+
+def hash_files(paths: Iterable[str | Path], **options: Unpack[HashOptions]) -> list[HashOutcome]:
+    """All the outcomes of `iter_hash_files`, in input order."""
+    return list(iter_hash_files(paths, **options))
 
 
 def iter_hash_files(
@@ -248,8 +242,16 @@ def iter_hash_files(
     mp_context: BaseContext | None = None,
     validate: bool = False,
 ) -> Iterator[HashOutcome]:
-    """As `hash_files`, yielding each outcome (in input order) as soon as it is ready, so the
-    caller's work on one file overlaps the hashing of the next ones."""
+    """Hash many files on all cores, in input order; a bad file becomes an outcome, not an error.
+    Each outcome is yielded as soon as it is ready, so the caller's work on one file overlaps
+    the hashing of the next ones.
+
+    processes: worker processes (default: the CPUs this process may use); 1 hashes in-process,
+    which is what a Celery prefork worker must do (its daemonic children may not fork pools;
+    scale there with worker concurrency instead). Files are handed out in chunks of `chunksize`
+    so that inter-process traffic stays small next to decoding. validate: check each file as
+    `inspect_and_hash` does (a bad file becomes an outcome with its reason), with draft on.
+    """
     from tqdm import tqdm
 
     jobs = [(str(p), draft, max_pixels, validate) for p in paths]

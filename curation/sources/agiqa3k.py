@@ -18,10 +18,8 @@ PATH may be the folder or data.csv.
 
 from __future__ import annotations
 
-import os
-
-from .common import parse_csv_dataset
-from .records import LineError, ParseResult, Scale, parse_number
+from .common import csv_dataset_parser
+from .records import LineError, Scale, parse_number
 
 KIND = "agiqa-3k"
 SCALE: Scale = (0.0, 5.0)
@@ -51,16 +49,12 @@ def _extra(row: dict[str, str]) -> dict:
     return extra
 
 
-def parse(path: str | os.PathLike[str], *, scale: Scale | None = None, roots=None) -> ParseResult:
-    """Parse an AGIQA-3K folder (or its data.csv). See the module docstring."""
-    return parse_csv_dataset(
-        KIND,
-        path,
-        scale=scale or SCALE,
-        roots=roots,
-        label_files=LABEL_FILES,
-        image_dirs=IMAGE_DIRS,
-        image_column="name",
-        score_column="mos_quality",
-        extra=_extra,
-    )
+parse = csv_dataset_parser(
+    KIND,
+    SCALE,
+    label_files=LABEL_FILES,
+    image_dirs=IMAGE_DIRS,
+    image_column="name",
+    score_column="mos_quality",
+    extra=_extra,
+)

@@ -17,10 +17,8 @@ PATH may be the BAID folder or one of the CSV files (then only that file is read
 
 from __future__ import annotations
 
-import os
-
-from .common import parse_csv_dataset
-from .records import ParseResult, Scale
+from .common import csv_dataset_parser
+from .records import Scale
 
 KIND = "baid"
 SCALE: Scale = (0.0, 10.0)
@@ -28,15 +26,4 @@ LABEL_FILES = ("dataset/train_set.csv", "dataset/val_set.csv", "dataset/test_set
 IMAGE_DIRS = ("images",)
 
 
-def parse(path: str | os.PathLike[str], *, scale: Scale | None = None, roots=None) -> ParseResult:
-    """Parse a BAID folder (or one of its label CSVs). See the module docstring."""
-    return parse_csv_dataset(
-        KIND,
-        path,
-        scale=scale or SCALE,
-        roots=roots,
-        label_files=LABEL_FILES,
-        image_dirs=IMAGE_DIRS,
-        image_column="image",
-        score_column="score",
-    )
+parse = csv_dataset_parser(KIND, SCALE, label_files=LABEL_FILES, image_dirs=IMAGE_DIRS)

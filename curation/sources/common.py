@@ -14,6 +14,7 @@ from .records import (
     MissingLabelFile,
     ParseResult,
     RecordBuilder,
+    Scale,
     SourceFileError,
     check_scale,
     dataset_path,
@@ -206,3 +207,38 @@ def parse_csv_dataset(
             info["split"] = split
         b.add(f, number, join(folder, name), raw, info)
     return b.finish()
+
+
+def csv_dataset_parser(
+    kind: str,
+    default_scale: tuple[float, float],
+    *,
+    label_files: tuple[str, ...],
+    image_dirs: tuple[str, ...],
+    image_column: str = "image",
+    score_column: str = "score",
+    extra: Callable[[dict[str, str]], dict] | None = None,
+) -> Callable[..., ParseResult]:
+    """The `parse(path, *, scale=None, roots=None)` of a CSV dataset: parse_csv_dataset with that
+    dataset's layout, `scale` replacing its default scale."""
+
+    def parse(
+        path: str | os.PathLike[str],
+        *,
+        scale: Scale | None = None,
+        roots: Iterable[str | Path] | None = None,
+    ) -> ParseResult:
+        return parse_csv_dataset(
+            kind,
+            path,
+            scale=scale or default_scale,
+            roots=roots,
+            label_files=label_files,
+            image_dirs=image_dirs,
+            image_column=image_column,
+            score_column=score_column,
+            extra=extra,
+        )
+
+    parse.__doc__ = f"Parse a {kind} folder (or one of its label files). See the module docstring."
+    return parse

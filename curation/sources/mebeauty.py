@@ -17,11 +17,10 @@ name), gender and ethnicity (from the image's folders).
 
 from __future__ import annotations
 
-import os
 from pathlib import PurePosixPath
 
-from .common import parse_csv_dataset
-from .records import ParseResult, Scale
+from .common import csv_dataset_parser
+from .records import Scale
 
 KIND = "mebeauty"
 SCALE: Scale = (1.0, 10.0)
@@ -40,16 +39,4 @@ def _extra(row: dict[str, str]) -> dict:
     return {}
 
 
-def parse(path: str | os.PathLike[str], *, scale: Scale | None = None, roots=None) -> ParseResult:
-    """Parse a MEBeauty folder (or one of its score CSVs). See the module docstring."""
-    return parse_csv_dataset(
-        KIND,
-        path,
-        scale=scale or SCALE,
-        roots=roots,
-        label_files=LABEL_FILES,
-        image_dirs=("",),
-        image_column="image",
-        score_column="score",
-        extra=_extra,
-    )
+parse = csv_dataset_parser(KIND, SCALE, label_files=LABEL_FILES, image_dirs=("",), extra=_extra)

@@ -16,10 +16,8 @@ PATH may be the TAD66K folder or one of the CSV files (then only that file is re
 
 from __future__ import annotations
 
-import os
-
-from .common import parse_csv_dataset
-from .records import ParseResult, Scale
+from .common import csv_dataset_parser
+from .records import Scale
 
 KIND = "tad66k"
 SCALE: Scale = (1.0, 10.0)
@@ -27,15 +25,4 @@ LABEL_FILES = ("labels/merge/train.csv", "labels/merge/test.csv")
 IMAGE_DIRS = ("imgs", "images")
 
 
-def parse(path: str | os.PathLike[str], *, scale: Scale | None = None, roots=None) -> ParseResult:
-    """Parse a TAD66K folder (or one of its label CSVs). See the module docstring."""
-    return parse_csv_dataset(
-        KIND,
-        path,
-        scale=scale or SCALE,
-        roots=roots,
-        label_files=LABEL_FILES,
-        image_dirs=IMAGE_DIRS,
-        image_column="image",
-        score_column="score",
-    )
+parse = csv_dataset_parser(KIND, SCALE, label_files=LABEL_FILES, image_dirs=IMAGE_DIRS)
