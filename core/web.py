@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,6 +13,11 @@ from . import jobs
 
 # Stands in for an id while reversing; digits, so that every route pattern takes it.
 _STAND_IN = "999999999"
+
+
+def object_urls(pk: int, **names: str) -> dict[str, str]:
+    """{key: the URL named names[key] for object `pk`}: the addresses a page's script uses."""
+    return {key: reverse(name, args=[pk]) for key, name in names.items()}
 
 
 def url_template(name: str, kwarg: str | None = None, **kwargs: object) -> str:
@@ -42,3 +48,10 @@ class CancelMixin:
         model = self.get_queryset().model
         jobs.cancel(model, self.get_object().pk, request.user)
         return Response(self.get_serializer(self.get_object()).data)
+
+
+class LongJobViewSet(
+    CancelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """The API of a kind of long job: list, retrieve (status and live progress) and cancel;
+    a kind adds its own `create` and actions."""

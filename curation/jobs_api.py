@@ -28,7 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core import access
-from core.web import CancelMixin
+from core.web import LongJobViewSet
 from humanbeauty.errors import DomainError
 from humanbeauty.roles import Role
 
@@ -147,13 +147,7 @@ class SourceViewSet(
         return Response(body, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
 
 
-class SourceImportViewSet(
-    RolePermissionMixin,
-    CancelMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
+class SourceImportViewSet(RolePermissionMixin, LongJobViewSet):
     """Source imports, newest first: status, live progress {done, total} and outcome."""
 
     serializer_class = SourceImportJobSerializer
@@ -164,13 +158,7 @@ class SourceImportViewSet(
         return SourceImport.objects.select_related("created_by").order_by("-pk")
 
 
-class JobViewSet(
-    RolePermissionMixin,
-    CancelMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
+class JobViewSet(RolePermissionMixin, LongJobViewSet):
     """Filter jobs: start one on a source, follow its progress, cancel it, read its results."""
 
     serializer_class = JobSerializer

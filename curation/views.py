@@ -3,6 +3,7 @@ curator pages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -18,7 +19,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 
 from core.access import has_global_role
-from core.web import url_template
+from core.web import object_urls, url_template
 from humanbeauty.roles import Role
 
 from .access import may_view_image
@@ -65,6 +66,22 @@ def _curation_roles(request: HttpRequest) -> bool:
     if not has_global_role(request.user, Role.CURATOR, Role.RESEARCHER, Role.ADMIN):
         raise PermissionDenied("the curation pages are for curators, researchers and admins")
     return has_global_role(request.user, Role.CURATOR, Role.ADMIN)
+
+
+# Apps above curation add links to its pages (annotation: "make a rating project from this
+# job or source"); curation cannot name their URLs without reaching up the chain.
+PageLinks = Callable[[int], dict[str, str]]
+_page_links: dict[str, list[PageLinks]] = {"source": [], "job": []}
+
+
+def register_page_links(page: str, links: PageLinks) -> None:
+    """Add `links(pk) -> {key: url}` to the config of a curation page ("source" or "job")."""
+    if links not in _page_links[page]:
+        _page_links[page].append(links)
+
+
+def page_links(page: str, pk: int) -> dict[str, str]:
+    return {key: url for links in _page_links[page] for key, url in links(pk).items()}
 
 
 def _common_urls() -> dict[str, str]:
@@ -125,10 +142,10 @@ def curation_source(request: HttpRequest, pk: int) -> HttpResponse:
         },
         "urls": {
             **_common_urls(),
-            "source": reverse("source-detail", args=[source.pk]),
+            **object_urls(source.pk, source="source-detail"),
             "jobs": reverse("job-list") + f"?source={source.pk}",
             "start": reverse("job-list"),
-            "project": reverse("source-project", args=[source.pk]),
+            **page_links("source", source.pk),
         },
     }
     return render(
@@ -156,14 +173,17 @@ def curation_job(request: HttpRequest, pk: int) -> HttpResponse:
         "sheet_limit": SHEET_LIMIT,
         "urls": {
             **_common_urls(),
-            "job": reverse("job-detail", args=[job.pk]),
-            "cancel": reverse("job-cancel", args=[job.pk]),
-            "report": reverse("job-report", args=[job.pk]),
-            "decisions": reverse("job-decisions", args=[job.pk]),
-            "sheet": reverse("job-contact-sheet", args=[job.pk]),
+            **object_urls(
+                job.pk,
+                job="job-detail",
+                cancel="job-cancel",
+                report="job-report",
+                decisions="job-decisions",
+                sheet="job-contact-sheet",
+            ),
             "override": url_template("decision-override"),
-            "project": reverse("job-project", args=[job.pk]),
             "source_page": reverse("curation-source", args=[job.source_id]),
+            **page_links("job", job.pk),
         },
     }
     return render(

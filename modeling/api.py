@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import RolePermissionMixin
-from core.web import CancelMixin
+from core.web import LongJobViewSet
 from curation.imaging.validate import InvalidImage
 from curation.models import Source
 from curation.services.images import check_upload_size
@@ -165,13 +165,7 @@ class ScoreView(ResearcherMixin, APIView):
     list=extend_schema(summary="Batch scoring jobs, newest first."),
     retrieve=extend_schema(summary="A scoring job: status, progress {done, total, failed}."),
 )
-class ScoringJobViewSet(
-    ResearcherMixin,
-    CancelMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
+class ScoringJobViewSet(ResearcherMixin, LongJobViewSet):
     serializer_class = ScoringJobSerializer
 
     def get_queryset(self):
@@ -229,13 +223,7 @@ class ScoringJobViewSet(
     list=extend_schema(summary="Training runs, newest first."),
     retrieve=extend_schema(summary="A training run: status, progress, log tail, its model."),
 )
-class TrainingRunViewSet(
-    ResearcherMixin,
-    CancelMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
+class TrainingRunViewSet(ResearcherMixin, LongJobViewSet):
     serializer_class = TrainingRunSerializer
 
     def get_queryset(self):

@@ -10,13 +10,13 @@ from django.conf import settings
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.access import global_role_permission
-from core.web import CancelMixin
+from core.web import LongJobViewSet
 from humanbeauty.paths import resolve_inside
 from humanbeauty.roles import Role
 
@@ -93,9 +93,7 @@ def release_dir(out: str) -> Path:
     return path
 
 
-class ReleaseViewSet(
-    CancelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class ReleaseViewSet(LongJobViewSet):
     queryset = Release.objects.order_by("name", "created_at")
     serializer_class = ReleaseSerializer
     permission_classes = [global_role_permission(Role.RESEARCHER, Role.ADMIN)]
