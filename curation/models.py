@@ -169,6 +169,10 @@ class SourceImport(JobRecord):
         return f"import {self.pk} of {self.name} ({self.status})"
 
 
+# The stages of a filter job, in the order each image goes through them.
+FILTER_STAGES = ("validate", "hash", "dedup", "faces", "clip")
+
+
 class FilterJob(JobRecord):
     """A curator's filter run over a source; `config` is a snapshot taken at its start.
 

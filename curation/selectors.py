@@ -9,7 +9,16 @@ from django.db import connection
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from .models import ClusterChange, Decision, FilterJob, Image, JobStatus, Source, SourceItem
+from .models import (
+    FILTER_STAGES,
+    ClusterChange,
+    Decision,
+    FilterJob,
+    Image,
+    JobStatus,
+    Source,
+    SourceItem,
+)
 
 
 def unverified_image_ids(image_ids: Iterable[int]) -> list[int]:
@@ -213,7 +222,6 @@ def job_progress(job: FilterJob, decided: int | None = None) -> dict:
     Stage counts arrive as chunks finish; an item rejected as unreadable stops after the
     validate stage, so later stages may end below the total.
     """
-    from .services.jobs import STAGES
 
     progress = job.progress or {}
     done = progress.get("stages", {})
@@ -229,7 +237,7 @@ def job_progress(job: FilterJob, decided: int | None = None) -> dict:
         },
         "stages": [
             {"name": stage, "enabled": stage_enabled(job, stage), "done": done.get(stage, 0)}
-            for stage in STAGES
+            for stage in FILTER_STAGES
         ],
     }
 

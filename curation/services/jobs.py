@@ -26,13 +26,22 @@ from humanbeauty.paths import resolve_inside
 
 from ..imaging.near_dup import DEFAULT_K
 from ..imaging.validate import InvalidImage, Reason, ValidationRules
-from ..models import Decision, DecisionKind, FilterJob, Image, JobStatus, Source, SourceItem
+from ..models import (
+    FILTER_STAGES,
+    Decision,
+    DecisionKind,
+    FilterJob,
+    Image,
+    JobStatus,
+    Source,
+    SourceItem,
+)
 from . import dedup
 from .images import register_image
 
 log = logging.getLogger(__name__)
 
-STAGES = ("validate", "hash", "dedup", "faces", "clip")
+STAGES = FILTER_STAGES
 # A chunk's worker renews the job's heartbeat (and looks for a cancel) at most this often.
 HEARTBEAT_EVERY_S = 2.0
 # Reasons after which nothing else can be measured: the file is not a usable picture.
