@@ -18,7 +18,7 @@ PATH may be the folder or data.csv.
 
 from __future__ import annotations
 
-from .common import csv_dataset_parser
+from .common import CsvDataset
 from .records import LineError, Scale, parse_number
 
 KIND = "agiqa-3k"
@@ -49,7 +49,7 @@ def _extra(row: dict[str, str]) -> dict:
     return extra
 
 
-parse = csv_dataset_parser(
+parse = CsvDataset(
     KIND,
     SCALE,
     label_files=LABEL_FILES,
@@ -57,4 +57,4 @@ parse = csv_dataset_parser(
     image_column="name",
     score_column="mos_quality",
     extra=_extra,
-)
+).parse

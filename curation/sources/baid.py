@@ -17,7 +17,7 @@ PATH may be the BAID folder or one of the CSV files (then only that file is read
 
 from __future__ import annotations
 
-from .common import csv_dataset_parser
+from .common import CsvDataset
 from .records import Scale
 
 KIND = "baid"
@@ -26,4 +26,4 @@ LABEL_FILES = ("dataset/train_set.csv", "dataset/val_set.csv", "dataset/test_set
 IMAGE_DIRS = ("images",)
 
 
-parse = csv_dataset_parser(KIND, SCALE, label_files=LABEL_FILES, image_dirs=IMAGE_DIRS)
+parse = CsvDataset(KIND, SCALE, label_files=LABEL_FILES, image_dirs=IMAGE_DIRS).parse

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from humanbeauty.paths import resolve_inside
@@ -147,18 +148,8 @@ def split_from_name(stem: str) -> str | None:
 _SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
-def parse_csv_dataset(
-    kind: str,
-    path: str | os.PathLike[str],
-    *,
-    scale: tuple[float, float],
-    roots: Iterable[str | Path] | None,
-    label_files: tuple[str, ...],
-    image_dirs: tuple[str, ...],
-    image_column: str,
-    score_column: str,
-    extra: Callable[[dict[str, str]], dict] | None = None,
-) -> ParseResult:
+@dataclass(frozen=True)
+class CsvDataset:
     """The common shape of the CSV datasets: one row per image, an image column and a score.
 
     `label_files` are relative to the dataset root and all live in one folder (e.g.
@@ -168,77 +159,61 @@ def parse_csv_dataset(
     the detected image folder (see pick_image_dir); `extra` maps a row to the record's extra, to
     which the split named by the file ("train", "val", "test") is added.
     """
-    p = existing_path(path, kind)
-    folder_parts = Path(label_files[0]).parent.parts
-    if p.is_file():
-        files = [p]
-        n = len(folder_parts)
-        root = p.parent
-        if n and p.parent.parts[-n:] == folder_parts:
-            for _ in range(n):
-                root = root.parent
-    else:
-        root = p
-        files = [root / f for f in label_files if (root / f).is_file()]
-        if not files:
-            raise MissingLabelFile(
-                f"{kind}: expected label file {root / label_files[0]} not found "
-                f"({kind} keeps its labels in {', '.join(label_files)} under the dataset folder)"
-            )
-    check_roots(files, roots)
-    scale = check_scale(scale)
-    b = RecordBuilder(kind, root, files, scale, roots)
 
-    rows = []
-    for f in files:
-        split = split_from_name(f.stem)
-        for number, row in csv_rows(f, b, (image_column, score_column)):
-            rows.append((f, number, split, row))
-    folder = pick_image_dir(root, image_dirs, (r[image_column].strip() for *_, r in rows))
-    for f, number, split, row in rows:
-        try:
-            name = dataset_path(row[image_column])
-            raw = parse_number(row[score_column], score_column)
-        except LineError as exc:
-            b.error(f, number, str(exc))
-            continue
-        info = extra(row) if extra else {}
-        if split:
-            info["split"] = split
-        b.add(f, number, join(folder, name), raw, info)
-    return b.finish()
-
-
-def csv_dataset_parser(
-    kind: str,
-    default_scale: tuple[float, float],
-    *,
-    label_files: tuple[str, ...],
-    image_dirs: tuple[str, ...],
-    image_column: str = "image",
-    score_column: str = "score",
-    extra: Callable[[dict[str, str]], dict] | None = None,
-) -> Callable[..., ParseResult]:
-    """The `parse(path, *, scale=None, roots=None)` of a CSV dataset: parse_csv_dataset with that
-    dataset's layout, `scale` replacing its default scale."""
+    kind: str
+    scale: Scale  # the default; a parse's `scale` replaces it
+    label_files: tuple[str, ...]
+    image_dirs: tuple[str, ...]
+    image_column: str = "image"
+    score_column: str = "score"
+    extra: Callable[[dict[str, str]], dict] | None = None
 
     def parse(
+        self,
         path: str | os.PathLike[str],
         *,
         scale: Scale | None = None,
         roots: Iterable[str | Path] | None = None,
     ) -> ParseResult:
-        return parse_csv_dataset(
-            kind,
-            path,
-            scale=scale or default_scale,
-            roots=roots,
-            label_files=label_files,
-            image_dirs=image_dirs,
-            image_column=image_column,
-            score_column=score_column,
-            extra=extra,
-        )
+        """Parse the dataset folder (or one of its label files). See the dataset's module."""
+        kind, label_files = self.kind, self.label_files
+        image_column, score_column = self.image_column, self.score_column
+        p = existing_path(path, kind)
+        folder_parts = Path(label_files[0]).parent.parts
+        if p.is_file():
+            files = [p]
+            n = len(folder_parts)
+            root = p.parent
+            if n and p.parent.parts[-n:] == folder_parts:
+                for _ in range(n):
+                    root = root.parent
+        else:
+            root = p
+            files = [root / f for f in label_files if (root / f).is_file()]
+            if not files:
+                raise MissingLabelFile(
+                    f"{kind}: expected label file {root / label_files[0]} not found ({kind} "
+                    f"keeps its labels in {', '.join(label_files)} under the dataset folder)"
+                )
+        check_roots(files, roots)
+        scale = check_scale(scale or self.scale)
+        b = RecordBuilder(kind, root, files, scale, roots)
 
-    parse.__doc__ = f"Parse a {kind} folder (or one of its label files). See the module docstring."
-    return parse
+        rows = []
+        for f in files:
+            split = split_from_name(f.stem)
+            for number, row in csv_rows(f, b, (image_column, score_column)):
+                rows.append((f, number, split, row))
+        folder = pick_image_dir(root, self.image_dirs, (r[image_column].strip() for *_, r in rows))
+        for f, number, split, row in rows:
+            try:
+                name = dataset_path(row[image_column])
+                raw = parse_number(row[score_column], score_column)
+            except LineError as exc:
+                b.error(f, number, str(exc))
+                continue
+            info = self.extra(row) if self.extra else {}
+            if split:
+                info["split"] = split
+            b.add(f, number, join(folder, name), raw, info)
+        return b.finish()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from .common import csv_dataset_parser
+from .common import CsvDataset
 from .records import Scale
 
 KIND = "mebeauty"
@@ -39,4 +39,4 @@ def _extra(row: dict[str, str]) -> dict:
     return {}
 
 
-parse = csv_dataset_parser(KIND, SCALE, label_files=LABEL_FILES, image_dirs=("",), extra=_extra)
+parse = CsvDataset(KIND, SCALE, label_files=LABEL_FILES, image_dirs=("",), extra=_extra).parse

@@ -16,7 +16,7 @@ PATH may be the TAD66K folder or one of the CSV files (then only that file is re
 
 from __future__ import annotations
 
-from .common import csv_dataset_parser
+from .common import CsvDataset
 from .records import Scale
 
 KIND = "tad66k"
@@ -25,4 +25,4 @@ LABEL_FILES = ("labels/merge/train.csv", "labels/merge/test.csv")
 IMAGE_DIRS = ("imgs", "images")
 
 
-parse = csv_dataset_parser(KIND, SCALE, label_files=LABEL_FILES, image_dirs=IMAGE_DIRS)
+parse = CsvDataset(KIND, SCALE, label_files=LABEL_FILES, image_dirs=IMAGE_DIRS).parse
