@@ -33,7 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_images.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_images.py, rater_api.py
+
+from rater_api import recreate_database  # noqa: E402 (local, 'bench' databases only)
 
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hb_ingest_bench")
 K = 10
@@ -52,20 +54,9 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _recreate_db() -> None:
-    import psycopg
-
-    base, _, name = DB_URL.rpartition("/")
-    if "bench" not in name:
-        raise SystemExit(f"refusing to drop {name!r}: the database name must contain 'bench'")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def run_ours(folder: Path) -> dict:
     """In a child process: a fresh database, then the timed `import_images`."""
-    _recreate_db()
+    recreate_database(DB_URL)
     media = tempfile.mkdtemp(prefix="ingest-media-")
     os.environ.update(DATABASE_URL=DB_URL, MEDIA_ROOT=media,
                       DJANGO_SETTINGS_MODULE="config.settings")

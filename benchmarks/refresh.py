@@ -32,8 +32,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # rater_api's database helpers
 
 import numpy as np
+from rater_api import recreate_database  # local, 'bench' databases only
 
 DB_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hb_refresh_bench"
@@ -44,14 +46,7 @@ OVERLAP = 3
 
 
 def _setup() -> None:
-    import psycopg
-
-    base, _, name = DB_URL.rpartition("/")
-    if "bench" not in name:
-        raise SystemExit(f"refusing to drop {name!r}: the database name must contain 'bench'")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    recreate_database(DB_URL)
     os.environ["DATABASE_URL"] = DB_URL
     os.environ.pop("CELERY_BROKER_URL", None)
     os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
