@@ -14,7 +14,7 @@ from curation import api as curation_api
 from curation import jobs_api as curation_jobs_api
 from curation import views as curation_views
 from modeling import api as modeling_api
-from modeling import release_api, release_views
+from modeling import release_api
 from modeling import views as modeling_views
 
 
@@ -82,7 +82,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("models/", modeling_views.models_page, name="models"),
-    path("releases/", release_views.releases_page, name="releases"),
+    path("releases/", modeling_views.releases_page, name="releases"),
     path("admin/", admin.site.urls),
     path("curation/", include("curation.urls")),
     path("", include(annotation_views.urlpatterns)),

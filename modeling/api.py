@@ -28,7 +28,7 @@ from curation.services.images import check_upload_size
 from humanbeauty.errors import DomainError
 from humanbeauty.roles import Role
 
-from . import serving_selectors as selectors
+from . import selectors
 from .models import Release
 from .serializers import (
     ErrorSerializer,

@@ -28,7 +28,7 @@ class Release(JobRecord):
     (core.jobs): progress {"phase", "done", "total"}."""
 
     STATES = States(running=ReleaseStatus.BUILDING, done=ReleaseStatus.READY)
-    RESUME_TASK = "modeling.release_tasks.build_release_task"
+    RESUME_TASK = "modeling.tasks.build_release_task"
 
     status = models.CharField(
         max_length=10, choices=ReleaseStatus.choices, default=ReleaseStatus.QUEUED

@@ -1,11 +1,13 @@
-"""Reads for releases: the rows a release is built from, streamed from the database."""
+"""Reads of the modeling app: the rows a release is built from (streamed from the database),
+then the model registry, batch scoring and training runs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 
 from annotation.models import (
     Project,
@@ -17,11 +19,19 @@ from annotation.models import (
 )
 from annotation.selectors import kept_labels, label_scores
 from curation.imaging.hashing import from_signed64, int_to_hex
-from curation.models import FilterJob, Source
+from curation.models import FilterJob, Image, Source
 from curation.selectors import accepted_decisions, latest_finished_job
 from humanbeauty.standard import DIMENSION_KEYS, OVERALL_KEY
 
-from .models import Release, ReleaseItem, ReleaseStatus, Split
+from .models import (
+    ModelVersion,
+    Release,
+    ReleaseItem,
+    ReleaseStatus,
+    ScoringJob,
+    Split,
+    TrainingRun,
+)
 from .release import ReleaseRow, SplitHistory
 
 OVERALL_INDEX = DIMENSION_KEYS.index(OVERALL_KEY)
@@ -217,3 +227,98 @@ def excluded_in(projects: Sequence[Project]) -> set[int]:
             "image_id", flat=True
         )
     )
+
+
+# --- the model registry, batch scoring and training runs -------------------------------------
+
+
+def model_versions() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.select_related("release", "created_by").order_by(
+        "-is_active", "-created_at", "-id"
+    )
+
+
+def get_version(version: str) -> ModelVersion | None:
+    return ModelVersion.objects.filter(version=version).first()
+
+
+def active_version() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+def version_names(limit: int = 10) -> list[str]:
+    return list(model_versions().values_list("version", flat=True)[:limit])
+
+
+def scoring_jobs() -> QuerySet[ScoringJob]:
+    return ScoringJob.objects.select_related("model_version", "release", "source").order_by("-id")
+
+
+def training_runs() -> QuerySet[TrainingRun]:
+    return TrainingRun.objects.select_related("model_version", "release").order_by("-id")
+
+
+def releases() -> QuerySet[Release]:
+    """Every release, by name, the newest version first."""
+    return Release.objects.order_by("name", "-created_at")
+
+
+def ready_releases(limit: int = 200) -> QuerySet[Release]:
+    return Release.objects.filter(status=ReleaseStatus.READY).order_by("-created_at")[:limit]
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One image to score: what the scoring job reads and what its output row names."""
+
+    image_id: int
+    file: str  # storage name under MEDIA_ROOT
+    sha256: str
+    path: str  # the path it was imported under, else its storage name
+    split: str = ""
+
+
+def source_names(limit: int = 500) -> list[str]:
+    """Sources a pool scoring job may be limited to, by name."""
+    return list(Source.objects.order_by("name").values_list("name", flat=True)[:limit])
+
+
+def max_image_id(source_id: int | None = None) -> int:
+    images = Image.objects.all() if source_id is None else Image.objects.filter(source=source_id)
+    return images.aggregate(top=Max("id"))["top"] or 0
+
+
+def pool_image_count(source_id: int | None, up_to: int) -> int:
+    images = Image.objects.filter(id__lte=up_to)
+    if source_id is not None:
+        images = images.filter(source=source_id)
+    return images.count()
+
+
+def scoring_chunks(job: ScoringJob, chunk_size: int) -> Iterator[list[ImageRow]]:
+    """The job's images in id order, `chunk_size` at a time (keyset pages, so a pool of
+    millions is never held at once): a release's items, or the pool (or one source) up to the
+    highest image id there was when the job was created."""
+    if job.scope == ScoringJob.Scope.RELEASE:
+        items = ReleaseItem.objects.filter(release_id=job.release_id)
+        fields = ("image_id", "image__file", "image__sha256", "image__original_path", "split")
+        key = "image_id"
+    else:
+        items = Image.objects.filter(id__lte=job.config.get("max_image_id", 0))
+        if job.source_id is not None:
+            items = items.filter(source_id=job.source_id)
+        fields = ("id", "file", "sha256", "original_path")
+        key = "id"
+    last = 0
+    while True:
+        page = list(
+            items.filter(**{f"{key}__gt": last}).order_by(key).values_list(*fields)[:chunk_size]
+        )
+        if not page:
+            return
+        yield [ImageRow(v[0], v[1], v[2], v[3] or v[1], *v[4:]) for v in page]
+        last = page[-1][0]
+
+
+def release_item_count(release: Release) -> int:
+    return ReleaseItem.objects.filter(release=release).count()

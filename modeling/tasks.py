@@ -1,7 +1,26 @@
-"""Celery tasks for serving and training (thin: the work is in modeling.services). Ids travel,
-never images; both are safe to deliver twice (see core.jobs)."""
+"""Celery tasks of the modeling app: release builds, batch scoring, training (thin: the work is
+in modeling.services). Ids travel, never images; each is safe to deliver twice (core.jobs).
+"""
 
 from celery import shared_task
+
+# An earlier version still being built: try again every 30 s, for up to two hours.
+PENDING_RETRY_S = 30
+PENDING_RETRIES = 240
+
+
+@shared_task(bind=True, acks_late=True, max_retries=PENDING_RETRIES)
+def build_release_task(self, release_id: int) -> str:
+    """Build a release; wait (retrying) while an earlier version of it is still building."""
+    from .services.releases import EarlierVersionPending, build, fail
+
+    try:
+        return build(release_id).status
+    except EarlierVersionPending as exc:
+        if self.request.is_eager or self.request.retries >= self.max_retries:
+            fail(release_id, exc.message)
+            return "failed"
+        raise self.retry(countdown=PENDING_RETRY_S) from None
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

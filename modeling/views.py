@@ -1,6 +1,7 @@
-"""The researcher's models page: the registry, scoring an uploaded image, batch scoring jobs,
-starting a training run and following it (jobs and runs cancellable). A rendered shell with a
-JSON config; static/js/models.js fills it from the REST API (modeling/api.py)."""
+"""The researcher's pages. Models: the registry, scoring an uploaded image, batch scoring jobs,
+starting a training run and following it (jobs and runs cancellable), a rendered shell with a
+JSON config that static/js/models.js fills from the REST API (modeling/api.py). Releases:
+every release with its status, counts and datasheet."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from core.web import url_template
 from humanbeauty.roles import Role
 from humanbeauty.standard import DIMENSIONS, LEVEL_THRESHOLDS, LEVELS
 
-from . import serving_selectors as selectors
+from . import selectors
 
 
 @role_required(Role.RESEARCHER, Role.ADMIN, why="the models page is for researchers and admins")
@@ -44,3 +45,9 @@ def models_page(request: HttpRequest) -> HttpResponse:
         "sources": selectors.source_names(),
     }
     return render(request, "modeling/models.html", {"config": config})
+
+
+@role_required(Role.RESEARCHER, Role.ADMIN, why="releases are for researchers and admins")
+def releases_page(request: HttpRequest) -> HttpResponse:
+    """Every release, its status, counts and datasheet."""
+    return render(request, "modeling/releases.html", {"releases": selectors.releases()})

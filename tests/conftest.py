@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
 from humanbeauty.standard import DIMENSIONS, level_to_score
+
+if TYPE_CHECKING:
+    from rest_framework.test import APIClient
 
 # One Playwright and one Chromium for every folder's browser tests.
 pytest_plugins = ["tests.browser_support"]
@@ -41,6 +45,53 @@ def full_scores(level: int = 4, **overrides) -> dict[str, float | None]:
 
 def new_request_id() -> str:
     return str(uuid.uuid4())
+
+
+def client_for(user=None) -> APIClient:
+    """A DRF test client authenticated as `user` (anonymous without one)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def users_by_role(roles: tuple[str, ...], *, password: str | None = None) -> dict:
+    """One user per role name, named after it; curator, researcher and admin are platform
+    groups, an annotator has none. Without a password the user cannot log in with one (tests
+    use force_authenticate / force_login)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from humanbeauty.roles import Role
+
+    out = {}
+    for name in roles:
+        user = get_user_model().objects.create_user(name, password=password)
+        if Role(name) in (Role.CURATOR, Role.RESEARCHER, Role.ADMIN):
+            user.groups.add(Group.objects.get_or_create(name=name)[0])
+        out[name] = user
+    return out
+
+
+@pytest.fixture
+def root_client(db) -> APIClient:
+    """An API client as a superuser, "root"."""
+    from django.contrib.auth import get_user_model
+
+    return client_for(get_user_model().objects.create_superuser("root", password="p-1"))
+
+
+@pytest.fixture
+def client_as(users):
+    """client_as(role): an API client as the `users` fixture's user of that role (None: anonymous).
+    `users` is the folder's own fixture."""
+
+    def make(role: str | None) -> APIClient:
+        return client_for(None if role is None else users[role])
+
+    return make
 
 
 @pytest.fixture(autouse=True)

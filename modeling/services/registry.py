@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from humanbeauty.errors import DomainError
 from humanbeauty.paths import resolve_inside
 
-from .. import serving_selectors as selectors
+from .. import selectors
 from ..models import ModelVersion, Release
 
 CONFIG_NAME = "hae_config.json"  # modeling.hae.model.CONFIG_NAME (not imported: it loads torch)

@@ -31,7 +31,7 @@ from humanbeauty.errors import DomainError
 from humanbeauty.jsonsafe import finite
 from humanbeauty.standard import DIMENSION_KEYS, score_to_level
 
-from .. import serving_selectors as selectors
+from .. import selectors
 from ..models import Release, ReleaseStatus, RunStatus, ScoringJob
 from . import registry
 

@@ -26,7 +26,7 @@ from core import jobs
 from humanbeauty.errors import DomainError
 from humanbeauty.paths import resolve_inside
 
-from .. import serving_selectors as selectors
+from .. import selectors
 from ..models import Release, ReleaseStatus, RunStatus, TrainingRun
 from . import registry
 

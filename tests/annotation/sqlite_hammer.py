@@ -19,12 +19,12 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
 
 from annotation import services  # noqa: E402
 from annotation.models import Rating  # noqa: E402
 from curation.models import Image  # noqa: E402
 from humanbeauty.standard import DIMENSION_KEYS  # noqa: E402
+from tests.threads import run_threads  # noqa: E402
 
 N_RATERS, N_IMAGES, OVERLAP = 6, 8, 3
 
@@ -42,25 +42,15 @@ def main() -> None:
     for i in range(N_RATERS):
         membership, _ = services.add_member(project, f"u{i}", "annotator")
         users.append(membership.user)
-    errors: list[str] = []
     barrier = threading.Barrier(N_RATERS)
 
     def work(user) -> None:
-        try:
-            barrier.wait()
-            while (task := services.next_task(project, user)) is not None:
-                services.submit_rating(task.pk, user, dict.fromkeys(DIMENSION_KEYS, 0.5),
-                                       uuid.uuid4())
-        except Exception as exc:
-            errors.append(repr(exc))
-        finally:
-            connection.close()
+        barrier.wait()
+        while (task := services.next_task(project, user)) is not None:
+            services.submit_rating(task.pk, user, dict.fromkeys(DIMENSION_KEYS, 0.5),
+                                   uuid.uuid4())
 
-    threads = [threading.Thread(target=work, args=(u,)) for u in users]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = [repr(exc) for exc in run_threads(work, users)]
     pairs = list(Rating.objects.values_list("image_id", "rater_id"))
     counts = {str(i.pk): Rating.objects.filter(image=i).count() for i in images}
     print(json.dumps({"counts": counts, "pairs": pairs, "errors": errors}))

@@ -9,16 +9,10 @@ from rest_framework.test import APIClient
 from annotation import services
 from annotation.models import Assignment, Rating, Skip
 from curation.models import Image
-from tests.conftest import full_scores, image_bytes, write_image
+from tests.conftest import client_for, full_scores, image_bytes, write_image
 
 pytestmark = pytest.mark.django_db
 
-
-def client_for(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
 
 
 def post_rating(client, assignment_id, scores=None, request_id=None):

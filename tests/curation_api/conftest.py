@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from rest_framework.test import APIClient
 
 from curation.models import FilterJob, JobStatus, Source
 from curation.services.jobs import start_job
 from curation.services.sources import import_source
-from humanbeauty.roles import Role
+from tests.conftest import client_as, users_by_role  # noqa: F401 (client_as: a fixture here too)
 from tests.curation_jobs import conftest as jobs
 
 EXPECTED = jobs.EXPECTED
@@ -24,25 +21,7 @@ ROLES = ("curator", "researcher", "admin", "annotator")
 @pytest.fixture
 def users(db):
     """One user per role (curator, researcher and admin are groups; an annotator has none)."""
-    User = get_user_model()
-    out = {}
-    for name in ROLES:
-        user = User.objects.create_user(name, password="pw-123456")
-        if Role(name) in (Role.CURATOR, Role.RESEARCHER, Role.ADMIN):
-            user.groups.add(Group.objects.get_or_create(name=name)[0])
-        out[name] = user
-    return out
-
-
-@pytest.fixture
-def client_as(users):
-    def make(role: str | None) -> APIClient:
-        client = APIClient()
-        if role is not None:
-            client.force_authenticate(users[role])
-        return client
-
-    return make
+    return users_by_role(ROLES, password="pw-123456")
 
 
 @pytest.fixture

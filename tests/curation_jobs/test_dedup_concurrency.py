@@ -5,12 +5,12 @@ import threading
 
 import numpy as np
 import pytest
-from django.db import connection
 from PIL import Image as PILImage
 
 from curation.imaging.hashing import hash_image
 from curation.models import DuplicateCluster
 from curation.services import dedup, register_image
+from tests.threads import run_threads
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -37,28 +37,17 @@ def test_simultaneous_near_duplicates_end_in_one_cluster_per_group():
     lanes = [work[i::COPIES] for i in range(COPIES)]
     barrier = threading.Barrier(len(lanes))
     images: dict[int, list[int]] = {g: [] for g in range(N_GROUPS)}
-    errors = []
 
     def lane(items):
-        try:
-            for group, data in items:
-                image, _ = register_image(io.BytesIO(data))
-                h = hash_image(io.BytesIO(data))
-                dedup.store_hashes(image, h.phash, h.dhash)
-                barrier.wait(timeout=60)
-                dedup.assign_cluster(image)
-                images[group].append(image.pk)
-        except Exception as exc:
-            errors.append(exc)
-            barrier.abort()
-        finally:
-            connection.close()
+        for group, data in items:
+            image, _ = register_image(io.BytesIO(data))
+            h = hash_image(io.BytesIO(data))
+            dedup.store_hashes(image, h.phash, h.dhash)
+            barrier.wait(timeout=60)
+            dedup.assign_cluster(image)
+            images[group].append(image.pk)
 
-    threads = [threading.Thread(target=lane, args=(items,)) for items in lanes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    errors = run_threads(lane, lanes, barrier=barrier, timeout=300)
     assert not errors, errors
 
     from curation.models import Image

@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.test import APIClient
 
 from annotation import services
 from annotation.models import ConsensusLabel, ProjectImage, ProjectStats, ReviewItem
 from annotation.services.quality import refresh_statistics
-from tests.conftest import full_scores, new_request_id
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+from tests.conftest import client_for, full_scores, new_request_id
 
 
 def rate_via_api(project, user, scores) -> int:

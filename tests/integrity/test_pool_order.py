@@ -9,10 +9,10 @@ import random
 import threading
 
 import pytest
-from django.db import connection
 
 from curation.models import ClusterChange, DuplicateCluster, Image
 from curation.services import dedup, register_image
+from tests.threads import run_threads
 
 from .test_pool_ingest import near_duplicates_of_astronaut, other_photos, pool_partition
 
@@ -89,22 +89,12 @@ def test_two_concurrent_workers_give_the_serial_outcome():
         # each imports every other file; all start at the same moment
         lanes = [files, files[::-1]] if not split else [files[0::2], files[1::2][::-1]]
         barrier = threading.Barrier(len(lanes))
-        errors = []
 
-        def lane(items, barrier=barrier, errors=errors):
-            try:
-                barrier.wait(timeout=60)
-                register_all(items)
-            except Exception as exc:  # reported below
-                errors.append(exc)
-            finally:
-                connection.close()
+        def lane(items, barrier=barrier):
+            barrier.wait(timeout=60)
+            register_all(items)
 
-        threads = [threading.Thread(target=lane, args=(items,)) for items in lanes]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
+        errors = run_threads(lane, lanes, timeout=300)
         assert not errors, errors
         assert snapshot() == serial
         assert Image.objects.filter(clustered_at__isnull=True).count() == 0

@@ -11,21 +11,15 @@ import random
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.test import APIClient
 
 from annotation import services
 from annotation.models import AuditEvent, ConsensusLabel, Membership, ProjectStats
 from annotation.services.quality import refresh_statistics
-from tests.conftest import full_scores, new_request_id
+from tests.conftest import client_for, full_scores, new_request_id
 from tests.quality.conftest import SimRater, rate_until_done
 
 pytestmark = pytest.mark.django_db
 
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def excluded_names(project) -> set[str]:

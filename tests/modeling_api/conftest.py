@@ -9,15 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from rest_framework.test import APIClient
 
-from humanbeauty.roles import Role
 from modeling.hae.synthetic import write_synthetic_release
 from modeling.hae.train import main as train_main
 from modeling.services import registry
-from tests.conftest import image_bytes
+from tests.conftest import image_bytes, users_by_role
 
 ROLES = ("researcher", "admin", "curator", "annotator")
 
@@ -94,25 +90,7 @@ def _one_thread():
 
 @pytest.fixture
 def users(db):
-    User = get_user_model()
-    out = {}
-    for name in ROLES:
-        user = User.objects.create_user(name)  # tests log in with force_authenticate
-        if Role(name) in (Role.CURATOR, Role.RESEARCHER, Role.ADMIN):
-            user.groups.add(Group.objects.get_or_create(name=name)[0])
-        out[name] = user
-    return out
-
-
-@pytest.fixture
-def client_as(users):
-    def make(role: str | None) -> APIClient:
-        client = APIClient()
-        if role is not None:
-            client.force_authenticate(users[role])
-        return client
-
-    return make
+    return users_by_role(ROLES)
 
 
 @pytest.fixture
@@ -124,3 +102,20 @@ def upload(data: bytes | None = None, name: str = "photo.png") -> io.BytesIO:
     f = io.BytesIO(data if data is not None else image_bytes(size=(80, 60), seed=7))
     f.name = name
     return f
+
+
+def train_from_page(page, data: Path, version: str, *, timeout: int):
+    """Train a tiny model two steps on the release folder `data` from the models page's form,
+    as `version`; waits until the run says it is done and registered. Returns its live panel."""
+    from playwright.sync_api import expect
+
+    page.select_option("#train-release", "")
+    page.fill("#train-data", str(data))
+    page.fill("#train-clip-model", "tiny")
+    page.fill("#train-steps", "2")
+    page.fill("#train-version", version)
+    page.click("#train-submit")
+    live = page.locator("#run-live")
+    expect(live).to_contain_text("done", timeout=timeout)
+    expect(live).to_contain_text(f"Registered as {version}")
+    return live

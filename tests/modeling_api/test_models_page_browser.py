@@ -14,6 +14,7 @@ from modeling.models import ModelVersion, ScoringJob, TrainingRun
 from modeling.services import registry
 from tests.browser_support import PASSWORD, login
 from tests.conftest import image_bytes
+from tests.modeling_api.conftest import train_from_page
 from tests.modeling_api.test_scoring_jobs import pool
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
@@ -57,15 +58,7 @@ def test_score_activate_and_train_from_the_page(
     expect(table.locator("tr[data-version='lite-b']")).to_contain_text("active")
     assert ModelVersion.objects.get(is_active=True).version == "lite-b"
 
-    page.select_option("#train-release", "")
-    page.fill("#train-data", str(tiny_release))
-    page.fill("#train-clip-model", "tiny")
-    page.fill("#train-steps", "2")
-    page.fill("#train-version", "from-page")
-    page.click("#train-submit")
-    live = page.locator("#run-live")
-    expect(live).to_contain_text("done", timeout=60_000)
-    expect(live).to_contain_text("Registered as from-page")
+    train_from_page(page, tiny_release, "from-page", timeout=60_000)
     expect(table.locator("tr[data-version='from-page']")).to_be_visible()
     if os.environ.get("MODELS_SCREENSHOT"):  # e.g. /tmp/models.png, to look at the page
         page.screenshot(path=os.environ["MODELS_SCREENSHOT"], full_page=True)

@@ -7,11 +7,11 @@ import re
 import threading
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from modeling.models import ModelVersion
 from modeling.services import registry
+from tests.threads import run_threads
 
 
 @pytest.mark.django_db
@@ -41,23 +41,13 @@ def test_concurrent_activations_leave_exactly_one_active(lite_model):
     names = [f"race-{i}" for i in range(6)]
     for name in names:
         registry.register_version(name, lite_model)
-    errors: list[BaseException] = []
     barrier = threading.Barrier(len(names))
 
     def activate(name: str) -> None:
-        try:
-            barrier.wait()
-            for _ in range(3):
-                registry.activate_version(name)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+        barrier.wait()
+        for _ in range(3):
+            registry.activate_version(name)
 
-    threads = [threading.Thread(target=activate, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_threads(activate, names)
     assert not errors, errors
     assert ModelVersion.objects.filter(is_active=True).count() == 1

@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 from modeling.hae.synthetic import write_synthetic_release
 from modeling.models import ModelVersion, RunStatus, TrainingRun
 from tests.browser_support import PASSWORD, login
+from tests.modeling_api.conftest import train_from_page
 
 
 @pytest.fixture(scope="session")
@@ -93,15 +94,7 @@ def test_a_one_image_test_split_from_the_models_page(
     user.groups.add(Group.objects.get_or_create(name="researcher")[0])
     login(page, "tess")
     page.goto("/models/")
-    page.select_option("#train-release", "")
-    page.fill("#train-data", str(one_test_image_release))
-    page.fill("#train-clip-model", "tiny")
-    page.fill("#train-steps", "2")
-    page.fill("#train-version", "one-image-test")
-    page.click("#train-submit")
-    live = page.locator("#run-live")
-    expect(live).to_contain_text("done", timeout=90_000)
-    expect(live).to_contain_text("Registered as one-image-test")
+    train_from_page(page, one_test_image_release, "one-image-test", timeout=90_000)
     expect(page.locator("tr[data-version='one-image-test']")).to_be_visible()
     run = TrainingRun.objects.get()
     assert run.status == RunStatus.DONE and run.model_version.version == "one-image-test"

@@ -12,16 +12,11 @@ from annotation import services
 from annotation.models import ConsensusLabel, ItemKind, ProjectImage, Rating
 from annotation.services.quality import refresh_statistics
 from humanbeauty.standard import DIMENSION_KEYS, level_to_score
-from tests.conftest import full_scores, new_request_id
+from tests.conftest import client_for, full_scores, new_request_id
 from tests.quality.conftest import SimRater, make_references, rate_until_done
 
 pytestmark = pytest.mark.django_db
 
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def add_user(project, name, role):

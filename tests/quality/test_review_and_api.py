@@ -6,7 +6,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
-from rest_framework.test import APIClient
 
 from annotation import selectors, services
 from annotation.models import (
@@ -20,15 +19,10 @@ from annotation.models import (
 )
 from annotation.services.quality import refresh_statistics
 from humanbeauty.standard import DIMENSION_KEYS
-from tests.conftest import full_scores, new_request_id
+from tests.conftest import client_for, full_scores, new_request_id
 
 pytestmark = pytest.mark.django_db
 
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def rate_all(project, users, scores_by_rater):

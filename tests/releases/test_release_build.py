@@ -15,18 +15,13 @@ from curation.models import Source
 from curation.services.jobs import start_job
 from curation.services.sources import import_source
 from modeling.models import Release, ReleaseItem, ReleaseStatus
+from tests.curation_jobs import conftest as jobs
 from tests.curation_jobs.conftest import write_dataset
 from tests.quality.conftest import SimRater, rate_until_done
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def import_root(settings, tmp_path):
-    root = tmp_path / "imports"
-    root.mkdir()
-    settings.IMPORT_ROOTS = [root.resolve()]
-    return root
+# The import roots of the job tests, as a fixture here too.
+import_root = jobs.import_root
 
 
 @pytest.fixture

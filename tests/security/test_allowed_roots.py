@@ -195,16 +195,6 @@ def test_a_refusal_reads_the_same_whether_the_path_exists_or_not(tree):
 # --- every server path a request can name goes through the check (#11.2) ---------------------
 
 
-@pytest.fixture
-def admin_client(db):
-    from django.contrib.auth import get_user_model
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.force_authenticate(get_user_model().objects.create_superuser("root", password="p-1"))
-    return client
-
-
 @pytest.mark.parametrize(
     ("out", "code"),
     [
@@ -216,14 +206,14 @@ def admin_client(db):
     ],
 )
 def test_a_release_is_written_only_under_release_root(
-    admin_client, settings, tmp_path, out, code
+    root_client, settings, tmp_path, out, code
 ):
     from modeling.models import Release
 
     settings.RELEASE_ROOT = (tmp_path / "releases").resolve()
     # An empty selection would be refused too, but only after the path: the path decides.
     body = {"name": "r", "version": "1", "out": out, "sources": [], "projects": []}
-    response = admin_client.post("/api/releases/", body, format="json")
+    response = root_client.post("/api/releases/", body, format="json")
     assert response.status_code == 400, response.json()
     assert response.json()["code"] == code, response.json()
     assert not Release.objects.exists()
@@ -237,14 +227,14 @@ def test_a_relative_release_folder_lands_under_release_root(settings, tmp_path):
 
 
 @pytest.mark.parametrize("checkpoint", ["/etc/passwd", "/no/such/file.pt", "~/weights.pt"])
-def test_a_job_checkpoint_must_lie_in_model_roots(admin_client, settings, tmp_path, checkpoint):
+def test_a_job_checkpoint_must_lie_in_model_roots(root_client, settings, tmp_path, checkpoint):
     from curation.models import FilterJob, Source
 
     settings.MODEL_ROOTS = [(tmp_path / "models").resolve()]
     settings.CLIP_CHECKPOINT = ""
     source = Source.objects.create(name="s")
     source.items.create(path="a.jpg")
-    response = admin_client.post(
+    response = root_client.post(
         "/api/jobs/", {"source": source.pk, "config": {"clip": {"checkpoint": checkpoint}}},
         format="json",
     )

@@ -1,15 +1,15 @@
 """Every API error is JSON `{"detail", "code"}` (plus `errors` by field), never HTML (#11.8)."""
 
 import pytest
-from rest_framework.test import APIClient
+
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
 
 def test_unknown_api_url_is_json_404(make_project):
     _, _, users = make_project(1, raters=["r1"])
-    client = APIClient()
-    client.force_authenticate(users["r1"])
+    client = client_for(users["r1"])
     response = client.get("/api/no-such-thing/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/json")
@@ -18,8 +18,7 @@ def test_unknown_api_url_is_json_404(make_project):
 
 def test_outside_the_api_404_stays_a_page(make_project):
     _, _, users = make_project(1, raters=["r1"])
-    client = APIClient()
-    client.force_authenticate(users["r1"])
+    client = client_for(users["r1"])
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
@@ -27,8 +26,7 @@ def test_outside_the_api_404_stays_a_page(make_project):
 
 def test_validation_errors_keep_their_fields_and_say_them(make_project):
     project, _, users = make_project(1, raters=["r1"])
-    client = APIClient()
-    client.force_authenticate(users["r1"])
+    client = client_for(users["r1"])
     from annotation import services
 
     task = services.next_task(project, users["r1"])
@@ -41,7 +39,7 @@ def test_validation_errors_keep_their_fields_and_say_them(make_project):
 
 
 def test_not_authenticated_and_not_found_have_codes():
-    response = APIClient().get("/api/projects/")
+    response = client_for().get("/api/projects/")
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
 
@@ -66,8 +64,7 @@ def test_every_operation_documents_its_errors(make_project):
     """The schema names the error shape once and every operation lists the errors it may give
     (the fuzzer's status-code check holds the API to it)."""
     _, _, users = make_project(0, raters=["r1"])
-    client = APIClient()
-    client.force_authenticate(users["r1"])
+    client = client_for(users["r1"])
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     assert set(schema["components"]["schemas"]["Error"]["required"]) == {"detail", "code"}
     operations = [

@@ -19,10 +19,10 @@ def limit(settings):
     return 3
 
 
-def token(client, password, ip="10.1.1.1", **extra):
+def token(client, password, ip="10.1.1.1", username="victim", **extra):
     return client.post(
         "/api/auth/token/",
-        {"username": "victim", "password": password},
+        {"username": username, "password": password},
         format="json",
         REMOTE_ADDR=ip,
         **extra,
@@ -54,25 +54,10 @@ def test_lockout_per_client_covers_other_accounts(user, limit, django_user_model
     django_user_model.objects.create_user("other", password="other-pass-123")
     client = APIClient()
     for i in range(limit):
-        client.post(
-            "/api/auth/token/",
-            {"username": f"guess{i}", "password": "x"},
-            format="json",
-            REMOTE_ADDR="10.9.9.9",
-        )
-    from_there = client.post(
-        "/api/auth/token/",
-        {"username": "other", "password": "other-pass-123"},
-        format="json",
-        REMOTE_ADDR="10.9.9.9",
-    )
+        token(client, "x", "10.9.9.9", username=f"guess{i}")
+    from_there = token(client, "other-pass-123", "10.9.9.9", username="other")
     assert from_there.status_code == 429
-    elsewhere = client.post(
-        "/api/auth/token/",
-        {"username": "other", "password": "other-pass-123"},
-        format="json",
-        REMOTE_ADDR="10.8.8.8",
-    )
+    elsewhere = token(client, "other-pass-123", "10.8.8.8", username="other")
     assert elsewhere.status_code == 200
 
 

@@ -3,9 +3,9 @@ are kept, the import succeeds, nothing partial or raw SQL is left behind."""
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.test import APIClient
 
 from curation.models import Source, SourceImport, SourceItem
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,18 +21,22 @@ BAD_JSONL_ROWS = [
 ]
 
 
+def import_manifest(path):
+    """POST /api/sources/ of the manifest at `path` (scale 1-10), as a superuser."""
+    client = client_for(get_user_model().objects.create_superuser("r", password="p-1"))
+    return client.post(
+        "/api/sources/",
+        {"kind": "manifest", "path": str(path), "name": "m", "scale": [1, 10]},
+        format="json",
+    )
+
+
 @pytest.mark.parametrize("row", BAD_JSONL_ROWS)
 def test_a_bad_jsonl_row_is_refused_alone(tmp_path, settings, row, eager_celery):
     settings.IMPORT_ROOTS = [tmp_path.resolve()]
     good = ['{"path": "good1.jpg", "score": 5}', '{"path": "good2.jpg", "score": 7}']
     (tmp_path / "m.jsonl").write_text("\n".join([good[0], row, good[1]]) + "\n")
-    client = APIClient()
-    client.force_authenticate(get_user_model().objects.create_superuser("r", password="p-1"))
-    response = client.post(
-        "/api/sources/",
-        {"kind": "manifest", "path": str(tmp_path / "m.jsonl"), "name": "m", "scale": [1, 10]},
-        format="json",
-    )
+    response = import_manifest(tmp_path / "m.jsonl")
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["created"] == 2 and body["refused"] == 1, body
@@ -46,13 +50,7 @@ def test_a_bad_jsonl_row_is_refused_alone(tmp_path, settings, row, eager_celery)
 def test_a_bad_csv_row_is_refused_alone(tmp_path, settings, bad, eager_celery):
     settings.IMPORT_ROOTS = [tmp_path.resolve()]
     (tmp_path / "m.csv").write_text("path,score\ngood1.jpg,5\n" + bad + "\ngood2.jpg,7\n")
-    client = APIClient()
-    client.force_authenticate(get_user_model().objects.create_superuser("r", password="p-1"))
-    response = client.post(
-        "/api/sources/",
-        {"kind": "manifest", "path": str(tmp_path / "m.csv"), "name": "m", "scale": [1, 10]},
-        format="json",
-    )
+    response = import_manifest(tmp_path / "m.csv")
     assert response.status_code == 201, response.json()
     assert response.json()["created"] == 2 and response.json()["refused"] == 1
     assert sorted(SourceItem.objects.values_list("path", flat=True)) == ["good1.jpg", "good2.jpg"]
@@ -67,8 +65,7 @@ def test_a_reference_csv_with_a_nul_is_a_clean_refusal(make_project):
 
     project, images, _ = make_project(2, raters=["a"])
     services.add_member(project, "boss", "admin")
-    client = APIClient()
-    client.force_authenticate(get_user_model().objects.get(username="boss"))
+    client = client_for(get_user_model().objects.get(username="boss"))
     text = csv_text([(images[0].pk, full_scores(3)), (images[1].pk, full_scores(3))])
     lines = text.splitlines()
     lines[1] = "\x00" + lines[1]  # in the image cell, which is looked up in the database

@@ -1,19 +1,10 @@
 """Nonsense settings are refused with their name, not accepted silently (#11.8)."""
 
 import pytest
-from django.contrib.auth import get_user_model
-from rest_framework.test import APIClient
 
 from curation.models import FilterJob, Source, SourceImport
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def root_client(db):
-    client = APIClient()
-    client.force_authenticate(get_user_model().objects.create_superuser("root", password="p-1"))
-    return client
 
 
 @pytest.mark.parametrize(

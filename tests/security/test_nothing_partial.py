@@ -471,16 +471,31 @@ class Op:
     could send, who must be refused it, and the refusals of its input."""
 
     method: str
-    path: str
-    url: Callable[[World], str]
+    path: str  # its route, "{id}" standing for the id (and "{username}" for a rater's name)
     allowed: str | None  # a user who may (the refusals of input are sent as them)
     refused: tuple[str, ...]  # users who must be refused with 403 or 404
+    # The world id that fills {id} ({username} is alice): `url` and `url_ids` are the path
+    # filled; without it, and without {id}, `url` is the path itself.
+    id_of: str | None = None
+    url: Callable[[World], str] | None = None
     valid: Callable[[World], Any] = lambda w: None
     bad: Callable[[World], list[tuple[str, Any] | Req]] = lambda w: []
     success: tuple[int, ...] = ()  # the valid body's answer as `allowed` (empty: not sent)
     url_ids: Callable[[World, Any], str] | None = None  # the URL with another id
     json_body: bool = True  # takes a JSON body (gets the malformed-JSON cases)
     needs_auth: bool = True
+
+    def __post_init__(self) -> None:
+        if self.id_of is not None:
+            key = self.id_of
+            object.__setattr__(self, "url", lambda w: self.with_id(w.ids[key]))
+            object.__setattr__(self, "url_ids", lambda w, i: self.with_id(i))
+        elif self.url is None:
+            assert "{" not in self.path, f"{self.path}: say which id fills it (id_of) or give url"
+            object.__setattr__(self, "url", lambda w: self.path)
+
+    def with_id(self, value: Any) -> str:
+        return self.path.format(id=value, username="alice")
 
     def bad_requests(self, world: World) -> list[Req]:
         out = []
@@ -507,9 +522,7 @@ RESEARCH_REFUSED = ("alice", "bob", "rita", "cora", "otto")
 
 OPS: list[Op] = [
     Op(
-        "post", "/api/assignments/{id}/rating/",
-        url=lambda w: f"/api/assignments/{w.ids['lease_a']}/rating/",
-        url_ids=lambda w, i: f"/api/assignments/{i}/rating/",
+        "post", "/api/assignments/{id}/rating/", id_of="lease_a",
         allowed="alice", refused=("bob", "rita", "cora", "remy", "otto", "root"),
         valid=_rating, success=(201,),
         bad=lambda w: [
@@ -538,9 +551,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/assignments/{id}/skip/",
-        url=lambda w: f"/api/assignments/{w.ids['lease_a']}/skip/",
-        url_ids=lambda w, i: f"/api/assignments/{i}/skip/",
+        "post", "/api/assignments/{id}/skip/", id_of="lease_a",
         allowed="alice", refused=("bob", "rita", "cora", "remy", "otto", "root"),
         valid=lambda w: {"reason": "skip"}, success=(201,),
         bad=lambda w: [
@@ -553,11 +564,11 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/auth/logout/", url=lambda w: "/api/auth/logout/",
+        "post", "/api/auth/logout/",
         allowed="alice", refused=(), json_body=False, success=(204,),
     ),
     Op(
-        "post", "/api/auth/token/", url=lambda w: "/api/auth/token/",
+        "post", "/api/auth/token/",
         allowed=None, refused=(), needs_auth=False,
         valid=lambda w: {"username": "alice", "password": PASSWORD}, success=(200,),
         bad=lambda w: [
@@ -581,9 +592,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "delete", "/api/auth/tokens/{id}/",
-        url=lambda w: f"/api/auth/tokens/{w.ids['token:alice']}/",
-        url_ids=lambda w, i: f"/api/auth/tokens/{i}/",
+        "delete", "/api/auth/tokens/{id}/", id_of="token:alice",
         allowed="alice", refused=("bob", "root", "otto"), json_body=False, success=(204,),
         bad=lambda w: [
             Req("someone else's token", "alice",
@@ -591,9 +600,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/decisions/{id}/override/",
-        url=lambda w: f"/api/decisions/{w.ids['decision']}/override/",
-        url_ids=lambda w, i: f"/api/decisions/{i}/override/",
+        "post", "/api/decisions/{id}/override/", id_of="decision",
         allowed="cora", refused=CURATION_REFUSED,
         valid=lambda w: {"decision": "rejected", "reason": "blurry"}, success=(200,),
         bad=lambda w: [
@@ -606,7 +613,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/images/", url=lambda w: "/api/images/",
+        "post", "/api/images/",
         allowed="cora", refused=CURATION_REFUSED, json_body=False,
         valid=lambda w: {"file": upload("new.png", png(seed=42)), "source": "uploads"},
         success=(201,),
@@ -620,7 +627,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/jobs/", url=lambda w: "/api/jobs/",
+        "post", "/api/jobs/",
         allowed="cora", refused=CURATION_REFUSED,
         valid=lambda w: {"source": w.ids["source"], "config": {"clip": {"enabled": False}}},
         success=(201,),
@@ -649,9 +656,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/jobs/{id}/cancel/",
-        url=lambda w: f"/api/jobs/{w.ids['queued_job']}/cancel/",
-        url_ids=lambda w, i: f"/api/jobs/{i}/cancel/",
+        "post", "/api/jobs/{id}/cancel/", id_of="queued_job",
         allowed="cora", refused=CURATION_REFUSED, json_body=False, success=(200,),
         bad=lambda w: [
             Req("a finished job", "cora", f"/api/jobs/{w.ids['done_job']}/cancel/",
@@ -659,9 +664,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/jobs/{id}/project/",
-        url=lambda w: f"/api/jobs/{w.ids['done_job']}/project/",
-        url_ids=lambda w, i: f"/api/jobs/{i}/project/",
+        "post", "/api/jobs/{id}/project/", id_of="done_job",
         allowed="cora", refused=CURATION_REFUSED,
         valid=lambda w: {"name": "from-job"}, success=(201,),
         bad=lambda w: [
@@ -681,7 +684,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/models/", url=lambda w: "/api/models/",
+        "post", "/api/models/",
         allowed="remy", refused=RESEARCH_REFUSED,
         valid=lambda w: {"version": "mv2", "checkpoint_path": str(w.model_root / "mv1")},
         bad=lambda w: [
@@ -717,9 +720,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/projects/{id}/raters/{username}/exclusion/",
-        url=lambda w: f"/api/projects/{w.ids['project']}/raters/alice/exclusion/",
-        url_ids=lambda w, i: f"/api/projects/{i}/raters/alice/exclusion/",
+        "post", "/api/projects/{id}/raters/{username}/exclusion/", id_of="project",
         allowed="rita", refused=MANAGERS_REFUSED,
         valid=lambda w: {"decision": "exclude", "reason": "careless"}, success=(200,),
         bad=lambda w: [
@@ -738,9 +739,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/projects/{id}/raters/{username}/status/",
-        url=lambda w: f"/api/projects/{w.ids['project']}/raters/alice/status/",
-        url_ids=lambda w, i: f"/api/projects/{i}/raters/alice/status/",
+        "post", "/api/projects/{id}/raters/{username}/status/", id_of="project",
         allowed="rita", refused=MANAGERS_REFUSED,
         valid=lambda w: {"status": "paused", "reason": "a break"}, success=(200,),
         bad=lambda w: [
@@ -756,9 +755,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/projects/{id}/references/",
-        url=lambda w: f"/api/projects/{w.ids['project']}/references/",
-        url_ids=lambda w, i: f"/api/projects/{i}/references/",
+        "post", "/api/projects/{id}/references/", id_of="project",
         allowed="rita", refused=MANAGERS_REFUSED, json_body=False,
         valid=lambda w: {"file": reference_csv([score_row(w.ids["free_image"])]),
                          "kind": "gold"},
@@ -774,13 +771,11 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/projects/{id}/refresh/",
-        url=lambda w: f"/api/projects/{w.ids['project']}/refresh/",
-        url_ids=lambda w, i: f"/api/projects/{i}/refresh/",
+        "post", "/api/projects/{id}/refresh/", id_of="project",
         allowed="rita", refused=MANAGERS_REFUSED, json_body=False,
     ),
     Op(
-        "post", "/api/releases/", url=lambda w: "/api/releases/",
+        "post", "/api/releases/",
         allowed="remy", refused=RESEARCH_REFUSED,
         valid=lambda w: {"name": "rel", "version": "1", "out": "rel-1", "sources": ["set1"]},
         bad=lambda w: [
@@ -823,9 +818,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/releases/{id}/cancel/",
-        url=lambda w: f"/api/releases/{w.ids['building']}/cancel/",
-        url_ids=lambda w, i: f"/api/releases/{i}/cancel/",
+        "post", "/api/releases/{id}/cancel/", id_of="building",
         allowed="remy", refused=RESEARCH_REFUSED, json_body=False, success=(200,),
         bad=lambda w: [
             Req("a ready release", "remy", f"/api/releases/{w.ids['release']}/cancel/",
@@ -833,9 +826,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/reviews/{id}/decision/",
-        url=lambda w: f"/api/reviews/{w.ids['review']}/decision/",
-        url_ids=lambda w, i: f"/api/reviews/{i}/decision/",
+        "post", "/api/reviews/{id}/decision/", id_of="review",
         allowed="rita", refused=MANAGERS_REFUSED,
         valid=lambda w: {"decision": "exclude", "note": "not a person"}, success=(200,),
         bad=lambda w: [
@@ -853,7 +844,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/score/", url=lambda w: "/api/score/",
+        "post", "/api/score/",
         allowed="remy", refused=RESEARCH_REFUSED, json_body=False,
         valid=lambda w: {"image": upload("s.png", png(seed=50))},
         bad=lambda w: [
@@ -865,7 +856,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/scoring-jobs/", url=lambda w: "/api/scoring-jobs/",
+        "post", "/api/scoring-jobs/",
         allowed="remy", refused=RESEARCH_REFUSED,
         valid=lambda w: {"model": "mv1"},
         bad=lambda w: [
@@ -884,9 +875,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/scoring-jobs/{id}/cancel/",
-        url=lambda w: f"/api/scoring-jobs/{w.ids['queued_scoring']}/cancel/",
-        url_ids=lambda w, i: f"/api/scoring-jobs/{i}/cancel/",
+        "post", "/api/scoring-jobs/{id}/cancel/", id_of="queued_scoring",
         allowed="remy", refused=RESEARCH_REFUSED, json_body=False, success=(200,),
         bad=lambda w: [
             Req("a finished job", "remy", f"/api/scoring-jobs/{w.ids['done_scoring']}/cancel/",
@@ -894,7 +883,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/sources/", url=lambda w: "/api/sources/",
+        "post", "/api/sources/",
         allowed="cora", refused=CURATION_REFUSED,
         valid=lambda w: {"kind": "manifest", "path": str(w.import_root / "manifest.csv"),
                          "name": "new-source"},
@@ -928,9 +917,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/source-imports/{id}/cancel/",
-        url=lambda w: f"/api/source-imports/{w.ids['queued_import']}/cancel/",
-        url_ids=lambda w, i: f"/api/source-imports/{i}/cancel/",
+        "post", "/api/source-imports/{id}/cancel/", id_of="queued_import",
         allowed="cora", refused=CURATION_REFUSED, json_body=False, success=(200,),
         bad=lambda w: [
             Req("a finished import", "cora",
@@ -938,9 +925,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/sources/{id}/project/",
-        url=lambda w: f"/api/sources/{w.ids['source']}/project/",
-        url_ids=lambda w, i: f"/api/sources/{i}/project/",
+        "post", "/api/sources/{id}/project/", id_of="source",
         allowed="cora", refused=CURATION_REFUSED,
         valid=lambda w: {"name": "from-source"}, success=(201,),
         bad=lambda w: [
@@ -954,7 +939,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/training-runs/", url=lambda w: "/api/training-runs/",
+        "post", "/api/training-runs/",
         allowed="remy", refused=RESEARCH_REFUSED,
         valid=lambda w: {"release": w.ids["release"], "backbone": "tiny"},
         bad=lambda w: [
@@ -988,9 +973,7 @@ OPS: list[Op] = [
         ],
     ),
     Op(
-        "post", "/api/training-runs/{id}/cancel/",
-        url=lambda w: f"/api/training-runs/{w.ids['queued_run']}/cancel/",
-        url_ids=lambda w, i: f"/api/training-runs/{i}/cancel/",
+        "post", "/api/training-runs/{id}/cancel/", id_of="queued_run",
         allowed="remy", refused=RESEARCH_REFUSED, json_body=False, success=(200,),
         bad=lambda w: [
             Req("a finished run", "remy", f"/api/training-runs/{w.ids['done_run']}/cancel/",

@@ -3,20 +3,14 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.test import APIClient
 
 from annotation import services
 from annotation.models import AuditEvent, Membership, ProjectImage
-from tests.conftest import full_scores
+from tests.conftest import client_for, full_scores
 from tests.quality.test_review_and_api import csv_text
 
 pytestmark = pytest.mark.django_db
 
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def _reference_upload(client, project, refs):
