@@ -30,7 +30,7 @@ def issue_token(user: AbstractBaseUser, device: str = "") -> tuple[ApiToken, str
     return token, key
 
 
-def revoke(token: ApiToken, now: datetime | None = None) -> ApiToken:
+def revoke(token: ApiToken, *, now: datetime | None = None) -> ApiToken:
     """Revoke a token from now on (idempotent: a revoked one keeps its first revocation)."""
     if token.revoked_at is None:
         token.revoked_at = now or timezone.now()

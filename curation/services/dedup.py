@@ -123,10 +123,10 @@ def _representative_of(image_id: int, cluster_id: int | None) -> int:
     return DuplicateCluster.objects.values_list("representative_id", flat=True).get(pk=cluster_id)
 
 
-def assign_cluster(image: Image, k: int = DEFAULT_K) -> DuplicateCluster | None:
+def assign_cluster(image: Image, *, k: int = DEFAULT_K) -> DuplicateCluster | None:
     """Cluster one image against the pool (see `assign_clusters`); returns its cluster, or
     None when it has no near-duplicate in the pool."""
-    assign_clusters([image], k)
+    assign_clusters([image], k=k)
     return image.cluster
 
 
@@ -193,7 +193,7 @@ def members_of(image_ids: Sequence[int]) -> list[Member]:
     ]
 
 
-def assign_clusters(images: Sequence[Image], k: int = DEFAULT_K) -> None:
+def assign_clusters(images: Sequence[Image], *, k: int = DEFAULT_K) -> None:
     """Cluster `images` (hashes stored and committed) against the pool, in one locked pass:
     join each with its near-duplicates (merging their clusters), choose each cluster's
     representative from its members, reconcile the members' job decisions, record every

@@ -58,7 +58,7 @@ class ImportReport:
         return self.created + self.existing
 
 
-def get_or_create_source(name: str, kind: str = "folder") -> Source:
+def get_or_create_source(name: str, *, kind: str = "folder") -> Source:
     source, _ = Source.objects.get_or_create(name=name, defaults={"kind": kind})
     return source
 

@@ -190,7 +190,7 @@ class MetricsReader:
         return records
 
 
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 64_000) -> str:
+def log_tail(path: Path, *, lines: int = LOG_TAIL_LINES, max_bytes: int = 64_000) -> str:
     """The last lines of the log; tqdm's carriage returns count as line ends."""
     try:
         with path.open("rb") as fh:
@@ -278,7 +278,8 @@ def _train(run: TrainingRun, run_dir: Path) -> None:
     run.progress = progress
     if code != 0:
         raise TrainingError(
-            f"python -m modeling.train exited with {code}; the log ends:\n{log_tail(log_path, 8)}"
+            f"python -m modeling.train exited with {code}; the log ends:\n"
+            + log_tail(log_path, lines=8)
         )
 
 
