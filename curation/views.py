@@ -114,6 +114,7 @@ def curation_home(request: HttpRequest) -> HttpResponse:
             "sources": reverse("source-list"),
             "source": url_template("source-detail"),
             "source_import": url_template("source-import-detail"),
+            "source_import_cancel": url_template("source-import-cancel"),
         },
     }
     return render(

@@ -34,9 +34,6 @@ from ..sources import (
     resolve_inside,
 )
 
-# A running import writes its progress at most this often.
-PROGRESS_EVERY_S = 0.5
-
 log = logging.getLogger(__name__)
 
 
@@ -198,10 +195,11 @@ def run_import(import_id: int) -> SourceImport:
     if job is None:
         return SourceImport.objects.select_related("source").get(pk=import_id)
     rows = SourceImport.objects.filter(pk=import_id)
-    beat = jobs.Throttled(SourceImport, import_id, every_s=PROGRESS_EVERY_S)
 
     def report_progress(done: int, total: int) -> None:
-        beat(force=done == total, progress={"done": done, "total": total})
+        # After every batch (one UPDATE per WRITE_BATCH records): a cancel stops the import
+        # before its next batch is written.
+        jobs.beat(SourceImport, import_id, progress={"done": done, "total": total})
 
     try:
         report = import_source(

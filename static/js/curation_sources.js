@@ -113,9 +113,20 @@
   const IMPORT_POLL_MS = 700;
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  /** Poll an import until it is over, showing its progress; the finished import. */
+  /** Poll an import until it is over, showing its progress and a Cancel button (curators);
+   * the finished import. A cancelled one keeps the records written so far. */
   async function followImport(job) {
     const box = $("import-result");
+    const cancel = node("button", { type: "button", class: "btn btn-quiet btn-sm", id: "import-cancel" }, "Cancel import");
+    cancel.addEventListener("click", async () => {
+      cancel.disabled = true;
+      try {
+        await api("POST", url(cfg.urls.source_import_cancel, job.id));
+      } catch (err) {
+        cancel.disabled = false;
+        box.append(node("p", { class: "error small" }, err.message));
+      }
+    });
     for (;;) {
       const p = job.progress || {};
       const pct = p.total ? Math.floor((100 * p.done) / p.total) : 0;
@@ -129,6 +140,7 @@
           node("strong", {}, `Importing “${job.name}”`),
           `: ${text}`,
           node("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct }, node("div", { class: "progress-bar", style: `width: ${pct}%` })),
+          cfg.can_write ? cancel : null,
         ),
       );
       if (!["queued", "running"].includes(job.status)) return job;

@@ -218,3 +218,32 @@ def test_researchers_read_and_annotators_are_kept_out(page, live_server, transac
     expect(page.get_by_role("link", name="Curation")).to_have_count(0)
     response = page.goto("/curation/")
     assert response.status == 403
+
+
+def test_an_import_is_cancelled_from_the_page_and_keeps_what_it_wrote(
+    page, curator, worker, import_root  # noqa: F811
+):
+    from curation.models import SourceImport, SourceItem
+    from tests.curation_api.test_source_imports import big_manifest
+
+    n = 300_000  # long enough to be caught running
+    manifest = big_manifest(import_root / "huge", n)
+    login(page, "cora")
+    page.goto("/curation/")
+    form = page.locator("#import-form")
+    form.get_by_label("Path").fill(str(manifest))
+    form.get_by_label("Name").fill("huge")
+    form.get_by_label("Lowest score").fill("1")
+    form.get_by_label("Highest score").fill("10")
+    form.get_by_role("button", name="Import").click()
+    result = page.locator("#import-result")
+    expect(result).to_contain_text("records", timeout=60_000)  # "N of 300,000 records"
+    page.locator("#import-cancel").click()
+    expect(page.locator("#import-error")).to_contain_text("cancelled by cora", timeout=30_000)
+    job = SourceImport.objects.get()
+    assert job.status == JobStatus.CANCELLED
+    page.wait_for_timeout(1000)  # the batch the worker was writing when the cancel came
+    kept = SourceItem.objects.filter(source__name="huge").count()
+    assert 0 < kept < n  # what was written stays; the rest was never imported
+    page.wait_for_timeout(2000)
+    assert SourceItem.objects.filter(source__name="huge").count() == kept  # the worker stopped
