@@ -18,6 +18,7 @@ from annotation.models import (
     SkipReason,
 )
 from annotation.selectors import kept_labels, label_scores
+from core.jobs import live
 from curation.imaging.hashing import from_signed64, int_to_hex
 from curation.models import FilterJob, Image, Source
 from curation.selectors import accepted_decisions, latest_finished_job
@@ -168,8 +169,8 @@ def unfinished_earlier_versions(release: Release) -> list[str]:
         Release.objects.filter(
             name=release.name,
             created_at__lt=release.created_at,
-            status__in=(ReleaseStatus.QUEUED, ReleaseStatus.BUILDING),
         )
+        .filter(live(Release))
         .exclude(pk=release.pk)
         .order_by("created_at")
         .values_list("version", flat=True)

@@ -20,7 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from curation.imaging.near_dup import choose_representative
-from curation.models import FilterJob, JobStatus, Source
+from curation.models import FilterJob, Source
 from curation.selectors import accepted_decisions, latest_finished_job
 from curation.services.dedup import members_of
 
@@ -163,7 +163,7 @@ def project_from_job(
     name = (name or "").strip()
     if not name:
         raise WorkflowError("the project needs a name")
-    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+    if job.is_live:
         raise Conflict(f"job {job.pk} is still {job.status}: wait for it to finish")
     candidates = accepted_candidates(job)
     if not candidates:

@@ -65,7 +65,7 @@ class Command(BaseCommand):
                 bar.update(decided - bar.n)
                 stages = job.progress.get("stages", {})
                 bar.set_postfix_str(" ".join(f"{s}={stages.get(s, 0)}" for s in STAGES))
-                if job.status in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED):
+                if job.is_over:
                     break
                 if time.monotonic() > deadline:
                     raise CommandError(f"job {job_id} is still {job.status} after the timeout")
