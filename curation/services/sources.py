@@ -26,9 +26,11 @@ from humanbeauty.errors import DomainError
 from ..models import JobStatus, Source, SourceImport, SourceItem
 from ..sources import (
     AllowedRoots,
+    ParseResult,
     PathOutsideRoots,
     Scale,
     SourceFileError,
+    SourceRecord,
     check_scale,
     parse_source,
     resolve_inside,
@@ -75,13 +77,39 @@ def import_source(
     from tqdm import tqdm
 
     result = parse_source(kind, path, scale=scale, roots=settings.IMPORT_ROOTS)
+    source = _source_for(result, kind, name, priority=priority)
+    report = SourceImportReport(source=source, errors=[str(e) for e in result.errors])
+    existing = set(SourceItem.objects.filter(source=source).values_list("path", flat=True))
+    roots = AllowedRoots(settings.IMPORT_ROOTS)  # one checker: it caches resolved folders
+    total = len(result.records)
+    batch: list[SourceItem] = []
+    records = tqdm(result.records, desc=f"import {name}", unit="rec", disable=not progress)
+    for done, record in enumerate(records, start=1):
+        try:
+            result.resolve(record, roots)
+        except PathOutsideRoots as exc:
+            report.errors.append(str(exc))
+            continue
+        batch.append(_item(source, record))
+        if record.path in existing:
+            report.updated += 1
+        else:
+            report.created += 1
+        if len(batch) >= WRITE_BATCH:
+            _write_batch(batch, done, total, on_progress)
+    _write_batch(batch, total, total, on_progress)
+    return report
+
+
+def _source_for(result: ParseResult, kind: str, name: str, *, priority: int | None) -> Source:
+    """The source named `name`: created from the parsed labels, or the same one imported
+    before (same kind and folder; another is refused), its priority updated if given."""
     source = Source.objects.filter(name=name).first()
     if source is not None and (source.kind != kind or source.location != str(result.base)):
         raise SourceFileError(
             f"source '{name}' already exists as {source.kind} from {source.location}; "
             "choose another --name"
         )
-    report = SourceImportReport(source=source, errors=[str(e) for e in result.errors])
     if source is None:
         source, _ = Source.objects.get_or_create(
             name=name,
@@ -96,51 +124,41 @@ def import_source(
     elif priority is not None:
         source.priority = priority
         source.save(update_fields=["priority"])
-    report.source = source
-    existing = set(SourceItem.objects.filter(source=source).values_list("path", flat=True))
-    roots = AllowedRoots(settings.IMPORT_ROOTS)  # one checker: it caches resolved folders
-    total = len(result.records)
-    batch: list[SourceItem] = []
+    return source
 
-    def write(done: int) -> None:
-        with transaction.atomic():
-            SourceItem.objects.bulk_create(
-                batch,
-                batch_size=2000,
-                update_conflicts=True,
-                unique_fields=["source", "path"],
-                update_fields=["raw_score", "score", "extra"],
-            )
-        batch.clear()
-        if on_progress is not None:
-            on_progress(done, total)
 
-    records = tqdm(result.records, desc=f"import {name}", unit="rec", disable=not progress)
-    for done, record in enumerate(records, start=1):
-        try:
-            result.resolve(record, roots)
-        except PathOutsideRoots as exc:
-            report.errors.append(str(exc))
-            continue
-        extra = dict(record.extra)
-        extra.setdefault("scale", [record.score_min, record.score_max])
-        batch.append(
-            SourceItem(
-                source=source,
-                path=record.path,
-                raw_score=record.raw_score,
-                score=record.normalized,
-                extra=extra,
-            )
+def _item(source: Source, record: SourceRecord) -> SourceItem:
+    """One record as it is stored; its score scale travels along in `extra`."""
+    extra = dict(record.extra)
+    extra.setdefault("scale", [record.score_min, record.score_max])
+    return SourceItem(
+        source=source,
+        path=record.path,
+        raw_score=record.raw_score,
+        score=record.normalized,
+        extra=extra,
+    )
+
+
+def _write_batch(
+    batch: list[SourceItem],
+    done: int,
+    total: int,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    """Store a batch in one transaction (new records created, known ones updated), empty it,
+    then report progress: what is reported is committed."""
+    with transaction.atomic():
+        SourceItem.objects.bulk_create(
+            batch,
+            batch_size=2000,
+            update_conflicts=True,
+            unique_fields=["source", "path"],
+            update_fields=["raw_score", "score", "extra"],
         )
-        if record.path in existing:
-            report.updated += 1
-        else:
-            report.created += 1
-        if len(batch) >= WRITE_BATCH:
-            write(done)
-    write(total)
-    return report
+    batch.clear()
+    if on_progress is not None:
+        on_progress(done, total)
 
 
 # --- imports as jobs: the API and the curator's page ------------------------------------------
