@@ -99,10 +99,16 @@ def test_request_id_reused_for_another_lease_is_a_conflict(make_project):
     assert b.status == AssignmentStatus.ACTIVE
 
 
-def test_late_submit_is_accepted_while_the_image_still_needs_ratings(make_project):
-    project, _, users = make_project(1, overlap=2, raters=["r1", "r2"])
+def lease_gone_stale(make_project, *, overlap: int):
+    """One image, raters r1 and r2; r1 leased the image. Returns (project, users, r1's
+    assignment, a moment one minute after its lease expired)."""
+    project, _, users = make_project(1, overlap=overlap, raters=["r1", "r2"])
     a = services.next_task(project, users["r1"])
-    later = a.expires_at + timedelta(minutes=1)
+    return project, users, a, a.expires_at + timedelta(minutes=1)
+
+
+def test_late_submit_is_accepted_while_the_image_still_needs_ratings(make_project):
+    project, users, a, later = lease_gone_stale(make_project, overlap=2)
     result = services.submit_rating(a.pk, users["r1"], full_scores(), new_request_id(), now=later)
     assert result.rating.late
     item = ProjectImage.objects.get(project=project)
@@ -110,9 +116,7 @@ def test_late_submit_is_accepted_while_the_image_still_needs_ratings(make_projec
 
 
 def test_late_submit_is_refused_when_the_slot_went_to_someone_else(make_project):
-    project, _, users = make_project(1, overlap=1, raters=["r1", "r2"])
-    a = services.next_task(project, users["r1"])
-    later = a.expires_at + timedelta(minutes=1)
+    project, users, a, later = lease_gone_stale(make_project, overlap=1)
     b = services.next_task(project, users["r2"], now=later)
     assert b.image_id == a.image_id
     services.submit_rating(b.pk, users["r2"], full_scores(), new_request_id(), now=later)
@@ -125,9 +129,7 @@ def test_late_submit_is_refused_when_the_slot_went_to_someone_else(make_project)
 
 def test_skip_of_an_expired_unreclaimed_lease_gives_its_slot_back(make_project):
     # The lease ran out but no next() reclaimed it yet: skipping must still free the slot once.
-    project, _, users = make_project(1, overlap=1, raters=["r1", "r2"])
-    a = services.next_task(project, users["r1"])
-    later = a.expires_at + timedelta(minutes=1)
+    project, users, a, later = lease_gone_stale(make_project, overlap=1)
     services.skip_assignment(a.pk, users["r1"], "skip", now=later)
     item = ProjectImage.objects.get(project=project)
     assert (item.completed, item.leased, item.remaining) == (0, 0, 1)

@@ -7,20 +7,22 @@ from tests.conftest import client_for
 pytestmark = pytest.mark.django_db
 
 
-def test_unknown_api_url_is_json_404(make_project):
+def not_found_as_a_rater(make_project, url: str):
+    """GET an unknown `url` as a signed-in rater; it must be a 404."""
     _, _, users = make_project(1, raters=["r1"])
-    client = client_for(users["r1"])
-    response = client.get("/api/no-such-thing/")
+    response = client_for(users["r1"]).get(url)
     assert response.status_code == 404
+    return response
+
+
+def test_unknown_api_url_is_json_404(make_project):
+    response = not_found_as_a_rater(make_project, "/api/no-such-thing/")
     assert response["Content-Type"].startswith("application/json")
     assert response.json() == {"detail": "no such API endpoint or object", "code": "not_found"}
 
 
 def test_outside_the_api_404_stays_a_page(make_project):
-    _, _, users = make_project(1, raters=["r1"])
-    client = client_for(users["r1"])
-    response = client.get("/no-such-page/")
-    assert response.status_code == 404
+    response = not_found_as_a_rater(make_project, "/no-such-page/")
     assert response["Content-Type"].startswith("text/html")
 
 

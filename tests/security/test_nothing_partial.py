@@ -516,6 +516,18 @@ def _uuid() -> str:
     return str(uuid.uuid4())
 
 
+def cancel_op(path: str, queued: str, allowed: str, refused: tuple[str, ...], *,
+              ended: tuple[str, str]) -> Op:
+    """A cancel endpoint: `allowed` cancels the world's `queued` object (200); `ended` is
+    (what it is, its world id) for one that already ended, refused with a 409."""
+    label, ended_id = ended
+    return Op(
+        "post", path, id_of=queued, allowed=allowed, refused=refused, json_body=False,
+        success=(200,),
+        bad=lambda w: [Req(label, allowed, path.format(id=w.ids[ended_id]), statuses=(409,))],
+    )
+
+
 MANAGERS_REFUSED = ("alice", "bob", "cora", "remy", "otto")
 CURATION_REFUSED = ("alice", "bob", "rita", "remy", "otto")
 RESEARCH_REFUSED = ("alice", "bob", "rita", "cora", "otto")
@@ -655,14 +667,8 @@ OPS: list[Op] = [
                 "source": w.ids["source"], "config": {"clip": {"checkpoint": "/etc/passwd"}}}),
         ],
     ),
-    Op(
-        "post", "/api/jobs/{id}/cancel/", id_of="queued_job",
-        allowed="cora", refused=CURATION_REFUSED, json_body=False, success=(200,),
-        bad=lambda w: [
-            Req("a finished job", "cora", f"/api/jobs/{w.ids['done_job']}/cancel/",
-                statuses=(409,)),
-        ],
-    ),
+    cancel_op("/api/jobs/{id}/cancel/", "queued_job", "cora", CURATION_REFUSED,
+              ended=("a finished job", "done_job")),
     Op(
         "post", "/api/jobs/{id}/project/", id_of="done_job",
         allowed="cora", refused=CURATION_REFUSED,
@@ -817,14 +823,8 @@ OPS: list[Op] = [
             ("blank name", {"name": " ", "version": "1", "out": "rel-1", "sources": ["set1"]}),
         ],
     ),
-    Op(
-        "post", "/api/releases/{id}/cancel/", id_of="building",
-        allowed="remy", refused=RESEARCH_REFUSED, json_body=False, success=(200,),
-        bad=lambda w: [
-            Req("a ready release", "remy", f"/api/releases/{w.ids['release']}/cancel/",
-                statuses=(409,)),
-        ],
-    ),
+    cancel_op("/api/releases/{id}/cancel/", "building", "remy", RESEARCH_REFUSED,
+              ended=("a ready release", "release")),
     Op(
         "post", "/api/reviews/{id}/decision/", id_of="review",
         allowed="rita", refused=MANAGERS_REFUSED,
@@ -874,14 +874,8 @@ OPS: list[Op] = [
             ("a source without images", {"model": "mv1", "source": "no-items"}),
         ],
     ),
-    Op(
-        "post", "/api/scoring-jobs/{id}/cancel/", id_of="queued_scoring",
-        allowed="remy", refused=RESEARCH_REFUSED, json_body=False, success=(200,),
-        bad=lambda w: [
-            Req("a finished job", "remy", f"/api/scoring-jobs/{w.ids['done_scoring']}/cancel/",
-                statuses=(409,)),
-        ],
-    ),
+    cancel_op("/api/scoring-jobs/{id}/cancel/", "queued_scoring", "remy", RESEARCH_REFUSED,
+              ended=("a finished job", "done_scoring")),
     Op(
         "post", "/api/sources/",
         allowed="cora", refused=CURATION_REFUSED,
@@ -916,14 +910,8 @@ OPS: list[Op] = [
                                     "background": "maybe"}),
         ],
     ),
-    Op(
-        "post", "/api/source-imports/{id}/cancel/", id_of="queued_import",
-        allowed="cora", refused=CURATION_REFUSED, json_body=False, success=(200,),
-        bad=lambda w: [
-            Req("a finished import", "cora",
-                f"/api/source-imports/{w.ids['done_import']}/cancel/", statuses=(409,)),
-        ],
-    ),
+    cancel_op("/api/source-imports/{id}/cancel/", "queued_import", "cora", CURATION_REFUSED,
+              ended=("a finished import", "done_import")),
     Op(
         "post", "/api/sources/{id}/project/", id_of="source",
         allowed="cora", refused=CURATION_REFUSED,
@@ -972,14 +960,8 @@ OPS: list[Op] = [
                                  "version": "mv1"}),
         ],
     ),
-    Op(
-        "post", "/api/training-runs/{id}/cancel/", id_of="queued_run",
-        allowed="remy", refused=RESEARCH_REFUSED, json_body=False, success=(200,),
-        bad=lambda w: [
-            Req("a finished run", "remy", f"/api/training-runs/{w.ids['done_run']}/cancel/",
-                statuses=(409,)),
-        ],
-    ),
+    cancel_op("/api/training-runs/{id}/cancel/", "queued_run", "remy", RESEARCH_REFUSED,
+              ended=("a finished run", "done_run")),
 ]
 OPS_BY_KEY = {(op.method, op.path): op for op in OPS}
 
