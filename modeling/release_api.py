@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,50 +21,10 @@ from humanbeauty.paths import resolve_inside
 from humanbeauty.roles import Role
 
 from .models import Release, ReleaseStatus
-from .services.releases import FORMATS, ReleaseError, create_release
+from .serializers import ReleaseBuildSerializer, ReleaseSerializer
+from .services.releases import ReleaseError, create_release
 
 CHUNK = 1 << 20
-
-
-class ReleaseSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Release
-        fields = [
-            "id",
-            "name",
-            "version",
-            "status",
-            "config",
-            "out_dir",
-            "progress",
-            "counts",
-            "warnings",
-            "manifest_sha256",
-            "error",
-            "created_at",
-            "finished_at",
-        ]
-
-
-class ReleaseBuildSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    version = serializers.CharField(max_length=50)
-    out = serializers.CharField(max_length=1000)
-    projects = serializers.ListField(child=serializers.CharField(), required=False, default=list)
-    sources = serializers.ListField(child=serializers.CharField(), required=False, default=list)
-    seed = serializers.IntegerField(
-        required=False, default=0, min_value=-(2**63), max_value=2**63 - 1
-    )
-    split = serializers.DictField(child=serializers.FloatField(), required=False)
-    formats = serializers.ListField(
-        child=serializers.ChoiceField(choices=FORMATS), required=False, default=list(FORMATS)
-    )
-    images = serializers.ChoiceField(choices=["copy", "link", "none"], default="copy")
-    max_side = serializers.IntegerField(
-        required=False, allow_null=True, min_value=16, max_value=65_535
-    )
-    min_raters = serializers.IntegerField(required=False, default=1, min_value=1, max_value=1000)
-    max_disagreement = serializers.FloatField(required=False, allow_null=True)
 
 
 def tar_stream(root: Path) -> Iterator[bytes]:

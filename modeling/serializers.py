@@ -8,7 +8,8 @@ from rest_framework import serializers
 
 from humanbeauty.standard import DIMENSION_KEYS, LEVELS
 
-from .models import ModelVersion, ScoringJob, TrainingRun
+from .models import ModelVersion, Release, ScoringJob, TrainingRun
+from .release import FORMATS
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -181,3 +182,44 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
         ]
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Release
+        fields = [
+            "id",
+            "name",
+            "version",
+            "status",
+            "config",
+            "out_dir",
+            "progress",
+            "counts",
+            "warnings",
+            "manifest_sha256",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
+
+
+class ReleaseBuildSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    version = serializers.CharField(max_length=50)
+    out = serializers.CharField(max_length=1000)
+    projects = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    sources = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    seed = serializers.IntegerField(
+        required=False, default=0, min_value=-(2**63), max_value=2**63 - 1
+    )
+    split = serializers.DictField(child=serializers.FloatField(), required=False)
+    formats = serializers.ListField(
+        child=serializers.ChoiceField(choices=FORMATS), required=False, default=list(FORMATS)
+    )
+    images = serializers.ChoiceField(choices=["copy", "link", "none"], default="copy")
+    max_side = serializers.IntegerField(
+        required=False, allow_null=True, min_value=16, max_value=65_535
+    )
+    min_raters = serializers.IntegerField(required=False, default=1, min_value=1, max_value=1000)
+    max_disagreement = serializers.FloatField(required=False, allow_null=True)
