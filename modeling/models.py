@@ -29,6 +29,9 @@ class Release(JobRecord):
 
     STATES = States(running=ReleaseStatus.BUILDING, done=ReleaseStatus.READY)
     RESUME_TASK = "modeling.tasks.build_release_task"
+    # Hashing a pool's unhashed images or refreshing a big project's consensus reports no
+    # progress until it is done (a dead holder on this host is noticed at once all the same).
+    STALE_AFTER = timedelta(minutes=30)
 
     status = models.CharField(
         max_length=10, choices=ReleaseStatus.choices, default=ReleaseStatus.QUEUED
