@@ -57,22 +57,28 @@ def client_for(user=None) -> APIClient:
     return client
 
 
-def users_by_role(roles: tuple[str, ...], *, password: str | None = None) -> dict:
-    """One user per role name, named after it; curator, researcher and admin are platform
-    groups, an annotator has none. Without a password the user cannot log in with one (tests
-    use force_authenticate / force_login)."""
+def make_user(name: str, group: str | None = None, *, password: str | None = None):
+    """A user in the platform group `group` (curator, researcher, admin; None: no group, as an
+    annotator). Without a password the user cannot log in with one (tests then use
+    force_authenticate / force_login)."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
+    user = get_user_model().objects.create_user(name, password=password)
+    if group is not None:
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
+    return user
+
+
+def users_by_role(roles: tuple[str, ...], *, password: str | None = None) -> dict:
+    """One user per role name, named after it, in that role's platform group if it has one."""
     from humanbeauty.roles import Role
 
-    out = {}
-    for name in roles:
-        user = get_user_model().objects.create_user(name, password=password)
-        if Role(name) in (Role.CURATOR, Role.RESEARCHER, Role.ADMIN):
-            user.groups.add(Group.objects.get_or_create(name=name)[0])
-        out[name] = user
-    return out
+    groups = {Role.CURATOR, Role.RESEARCHER, Role.ADMIN}
+    return {
+        name: make_user(name, name if Role(name) in groups else None, password=password)
+        for name in roles
+    }
 
 
 @pytest.fixture

@@ -12,14 +12,13 @@ import re
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
 from annotation.models import Project, ProjectImage
 from config.celery import app as celery_app
 from curation.models import Decision, FilterJob, JobStatus, Source
 from tests.celery_worker import start_worker, stop_worker, worker_env
+from tests.conftest import make_user
 from tests.curation_jobs.conftest import EXPECTED, import_root, write_dataset  # noqa: F401
 
 from .conftest import PASSWORD, login
@@ -52,9 +51,7 @@ def worker(transactional_db, import_root):  # noqa: F811
 
 @pytest.fixture
 def curator(transactional_db):
-    user = get_user_model().objects.create_user("cora", password=PASSWORD)
-    user.groups.add(Group.objects.get_or_create(name="curator")[0])
-    return user
+    return make_user("cora", "curator", password=PASSWORD)
 
 
 def shot(page, name: str) -> Path:
@@ -199,10 +196,8 @@ def test_import_filter_watch_and_override(page, live_server, curator, worker, im
 
 
 def test_researchers_read_and_annotators_are_kept_out(page, live_server, transactional_db):
-    User = get_user_model()
-    researcher = User.objects.create_user("rhea", password=PASSWORD)
-    researcher.groups.add(Group.objects.get_or_create(name="researcher")[0])
-    User.objects.create_user("anna", password=PASSWORD)
+    make_user("rhea", "researcher", password=PASSWORD)
+    make_user("anna", password=PASSWORD)
     Source.objects.create(name="empty", kind="manifest", location="/nowhere")
 
     login(page, "rhea")

@@ -22,6 +22,7 @@ from annotation.models import AuditEvent, ItemKind, Membership, ProjectStats, Ra
 from annotation.services.quality import refresh_statistics
 from annotation.views import dimension_groups
 from humanbeauty.standard import DIMENSION_KEYS
+from tests.conftest import make_user
 from tests.quality.conftest import SimRater, make_references, rate_until_done
 
 from .conftest import PASSWORD, login
@@ -214,11 +215,8 @@ def test_annotators_get_403_on_the_pages_and_the_dashboard_api(page, photo_proje
 
 
 def test_a_global_researcher_reads_the_dashboard_but_changes_nothing(page, photo_project):
-    from django.contrib.auth.models import Group
-
     project, _ = build_rated_project(photo_project, n_images=4)
-    researcher = get_user_model().objects.create_user("res", password=PASSWORD)
-    researcher.groups.add(Group.objects.get_or_create(name="researcher")[0])
+    make_user("res", "researcher", password=PASSWORD)
     login(page, "res")
     page.goto(f"/projects/{project.pk}/dashboard/")
     expect(page.locator("body[data-ready=true]")).to_be_attached()

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
 from modeling.models import ModelVersion, ScoringJob, TrainingRun
 from modeling.services import registry
 from tests.browser_support import PASSWORD, login
-from tests.conftest import image_bytes
+from tests.conftest import image_bytes, make_user
 from tests.modeling_api.conftest import train_from_page
 from tests.modeling_api.test_scoring_jobs import pool
 
@@ -22,9 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
 @pytest.fixture
 def researcher(transactional_db):
-    user = get_user_model().objects.create_user("rhea", password=PASSWORD)
-    user.groups.add(Group.objects.get_or_create(name="researcher")[0])
-    return user
+    return make_user("rhea", "researcher", password=PASSWORD)
 
 
 def test_score_activate_and_train_from_the_page(

@@ -9,14 +9,13 @@ import math
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import connection
 from playwright.sync_api import expect
 
 from modeling.hae.synthetic import write_synthetic_release
 from modeling.models import ModelVersion, RunStatus, TrainingRun
 from tests.browser_support import PASSWORD, login
+from tests.conftest import make_user
 from tests.modeling_api.conftest import train_from_page
 
 
@@ -90,8 +89,7 @@ def test_non_finite_metrics_and_progress_are_stored_as_null_with_a_warning(lite_
 def test_a_one_image_test_split_from_the_models_page(
     page, transactional_db, one_test_image_release, eager_celery
 ):
-    user = get_user_model().objects.create_user("tess", password=PASSWORD)
-    user.groups.add(Group.objects.get_or_create(name="researcher")[0])
+    make_user("tess", "researcher", password=PASSWORD)
     login(page, "tess")
     page.goto("/models/")
     train_from_page(page, one_test_image_release, "one-image-test", timeout=90_000)
