@@ -18,19 +18,20 @@ from typing import Any
 
 import numpy as np
 
+from .card import write_card
 from .config import ReleaseConfig, ReleaseRow
 from .datasheet import Stats, write_datasheet
 from .errors import ReleaseConfigError, ReleaseDataError
 from .files import FileLog
 from .images import image_ext, needs_resize, read_verified, resize, stable_name
 from .records import (
-    COLUMN_NAMES,
     KIND_EXPERT,
     KIND_OVERALL,
     check_overall,
     dimension_columns,
     level_of,
     official_scores,
+    wds_record,
 )
 from .splits import SplitHistory, SplitPlan, share_warnings
 from .writers import (
@@ -69,7 +70,8 @@ def layout_lines(config: ReleaseConfig) -> list[str]:
     """What the release directory holds, for the datasheet."""
     splits = ", ".join(config.splits)
     lines = ["manifest.json: sha256 and size of every other file, counts, configuration",
-             "datasheet.md, datasheet.html, datasheet/*.svg: this datasheet"]
+             "README.md: the dataset card (splits, features, licence and how to load)",
+             "datasheet.md, datasheet.html, datasheet/*.svg: the datasheet"]
     if "official" in config.formats:
         val = " and val_label.jsonl" if "val" in config.split else ""
         lines.append(
@@ -83,7 +85,8 @@ def layout_lines(config: ReleaseConfig) -> list[str]:
     if "csv" in config.formats:
         lines.append(f"csv/{{split}}.csv for {splits}: the Parquet columns as CSV")
     if "webdataset" in config.formats:
-        what = "image + json" if config.images != "none" else "json only (images=none)"
+        what = ("jpg (the image's bytes, whatever its encoding) + json (its typed record)"
+                if config.images != "none" else "json only (images=none)")
         lines.append(f"webdataset/{{split}}-NNNNNN.tar: {config.shard_size:,} samples "
                      f"per shard, {what}")
     if config.images == "none":
@@ -155,7 +158,8 @@ class _Builder:
         self.official = OfficialWriter(log, config) if "official" in formats else None
         self.parquet = ParquetWriter(log, names) if "parquet" in formats else None
         self.csv = CsvWriter(log, names) if "csv" in formats else None
-        self.wds = WebDatasetWriter(log, config.shard_size) if "webdataset" in formats else None
+        self.wds = (WebDatasetWriter(log, config.shard_size, splits=names)
+                    if "webdataset" in formats else None)
         self.stats = Stats(names)
         self.buffers: dict[str, list[tuple]] = {s: [] for s in names}
         self.dirs = {e: image_dir(config, e) for e in (False, True)}
@@ -217,8 +221,7 @@ class _Builder:
                 self.official.write(name, split, False, row.source, overall, overall_level,
                                     None)
         if self.wds:
-            self.wds.write(split, name.rsplit(".", 1)[0], ext, data,
-                           dict(zip(COLUMN_NAMES, record, strict=True)))
+            self.wds.write(split, name.rsplit(".", 1)[0], data, wds_record(record))
         buf = self.buffers[split]
         buf.append(record)
         if len(buf) >= BATCH_ROWS:
@@ -365,12 +368,14 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
     stats = builder.stats
     if progress:
         progress("datasheet", 0, 1)
-    write_datasheet(log, stats, config_dict, extra, platform_version, layout_lines(config),
-                    report)
+    layout = layout_lines(config)
+    write_datasheet(log, stats, config_dict, extra, platform_version, layout, report)
+    split_counts = stats.split_counts()
+    write_card(log, config, split_counts, platform_version=platform_version, layout=layout,
+               sources=list(stats.source_counts()))
     if progress:
         progress("datasheet", 1, 1)
 
-    split_counts = stats.split_counts()
     kinds = (KIND_OVERALL, KIND_EXPERT)
     manifest: dict[str, Any] = {
         "manifest_format": MANIFEST_FORMAT,

@@ -65,6 +65,7 @@ class ReleaseConfig:
     max_side: int | None = None  # resize larger images when copying (keeps aspect; JPEG)
     score_bins: int = 5  # equal-width bins of the overall score on [0, 1], for stratification
     shard_size: int = 10_000  # WebDataset samples per tar shard
+    license: str = "unknown"  # the dataset card's licence: a Hub identifier (e.g. cc-by-4.0)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -127,6 +128,13 @@ class ReleaseConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ReleaseConfigError(f"{attr} must be a positive integer, got {value!r}")
 
+        if (not isinstance(self.license, str) or not self.license
+                or not all(c.isalnum() or c in "-._" for c in self.license)):
+            raise ReleaseConfigError(
+                f"license must be a licence identifier such as cc-by-4.0 or unknown, got "
+                f"{self.license!r}"
+            )
+
     @property
     def splits(self) -> tuple[str, ...]:
         """The configured splits in canonical order (train, val, test)."""
@@ -144,4 +152,5 @@ class ReleaseConfig:
             "max_side": self.max_side,
             "score_bins": self.score_bins,
             "shard_size": self.shard_size,
+            "license": self.license,
         }

@@ -139,3 +139,36 @@ def official_scores(dims: tuple, overall: float) -> tuple[list[float], list[bool
         else:
             filled.append(overall)
     return filled, [v is not None for v in values]
+
+
+# The WebDataset json of a sample: the same facts as a row, with no null anywhere, so that a
+# reader that guesses types from the first few samples (``datasets``' "webdataset" loader)
+# guesses them right whatever the order: the 12 dimensions as lists in the official order, a
+# mask saying which are rated, and a fixed placeholder where a value is absent.
+NO_SCORE = -1.0  # in ``scores``/``std`` where a dimension has no value (outside [0, 1])
+WDS_JSON: tuple[tuple[str, str], ...] = (
+    *HEAD,
+    ("scores", "list:float64"),  # 12, official order; NO_SCORE where not rated
+    ("score_mask", "list:bool"),  # True = rated
+    ("std", "list:float64"),  # NO_SCORE where unknown
+    ("n", "list:int32"),  # raters; 0 where none
+    ("levels", "list:string"),  # "" where not rated
+    *TAIL,
+)
+_TAIL_PLACEHOLDER = {"phash": "", "cluster": -1, "original_file": ""}  # for a null
+_HEAD_N, _TAIL_START = len(HEAD), len(HEAD) + len(DIMS)
+
+
+def wds_record(record: tuple) -> dict:
+    """The typed WebDataset json of a row (a tuple in COLUMNS order)."""
+    out = dict(zip((n for n, _ in HEAD), record[:_HEAD_N], strict=True))
+    dims = record[_HEAD_N:_TAIL_START]
+    scores, std, n, levels = dims[0::4], dims[1::4], dims[2::4], dims[3::4]
+    out["scores"] = [NO_SCORE if v is None else v for v in scores]
+    out["score_mask"] = [v is not None for v in scores]
+    out["std"] = [NO_SCORE if v is None else v for v in std]
+    out["n"] = [0 if v is None else int(v) for v in n]
+    out["levels"] = ["" if v is None else v for v in levels]
+    for (name, _t), value in zip(TAIL, record[_TAIL_START:], strict=True):
+        out[name] = _TAIL_PLACEHOLDER[name] if value is None else value
+    return out

@@ -177,15 +177,29 @@ def tar_member(name: str, data: bytes) -> bytes:
     return bytes(h) + data + b"\0" * pad
 
 
+WDS_IMAGE_KEY = "jpg"
+
+
 class WebDatasetWriter:
     """``webdataset/{split}-{000000}.tar`` shards of ``shard_size`` samples; a sample is
-    ``{key}.{ext}`` (the image, when images are released) and ``{key}.json`` (its record), key
-    being the stable name without extension. Headers are fixed (mtime 0, uid/gid 0, mode 644),
-    so shards are byte-identical for the same input; written here rather than by ``tarfile``,
-    which spends more time per member than everything else in a metadata-only build."""
+    ``{key}.jpg`` (the image, when images are released) and ``{key}.json`` (its typed record,
+    ``records.wds_record``), key being the stable name without extension.
 
-    def __init__(self, log: FileLog, shard_size: int, chunk: int = 1 << 20):
+    Every image is stored under the one key ``jpg`` whatever its encoding (the bytes are the
+    released file's, untouched; ``format`` in the json names the original encoding): readers
+    that group a sample's members by extension (``datasets``' "webdataset" loader) need the
+    same keys in every sample, and the usual ``decode("pil")`` / ``to_tuple("jpg", "json")``
+    then reads every sample (PIL recognises a PNG by its bytes). A configured split with no
+    image still gets one (empty) shard, so every split can be named to a loader.
+
+    Headers are fixed (mtime 0, uid/gid 0, mode 644), so shards are byte-identical for the
+    same input; written here rather than by ``tarfile``, which spends more time per member
+    than everything else in a metadata-only build."""
+
+    def __init__(self, log: FileLog, shard_size: int, chunk: int = 1 << 20, *,
+                 splits: tuple[str, ...] = ()):
         self._log = log
+        self._splits = splits
         self._shard_size = shard_size
         self._chunk = chunk
         self._open: dict[str, HashedFile] = {}
@@ -195,17 +209,20 @@ class WebDatasetWriter:
         self._count: dict[str, int] = {}
         self._shard: dict[str, int] = {}
 
-    def write(self, split: str, key: str, ext: str, image: bytes | None, record: dict) -> None:
+    def _next_shard(self, split: str) -> None:
+        self._close(split)
+        shard = self._shard.get(split, -1) + 1
+        self._shard[split] = shard
+        self._open[split] = self._log.open(f"webdataset/{split}-{shard:06d}.tar")
+        self._buf[split], self._buffered[split] = [], 0
+        self._written[split] = self._count[split] = 0
+
+    def write(self, split: str, key: str, image: bytes | None, record: dict) -> None:
         if split not in self._open or self._count[split] >= self._shard_size:
-            self._close(split)
-            shard = self._shard.get(split, -1) + 1
-            self._shard[split] = shard
-            self._open[split] = self._log.open(f"webdataset/{split}-{shard:06d}.tar")
-            self._buf[split], self._buffered[split] = [], 0
-            self._written[split] = self._count[split] = 0
+            self._next_shard(split)
         parts = self._buf[split]
         if image is not None:
-            parts.append(tar_member(f"{key}.{ext}", image))
+            parts.append(tar_member(f"{key}.{WDS_IMAGE_KEY}", image))
             self._buffered[split] += len(parts[-1])
         parts.append(tar_member(f"{key}.json", json.dumps(record).encode()))
         self._buffered[split] += len(parts[-1])
@@ -229,5 +246,8 @@ class WebDatasetWriter:
             fh.close()
 
     def close(self) -> None:
+        for split in self._splits:
+            if split not in self._shard:
+                self._next_shard(split)  # an empty split: one empty shard
         for split in list(self._open):
             self._close(split)

@@ -1,0 +1,247 @@
+"""The dataset card: ``README.md`` at the release root, a Hugging Face YAML header and prose.
+
+The header names each format's files per split (``configs``) and their exact types
+(``dataset_info``), so ``datasets.load_dataset(RELEASE_DIR)`` gives train/validation/test from
+the Parquet files with no option, and ``load_dataset(RELEASE_DIR, "csv" | "webdataset")`` the
+other formats with the same types. The prose sums the release up and shows one loading snippet
+per client (the tests run every snippet).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from humanbeauty.standard import DIMENSION_KEYS
+
+from .config import N_DIMS, ReleaseConfig
+from .records import COLUMNS, KIND_EXPERT, KIND_OVERALL, NO_SCORE, WDS_JSON
+from .writers import WDS_IMAGE_KEY
+
+# The files say val (the official scripts' name); loaders and the Hub say validation.
+HF_SPLIT = {"train": "train", "val": "validation", "test": "test"}
+CONFIG_NAMES = ("parquet", "csv", "webdataset")  # the first one built is the default
+TASK_CATEGORIES = ("image-classification",)  # the Hub's closest: five verbal levels per score
+TAGS = ("image-aesthetics-assessment", "human-beauty", "humanbeauty")
+# pandas (under ``datasets``' CSV reader) cannot read an empty field into an integer column:
+# the nullable integer columns are float64 in the csv config, their values unchanged.
+CSV_NULLABLE_INTS = frozenset(
+    {"cluster", *(f"{k}_n" for k in DIMENSION_KEYS)}
+)
+_SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+          (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))
+
+
+def size_category(n: int) -> str:
+    """The Hub's size category of ``n`` examples."""
+    for limit, name in _SIZES:
+        if n < limit:
+            return name
+    return "100M<n<1B"
+
+
+def _feature(name: str, dtype: str) -> dict[str, Any]:
+    if dtype.startswith("list:"):
+        return {"name": name, "list": dtype[5:], "length": N_DIMS}
+    return {"name": name, "dtype": dtype}
+
+
+def features(config_name: str, images: bool) -> list[dict[str, Any]]:
+    """A config's features in the card's YAML form (``datasets.Features._to_yaml_list``)."""
+    if config_name == "parquet":
+        return [_feature(n, t) for n, t in COLUMNS]
+    if config_name == "csv":
+        return [_feature(n, "float64" if n in CSV_NULLABLE_INTS else t) for n, t in COLUMNS]
+    out = [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
+    if images:
+        out.append({"name": WDS_IMAGE_KEY, "dtype": "image"})
+    out.append({"name": "json", "struct": [_feature(n, t) for n, t in WDS_JSON]})
+    return out
+
+
+FOLDER_CARDS = ("csv", "webdataset")  # formats whose folder has its own card
+FOLDER_VAR = {"csv": "csv", "webdataset": "wds"}
+_FILES = {"parquet": "{}.parquet", "csv": "{}.csv", "webdataset": "{}-*.tar"}
+
+
+def _config(fmt: str, config: ReleaseConfig, *, in_folder: bool) -> tuple[dict, dict]:
+    """The ``configs`` and ``dataset_info`` entries of one format's files, named from the
+    release root or from inside the format's folder."""
+    prefix = "" if in_folder else f"{fmt}/"
+    files = [{"split": HF_SPLIT[s], "path": prefix + _FILES[fmt].format(s)}
+             for s in config.splits]
+    return ({"config_name": "default", "data_files": files},
+            {"config_name": "default", "features": features(fmt, config.images != "none")})
+
+
+def default_format(config: ReleaseConfig) -> str | None:
+    """The format the root card serves (``datasets`` reads one format per card)."""
+    return next((f for f in CONFIG_NAMES if f in config.formats), None)
+
+
+def card_header(config: ReleaseConfig, total: int, fmt: str | None, *,
+                in_folder: bool = False) -> dict:
+    """The YAML header as data: for the release root, or for a format's own folder."""
+    header: dict[str, Any] = {
+        "pretty_name": f"{config.name} {config.version}" + (f" ({fmt})" if in_folder else ""),
+        "license": config.license,
+        "task_categories": list(TASK_CATEGORIES),
+        "tags": list(TAGS),
+        "size_categories": [size_category(total)],
+    }
+    if fmt is not None:
+        entry, info = _config(fmt, config, in_folder=in_folder)
+        header["configs"] = [entry]
+        header["dataset_info"] = info
+    return header
+
+
+def _yaml(header: dict) -> str:
+    text = yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=100)
+    return f"---\n{text}---\n"
+
+
+def _snippets(config: ReleaseConfig,
+              split_counts: dict[str, dict[str, int]]) -> list[tuple[str, str]]:
+    """(client, Python code) for each client that can read what was built; each starts by
+    naming the release folder (``{name}-{version}`` in the current directory)."""
+    formats = config.formats
+    first = next((s for s in config.splits if split_counts[s]["total"]), config.splits[0])
+    release = f"release = {f'{config.name}-{config.version}'!r}  # the path of this folder"
+
+    def at(folder: str, name: str) -> str:
+        return f'f"{{release}}/{folder}/{name}"'
+
+    out: list[tuple[str, str]] = []
+    served = default_format(config)
+    if served is not None:
+        lines = ["from datasets import load_dataset", "", release,
+                 f"ds = load_dataset(release)  # the {served} files: "
+                 + ", ".join(HF_SPLIT[s] for s in config.splits)]
+        lines += [f'ds_{FOLDER_VAR[f]} = load_dataset(f"{{release}}/{f}")'
+                  for f in FOLDER_CARDS if f in formats]
+        out.append(("datasets", "\n".join(lines)))
+    if "parquet" in formats or "csv" in formats:
+        lines = ["import pandas as pd", "", release]
+        if "parquet" in formats:
+            lines.append(f"frame = pd.read_parquet({at('parquet', f'{first}.parquet')})")
+        if "csv" in formats:
+            lines.append(f"frame_csv = pd.read_csv({at('csv', f'{first}.csv')})")
+        out.append(("pandas", "\n".join(lines)))
+    if "parquet" in formats:
+        out.append(("pyarrow", "\n".join([
+            "import pyarrow.parquet as pq", "", release,
+            f"table = pq.read_table({at('parquet', f'{first}.parquet')})",
+        ])))
+    if "webdataset" in formats:
+        keys = f'"{WDS_IMAGE_KEY}", "json"' if config.images != "none" else '"json"'
+        take = "image, record" if config.images != "none" else "(record,)"
+        out.append(("webdataset", "\n".join([
+            "import glob", "", "import webdataset as wds", "", release,
+            f"shards = sorted(glob.glob({at('webdataset', f'{first}-*.tar')}))",
+            'samples = wds.WebDataset(shards, shardshuffle=False).decode("pil")'
+            f".to_tuple({keys})",
+            f"{take} = next(iter(samples))",
+        ])))
+    return out
+
+
+def _counts_table(config: ReleaseConfig, split_counts: dict[str, dict[str, int]]) -> list[str]:
+    rows = ["| split | file name | overall-only | 12-dim | total |", "|---|---|---|---|---|"]
+    for s in config.splits:
+        c = split_counts[s]
+        rows.append(f"| {HF_SPLIT[s]} | {s} | {c[KIND_OVERALL]:,} | {c[KIND_EXPERT]:,} | "
+                    f"{c['total']:,} |")
+    return rows
+
+
+def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]], *,
+              platform_version: str, layout: list[str],
+              sources: list[str]) -> str:
+    """README.md at the release root: the YAML header, then the summary."""
+    total = sum(c["total"] for c in split_counts.values())
+    experts = sum(c[KIND_EXPERT] for c in split_counts.values())
+    served = default_format(config)
+    lines = [
+        _yaml(card_header(config, total, served)),
+        f"# {config.name} {config.version}", "",
+        f"A HumanBeauty dataset release of {total:,} images ({total - experts:,} with an overall "
+        f"score only, {experts:,} rated on the 12 dimensions), built by the HumanBeauty platform "
+        f"{platform_version}. Sources: {', '.join(sources) or 'none'}. Licence: "
+        f"{config.license}. The datasheet (datasheet.md, datasheet.html) describes how it was "
+        "made; manifest.json holds the sha256 of every file.", "",
+        "## Splits", "",
+        "Near-duplicates never straddle two splits. The files name the validation split `val`; "
+        "loaders name it `validation`.", "",
+        *_counts_table(config, split_counts), "",
+        "## Files", "",
+        *(f"- {line}" for line in layout), "",
+        "## Loading", "",
+    ]
+    snippets = _snippets(config, split_counts)
+    if served is None:
+        lines += ["This release holds the official HumanAesExpert layout only: read it with "
+                  "the official scripts (HumanBeauty/train_label.jsonl, test_label.jsonl).", ""]
+    else:
+        folders = [f"`{f}/`" for f in FOLDER_CARDS if f in config.formats]
+        lines += [f"This card gives `datasets` the {served} files and their exact types"
+                  + (f"; {' and '.join(folders)} hold their own card, with their types."
+                     if folders else "."),
+                  f"Each snippet runs as it is beside this folder named "
+                  f"`{config.name}-{config.version}`; else set `release` to its path.", ""]
+        for client, code in snippets:
+            lines += [f"### {client}", "", "```python", code, "```", ""]
+    lines += [
+        "## Columns", "",
+        "One row per image: `path` (the image file, relative to this folder), `image_id`, "
+        "`split` (train/val/test), `source`, `kind` (`overall` or `12dim`), `is_expert`, "
+        "`overall` (the normalised overall score in [0, 1]; for 12-dim images the "
+        "comprehensive score) and `overall_level`; for each of the 12 dimensions `{key}` "
+        "(consensus score in [0, 1]), `{key}_std`, `{key}_n` (raters) and `{key}_level`, "
+        "null for overall-only images and where a dimension does not apply; then `name`, "
+        "`sha256`, `phash`, `cluster` (near-duplicate cluster, null when alone), `width`, "
+        "`height`, `format` (of the original file) and `original_file` (images=none only).", "",
+        "Dimensions, in the official order: " + ", ".join(f"`{k}`" for k in DIMENSION_KEYS)
+        + ".", "",
+        *(_CSV_NOTE if "csv" in config.formats else ()),
+        *(_WDS_NOTE if "webdataset" in config.formats else ()),
+    ]
+    return "\n".join(lines)
+
+
+_CSV_NOTE = (
+    "CSV: an empty field is a null. Read through its card, the nullable integer columns "
+    "(`cluster`, `{key}_n`) are float64: the CSV reader cannot hold an empty field in an "
+    "integer column.", "",
+)
+_WDS_NOTE = (
+    "WebDataset: the json has no null, so readers that guess types from a few samples guess "
+    "them right: the same head and tail fields (`phash` \"\" and `cluster` -1 where none, "
+    "`original_file` \"\" unless images=none), and the dimensions as lists of "
+    f"{N_DIMS} in the official order: `scores` ({NO_SCORE} where not rated), `score_mask` "
+    f"(true = rated), `std` ({NO_SCORE} where unknown), `n` (0 where none) and `levels` "
+    f"(\"\" where not rated). The image is under `{WDS_IMAGE_KEY}` whatever its encoding "
+    "(its bytes as released; `format` in the json names the original encoding).", "",
+)
+
+
+def folder_card(config: ReleaseConfig, fmt: str, total: int) -> str:
+    """README.md of a format's folder: its files and types, for ``load_dataset(FOLDER)``."""
+    return (_yaml(card_header(config, total, fmt, in_folder=True))
+            + f"\n# {config.name} {config.version}: {fmt}\n\nThe {fmt} files of the release; "
+            "see ../README.md.\n")
+
+
+def write_card(log, config: ReleaseConfig, split_counts: dict[str, dict[str, int]], *,
+               platform_version: str, layout: list[str],
+               sources: list[str]) -> None:
+    """README.md at the root, and in each folder of FOLDER_CARDS that was built."""
+    log.write_bytes("README.md", card_text(
+        config, split_counts, platform_version=platform_version,
+        layout=layout, sources=sources,
+    ).encode("utf-8"))
+    total = sum(c["total"] for c in split_counts.values())
+    for fmt in FOLDER_CARDS:
+        if fmt in config.formats:
+            log.write_bytes(f"{fmt}/README.md", folder_card(config, fmt, total).encode("utf-8"))
