@@ -158,8 +158,7 @@ class _Builder:
         self.official = OfficialWriter(log, config) if "official" in formats else None
         self.parquet = ParquetWriter(log, names) if "parquet" in formats else None
         self.csv = CsvWriter(log, names) if "csv" in formats else None
-        self.wds = (WebDatasetWriter(log, config.shard_size, splits=names)
-                    if "webdataset" in formats else None)
+        self.wds = WebDatasetWriter(log, config.shard_size) if "webdataset" in formats else None
         self.stats = Stats(names)
         self.buffers: dict[str, list[tuple]] = {s: [] for s in names}
         self.dirs = {e: image_dir(config, e) for e in (False, True)}

@@ -65,12 +65,12 @@ FOLDER_VAR = {"csv": "csv", "webdataset": "wds"}
 _FILES = {"parquet": "{}.parquet", "csv": "{}.csv", "webdataset": "{}-*.tar"}
 
 
-def _config(fmt: str, config: ReleaseConfig, *, in_folder: bool) -> tuple[dict, dict]:
+def _config(fmt: str, config: ReleaseConfig, splits: list[str], *,
+            in_folder: bool) -> tuple[dict, dict]:
     """The ``configs`` and ``dataset_info`` entries of one format's files, named from the
     release root or from inside the format's folder."""
     prefix = "" if in_folder else f"{fmt}/"
-    files = [{"split": HF_SPLIT[s], "path": prefix + _FILES[fmt].format(s)}
-             for s in config.splits]
+    files = [{"split": HF_SPLIT[s], "path": prefix + _FILES[fmt].format(s)} for s in splits]
     return ({"config_name": "default", "data_files": files},
             {"config_name": "default", "features": features(fmt, config.images != "none")})
 
@@ -80,9 +80,12 @@ def default_format(config: ReleaseConfig) -> str | None:
     return next((f for f in CONFIG_NAMES if f in config.formats), None)
 
 
-def card_header(config: ReleaseConfig, total: int, fmt: str | None, *,
-                in_folder: bool = False) -> dict:
-    """The YAML header as data: for the release root, or for a format's own folder."""
+def card_header(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
+                fmt: str | None, *, in_folder: bool = False) -> dict:
+    """The YAML header as data: for the release root, or for a format's own folder. An empty
+    split is left out: ``datasets`` cannot hold a split with no row (it refuses to load)."""
+    total = sum(c["total"] for c in split_counts.values())
+    splits = [s for s in config.splits if split_counts[s]["total"]]
     header: dict[str, Any] = {
         "pretty_name": f"{config.name} {config.version}" + (f" ({fmt})" if in_folder else ""),
         "license": config.license,
@@ -91,7 +94,7 @@ def card_header(config: ReleaseConfig, total: int, fmt: str | None, *,
         "size_categories": [size_category(total)],
     }
     if fmt is not None:
-        entry, info = _config(fmt, config, in_folder=in_folder)
+        entry, info = _config(fmt, config, splits, in_folder=in_folder)
         header["configs"] = [entry]
         header["dataset_info"] = info
     return header
@@ -118,7 +121,7 @@ def _snippets(config: ReleaseConfig,
     if served is not None:
         lines = ["from datasets import load_dataset", "", release,
                  f"ds = load_dataset(release)  # the {served} files: "
-                 + ", ".join(HF_SPLIT[s] for s in config.splits)]
+                 + ", ".join(HF_SPLIT[s] for s in config.splits if split_counts[s]["total"])]
         lines += [f'ds_{FOLDER_VAR[f]} = load_dataset(f"{{release}}/{f}")'
                   for f in FOLDER_CARDS if f in formats]
         out.append(("datasets", "\n".join(lines)))
@@ -164,7 +167,7 @@ def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]], *,
     experts = sum(c[KIND_EXPERT] for c in split_counts.values())
     served = default_format(config)
     lines = [
-        _yaml(card_header(config, total, served)),
+        _yaml(card_header(config, split_counts, served)),
         f"# {config.name} {config.version}", "",
         f"A HumanBeauty dataset release of {total:,} images ({total - experts:,} with an overall "
         f"score only, {experts:,} rated on the 12 dimensions), built by the HumanBeauty platform "
@@ -173,7 +176,10 @@ def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]], *,
         "made; manifest.json holds the sha256 of every file.", "",
         "## Splits", "",
         "Near-duplicates never straddle two splits. The files name the validation split `val`; "
-        "loaders name it `validation`.", "",
+        "loaders name it `validation`."
+        + "".join(f" The {s} split is empty: the card leaves it out, as `datasets` cannot "
+                  "hold an empty split." for s in config.splits if not split_counts[s]["total"]),
+        "",
         *_counts_table(config, split_counts), "",
         "## Files", "",
         *(f"- {line}" for line in layout), "",
@@ -226,9 +232,9 @@ _WDS_NOTE = (
 )
 
 
-def folder_card(config: ReleaseConfig, fmt: str, total: int) -> str:
+def folder_card(config: ReleaseConfig, fmt: str, split_counts: dict[str, dict[str, int]]) -> str:
     """README.md of a format's folder: its files and types, for ``load_dataset(FOLDER)``."""
-    return (_yaml(card_header(config, total, fmt, in_folder=True))
+    return (_yaml(card_header(config, split_counts, fmt, in_folder=True))
             + f"\n# {config.name} {config.version}: {fmt}\n\nThe {fmt} files of the release; "
             "see ../README.md.\n")
 
@@ -241,7 +247,7 @@ def write_card(log, config: ReleaseConfig, split_counts: dict[str, dict[str, int
         config, split_counts, platform_version=platform_version,
         layout=layout, sources=sources,
     ).encode("utf-8"))
-    total = sum(c["total"] for c in split_counts.values())
     for fmt in FOLDER_CARDS:
         if fmt in config.formats:
-            log.write_bytes(f"{fmt}/README.md", folder_card(config, fmt, total).encode("utf-8"))
+            text = folder_card(config, fmt, split_counts)
+            log.write_bytes(f"{fmt}/README.md", text.encode("utf-8"))

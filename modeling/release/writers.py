@@ -189,17 +189,14 @@ class WebDatasetWriter:
     released file's, untouched; ``format`` in the json names the original encoding): readers
     that group a sample's members by extension (``datasets``' "webdataset" loader) need the
     same keys in every sample, and the usual ``decode("pil")`` / ``to_tuple("jpg", "json")``
-    then reads every sample (PIL recognises a PNG by its bytes). A configured split with no
-    image still gets one (empty) shard, so every split can be named to a loader.
+    then reads every sample (PIL recognises a PNG by its bytes).
 
     Headers are fixed (mtime 0, uid/gid 0, mode 644), so shards are byte-identical for the
     same input; written here rather than by ``tarfile``, which spends more time per member
     than everything else in a metadata-only build."""
 
-    def __init__(self, log: FileLog, shard_size: int, chunk: int = 1 << 20, *,
-                 splits: tuple[str, ...] = ()):
+    def __init__(self, log: FileLog, shard_size: int, chunk: int = 1 << 20):
         self._log = log
-        self._splits = splits
         self._shard_size = shard_size
         self._chunk = chunk
         self._open: dict[str, HashedFile] = {}
@@ -246,8 +243,5 @@ class WebDatasetWriter:
             fh.close()
 
     def close(self) -> None:
-        for split in self._splits:
-            if split not in self._shard:
-                self._next_shard(split)  # an empty split: one empty shard
         for split in list(self._open):
             self._close(split)
