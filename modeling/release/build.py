@@ -83,12 +83,13 @@ def layout_lines(config: ReleaseConfig) -> list[str]:
     if "parquet" in config.formats:
         lines.append(f"parquet/{{split}}.parquet for {splits}: one row per image")
     if "csv" in config.formats:
-        lines.append(f"csv/{{split}}.csv for {splits}: the Parquet columns as CSV")
+        lines.append(f"csv/{{split}}.csv for {splits}: the Parquet columns as CSV; "
+                     "csv/README.md: their card")
     if "webdataset" in config.formats:
         what = ("jpg (the image's bytes, whatever its encoding) + json (its typed record)"
                 if config.images != "none" else "json only (images=none)")
         lines.append(f"webdataset/{{split}}-NNNNNN.tar: {config.shard_size:,} samples "
-                     f"per shard, {what}")
+                     f"per shard, {what}; webdataset/README.md: their card")
     if config.images == "none":
         lines.append("images were not released (images=none): `path` is where each would be, "
                      "`original_file` where it was left")

@@ -24,12 +24,11 @@ import yaml
 from PIL import Image
 
 from humanbeauty.standard import DIMENSION_KEYS, score_to_level
-from modeling.release import COLUMN_NAMES, ReleaseConfig, build_release
+from modeling.release import COLUMN_NAMES, ReleaseConfig, ReleaseConfigError, build_release
 from modeling.release.card import CSV_NULLABLE_INTS, size_category
 
 from .conftest import make_rows
 
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # in case datasets is first imported here
 SPLITS = {"train": "train", "validation": "val", "test": "test"}  # loader name: file name
 LOADED = {"train": "train", "validation": "val"}  # test is empty: the card leaves it out
 NA_DIM = DIMENSION_KEYS.index("environment")  # not applicable to any image of this release
@@ -38,14 +37,14 @@ NA_DIM = DIMENSION_KEYS.index("environment")  # not applicable to any image of t
 @pytest.fixture(scope="module")
 def hf(tmp_path_factory):
     """`datasets` offline, its cache in a temporary folder (the snippets pass no cache_dir)."""
-    import datasets
-
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_DATASETS_OFFLINE", "1")
+        mp.setenv("HF_DATASETS_OFFLINE", "1")  # read on import, if this is the first
+        mp.setenv("HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf-cache")))
+        import datasets
+
         mp.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
         mp.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-        mp.setattr(datasets.config, "HF_DATASETS_CACHE",
-                   Path(tmp_path_factory.mktemp("hf-cache")))
+        mp.setattr(datasets.config, "HF_DATASETS_CACHE", Path(os.environ["HF_DATASETS_CACHE"]))
         yield datasets
 
 
@@ -292,3 +291,12 @@ def test_a_csv_only_release_without_images_loads_from_its_root(tmp_path, hf):
 def test_shard_size_is_an_option_with_a_default_of_10000():
     assert ReleaseConfig(name="a", version="1").shard_size == 10_000
     assert ReleaseConfig(name="a", version="1", shard_size=3).to_dict()["shard_size"] == 3
+
+
+def test_the_licence_is_an_identifier():
+    assert ReleaseConfig(name="a", version="1").license == "unknown"
+    assert ReleaseConfig(name="a", version="1", license="cc-by-4.0").to_dict()["license"] == (
+        "cc-by-4.0")
+    for bad in ("", "cc by", "x\nconfigs: []", None):
+        with pytest.raises(ReleaseConfigError, match="license must be"):
+            ReleaseConfig(name="a", version="1", license=bad)
