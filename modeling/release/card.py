@@ -123,7 +123,7 @@ def _snippets(config: ReleaseConfig,
                  f"ds = load_dataset(release)  # the {served} files: "
                  + ", ".join(HF_SPLIT[s] for s in config.splits if split_counts[s]["total"])]
         lines += [f'ds_{FOLDER_VAR[f]} = load_dataset(f"{{release}}/{f}")'
-                  for f in FOLDER_CARDS if f in formats]
+                  for f in FOLDER_CARDS if f in formats and f != served]
         out.append(("datasets", "\n".join(lines)))
     if "parquet" in formats or "csv" in formats:
         lines = ["import pandas as pd", "", release]
@@ -175,7 +175,8 @@ def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]], *,
         f"{config.license}. The datasheet (datasheet.md, datasheet.html) describes how it was "
         "made; manifest.json holds the sha256 of every file.", "",
         "## Splits", "",
-        "Near-duplicates never straddle two splits. The files name the validation split `val`; "
+        "No near-duplicate cluster straddles two splits (the build checks it; the datasheet "
+        "says how the images were clustered). The files name the validation split `val`; "
         "loaders name it `validation`."
         + "".join(f" The {s} split is empty: the card leaves it out, as `datasets` cannot "
                   "hold an empty split." for s in config.splits if not split_counts[s]["total"]),
