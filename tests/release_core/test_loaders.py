@@ -300,3 +300,23 @@ def test_the_licence_is_an_identifier():
     for bad in ("", "cc by", "x\nconfigs: []", None):
         with pytest.raises(ReleaseConfigError, match="license must be"):
             ReleaseConfig(name="a", version="1", license=bad)
+
+
+def test_a_webdataset_only_release_loads_from_its_root(tmp_path, hf):
+    rows = make_rows(10, 6, folder=tmp_path / "store")
+    splits = {r.image_id: "train" if r.image_id <= 12 else "val" for r in rows}
+    config = ReleaseConfig(name="w", version="1", formats=("webdataset",), shard_size=5,
+                           split={"train": 0.75, "val": 0.25})
+    out = tmp_path / "w-1"
+    build_release(rows, splits, config, out, platform_version="t", extra_config={})
+    ds = hf.load_dataset(str(out))  # the root card serves the WebDataset files
+    assert {k: ds[k].num_rows for k in ds} == {"train": 12, "validation": 4}
+    in_folder = hf.load_dataset(str(out / "webdataset"))  # as does their own card
+    assert in_folder["train"]["json"] == ds["train"]["json"]
+    by_id = {r.image_id: r for r in rows}
+    for name, split in LOADED.items():
+        for sample in ds[name]:
+            row = by_id[sample["json"]["image_id"]]
+            wds_check(sample["json"], row, split)
+            assert sample["jpg"].size == (row.width, row.height)
+    assert len(list((out / "webdataset").glob("train-*.tar"))) == 3  # 5 per shard
