@@ -48,7 +48,7 @@ class TokenView(GenericAPIView):
                 raise LockedOut()
             raise ValidationError(login.errors)
         user = login.validated_data["user"]
-        _, key = services.issue_token(user, login.validated_data.get("device", ""))
+        _, key = services.issue_token(user, device=login.validated_data.get("device", ""))
         # A token login is a login: the signal resets the failure count and sets last_login,
         # as a login through the page does.
         user_logged_in.send(sender=type(user), request=request, user=user)

@@ -17,7 +17,7 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def issue_token(user: AbstractBaseUser, device: str = "") -> tuple[ApiToken, str]:
+def issue_token(user: AbstractBaseUser, *, device: str = "") -> tuple[ApiToken, str]:
     """A new token for one device; returns (the row, the key), the key to be shown once."""
     key = secrets.token_hex(20)
     token = ApiToken.objects.create(

@@ -141,7 +141,7 @@ class AssignmentViewSet(viewsets.GenericViewSet):
             int(pk),
             request.user,
             data.validated_data["reason"],
-            data.validated_data.get("text", ""),
+            text=data.validated_data.get("text", ""),
         )
         return Response(
             SkipSerializer(skip).data, status=status.HTTP_201_CREATED if created else 200

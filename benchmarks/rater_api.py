@@ -586,7 +586,7 @@ def seed(sizes: list[int], raters: int, media_root: Path) -> Seeded:
         for u in usernames:
             services.add_member(project, u, Role.ANNOTATOR)
     users = list(get_user_model().objects.filter(username__in=usernames))
-    tokens = {u.username: issue_token(u, "benchmark")[1] for u in users}
+    tokens = {u.username: issue_token(u, device="benchmark")[1] for u in users}
     with connection.cursor() as cur:
         cur.execute(f"VACUUM ANALYZE {Image._meta.db_table}")
         cur.execute(f"VACUUM ANALYZE {ProjectImage._meta.db_table}")

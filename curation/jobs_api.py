@@ -198,7 +198,9 @@ class JobViewSet(RolePermissionMixin, LongJobViewSet):
         form = JobCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         job = start_job(
-            form.validated_data["source"], form.validated_data["config"], user=request.user
+            form.validated_data["source"],
+            overrides=form.validated_data["config"],
+            user=request.user,
         )
         return self._detail(job, status.HTTP_201_CREATED)
 

@@ -510,8 +510,8 @@ def skip_assignment(
     assignment_id: int,
     rater: AbstractBaseUser,
     reason: str,
-    text: str = "",
     *,
+    text: str = "",
     now: datetime | None = None,
 ) -> tuple[Skip, bool]:
     """Pass on a lease (and flag the image unless the reason is a plain skip).

@@ -150,8 +150,8 @@ def check_clip(config: Mapping[str, Any]) -> None:
 
 def start_job(
     source: Source,
-    overrides: Mapping[str, Any] | None = None,
     *,
+    overrides: Mapping[str, Any] | None = None,
     user: AbstractBaseUser | None = None,
 ) -> FilterJob:
     """Create a job with a snapshot of its configuration and queue it for the workers."""

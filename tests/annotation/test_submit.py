@@ -157,7 +157,7 @@ def test_bad_skip_reasons_are_refused(make_project, reason, text):
     project, _, users = make_project(1, raters=["r1"])
     a = services.next_task(project, users["r1"])
     with pytest.raises(services.WorkflowError):
-        services.skip_assignment(a.pk, users["r1"], reason, text)
+        services.skip_assignment(a.pk, users["r1"], reason, text=text)
     assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.ACTIVE
 
 

@@ -35,7 +35,9 @@ def dataset_source(import_root) -> Source:
 def finished_job(dataset_source, eager_celery, users) -> FilterJob:
     """A job run to its end in-process (CLIP off: no checkpoint on these machines)."""
     job = start_job(
-        dataset_source, {"clip": {"enabled": False}, "chunk_size": 4}, user=users["curator"]
+        dataset_source,
+        overrides={"clip": {"enabled": False}, "chunk_size": 4},
+        user=users["curator"],
     )
     job.refresh_from_db()
     assert job.status == JobStatus.DONE, job.progress

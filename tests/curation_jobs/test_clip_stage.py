@@ -23,7 +23,7 @@ def test_clip_scores_and_reasons_reach_the_decisions(
     import_source("manifest", manifest, "clip", scale=(1, 10))
     job = start_job(
         Source.objects.get(name="clip"),
-        {"clip": {"model": TINY_MODEL, "checkpoint": str(checkpoint),
+        overrides={"clip": {"model": TINY_MODEL, "checkpoint": str(checkpoint),
                   "person_threshold": person_threshold, "inappropriate_threshold": 1.0}},
     )
     assert job.config["clip"]["checkpoint"] == str(checkpoint)

@@ -61,7 +61,7 @@ def test_import_and_curate_give_exactly_the_expected_decisions(import_root, eage
 def test_near_duplicates_span_jobs_and_sources(import_root, eager_celery):
     manifest = write_dataset(import_root / "a")
     import_source("manifest", manifest, "a", scale=(1, 10))
-    first = start_job(Source.objects.get(name="a"), {"clip": {"enabled": False}})
+    first = start_job(Source.objects.get(name="a"), overrides={"clip": {"enabled": False}})
     other = import_root / "b"
     other.mkdir()
     from PIL import Image
@@ -71,7 +71,7 @@ def test_near_duplicates_span_jobs_and_sources(import_root, eager_celery):
     )
     (other / "m.csv").write_text("path\np.jpg\n")
     import_source("manifest", other / "m.csv", "b")
-    second = start_job(Source.objects.get(name="b"), {"clip": {"enabled": False}})
+    second = start_job(Source.objects.get(name="b"), overrides={"clip": {"enabled": False}})
     d = Decision.objects.get(job=second)
     assert d.reasons == ["near_duplicate"]
     original = Decision.objects.get(job=first, item__path="person.jpg")
@@ -118,7 +118,8 @@ def test_bad_job_settings_are_refused(import_root):
     source = Source.objects.get(name="d")
     for bad in ({"chunk_size": 0}, {"nope": 1}, {"clip": {"colour": 1}}, {"near_dup_k": 40}):
         with pytest.raises(JobError):
-            start_job(source, {**bad, "clip": {"enabled": False}} if "clip" not in bad else bad)
+            overrides = {**bad, "clip": {"enabled": False}} if "clip" not in bad else bad
+            start_job(source, overrides=overrides)
 
 
 def test_one_failing_image_is_an_error_and_the_job_goes_on(import_root, eager_celery,
@@ -137,7 +138,7 @@ def test_one_failing_image_is_an_error_and_the_job_goes_on(import_root, eager_ce
     monkeypatch.setattr(faces, "detect_faces", flaky)
     manifest = write_dataset(import_root / "e")
     import_source("manifest", manifest, "e", scale=(1, 10))
-    job = start_job(Source.objects.get(name="e"), {"clip": {"enabled": False}})
+    job = start_job(Source.objects.get(name="e"), overrides={"clip": {"enabled": False}})
     job.refresh_from_db()
     assert job.status == JobStatus.DONE
     decisions = {d.item.path: d for d in Decision.objects.filter(job=job).select_related("item")}

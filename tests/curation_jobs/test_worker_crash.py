@@ -40,7 +40,8 @@ def test_kill_the_worker_mid_job_and_start_another(import_root):
     second = None
     try:
         job = start_job(
-            Source.objects.get(name="crash"), {"chunk_size": 4, "clip": {"enabled": False}}
+            Source.objects.get(name="crash"),
+            overrides={"chunk_size": 4, "clip": {"enabled": False}},
         )
         deadline = time.monotonic() + 120
         while Decision.objects.filter(job=job).count() < 6:

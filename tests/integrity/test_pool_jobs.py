@@ -57,7 +57,7 @@ def test_the_demo_astronaut_twice_is_accepted_once(import_root, eager_celery, cl
              "b_big.jpg": jpeg(base.resize((1024, 1024), PILImage.LANCZOS), 90),
              "coffee.jpg": other_photos()["coffee.jpg"]}
     source = make_source(import_root / "s", files, "s")
-    job = jobs.start_job(source, {**NO_MODELS, "chunk_size": 1})
+    job = jobs.start_job(source, overrides={**NO_MODELS, "chunk_size": 1})
     job.refresh_from_db()
     assert job.status == "done"
     d = {x.item.path: x for x in Decision.objects.filter(job=job).select_related("item")}
@@ -95,7 +95,7 @@ def test_a_later_image_through_another_door_updates_the_job(import_root, eager_c
                                                            tmp_path):
     base = astronaut()
     files = {"small.jpg": jpeg(base, 90), "coffee.jpg": other_photos()["coffee.jpg"]}
-    job = jobs.start_job(make_source(import_root / "s", files, "s"), NO_MODELS)
+    job = jobs.start_job(make_source(import_root / "s", files, "s"), overrides=NO_MODELS)
     job.refresh_from_db()
     small = Decision.objects.get(job=job, item__path="small.jpg")
     assert small.decision == "accepted"
@@ -118,7 +118,7 @@ def test_a_later_image_through_another_door_updates_the_job(import_root, eager_c
 def test_an_override_cannot_put_two_members_of_a_cluster_in_a_project(import_root,
                                                                       eager_celery, users):
     dups = near_duplicates_of_astronaut()
-    job = jobs.start_job(make_source(import_root / "s", dups, "s"), NO_MODELS)
+    job = jobs.start_job(make_source(import_root / "s", dups, "s"), overrides=NO_MODELS)
     job.refresh_from_db()
     accepted = accepted_images(job)
     assert len(accepted) == 1
@@ -183,7 +183,7 @@ def test_same_images_any_order_or_concurrency_same_accepted_set(import_root, eag
     for run, names in enumerate((list(files), list(files)[::-1], sorted(files, key=len))):
         empty_pool()
         source = make_source(import_root / f"r{run}", {n: files[n] for n in names}, f"r{run}")
-        job = jobs.start_job(source, {**NO_MODELS, "chunk_size": 2})
+        job = jobs.start_job(source, overrides={**NO_MODELS, "chunk_size": 2})
         outcomes.append(sorted(i.sha256 for i in accepted_images(job)))
     for run, names in enumerate((list(files), list(files)[::-1])):
         reset()
@@ -220,7 +220,7 @@ def test_source_priority_counts_every_source_holding_the_bytes(import_root, eage
             (folder / "m.csv").write_text("path\n" + "\n".join(files[name]) + "\n")
             source = import_source("manifest", folder / "m.csv", f"{name}{run}",
                                    priority=priority[name]).source
-            jobs.start_job(source, NO_MODELS)
+            jobs.start_job(source, overrides=NO_MODELS)
         image_x = Image.objects.get(sha256=Image.objects.get(original_path="x.jpg").sha256)
         assert image_x.cluster.representative_id == image_x.pk
         mid = Decision.objects.get(job__source__name=f"mid{run}")

@@ -33,7 +33,7 @@ def data(make_project, import_root, eager_celery):
     refresh_statistics(project)
     manifest = write_dataset(import_root / "src")
     import_source("manifest", manifest, "src", scale=(1, 10))
-    start_job(Source.objects.get(name="src"), {"clip": {"enabled": False}})
+    start_job(Source.objects.get(name="src"), overrides={"clip": {"enabled": False}})
     return project, images
 
 

@@ -56,7 +56,7 @@ def test_fuzz_every_operation_as(role, live_server, demo_data, purge_queue, tmp_
 
     from accounts.services import issue_token
 
-    _, key = issue_token(get_user_model().objects.get(username=ROLES[role]), "fuzzer")
+    _, key = issue_token(get_user_model().objects.get(username=ROLES[role]), device="fuzzer")
     headers = {"Authorization": f"Token {key}", "Accept": "application/json"}
     schema = requests.get(f"{live_server.url}/api/schema/", headers=headers, timeout=30)
     assert schema.status_code == 200

@@ -313,15 +313,15 @@ def world(settings, tmp_path, django_capture_on_commit_callbacks) -> Iterator[Wo
                                           status="done", finished_at=timezone.now())
 
     for name in USERS:
-        token, key = issue_token(world.users[name], "sweep")
+        token, key = issue_token(world.users[name], device="sweep")
         world.tokens[name] = key
         world.ids[f"token:{name}"] = token.pk
     # Touched now, so authenticating does not write last_used_at during the sweep.
     ApiToken.objects.update(last_used_at=timezone.now())
-    revoked, world.tokens["revoked"] = issue_token(world.users["root"], "old")
+    revoked, world.tokens["revoked"] = issue_token(world.users["root"], device="old")
     revoked.revoked_at = timezone.now()
     revoked.save()
-    expired, world.tokens["expired"] = issue_token(world.users["root"], "old")
+    expired, world.tokens["expired"] = issue_token(world.users["root"], device="old")
     ApiToken.objects.filter(pk=expired.pk).update(expires_at=timezone.now())
 
     world.ids.update(

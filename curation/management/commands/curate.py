@@ -39,7 +39,7 @@ class Command(BaseCommand):
             overrides.setdefault("clip", {})
             overrides["clip"] = {**overrides["clip"], "enabled": False}
         try:
-            job = start_job(source, overrides)
+            job = start_job(source, overrides=overrides)
         except JobError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(str(job.pk))

@@ -1,0 +1,52 @@
+"""Conventions that docs/conventions.md states and the code keeps, checked from the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = ("core", "accounts", "curation", "annotation", "modeling")
+
+
+def service_modules() -> list[Path]:
+    found = []
+    for app in APPS:
+        found += sorted((ROOT / app).glob("services/*.py"))
+        if (ROOT / app / "services.py").is_file():
+            found.append(ROOT / app / "services.py")
+    return found
+
+
+def test_service_options_are_keyword_only():
+    """A public service function takes its subjects positionally and every option (a parameter
+    with a default) by keyword: a call reads `start_job(source, overrides=...)`."""
+    offenders = []
+    for path in service_modules():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            public = isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
+            if public and node.args.defaults:  # a positional parameter with a default
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert service_modules(), "no service modules found"
+    assert not offenders, "options not keyword-only:\n" + "\n".join(offenders)
+
+
+def test_selectors_never_write():
+    """Reads in selectors, writes in services: no selector saves, creates, updates or deletes."""
+    writes = {"save", "create", "bulk_create", "update", "bulk_update", "delete",
+              "get_or_create", "update_or_create"}
+    offenders = []
+    for app in APPS:
+        path = ROOT / app / "selectors.py"
+        if not path.is_file():
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            receiver = ast.unparse(node.func.value)
+            # `.save()`/`.delete()` on anything; the others on a manager or a queryset (a dict's
+            # `.update()` is no write).
+            on_rows = ".objects" in receiver or "filter(" in receiver or "exclude(" in receiver
+            if node.func.attr in {"save", "delete"} or (node.func.attr in writes and on_rows):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.func.attr}()")
+    assert not offenders, "selectors that write:\n" + "\n".join(offenders)
