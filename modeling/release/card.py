@@ -9,6 +9,7 @@ per client (the tests run every snippet).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import yaml
@@ -65,13 +66,20 @@ FOLDER_VAR = {"csv": "csv", "webdataset": "wds"}
 _FILES = {"parquet": "{}.parquet", "csv": "{}.csv", "webdataset": "{}-*.tar"}
 
 
-def _config(fmt: str, config: ReleaseConfig, splits: list[str], *,
+def _config(fmt: str, config: ReleaseConfig, splits: list[str], digest: str, *,
             in_folder: bool) -> tuple[dict, dict]:
     """The ``configs`` and ``dataset_info`` entries of one format's files, named from the
-    release root or from inside the format's folder."""
+    release root or from inside the format's folder.
+
+    The description names the files' digest: ``datasets`` caches a local folder under its
+    name and a hash of its card, so two releases with the same card in folders of the same
+    name (every release's ``csv/``) would share a cache and the second would load the
+    first's rows."""
     prefix = "" if in_folder else f"{fmt}/"
     files = [{"split": HF_SPLIT[s], "path": prefix + _FILES[fmt].format(s)} for s in splits]
-    return ({"config_name": "default", "data_files": files},
+    description = (f"{config.name} {config.version}, {fmt} files; sha256 of their list of "
+                   f"checksums: {digest}")
+    return ({"config_name": "default", "data_files": files, "description": description},
             {"config_name": "default", "features": features(fmt, config.images != "none")})
 
 
@@ -81,7 +89,7 @@ def default_format(config: ReleaseConfig) -> str | None:
 
 
 def card_header(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
-                fmt: str | None, *, in_folder: bool = False) -> dict:
+                fmt: str | None, digests: dict[str, str], *, in_folder: bool = False) -> dict:
     """The YAML header as data: for the release root, or for a format's own folder. An empty
     split is left out: ``datasets`` cannot hold a split with no row (it refuses to load)."""
     total = sum(c["total"] for c in split_counts.values())
@@ -94,7 +102,7 @@ def card_header(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
         "size_categories": [size_category(total)],
     }
     if fmt is not None:
-        entry, info = _config(fmt, config, splits, in_folder=in_folder)
+        entry, info = _config(fmt, config, splits, digests[fmt], in_folder=in_folder)
         header["configs"] = [entry]
         header["dataset_info"] = info
     return header
@@ -159,7 +167,8 @@ def _counts_table(config: ReleaseConfig, split_counts: dict[str, dict[str, int]]
     return rows
 
 
-def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]], *,
+def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
+              digests: dict[str, str], *,
               platform_version: str, layout: list[str],
               sources: list[str]) -> str:
     """README.md at the release root: the YAML header, then the summary."""
@@ -167,7 +176,7 @@ def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]], *,
     experts = sum(c[KIND_EXPERT] for c in split_counts.values())
     served = default_format(config)
     lines = [
-        _yaml(card_header(config, split_counts, served)),
+        _yaml(card_header(config, split_counts, served, digests)),
         f"# {config.name} {config.version}", "",
         f"A HumanBeauty dataset release of {total:,} images ({total - experts:,} with an overall "
         f"score only, {experts:,} rated on the 12 dimensions), built by the HumanBeauty platform "
@@ -233,9 +242,10 @@ _WDS_NOTE = (
 )
 
 
-def folder_card(config: ReleaseConfig, fmt: str, split_counts: dict[str, dict[str, int]]) -> str:
+def folder_card(config: ReleaseConfig, fmt: str, split_counts: dict[str, dict[str, int]],
+                digests: dict[str, str]) -> str:
     """README.md of a format's folder: its files and types, for ``load_dataset(FOLDER)``."""
-    return (_yaml(card_header(config, split_counts, fmt, in_folder=True))
+    return (_yaml(card_header(config, split_counts, fmt, digests, in_folder=True))
             + f"\n# {config.name} {config.version}: {fmt}\n\nThe {fmt} files of the release; "
             "see ../README.md.\n")
 
@@ -244,11 +254,16 @@ def write_card(log, config: ReleaseConfig, split_counts: dict[str, dict[str, int
                platform_version: str, layout: list[str],
                sources: list[str]) -> None:
     """README.md at the root, and in each folder of FOLDER_CARDS that was built."""
+    digests = {}
+    for fmt in CONFIG_NAMES:
+        lines = "".join(f"{rel} {sha}\n" for rel, (sha, _size) in sorted(log.files.items())
+                        if rel.startswith(f"{fmt}/"))
+        digests[fmt] = hashlib.sha256(lines.encode()).hexdigest()
     log.write_bytes("README.md", card_text(
-        config, split_counts, platform_version=platform_version,
+        config, split_counts, digests, platform_version=platform_version,
         layout=layout, sources=sources,
     ).encode("utf-8"))
     for fmt in FOLDER_CARDS:
         if fmt in config.formats:
-            text = folder_card(config, fmt, split_counts)
+            text = folder_card(config, fmt, split_counts, digests)
             log.write_bytes(f"{fmt}/README.md", text.encode("utf-8"))

@@ -320,3 +320,19 @@ def test_a_webdataset_only_release_loads_from_its_root(tmp_path, hf):
             wds_check(sample["json"], row, split)
             assert sample["jpg"].size == (row.width, row.height)
     assert len(list((out / "webdataset").glob("train-*.tar"))) == 3  # 5 per shard
+
+
+def test_two_releases_in_folders_of_one_name_do_not_share_the_datasets_cache(tmp_path, hf):
+    """`datasets` caches a local folder by its name and its card: every release's csv/ has
+    the same name, so the card names its files' digest, else the second loads the first."""
+    loaded = {}
+    for where, n in (("a", 6), ("b", 9)):
+        rows = make_rows(n, 0)
+        out = tmp_path / where / "hb-1"
+        build_release(rows, {r.image_id: "train" for r in rows},
+                      ReleaseConfig(name="hb", version="1", images="none",
+                                    formats=("parquet", "csv"), split={"train": 1.0}),
+                      out, platform_version="t", extra_config={})
+        loaded[where] = (hf.load_dataset(str(out))["train"].num_rows,
+                         hf.load_dataset(str(out / "csv"))["train"].num_rows)
+    assert loaded == {"a": (6, 6), "b": (9, 9)}
