@@ -1,10 +1,12 @@
 """The dataset card: ``README.md`` at the release root, a Hugging Face YAML header and prose.
 
-The header names each format's files per split (``configs``) and their exact types
-(``dataset_info``), so ``datasets.load_dataset(RELEASE_DIR)`` gives train/validation/test from
-the Parquet files with no option, and ``load_dataset(RELEASE_DIR, "csv" | "webdataset")`` the
-other formats with the same types. The prose sums the release up and shows one loading snippet
-per client (the tests run every snippet).
+``datasets`` reads one format per card (it picks its reader from the files of the first
+config), so the root card names the Parquet files per split (else the CSV, else the WebDataset
+files) and their exact types: ``datasets.load_dataset(RELEASE_DIR)`` gives train/validation/
+test with no option. ``csv/`` and ``webdataset/`` carry their own card, so
+``load_dataset(RELEASE_DIR/csv)`` and ``load_dataset(RELEASE_DIR/webdataset)`` read those
+formats with their types. The prose sums the release up and shows one loading snippet per
+client (the tests run every snippet).
 """
 
 from __future__ import annotations
@@ -22,14 +24,12 @@ from .writers import WDS_IMAGE_KEY
 
 # The files say val (the official scripts' name); loaders and the Hub say validation.
 HF_SPLIT = {"train": "train", "val": "validation", "test": "test"}
-CONFIG_NAMES = ("parquet", "csv", "webdataset")  # the first one built is the default
+CARD_FORMATS = ("parquet", "csv", "webdataset")  # the first one built is the default
 TASK_CATEGORIES = ("image-classification",)  # the Hub's closest: five verbal levels per score
 TAGS = ("image-aesthetics-assessment", "human-beauty", "humanbeauty")
 # pandas (under ``datasets``' CSV reader) cannot read an empty field into an integer column:
 # the nullable integer columns are float64 in the csv config, their values unchanged.
-CSV_NULLABLE_INTS = frozenset(
-    {"cluster", *(f"{k}_n" for k in DIMENSION_KEYS)}
-)
+CSV_NULLABLE_INTS = frozenset({"cluster", *(f"{k}_n" for k in DIMENSION_KEYS)})
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
           (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))
 
@@ -85,7 +85,7 @@ def _config(fmt: str, config: ReleaseConfig, splits: list[str], digest: str, *,
 
 def default_format(config: ReleaseConfig) -> str | None:
     """The format the root card serves (``datasets`` reads one format per card)."""
-    return next((f for f in CONFIG_NAMES if f in config.formats), None)
+    return next((f for f in CARD_FORMATS if f in config.formats), None)
 
 
 def card_header(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
@@ -255,7 +255,7 @@ def write_card(log, config: ReleaseConfig, split_counts: dict[str, dict[str, int
                sources: list[str]) -> None:
     """README.md at the root, and in each folder of FOLDER_CARDS that was built."""
     digests = {}
-    for fmt in CONFIG_NAMES:
+    for fmt in CARD_FORMATS:
         lines = "".join(f"{rel} {sha}\n" for rel, (sha, _size) in sorted(log.files.items())
                         if rel.startswith(f"{fmt}/"))
         digests[fmt] = hashlib.sha256(lines.encode()).hexdigest()
