@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,51 +17,11 @@ from core.access import global_role_permission
 from curation.models import FilterJob, Source
 from humanbeauty.roles import Role
 
+from .serializers import (
+    ProjectFromCurationResultSerializer,
+    ProjectFromCurationSerializer,
+)
 from .services.from_curation import FromCurationResult, project_from_job, project_from_source
-
-
-class ProjectFromCurationSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, help_text="The new project's name (unique).")
-    sample = serializers.IntegerField(
-        min_value=1,
-        max_value=2**31 - 1,
-        required=False,
-        allow_null=True,
-        help_text="Take a sample of N images stratified by source score (default: all).",
-    )
-    seed = serializers.IntegerField(
-        required=False, default=0, min_value=0, max_value=2**32 - 1, help_text="The sample's seed."
-    )
-    overlap = serializers.IntegerField(
-        min_value=1,
-        max_value=100,
-        required=False,
-        allow_null=True,
-        help_text="Raters per image (default 3).",
-    )
-
-
-class StratumSerializer(serializers.Serializer):
-    low = serializers.FloatField(allow_null=True)
-    high = serializers.FloatField(allow_null=True)
-    size = serializers.IntegerField()
-    taken = serializers.IntegerField()
-
-
-class CreatedProjectSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    overlap = serializers.IntegerField()
-
-
-class ProjectFromCurationResultSerializer(serializers.Serializer):
-    project = CreatedProjectSerializer()
-    job = serializers.IntegerField()
-    accepted = serializers.IntegerField(help_text="Accepted images available.")
-    images = serializers.IntegerField(help_text="Images put in the project.")
-    sample = serializers.IntegerField(allow_null=True)
-    seed = serializers.IntegerField()
-    strata = StratumSerializer(many=True)
 
 
 def result_data(result: FromCurationResult) -> dict:

@@ -14,42 +14,13 @@ from rest_framework.response import Response
 
 from . import selectors
 from .quality_api import manager_project
+from .serializers import (
+    HistogramSerializer,
+    TimelineSerializer,
+)
 
 BUCKETS = ("auto", "hour", "day", "week")
 MAX_BINS = 50
-
-
-class TimelinePointSerializer(serializers.Serializer):
-    t = serializers.DateTimeField(help_text="Start of the bucket (project time zone).")
-    n = serializers.IntegerField(help_text="Production ratings in the bucket.")
-    cumulative = serializers.IntegerField(help_text="Production ratings up to its end.")
-
-
-class TimelineRaterSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    n = serializers.IntegerField(help_text="Production ratings.")
-    n_reference = serializers.IntegerField(help_text="Gold and qualification answers.")
-    n_today = serializers.IntegerField(help_text="Production ratings since midnight.")
-    median_seconds = serializers.FloatField(help_text="Median time spent per rating.")
-    series = serializers.ListField(
-        child=serializers.IntegerField(), help_text="Production ratings per bucket (as points)."
-    )
-
-
-class TimelineSerializer(serializers.Serializer):
-    bucket = serializers.ChoiceField(choices=BUCKETS[1:])
-    timezone = serializers.CharField()
-    points = TimelinePointSerializer(many=True)
-    raters = TimelineRaterSerializer(many=True)
-    progress = serializers.DictField(child=serializers.IntegerField())
-
-
-class HistogramSerializer(serializers.Serializer):
-    counts = serializers.ListField(child=serializers.IntegerField())
-    n = serializers.IntegerField(help_text="Images with a score on this dimension.")
-    not_applicable = serializers.IntegerField(help_text="Images labelled 'not applicable'.")
-    mean = serializers.FloatField(allow_null=True)
-    std = serializers.FloatField(allow_null=True)
 
 
 class ProjectDashboardMixin:

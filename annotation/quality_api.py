@@ -20,7 +20,16 @@ from core.access import has_global_role
 from humanbeauty.roles import OVERSIGHT_ROLES, Role
 
 from . import selectors
-from .models import ItemKind, Project, RaterStatus, ReviewDecision, ReviewItem
+from .models import ItemKind, Project, ReviewItem
+from .serializers import (
+    ConsensusEntrySerializer,
+    DimensionAgreementSerializer,
+    RaterEntrySerializer,
+    RaterExclusionSerializer,
+    RaterStatusSerializer,
+    ReferenceUploadSerializer,
+    ReviewDecisionSerializer,
+)
 from .services import WorkflowError
 from .services import quality as quality_services
 from .services import review as review_services
@@ -44,67 +53,6 @@ def manager_project(
     if role is None and not sees_all:
         raise NotFound(missing or f"project {pk} does not exist")
     raise PermissionDenied("this is for the project's reviewers and admins")
-
-
-class DimensionAgreementSerializer(serializers.Serializer):
-    krippendorff_alpha = serializers.FloatField(allow_null=True)
-    icc2_1 = serializers.FloatField(allow_null=True)
-    icc2_k = serializers.FloatField(allow_null=True)
-    mean_pairwise_srcc = serializers.FloatField(allow_null=True)
-    n_images = serializers.IntegerField()
-
-
-class RaterEntrySerializer(serializers.Serializer):
-    username = serializers.CharField()
-    status = serializers.ChoiceField(choices=RaterStatus.choices)
-    status_reason = serializers.CharField()
-    gold_n = serializers.IntegerField()
-    gold_mae = serializers.FloatField(allow_null=True)
-    bias = serializers.FloatField(allow_null=True)
-    spread = serializers.FloatField(allow_null=True)
-    corr_with_others = serializers.FloatField(allow_null=True)
-    excluded = serializers.BooleanField(help_text="Left out of the consensus (ratings kept).")
-    exclusion_reason = serializers.CharField(help_text="Why: screening's finding or a manager's.")
-    exclusion_source = serializers.CharField(help_text="screening, manager, or empty.")
-    exclusion_override = serializers.CharField(
-        help_text="A manager's standing decision (include, exclude) or empty: screening decides."
-    )
-    shared_images = serializers.IntegerField(help_text="Images shared with other raters.")
-    screening_note = serializers.CharField(help_text="What screening saw at the last refresh.")
-    n_ratings = serializers.IntegerField()
-    qualification = serializers.JSONField(allow_null=True)
-
-
-class ConsensusEntrySerializer(serializers.Serializer):
-    image = serializers.IntegerField(source="image_id")
-    scores = serializers.JSONField()
-    final = serializers.JSONField(allow_null=True)
-    n_raters = serializers.IntegerField()
-    n_ratings = serializers.IntegerField(help_text="Ratings the label was computed from.")
-    max_std = serializers.FloatField(allow_null=True)
-    inconsistent = serializers.ListField(child=serializers.CharField())
-    computed_at = serializers.DateTimeField()
-    stale = serializers.BooleanField(help_text="Ratings arrived since (a refresh is queued).")
-
-
-class ReferenceUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="CSV: `image` + the 12 dimension keys.")
-    kind = serializers.ChoiceField(
-        choices=[ItemKind.GOLD, ItemKind.TRAINING, ItemKind.TEST], default=ItemKind.GOLD
-    )
-
-
-class RaterExclusionSerializer(serializers.Serializer):
-    decision = serializers.ChoiceField(
-        choices=["include", "exclude", "auto"],
-        help_text="include / exclude: the manager's decision wins over screening; auto: undo.",
-    )
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-
-
-class RaterStatusSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=RaterStatus.choices)
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
 class ProjectQualityMixin:
@@ -233,14 +181,6 @@ class ProjectQualityMixin:
         wanted = request.query_params.get("status", "open")
         page = self.paginate_queryset(selectors.review_queue(project, wanted))
         return self.get_paginated_response(selectors.review_entries(page))
-
-
-class ReviewDecisionSerializer(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=ReviewDecision.choices)
-    final_scores = serializers.DictField(
-        child=serializers.JSONField(allow_null=True), required=False
-    )
-    note = serializers.CharField(required=False, allow_blank=True, max_length=4000)
 
 
 class ReviewViewSet(viewsets.GenericViewSet):

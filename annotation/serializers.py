@@ -7,7 +7,17 @@ from rest_framework import serializers
 
 from humanbeauty.standard import DIMENSION_KEYS, describe
 
-from .models import Assignment, ItemKind, Project, Rating, Skip, SkipReason
+from .models import (
+    Assignment,
+    ItemKind,
+    Project,
+    RaterStatus,
+    Rating,
+    ReviewDecision,
+    Skip,
+    SkipReason,
+)
+from .selectors import TIMELINE_STEPS
 
 
 def render_guidelines(text: str) -> str:
@@ -159,3 +169,158 @@ class SkipSerializer(serializers.ModelSerializer):
     class Meta:
         model = Skip
         fields = ["id", "assignment", "image", "reason", "text", "flagged", "created_at"]
+
+
+# --- quality_api: shapes of its requests and answers ----------------------------------------------
+
+
+class DimensionAgreementSerializer(serializers.Serializer):
+    krippendorff_alpha = serializers.FloatField(allow_null=True)
+    icc2_1 = serializers.FloatField(allow_null=True)
+    icc2_k = serializers.FloatField(allow_null=True)
+    mean_pairwise_srcc = serializers.FloatField(allow_null=True)
+    n_images = serializers.IntegerField()
+
+
+class RaterEntrySerializer(serializers.Serializer):
+    username = serializers.CharField()
+    status = serializers.ChoiceField(choices=RaterStatus.choices)
+    status_reason = serializers.CharField()
+    gold_n = serializers.IntegerField()
+    gold_mae = serializers.FloatField(allow_null=True)
+    bias = serializers.FloatField(allow_null=True)
+    spread = serializers.FloatField(allow_null=True)
+    corr_with_others = serializers.FloatField(allow_null=True)
+    excluded = serializers.BooleanField(help_text="Left out of the consensus (ratings kept).")
+    exclusion_reason = serializers.CharField(help_text="Why: screening's finding or a manager's.")
+    exclusion_source = serializers.CharField(help_text="screening, manager, or empty.")
+    exclusion_override = serializers.CharField(
+        help_text="A manager's standing decision (include, exclude) or empty: screening decides."
+    )
+    shared_images = serializers.IntegerField(help_text="Images shared with other raters.")
+    screening_note = serializers.CharField(help_text="What screening saw at the last refresh.")
+    n_ratings = serializers.IntegerField()
+    qualification = serializers.JSONField(allow_null=True)
+
+
+class ConsensusEntrySerializer(serializers.Serializer):
+    image = serializers.IntegerField(source="image_id")
+    scores = serializers.JSONField()
+    final = serializers.JSONField(allow_null=True)
+    n_raters = serializers.IntegerField()
+    n_ratings = serializers.IntegerField(help_text="Ratings the label was computed from.")
+    max_std = serializers.FloatField(allow_null=True)
+    inconsistent = serializers.ListField(child=serializers.CharField())
+    computed_at = serializers.DateTimeField()
+    stale = serializers.BooleanField(help_text="Ratings arrived since (a refresh is queued).")
+
+
+class ReferenceUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV: `image` + the 12 dimension keys.")
+    kind = serializers.ChoiceField(
+        choices=[ItemKind.GOLD, ItemKind.TRAINING, ItemKind.TEST], default=ItemKind.GOLD
+    )
+
+
+class RaterExclusionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(
+        choices=["include", "exclude", "auto"],
+        help_text="include / exclude: the manager's decision wins over screening; auto: undo.",
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class RaterStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=RaterStatus.choices)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ReviewDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=ReviewDecision.choices)
+    final_scores = serializers.DictField(
+        child=serializers.JSONField(allow_null=True), required=False
+    )
+    note = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+
+# --- curation_api: shapes of its requests and answers ---------------------------------------------
+
+
+class ProjectFromCurationSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, help_text="The new project's name (unique).")
+    sample = serializers.IntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        required=False,
+        allow_null=True,
+        help_text="Take a sample of N images stratified by source score (default: all).",
+    )
+    seed = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=2**32 - 1, help_text="The sample's seed."
+    )
+    overlap = serializers.IntegerField(
+        min_value=1,
+        max_value=100,
+        required=False,
+        allow_null=True,
+        help_text="Raters per image (default 3).",
+    )
+
+
+class StratumSerializer(serializers.Serializer):
+    low = serializers.FloatField(allow_null=True)
+    high = serializers.FloatField(allow_null=True)
+    size = serializers.IntegerField()
+    taken = serializers.IntegerField()
+
+
+class CreatedProjectSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    overlap = serializers.IntegerField()
+
+
+class ProjectFromCurationResultSerializer(serializers.Serializer):
+    project = CreatedProjectSerializer()
+    job = serializers.IntegerField()
+    accepted = serializers.IntegerField(help_text="Accepted images available.")
+    images = serializers.IntegerField(help_text="Images put in the project.")
+    sample = serializers.IntegerField(allow_null=True)
+    seed = serializers.IntegerField()
+    strata = StratumSerializer(many=True)
+
+
+# --- dashboard_api: shapes of its requests and answers --------------------------------------------
+
+
+class TimelinePointSerializer(serializers.Serializer):
+    t = serializers.DateTimeField(help_text="Start of the bucket (project time zone).")
+    n = serializers.IntegerField(help_text="Production ratings in the bucket.")
+    cumulative = serializers.IntegerField(help_text="Production ratings up to its end.")
+
+
+class TimelineRaterSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    n = serializers.IntegerField(help_text="Production ratings.")
+    n_reference = serializers.IntegerField(help_text="Gold and qualification answers.")
+    n_today = serializers.IntegerField(help_text="Production ratings since midnight.")
+    median_seconds = serializers.FloatField(help_text="Median time spent per rating.")
+    series = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Production ratings per bucket (as points)."
+    )
+
+
+class TimelineSerializer(serializers.Serializer):
+    bucket = serializers.ChoiceField(choices=list(TIMELINE_STEPS))
+    timezone = serializers.CharField()
+    points = TimelinePointSerializer(many=True)
+    raters = TimelineRaterSerializer(many=True)
+    progress = serializers.DictField(child=serializers.IntegerField())
+
+
+class HistogramSerializer(serializers.Serializer):
+    counts = serializers.ListField(child=serializers.IntegerField())
+    n = serializers.IntegerField(help_text="Images with a score on this dimension.")
+    not_applicable = serializers.IntegerField(help_text="Images labelled 'not applicable'.")
+    mean = serializers.FloatField(allow_null=True)
+    std = serializers.FloatField(allow_null=True)
