@@ -50,3 +50,16 @@ def test_selectors_never_write():
             if node.func.attr in {"save", "delete"} or (node.func.attr in writes and on_rows):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.func.attr}()")
     assert not offenders, "selectors that write:\n" + "\n".join(offenders)
+
+
+def test_serializers_live_in_serializers_modules():
+    """Request and answer shapes are in each app's serializers.py, never inline in API files."""
+    offenders = []
+    for app in APPS:
+        for path in sorted((ROOT / app).rglob("*.py")):
+            if path.name == "serializers.py" or "migrations" in path.parts:
+                continue
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:
+                if isinstance(node, ast.ClassDef) and node.name.endswith("Serializer"):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not offenders, "serializers outside serializers.py:\n" + "\n".join(offenders)
