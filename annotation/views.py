@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
 
@@ -275,11 +275,3 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
             "review_config": config,
         },
     )
-
-
-urlpatterns = [
-    path("", home, name="rate-home"),
-    path("projects/<int:pk>/rate/", rate, name="rate"),
-    path("projects/<int:pk>/dashboard/", dashboard, name="dashboard"),
-    path("projects/<int:pk>/review/", review, name="review"),
-]

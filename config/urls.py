@@ -9,13 +9,11 @@ from accounts import api as accounts_api
 from annotation import api as annotation_api
 from annotation import curation_api as annotation_curation_api
 from annotation import quality_api
-from annotation import views as annotation_views
 from curation import api as curation_api
 from curation import jobs_api as curation_jobs_api
 from curation import views as curation_views
 from modeling import api as modeling_api
 from modeling import release_api
-from modeling import views as modeling_views
 
 
 class Router(DefaultRouter):
@@ -81,11 +79,11 @@ urlpatterns = [
     path("media/images/<int:pk>/", curation_views.image_file, name="image-file"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("models/", modeling_views.models_page, name="models"),
-    path("releases/", modeling_views.releases_page, name="releases"),
     path("admin/", admin.site.urls),
+    # Each app's pages, from its urls.py.
     path("curation/", include("curation.urls")),
-    path("", include(annotation_views.urlpatterns)),
+    path("", include("modeling.urls")),
+    path("", include("annotation.urls")),
 ]
 
 handler400 = "config.exceptions.bad_request"
