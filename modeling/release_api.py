@@ -78,6 +78,8 @@ class ReleaseViewSet(LongJobViewSet):
             max_side=d.get("max_side"),
             min_raters=d["min_raters"],
             max_disagreement=d.get("max_disagreement"),
+            license=d["license"],
+            shard_size=d["shard_size"],
             user=request.user,
         )
         release.refresh_from_db()

@@ -223,3 +223,11 @@ class ReleaseBuildSerializer(serializers.Serializer):
     )
     min_raters = serializers.IntegerField(required=False, default=1, min_value=1, max_value=1000)
     max_disagreement = serializers.FloatField(required=False, allow_null=True)
+    license = serializers.CharField(
+        required=False, default="unknown", max_length=64,
+        help_text="The dataset card's licence identifier (e.g. cc-by-4.0).",
+    )
+    shard_size = serializers.IntegerField(
+        required=False, default=10_000, min_value=1, max_value=1_000_000,
+        help_text="WebDataset samples per tar shard.",
+    )

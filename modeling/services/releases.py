@@ -80,6 +80,9 @@ def release_config(name: str, version: str, config: Mapping[str, Any]) -> Releas
         formats=tuple(config["formats"]),
         images=config["images"],
         max_side=config["max_side"],
+        # Releases recorded before these options existed get the defaults they were built with.
+        license=config.get("license", "unknown"),
+        shard_size=config.get("shard_size", 10_000),
     )
 
 
@@ -105,6 +108,8 @@ def create_release(
     max_side: int | None = None,
     min_raters: int = 1,
     max_disagreement: float | None = None,
+    license: str = "unknown",
+    shard_size: int = 10_000,
     user: AbstractBaseUser | None = None,
 ) -> Release:
     """Check a release configuration and queue its build; releases are immutable."""
@@ -128,6 +133,8 @@ def create_release(
         "max_side": max_side,
         "min_raters": int(min_raters),
         "max_disagreement": max_disagreement,
+        "license": license,
+        "shard_size": shard_size,
     }
     checked = release_config(name, version, config)  # what the worker will build, or a 400
     config["formats"] = list(checked.formats)

@@ -67,6 +67,24 @@ def test_build_list_show_and_official_layout(data, tmp_path):
     assert shown["config"]["seed"] == 3 and shown["manifest_sha256"] == release.manifest_sha256
 
 
+def test_the_licence_and_shard_size_reach_the_card_and_the_shards(data, tmp_path):
+    project, _ = data
+    out = tmp_path / "lic"
+    run("release", "build", "lic", "--version", "1", "--projects", project.name, "--sources",
+        "src", "--formats", "parquet,webdataset", "--license", "cc-by-4.0", "--shard-size",
+        "5", "--out", str(out), "--wait")
+    card = (out / "README.md").read_text()
+    assert "license: cc-by-4.0" in card
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["license"] == "cc-by-4.0"
+    assert manifest["config"]["shard_size"] == 5
+    shards = sorted((out / "webdataset").rglob("*.tar"))
+    assert len(shards) >= 3  # 14 images in shards of at most 5, per split
+    with pytest.raises(CommandError, match="license must be a licence identifier"):
+        run("release", "build", "lic", "--version", "2", "--sources", "src",
+            "--license", "CC BY 4.0!", "--out", str(tmp_path / "bad"))
+
+
 def test_a_new_version_keeps_the_old_test_set(data, tmp_path, make_project):
     project, _ = data
     run("release", "build", "hb", "--version", "1", "--projects", project.name,

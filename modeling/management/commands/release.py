@@ -33,6 +33,10 @@ class Command(BaseCommand):
         build.add_argument("--max-side", type=int, help="resize copied images to this side")
         build.add_argument("--min-raters", type=int, default=1)
         build.add_argument("--max-disagreement", type=float)
+        build.add_argument("--license", default="unknown",
+                           help="the dataset card's licence identifier, e.g. cc-by-4.0")
+        build.add_argument("--shard-size", type=int, default=10_000,
+                           help="WebDataset samples per tar shard")
         build.add_argument("--out", required=True)
         build.add_argument("--wait", action="store_true", help="follow the build to its end")
         sub.add_parser("list", help="every release with its status")
@@ -56,6 +60,8 @@ class Command(BaseCommand):
         max_side,
         min_raters,
         max_disagreement,
+        license,
+        shard_size,
         out,
         wait,
         **_,
@@ -74,6 +80,8 @@ class Command(BaseCommand):
                 max_side=max_side,
                 min_raters=min_raters,
                 max_disagreement=max_disagreement,
+                license=license,
+                shard_size=shard_size,
             )
         except DomainError as exc:  # the configuration, the selection, the output folder
             raise CommandError(str(exc)) from None
