@@ -32,6 +32,7 @@ clustered may be pulled into a cluster by another's pass; its own pass then find
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -193,6 +194,10 @@ def members_of(image_ids: Sequence[int]) -> list[Member]:
     ]
 
 
+# image id -> (its representative's id, its cluster or None, the change note or None)
+Plans = dict[int, tuple[int, DuplicateCluster | None, dict | None]]
+
+
 def assign_clusters(images: Sequence[Image], *, k: int = DEFAULT_K) -> None:
     """Cluster `images` (hashes stored and committed) against the pool, in one locked pass:
     join each with its near-duplicates (merging their clusters), choose each cluster's
@@ -207,135 +212,166 @@ def assign_clusters(images: Sequence[Image], *, k: int = DEFAULT_K) -> None:
     by_id = {image.pk: image for image in images}
     with transaction.atomic():
         _lock()
-        state = dict(
-            Image.objects.filter(pk__in=by_id).values_list("id", "phash")
-        )
-        unhashed = sorted(pk for pk in by_id if state.get(pk) is None)
-        if unhashed:
-            raise ValueError(f"images {unhashed[:10]} have no hashes yet: store them first")
+        phash = _stored_hashes(by_id)
         batch = sorted(by_id)
-        hashes = np.array([from_signed64(state[pk]) for pk in batch], dtype=np.uint64)
-        found = _candidates(hashes)
-        comps = _Components()
-        cluster_of: dict[int, int | None] = {}
-        if found:
-            ids = np.array([r[0] for r in found], dtype=np.int64)
-            cand = np.array([from_signed64(r[1]) for r in found], dtype=np.uint64)
-            near = np.bitwise_count(hashes[:, None] ^ cand[None, :]) <= k
-            for bi, ci in zip(*np.nonzero(near), strict=True):
-                comps.union(batch[bi], int(ids[ci]))
-            cluster_of.update((r[0], r[2]) for r in found)
-        for pk in batch:
-            comps.find(pk)
-        # An existing cluster is one node: its members are never read here (it comes along
-        # whole), its representative stands for them (it is their minimum by the rule).
-        for pk in [x for x in list(comps.parent) if isinstance(x, int)]:
-            if cluster_of.get(pk) is not None:
-                comps.union(("c", cluster_of[pk]), pk)
-        groups: dict[object, list[object]] = {}
-        for x in list(comps.parent):
-            groups.setdefault(comps.find(x), []).append(x)
-        cluster_ids = {x[1] for x in comps.parent if isinstance(x, tuple)}
-        reps = dict(
-            DuplicateCluster.objects.filter(pk__in=cluster_ids).values_list(
-                "id", "representative_id"
-            )
-        )
-        multi = [g for g in groups.values() if len(g) > 1]
-        loose = [x for g in multi for x in g if isinstance(x, int) and cluster_of.get(x) is None]
-        clustered_before = dict(
-            Image.objects.filter(pk__in=loose).values_list("id", "clustered_at")
-        )
-        # Who can be the representative: the clusters' representatives, images in no cluster
-        # yet, and this batch (a job's new link may have raised an image's source rank).
-        contenders = {
-            x for g in multi for x in g
-            if isinstance(x, int) and (cluster_of.get(x) is None or x in by_id)
-        } | set(reps.values())
-        member_of = {m.id: m for m in members_of(sorted(contenders))}
+        groups, cluster_of = _near_duplicate_groups(batch, phash, k)
         now = timezone.now()
-        plans: dict[int, tuple[int, DuplicateCluster | None, dict | None]] = {}
-        unchanged: list[tuple[list[int], int, int]] = []
-        for group in multi:
-            images = sorted(x for x in group if isinstance(x, int))
-            existing = sorted(x[1] for x in group if isinstance(x, tuple))
-            pool = {reps[c] for c in existing} | {
-                pk for pk in images if cluster_of.get(pk) is None or pk in by_id
-            }
-            rep = choose_representative(member_of[pk] for pk in sorted(pool)).id
-            touched = [pk for pk in images if pk in by_id or cluster_of.get(pk) is None]
-            if (len(existing) == 1 and reps[existing[0]] == rep
-                    and all(cluster_of.get(pk) == existing[0] for pk in images)):
-                unchanged.append((touched, rep, existing[0]))
-                continue  # nothing changed for this cluster
-            # Earlier representatives: of the clusters, and images alone until now that had
-            # been clustered (a job may have accepted them).
-            old_reps = {reps[c] for c in existing} | {
-                pk for pk in images
-                if cluster_of.get(pk) is None and clustered_before.get(pk) is not None
-            }
-            if existing:
-                cluster = DuplicateCluster(pk=existing[0], representative_id=rep)
-                if reps[existing[0]] != rep:
-                    DuplicateCluster.objects.filter(pk=cluster.pk).update(representative_id=rep)
-            else:
-                cluster = DuplicateCluster.objects.create(representative_id=rep)
-            Image.objects.filter(pk__in=images).exclude(cluster=cluster).update(cluster=cluster)
-            merged = existing[1:]
-            if merged:
-                Image.objects.filter(cluster_id__in=merged).update(cluster=cluster)
-                Decision.objects.filter(cluster_id__in=merged).update(cluster=cluster)
-                ClusterChange.objects.filter(cluster_id__in=merged).update(cluster=cluster)
-                DuplicateCluster.objects.filter(pk__in=merged).delete()
-            displaced = sorted(old_reps - {rep})
-            note = None
-            if displaced:
-                newcomers = [pk for pk in images if pk in by_id]
-                note = {
-                    "cluster": cluster.pk,
-                    "old_representatives": displaced,
-                    "new_representative": rep,
-                    "caused_by": rep if rep in by_id else min(newcomers),
-                    "merged_clusters": merged,
-                    "at": now.isoformat(),
-                }
-                # The representative changed: every member's decisions are looked at (rare:
-                # most arrivals leave it as it was).
-                touched = list(
-                    Image.objects.filter(cluster=cluster).values_list("id", flat=True)
-                )
-            plans.update((pk, (rep, cluster, note)) for pk in touched)
-        kept = DuplicateCluster.objects.in_bulk([c for _, _, c in unchanged])
-        for touched, rep, c in unchanged:
-            plans.update((pk, (rep, kept[c], None)) for pk in touched)
+        plans = _plan_clusters(groups, by_id, cluster_of, now)
         for pk in batch:
             plans.setdefault(pk, (pk, None, None))  # alone: its own representative
         changed = _reconcile_decisions(plans)
-        notes = {id(n): n for _, _, n in plans.values() if n is not None}
-        ClusterChange.objects.bulk_create(
-            ClusterChange(
-                cluster_id=note["cluster"],
-                old_representative_id=old,
-                new_representative_id=note["new_representative"],
-                caused_by_id=note["caused_by"],
-                created_at=now,
-                details={"merged_clusters": note["merged_clusters"],
-                         "decisions": changed.get(key, [])},
-            )
-            for key, note in notes.items()
-            for old in note["old_representatives"]
-        )
+        _record_displacements(plans, changed, now)
         Image.objects.filter(pk__in=batch, clustered_at__isnull=True).update(clustered_at=now)
         for pk, image in by_id.items():
             _, cluster, _ = plans[pk]
-            image.phash = state[pk]
+            image.phash = phash[pk]
             image.cluster = cluster
             image.clustered_at = image.clustered_at or now
 
 
-def _reconcile_decisions(
-    plans: Mapping[int, tuple[int, DuplicateCluster | None, dict | None]],
-) -> dict[int, list[int]]:
+def _stored_hashes(by_id: Mapping[int, Image]) -> dict[int, int]:
+    """The images' pHashes as stored (signed); refused if any has none yet."""
+    phash = dict(Image.objects.filter(pk__in=by_id).values_list("id", "phash"))
+    unhashed = sorted(pk for pk in by_id if phash.get(pk) is None)
+    if unhashed:
+        raise ValueError(f"images {unhashed[:10]} have no hashes yet: store them first")
+    return phash
+
+
+def _near_duplicate_groups(
+    batch: list[int], phash: Mapping[int, int], k: int
+) -> tuple[list[list[object]], dict[int, int | None]]:
+    """The batch joined with its near-duplicates in the pool: the groups of more than one
+    (image ids, and ("c", id) for a whole existing cluster), and the cluster each candidate
+    image was in."""
+    hashes = np.array([from_signed64(phash[pk]) for pk in batch], dtype=np.uint64)
+    found = _candidates(hashes)
+    comps = _Components()
+    cluster_of: dict[int, int | None] = {}
+    if found:
+        ids = np.array([r[0] for r in found], dtype=np.int64)
+        cand = np.array([from_signed64(r[1]) for r in found], dtype=np.uint64)
+        near = np.bitwise_count(hashes[:, None] ^ cand[None, :]) <= k
+        for bi, ci in zip(*np.nonzero(near), strict=True):
+            comps.union(batch[bi], int(ids[ci]))
+        cluster_of.update((r[0], r[2]) for r in found)
+    for pk in batch:
+        comps.find(pk)
+    # An existing cluster is one node: its members are never read here (it comes along
+    # whole), its representative stands for them (it is their minimum by the rule).
+    for pk in [x for x in list(comps.parent) if isinstance(x, int)]:
+        if cluster_of.get(pk) is not None:
+            comps.union(("c", cluster_of[pk]), pk)
+    groups: dict[object, list[object]] = {}
+    for x in list(comps.parent):
+        groups.setdefault(comps.find(x), []).append(x)
+    return [g for g in groups.values() if len(g) > 1], cluster_of
+
+
+def _plan_clusters(
+    groups: list[list[object]],
+    by_id: Mapping[int, Image],
+    cluster_of: Mapping[int, int | None],
+    now: datetime,
+) -> Plans:
+    """Choose each group's representative and write its cluster (created, kept, or merged
+    into the first); the plan of every image whose decisions may have to change."""
+    cluster_ids = {x[1] for g in groups for x in g if isinstance(x, tuple)}
+    reps = dict(
+        DuplicateCluster.objects.filter(pk__in=cluster_ids).values_list("id", "representative_id")
+    )
+    loose = [x for g in groups for x in g if isinstance(x, int) and cluster_of.get(x) is None]
+    clustered_before = dict(Image.objects.filter(pk__in=loose).values_list("id", "clustered_at"))
+    # Who can be the representative: the clusters' representatives, images in no cluster
+    # yet, and this batch (a job's new link may have raised an image's source rank).
+    contenders = {
+        x for g in groups for x in g
+        if isinstance(x, int) and (cluster_of.get(x) is None or x in by_id)
+    } | set(reps.values())
+    member_of = {m.id: m for m in members_of(sorted(contenders))}
+    plans: Plans = {}
+    unchanged: list[tuple[list[int], int, int]] = []
+    for group in groups:
+        images = sorted(x for x in group if isinstance(x, int))
+        existing = sorted(x[1] for x in group if isinstance(x, tuple))
+        pool = {reps[c] for c in existing} | {
+            pk for pk in images if cluster_of.get(pk) is None or pk in by_id
+        }
+        rep = choose_representative(member_of[pk] for pk in sorted(pool)).id
+        touched = [pk for pk in images if pk in by_id or cluster_of.get(pk) is None]
+        if (len(existing) == 1 and reps[existing[0]] == rep
+                and all(cluster_of.get(pk) == existing[0] for pk in images)):
+            unchanged.append((touched, rep, existing[0]))
+            continue  # nothing changed for this cluster
+        # Earlier representatives: of the clusters, and images alone until now that had
+        # been clustered (a job may have accepted them).
+        old_reps = {reps[c] for c in existing} | {
+            pk for pk in images
+            if cluster_of.get(pk) is None and clustered_before.get(pk) is not None
+        }
+        cluster, merged = _write_cluster(images, existing, rep, reps)
+        displaced = sorted(old_reps - {rep})
+        note = None
+        if displaced:
+            newcomers = [pk for pk in images if pk in by_id]
+            note = {
+                "cluster": cluster.pk,
+                "old_representatives": displaced,
+                "new_representative": rep,
+                "caused_by": rep if rep in by_id else min(newcomers),
+                "merged_clusters": merged,
+                "at": now.isoformat(),
+            }
+            # The representative changed: every member's decisions are looked at (rare:
+            # most arrivals leave it as it was).
+            touched = list(Image.objects.filter(cluster=cluster).values_list("id", flat=True))
+        plans.update((pk, (rep, cluster, note)) for pk in touched)
+    kept = DuplicateCluster.objects.in_bulk([c for _, _, c in unchanged])
+    for touched, rep, c in unchanged:
+        plans.update((pk, (rep, kept[c], None)) for pk in touched)
+    return plans
+
+
+def _write_cluster(
+    images: list[int], existing: list[int], rep: int, reps: Mapping[int, int]
+) -> tuple[DuplicateCluster, list[int]]:
+    """The group's cluster with `rep` as its representative: the first existing one (the
+    others merged into it and deleted) or a new one; returns it and the merged ids."""
+    if existing:
+        cluster = DuplicateCluster(pk=existing[0], representative_id=rep)
+        if reps[existing[0]] != rep:
+            DuplicateCluster.objects.filter(pk=cluster.pk).update(representative_id=rep)
+    else:
+        cluster = DuplicateCluster.objects.create(representative_id=rep)
+    Image.objects.filter(pk__in=images).exclude(cluster=cluster).update(cluster=cluster)
+    merged = existing[1:]
+    if merged:
+        Image.objects.filter(cluster_id__in=merged).update(cluster=cluster)
+        Decision.objects.filter(cluster_id__in=merged).update(cluster=cluster)
+        ClusterChange.objects.filter(cluster_id__in=merged).update(cluster=cluster)
+        DuplicateCluster.objects.filter(pk__in=merged).delete()
+    return cluster, merged
+
+
+def _record_displacements(plans: Plans, changed: Mapping[int, list[int]], now: datetime) -> None:
+    """A ClusterChange for every representative displaced, with the decisions it changed."""
+    notes = {id(n): n for _, _, n in plans.values() if n is not None}
+    ClusterChange.objects.bulk_create(
+        ClusterChange(
+            cluster_id=note["cluster"],
+            old_representative_id=old,
+            new_representative_id=note["new_representative"],
+            caused_by_id=note["caused_by"],
+            created_at=now,
+            details={"merged_clusters": note["merged_clusters"],
+                     "decisions": changed.get(key, [])},
+        )
+        for key, note in notes.items()
+        for old in note["old_representatives"]
+    )
+
+
+def _reconcile_decisions(plans: Plans) -> dict[int, list[int]]:
     """Make the job decisions of these images agree with their cluster's representative
     (`plans`: image id -> (representative id, cluster, change note)). Returns, per note
     (by `id()`), the ids of the decisions whose outcome or reasons changed; their
