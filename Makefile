@@ -1,4 +1,5 @@
 # make demo  - set up and run the demo (SQLite, tasks in-process) on http://127.0.0.1:8000
+#              (or the next free port; PORT=8123 make demo picks one)
 # make test  - set up and run the whole test suite against PostgreSQL and Redis
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,7 +24,7 @@ demo:
 	$(MAKE) setup EXTRAS=dev
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py demo
-	$(DEMO_ENV) $(PY) manage.py runserver 127.0.0.1:8000
+	$(DEMO_ENV) $(PY) manage.py runserver 127.0.0.1:$$($(PYTHON) scripts/free_port.py $${PORT:-8000})
 
 services:
 	bash scripts/ensure_services.sh

@@ -241,6 +241,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Operations grouped by their first path segment after /api/ (projects, jobs, releases...).
+    "SCHEMA_PATH_PREFIX": r"/api/",
     # Choice sets shared by fields named "status" in several components, named once each.
     "ENUM_NAME_OVERRIDES": {
         "RaterStatusEnum": "annotation.models.RaterStatus",
