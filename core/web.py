@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.views import redirect_to_login
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -55,3 +58,13 @@ class LongJobViewSet(
 ):
     """The API of a kind of long job: list, retrieve (status and live progress) and cancel;
     a kind adds its own `create` and actions."""
+
+
+class ApiDocsView(SpectacularSwaggerSplitView):
+    """The interactive API docs: for anyone signed in (session or token); a visitor who is not
+    is sent to the login form and back, as on every page, instead of a bare 401."""
+
+    def handle_exception(self, exc: Exception):
+        if isinstance(exc, NotAuthenticated | AuthenticationFailed):
+            return redirect_to_login(self.request.get_full_path())
+        return super().handle_exception(exc)
