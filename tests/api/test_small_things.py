@@ -54,3 +54,14 @@ def test_a_second_demo_gets_the_next_free_port():
             capture_output=True, text=True, check=True,
         ).stdout.strip()
     assert int(found) > port
+
+
+def test_a_refused_page_says_why():
+    get_user_model().objects.create_user("ann", password="pw-123456-long")
+    client = Client()
+    assert client.login(username="ann", password="pw-123456-long")
+    for url, why in (("/releases/", "Releases are for researchers and admins"),
+                     ("/models/", "The models page is for researchers and admins")):
+        page = client.get(url)
+        assert page.status_code == 403
+        assert why in page.content.decode() and "Signed in as ann" in page.content.decode()
