@@ -41,6 +41,12 @@ KIND = "manifest"
 RESERVED = ("path", "score", "score_min", "score_max")
 
 
+NO_SCALE = (
+    "the manifest has scores (line {line}) but no score scale: give the lowest and highest "
+    "possible score (the import form's scale, `scale` in the API, --scale MIN MAX on the "
+    "command line), or add score_min and score_max columns; nothing was imported"
+)
+
 def _format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
@@ -121,9 +127,12 @@ def parse(
             row_scale = _row_scale(row, scale)
             raw = None if _blank(row.get("score")) else parse_number(row["score"])
             if raw is not None and row_scale is None:
+                if "score_min" not in row and "score_max" not in row:
+                    # No row can carry its own scale: the whole file needs one, said once.
+                    raise SourceFileError(NO_SCALE.format(line=number))
                 raise LineError(
-                    "the row has a score but no scale: pass --scale MIN MAX "
-                    "or give score_min and score_max"
+                    "the row has a score but no scale: pass --scale MIN MAX (the import's "
+                    "scale) or give score_min and score_max"
                 )
         except LineError as exc:
             b.error(p, number, str(exc))

@@ -147,3 +147,17 @@ def test_a_worker_killed_mid_import_is_replaced_and_nothing_doubles(client_as, i
     assert job.created + job.updated == n and job.refused == 0
     assert job.updated >= written  # what the first worker wrote was kept, not written twice
     assert job.progress == {"done": n, "total": n}
+
+
+def test_an_import_without_the_scale_it_needs_says_so_once_and_leaves_nothing(
+    client_as, import_root, eager_celery
+):
+    manifest = big_manifest(import_root / "noscale", 50)  # scores, no score_min/score_max
+    body = {"kind": "manifest", "path": str(manifest), "name": "noscale"}
+    response = client_as("curator").post("/api/sources/", body, format="json")
+    assert response.status_code == 400, response.content
+    detail = response.json()["detail"]
+    assert "no score scale" in detail and "`scale` in the API" in detail
+    assert "line 2" in detail and "nothing was imported" in detail
+    assert not Source.objects.filter(name="noscale").exists()
+    assert SourceImport.objects.get().status == JobStatus.FAILED
