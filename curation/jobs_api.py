@@ -49,7 +49,7 @@ from .serializers import (
 )
 from .services.contact_sheets import SHEET_LIMIT, contact_sheet
 from .services.jobs import override_decision, start_job
-from .services.sources import start_import, wait_for_import
+from .services.sources import delete_source, start_import, wait_for_import
 
 READ_ROLES = (Role.CURATOR, Role.RESEARCHER, Role.ADMIN)
 WRITE_ROLES = (Role.CURATOR, Role.ADMIN)
@@ -83,13 +83,23 @@ class RolePermissionMixin(access.RolePermissionMixin):
 
 
 class SourceViewSet(
-    RolePermissionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    RolePermissionMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
 ):
-    """Sources (public datasets and manifests) with their counts; curators import new ones."""
+    """Sources (public datasets and manifests) with their counts; curators import new ones and
+    delete one nothing uses yet (a failed or mistaken import)."""
 
     serializer_class = SourceSerializer
     filterset_fields = ["kind", "name"]
-    write_actions = frozenset({"create"})
+    write_actions = frozenset({"create", "destroy"})
+
+    @extend_schema(responses={204: None, 409: OpenApiResponse(description="In use: kept.")})
+    def destroy(self, request: Request, pk: int | None = None) -> Response:
+        delete_source(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     def get_queryset(self):
         return selectors.sources_with_counts()

@@ -161,6 +161,27 @@ def _write_batch(
         on_progress(done, total)
 
 
+class SourceInUse(DomainError):
+    status = 409
+    code = "conflict"
+
+
+def delete_source(source: Source) -> None:
+    """Delete a source that nothing uses yet (a failed or mistaken import) with its records;
+    its imports stay listed (without the source). A source whose images are in the pool, or
+    that a filter job ran on, is kept: decisions, projects and releases point to it."""
+    with transaction.atomic():
+        source = Source.objects.select_for_update().get(pk=source.pk)
+        if source.images.exists() or source.jobs.exists() or source.items.filter(
+            image__isnull=False
+        ).exists():
+            raise SourceInUse(
+                f"source '{source.name}' is in use (its images are in the pool or a filter job "
+                "ran on it); only a source nothing uses can be deleted"
+            )
+        source.delete()
+
+
 # --- imports as jobs: the API and the curator's page ------------------------------------------
 
 

@@ -910,6 +910,14 @@ OPS: list[Op] = [
                                     "background": "maybe"}),
         ],
     ),
+    Op(
+        "delete", "/api/sources/{id}/", id_of="empty_source",
+        allowed="cora", refused=CURATION_REFUSED, json_body=False, success=(204,),
+        bad=lambda w: [
+            Req("a source in use", "cora", f"/api/sources/{w.ids['source']}/", method="delete",
+                statuses=(409,)),
+        ],
+    ),
     cancel_op("/api/source-imports/{id}/cancel/", "queued_import", "cora", CURATION_REFUSED,
               ended=("a finished import", "done_import")),
     Op(
