@@ -73,8 +73,18 @@ def test_add_member_refuses_unknown_roles(tmp_path):
         run("add_member", "P3", "x", "--role", "overlord")
 
 
-def test_demo_seeds_users_and_a_project_with_photos():
+def test_demo_seeds_users_and_a_project_with_photos(settings, tmp_path):
+    settings.IMPORT_ROOTS = [tmp_path.resolve()]
     out, _ = run("demo")
+    manifest = tmp_path / "sample-portraits" / "labels.csv"
+    assert str(manifest) in out  # a dataset for curators to import, with its scale
+    rows = manifest.read_text().splitlines()
+    photos = list((tmp_path / "sample-portraits" / "photos").glob("*.jpg"))
+    assert rows[0] == "path,score" and len(rows) - 1 == len(photos) >= 10
+    from curation.services.sources import import_source
+
+    report = import_source("manifest", manifest, "sample", scale=(1, 10))
+    assert report.created == len(rows) - 1 and not report.errors
     project = Project.objects.get(name__startswith="Demo")
     assert project.items.count() >= 10
     assert "alice" in out and "demo-pass-123" in out

@@ -77,6 +77,24 @@ def write_sample_photos(directory: Path) -> int:
     return count
 
 
+def write_sample_dataset(photos: Path) -> Path | None:
+    """A small dataset for curators to import from the curation page: the sample photos and a
+    manifest scoring them 1-10, in the first import root (None when there is none)."""
+    import shutil
+
+    if not settings.IMPORT_ROOTS:
+        return None
+    folder = Path(settings.IMPORT_ROOTS[0]) / "sample-portraits"
+    (folder / "photos").mkdir(parents=True, exist_ok=True)
+    lines = ["path,score"]
+    for n, photo in enumerate(sorted(photos.glob("*.jpg"))):
+        shutil.copyfile(photo, folder / "photos" / photo.name)
+        lines.append(f"photos/{photo.name},{1 + (7 * n) % 10}")
+    manifest = folder / "labels.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
 class Command(BaseCommand):
     help = "Create demo users and a demo project with sample photos, and print the logins."
 
@@ -96,11 +114,18 @@ class Command(BaseCommand):
         admin.set_password(DEMO_PASSWORD)
         admin.save()
         services.add_member(project, "admin", Role.ADMIN)
+        manifest = write_sample_dataset(photos)
         self.stdout.write(
             f"Demo project '{project.name}' has {project.items.count()} images.\n"
-            "Open http://127.0.0.1:8000/ and log in with any of these "
+            "Open the address the server prints below and log in with any of these "
             f"(password for all: {DEMO_PASSWORD}):\n"
             + "\n".join(f"  {u:<6} {r.value}" for u, r in DEMO_USERS)
             + "\n  admin  superuser (also /admin/)\n"
-            "API docs: http://127.0.0.1:8000/api/docs/ (after logging in)"
+            + (
+                f"Curators: import {manifest} (a manifest, scale 1 to 10) from /curation/, "
+                "then filter it and make a project of what it accepts.\n"
+                if manifest
+                else ""
+            )
+            + "API docs: /api/docs/ (after logging in)"
         )
