@@ -1,9 +1,13 @@
 """Read a release in the official HumanAesExpert layout.
 
-``HumanBeauty/{train_label.jsonl,test_label.jsonl}``; each line has ``image_name`` (relative to
-the ``HumanBeauty/`` root), ``source``, ``score`` (a float for overall-only images, with
-``text_level``; a list of 12 for 12-dimension images, null = not applicable) and ``is_expert``
-(JSON bool or 0/1). An overall-only image becomes eleven absent scores and the overall score.
+``HumanBeauty/{train,val,test}_label.jsonl``; the split may be named ``validation`` too (the
+name loaders and the Hub use for ``val``). Parsing needs no torch (``ReleaseDataset`` is a
+plain map-style dataset that ``torch.utils.data.DataLoader`` takes as it is).
+
+Each line has ``image_name`` (relative to the ``HumanBeauty/`` root), ``source``, ``score`` (a
+float for overall-only images, with ``text_level``; a list of 12 for 12-dimension images, null =
+not applicable) and ``is_expert`` (JSON bool or 0/1). An overall-only image becomes eleven
+absent scores and the overall score.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
-from torch.utils.data import Dataset
 
 from humanbeauty.standard import (
     DIMENSIONS,
@@ -27,7 +30,9 @@ from humanbeauty.standard import (
 
 from .errors import ReleaseError
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
+# Loader and Hub names of a split -> the file name the release writes.
+SPLIT_ALIASES = {"validation": "val"}
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,11 @@ def read_parquet_split(release_dir: Path, split: str) -> list[Sample]:
 def read_split(release_dir: str | Path, split: str) -> list[Sample]:
     """A split of a release: the official layout (HumanBeauty/{split}_label.jsonl), or, where
     there is none, the Parquet release (parquet/{split}.parquet)."""
+    split = SPLIT_ALIASES.get(split, split)
     if split not in SPLITS:
-        raise ReleaseError(f"unknown split {split!r}; expected one of {SPLITS}")
+        raise ReleaseError(
+            f"unknown split {split!r}; expected one of {SPLITS} (or {', '.join(SPLIT_ALIASES)})"
+        )
     base = Path(release_dir).expanduser()
     if (base / "parquet" / f"{split}.parquet").is_file() and not (
         (base / f"{split}_label.jsonl").is_file()
@@ -177,8 +185,11 @@ def open_image(path: Path) -> Image.Image:
         raise ReleaseError(f"cannot read image '{path}': {exc}") from None
 
 
-class ReleaseDataset(Dataset):
-    """Items are (RGB image, Sample); batching/tokenising happens in a collate function."""
+class ReleaseDataset:
+    """Items are (RGB image, Sample); batching/tokenising happens in a collate function.
+
+    Map-style (``__len__`` and ``__getitem__``), which is all a DataLoader needs: no torch
+    import to read labels."""
 
     def __init__(self, samples: list[Sample]):
         self.samples = samples

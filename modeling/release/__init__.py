@@ -7,8 +7,8 @@ Pure Python (numpy, pyarrow, PIL): the Django side selects rows and runs this in
 The 12 dimensions and levels come from ``humanbeauty.standard``.
 """
 
-from .build import build_release, layout_lines
-from .config import FORMATS, IMAGE_MODES, SPLITS, ReleaseConfig, ReleaseRow
+from .build import build_release, check_official_test, layout_lines
+from .config import FORMATS, IMAGE_MODES, NA_POLICIES, SPLITS, ReleaseConfig, ReleaseRow
 from .errors import ReleaseConfigError, ReleaseDataError
 from .records import COLUMN_NAMES
 from .splits import SplitHistory, SplitPlan, assign_splits, plan_splits
@@ -17,6 +17,7 @@ __all__ = [
     "COLUMN_NAMES",
     "FORMATS",
     "IMAGE_MODES",
+    "NA_POLICIES",
     "SPLITS",
     "ReleaseConfig",
     "ReleaseConfigError",
@@ -26,6 +27,7 @@ __all__ = [
     "SplitPlan",
     "assign_splits",
     "build_release",
+    "check_official_test",
     "layout_lines",
     "plan_splits",
 ]

@@ -66,8 +66,14 @@ def _json_safe(extra_config: dict) -> dict:
         raise ReleaseConfigError(f"extra_config must be plain JSON data: {exc}") from None
 
 
-def layout_lines(config: ReleaseConfig) -> list[str]:
-    """What the release directory holds, for the datasheet."""
+NA_DONE = {"fill": "filled from the nearest rated parent (flagged in score_mask)",
+           "drop": "left out of the official layout (kept in the other formats)",
+           "overall": "written as overall-only lines (is_expert false, their comprehensive score)"}
+
+
+def layout_lines(config: ReleaseConfig, official: Mapping[str, Any] | None = None) -> list[str]:
+    """What the release directory holds, for the datasheet and the card; ``official``: the
+    official layout's counts, once built."""
     splits = ", ".join(config.splits)
     lines = ["manifest.json: sha256 and size of every other file, counts, configuration",
              "README.md: the dataset card (splits, features, licence and how to load)",
@@ -77,8 +83,14 @@ def layout_lines(config: ReleaseConfig) -> list[str]:
         lines.append(
             f"{OFFICIAL_ROOT}/: the official HumanAesExpert layout ({PARTS[False]} and "
             f"{PARTS[True]}, each with images/ and label.jsonl; train_label.jsonl, "
-            f"test_label.jsonl{val}); null dimensions are filled from their parent score and "
-            "flagged in score_mask"
+            f"test_label.jsonl{val}); 12-dim images with a not-applicable dimension "
+            f"(--na {config.na}): {NA_DONE[config.na]}"
+            + (f"; {official['with_na']:,} such image(s)" if official else "")
+        )
+        lines.append(
+            f"{OFFICIAL_ROOT}/*_label.jsonl are final: do not re-run the official "
+            "generate_split.py on this release (it appends to the split files, duplicating "
+            "every line)"
         )
     if "parquet" in config.formats:
         lines.append(f"parquet/{{split}}.parquet for {splits}: one row per image")
@@ -96,6 +108,17 @@ def layout_lines(config: ReleaseConfig) -> list[str]:
     elif "official" not in config.formats:
         lines.append("images/: the image files")
     return lines
+
+
+def check_official_test(plan: SplitPlan, config: ReleaseConfig) -> None:
+    """At plan time, before any file is read: an official layout needs test images (the build
+    checks the written lines again, after ``--na drop``)."""
+    if "official" in config.formats and "test" not in set(plan.splits.values()):
+        raise ReleaseConfigError(
+            f"the official layout's test split is empty: none of the {len(plan.splits)} "
+            "image(s) to release went to test, and its scripts evaluate on test_label.jsonl; "
+            "select more images, raise the test ratio, or leave the official format out"
+        )
 
 
 def build_release(
@@ -170,6 +193,8 @@ class _Builder:
         self.clusters = array("q")  # -1: alone
         self.n_hashed = 0
         self.n_image_files = 0
+        # 12-dim images with a not-applicable dimension, and what the official layout did
+        self.na_counts = {"with_na": 0, "filled": 0, "dropped": 0, "as_overall": 0}
 
     def add(self, row: ReleaseRow) -> None:
         config, log = self.config, self.log
@@ -214,12 +239,7 @@ class _Builder:
             row.file if config.images == "none" else None,
         )
         if self.official:
-            if expert:
-                score, mask = official_scores(dims, overall)
-                self.official.write(name, split, True, row.source, score, None, mask)
-            else:
-                self.official.write(name, split, False, row.source, overall, overall_level,
-                                    None)
+            self.write_official(name, split, expert, row.source, dims, overall, overall_level)
         if self.wds:
             self.wds.write(split, name.rsplit(".", 1)[0], data, wds_record(record))
         buf = self.buffers[split]
@@ -232,6 +252,27 @@ class _Builder:
         self.name_keys.append(int(name[:16], 16))
         self.clusters.append(-1 if row.cluster is None else int(row.cluster))
         self.n_hashed += row.phash is not None
+
+    def write_official(self, name: str, split: str, expert: bool, source: str, dims: tuple,
+                       overall: float, overall_level: str) -> None:
+        if not expert:
+            self.official.write(name, split, False, source, overall, overall_level, None)
+            return
+        score, mask = official_scores(dims, overall)
+        if mask is not None:
+            na = self.config.na
+            self.na_counts["with_na"] += 1
+            self.na_counts[{"fill": "filled", "drop": "dropped", "overall": "as_overall"}[na]] += 1
+            if na == "drop":
+                return
+            if na == "overall":
+                self.official.write(name, split, False, source, overall, overall_level, None,
+                                    part=True)
+                return
+        self.official.write(name, split, True, source, score, None, mask)
+
+    def official_counts(self) -> dict[str, Any]:
+        return {"na": self.config.na, **self.na_counts, "lines": dict(self.official.lines)}
 
     def flush(self, split: str) -> None:
         buf = self.buffers[split]
@@ -348,6 +389,15 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
             raise ReleaseConfigError(
                 "the selection is empty: no image matches the chosen sources, projects and rules"
             )
+        if builder.official and not builder.official.lines["test"]:
+            na = builder.na_counts["dropped"]
+            raise ReleaseConfigError(
+                "the official layout's test split is empty"
+                + (f" ({na} test image(s) dropped by --na drop)" if na else
+                   f" (none of the {n_rows} selected image(s) went to test)")
+                + ": its scripts evaluate on test_label.jsonl; select more images, raise the "
+                "test ratio, choose another --na, or leave the official format out"
+            )
         builder.close_writers()
     except BaseException:
         builder.abort()
@@ -368,7 +418,8 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
     stats = builder.stats
     if progress:
         progress("datasheet", 0, 1)
-    layout = layout_lines(config)
+    official = builder.official_counts() if builder.official else None
+    layout = layout_lines(config, official)
     write_datasheet(log, stats, config_dict, extra, platform_version, layout, report)
     split_counts = stats.split_counts()
     write_card(log, config, split_counts, platform_version=platform_version, layout=layout,
@@ -391,6 +442,7 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
             "kinds": {k: sum(c[k] for c in split_counts.values()) for k in kinds},
             "split_kinds": {s: {k: split_counts[s][k] for k in kinds} for s in config.splits},
             "sources": stats.source_counts(),
+            **({"official": official} if official else {}),
         },
         "scores": stats.measure_summary(),
         "checks": checks,

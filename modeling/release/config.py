@@ -16,6 +16,10 @@ from .errors import ReleaseConfigError
 SPLITS: tuple[str, ...] = ("train", "val", "test")  # canonical order everywhere
 FORMATS: tuple[str, ...] = ("official", "parquet", "webdataset", "csv")
 IMAGE_MODES: tuple[str, ...] = ("copy", "link", "none")
+# What the official layout does with a 12-dim image that has a not-applicable dimension: fill
+# it from the nearest rated parent (flagged in score_mask), drop the image from the layout, or
+# write it as an overall-only line. The other formats keep the nulls whatever the choice.
+NA_POLICIES: tuple[str, ...] = ("fill", "drop", "overall")
 N_DIMS = len(DIMENSION_KEYS)
 
 
@@ -66,6 +70,7 @@ class ReleaseConfig:
     score_bins: int = 5  # equal-width bins of the overall score on [0, 1], for stratification
     shard_size: int = 10_000  # WebDataset samples per tar shard
     license: str = "unknown"  # the dataset card's licence: a Hub identifier (e.g. cc-by-4.0)
+    na: str = "fill"  # the official layout's not-applicable dimensions: NA_POLICIES
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -135,6 +140,17 @@ class ReleaseConfig:
                 f"{self.license!r}"
             )
 
+        if self.na not in NA_POLICIES:
+            raise ReleaseConfigError(
+                f"na must be one of {', '.join(NA_POLICIES)}, got {self.na!r}"
+            )
+        if "official" in self.formats and not self.split.get("test"):
+            raise ReleaseConfigError(
+                "the official layout needs a test split (its scripts evaluate on "
+                "test_label.jsonl): give test a ratio above 0, e.g. "
+                "train=0.8,val=0.1,test=0.1, or leave the official format out"
+            )
+
     @property
     def splits(self) -> tuple[str, ...]:
         """The configured splits in canonical order (train, val, test)."""
@@ -153,4 +169,5 @@ class ReleaseConfig:
             "score_bins": self.score_bins,
             "shard_size": self.shard_size,
             "license": self.license,
+            "na": self.na,
         }

@@ -59,7 +59,8 @@ class OfficialWriter:
     for a 12-dim one (plus ``score_mask`` when a dimension was not applicable, see
     ``records.official_scores``), ``json.dumps`` with default separators as the official
     ``generate_split.py`` writes them. In ``label.jsonl`` image_name is the bare file name; in
-    the split files it is relative to ``HumanBeauty/``.
+    the split files it is relative to ``HumanBeauty/``. A 12-dim image written as an
+    overall-only line (``na=overall``) stays in the 50K part, where its file is.
     """
 
     def __init__(self, log: FileLog, config: ReleaseConfig):
@@ -70,9 +71,13 @@ class OfficialWriter:
             (log.root / OFFICIAL_ROOT / p / "images").mkdir(parents=True, exist_ok=True)
         names = [s for s in ("train", "val", "test") if s in OFFICIAL_SPLITS or s in config.split]
         self.splits = {s: LineFile(log, f"{OFFICIAL_ROOT}/{s}_label.jsonl") for s in names}
+        self.lines = dict.fromkeys(names, 0)
 
     def write(self, name: str, split: str, expert: bool, source: str, score,
-              text_level: str | None, mask: list[bool] | None) -> None:
+              text_level: str | None, mask: list[bool] | None, *,
+              part: bool | None = None) -> None:
+        """One line; ``part`` (default ``expert``) is the part whose images/ holds the file."""
+        part = expert if part is None else part
         rest: dict = {"source": source, "score": score}
         if text_level is not None:
             rest["text_level"] = text_level
@@ -80,10 +85,11 @@ class OfficialWriter:
         if mask is not None:
             rest["score_mask"] = mask
         tail = json.dumps(rest)[1:]
-        self.parts[expert].write(f'{{"image_name": {json.dumps(name)}, {tail}\n')
+        self.parts[part].write(f'{{"image_name": {json.dumps(name)}, {tail}\n')
         self.splits[split].write(
-            f'{{"image_name": {json.dumps(f"{PARTS[expert]}/images/{name}")}, {tail}\n'
+            f'{{"image_name": {json.dumps(f"{PARTS[part]}/images/{name}")}, {tail}\n'
         )
+        self.lines[split] += 1
 
     def close(self) -> None:
         for f in (*self.parts.values(), *self.splits.values()):

@@ -66,7 +66,9 @@ def rel(tmp_path_factory):
     straddling = {c for c, s in clusters.items() if len(s) > 1}
     splits = {r.image_id: "train" if r.cluster in straddling else splits[r.image_id]
               for r in rows}
+    # No official layout: it needs a test split, and this release has none.
     config = ReleaseConfig(name="hb", version="1.0", seed=1, shard_size=8,
+                           formats=("parquet", "webdataset", "csv"),
                            split={"train": 0.6, "val": 0.4, "test": 0.0})
     out = tmp_path_factory.mktemp("rel") / "hb-1.0"
     manifest = build_release(rows, splits, config, out, platform_version="t", extra_config={})

@@ -102,7 +102,8 @@ def test_two_way_split_and_one_way_split():
                                             split={"train": 0.9, "test": 0.1}))
     assert set(two.values()) == {"train", "test"}
     assert abs(Counter(two.values())["test"] - 100) <= 4  # within one cluster
-    one = assign_splits(rows, ReleaseConfig(name="x", version="1", split={"train": 1.0}))
+    one = assign_splits(rows, ReleaseConfig(name="x", version="1", split={"train": 1.0},
+                                            formats=("parquet",)))
     assert set(one.values()) == {"train"}
 
 
@@ -156,5 +157,6 @@ def test_empty_selection_and_bad_rows():
     with pytest.raises(ReleaseDataError, match="no overall score"):
         assign_splits([none], config)
     with pytest.raises(ReleaseConfigError, match="no test split"):
-        assign_splits(rows, ReleaseConfig(name="x", version="2", split={"train": 1.0}),
+        assign_splits(rows, ReleaseConfig(name="x", version="2", split={"train": 1.0},
+                                          formats=("parquet",)),
                       previous_test={rows[0].image_id})
