@@ -11,7 +11,8 @@ EXTRAS ?= dev,modeling
 TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/humanbeauty} \
 	CELERY_BROKER_URL=$${TEST_CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \
 	SECRET_KEY=test-only-not-secret HTTPS=0 DEBUG=0
-DEMO_ENV := DEBUG=1 DATABASE_URL= CELERY_BROKER_URL= IMPORT_ROOTS=$(CURDIR)/var/imports
+DEMO_ENV := DEBUG=1 DATABASE_URL= CELERY_BROKER_URL= IMPORT_ROOTS=$(CURDIR)/var/imports \
+	JOBS_IN_BACKGROUND_THREAD=1
 
 .PHONY: setup demo test lint services check-deploy clean
 

@@ -254,6 +254,10 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# With no broker (the quick start), run each long job in a background thread of the web
+# process instead of inside the request that started it: pages answer at once and show the
+# job's live progress, as they do with workers.
+JOBS_IN_BACKGROUND_THREAD = env_bool("JOBS_IN_BACKGROUND_THREAD", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 # A task is acknowledged only after it ran, and re-queued if its worker dies mid-way; tasks
 # are written to be idempotent so the rerun is safe.

@@ -27,6 +27,7 @@ import importlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -156,6 +157,11 @@ def enqueue(row: JobRecord, task_name: str | None = None) -> None:
     def send() -> None:
         from kombu.exceptions import OperationalError
 
+        if current_app.conf.task_always_eager and settings.JOBS_IN_BACKGROUND_THREAD:
+            threading.Thread(
+                target=_run_in_thread, args=(task, pk), name=f"{name}:{pk}", daemon=True
+            ).start()
+            return
         try:
             task.delay(pk)
         except (OperationalError, OSError) as exc:
@@ -163,6 +169,19 @@ def enqueue(row: JobRecord, task_name: str | None = None) -> None:
             fail(model, pk, f"the task queue could not be reached ({exc}); start it again")
 
     transaction.on_commit(send)
+
+
+def _run_in_thread(task, pk: int) -> None:
+    """A job's task in a thread of this process (no broker): failures are the job's (its task
+    records them); the thread's database connection is closed when it ends."""
+    from django.db import connections
+
+    try:
+        task.delay(pk)
+    except Exception:
+        log.exception("job task %s(%s) failed in its thread", task.name, pk)
+    finally:
+        connections.close_all()
 
 
 # --- a worker holds it ------------------------------------------------------------------------
