@@ -373,7 +373,9 @@ def reap(*, now: datetime | None = None) -> Reaped:
                 label = (model._meta.label, pk)
                 beat_at = row.heartbeat_at
                 last = beat_at.isoformat(timespec="seconds") if beat_at else "never"
-                if row.resumes >= MAX_RESUMES:
+                # A job shared by many workers (a filter job's chunks) is never failed here: its
+                # silence may be a long queue, and a resume only re-queues what is undone.
+                if row.SINGLE_WORKER and row.resumes >= MAX_RESUMES:
                     row.status = model.STATES.failed
                     row.finished_at = now
                     row.error = (

@@ -181,9 +181,10 @@ class FilterJob(JobRecord):
 
     RESUME_TASK = "curation.tasks.run_filter_job"
     # Chunks run on many workers and may wait behind other jobs' chunks in the queue: only a
-    # long silence of all of them counts as lost (a resumed job queues the undone chunks).
+    # long silence of all of them counts as lost, and then the undone chunks are queued again
+    # (never failed: a chunk is idempotent, and a long queue is no failure).
     SINGLE_WORKER = False
-    STALE_AFTER = timedelta(minutes=30)
+    STALE_AFTER = timedelta(hours=1)
 
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="jobs")
     config = models.JSONField(default=dict, encoder=FiniteJSONEncoder)

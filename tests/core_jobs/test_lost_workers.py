@@ -140,4 +140,8 @@ def test_a_filter_job_resumes_only_its_unreported_chunks(import_root):
     todo = filter_jobs.chunks_to_run(job.pk)  # what that task queues when a worker takes it
     assert [index for index, _ in todo] == [1]
     assert FilterJob.objects.get(pk=job.pk).status == JobStatus.RUNNING
+    # Silent again and again (a long queue, say): re-queued each time, never failed.
+    FilterJob.objects.filter(pk=job.pk).update(heartbeat_at=stale, resumes=jobs.MAX_RESUMES)
+    assert jobs.reap().resumed == [("curation.FilterJob", job.pk)]
+    assert FilterJob.objects.get(pk=job.pk).status == JobStatus.QUEUED
     celery_app.control.purge()
