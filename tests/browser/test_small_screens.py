@@ -8,15 +8,26 @@ failure names the elements that stick out past the right edge.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from annotation import services
 from annotation.models import Assignment, Rating
-from curation.models import FilterJob, Image, JobStatus, Source
+from curation.models import (
+    Decision,
+    DecisionKind,
+    FilterJob,
+    Image,
+    JobStatus,
+    Source,
+    SourceItem,
+)
 from humanbeauty.standard import LEVELS, level_to_score
+from modeling.models import ModelVersion, Release, ReleaseStatus
 from tests.conftest import make_user
 
 from .conftest import PASSWORD, login
@@ -25,6 +36,7 @@ from .test_rater_page import page_order, wait_for_image
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
+SCREENS = Path(os.environ.get("SMALL_SCREENS", "/tmp/small_screens"))
 PHONE = {"width": 390, "height": 844}
 TABLET = {"width": 768, "height": 1024}
 
@@ -58,6 +70,8 @@ STICKING_OUT = """() => {
 
 def assert_fits(page, what: str) -> None:
     width = page.viewport_size["width"]
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / f"{what.replace(' ', '_')}-{width}.png"), full_page=True)
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     if scroll_width > width:
         raise AssertionError(
@@ -109,7 +123,34 @@ def test_every_page_fits_the_screen(mobile, photo_project, viewport):
     admin = make_user("root", "admin", password=PASSWORD)
     source = Source.objects.create(name="Phone shots", kind="folder", location="/data/phone")
     job = FilterJob.objects.create(
-        source=source, status=JobStatus.DONE, created_by=admin, progress={"total": 0}
+        source=source, status=JobStatus.DONE, created_by=admin, progress={"total": 2}
+    )
+    for i, image in enumerate(Image.objects.order_by("pk")[:2]):  # rows for the wide tables
+        item = SourceItem.objects.create(
+            source=source,
+            path=f"people/outdoors/a-rather-long-folder-name/photo_{i:03d}.jpg",
+            image=image,
+        )
+        Decision.objects.create(
+            job=job,
+            item=item,
+            decision=DecisionKind.REJECTED if i else DecisionKind.ACCEPTED,
+            reasons=["too_small"] if i else [],
+            measurements={"width": 512, "height": 512},
+        )
+    release = Release.objects.create(
+        name="portraits-phone-check",
+        version="2026.12.1",
+        status=ReleaseStatus.READY,
+        out_dir="/data/releases/portraits-phone-check/2026.12.1",
+        counts={"images": 8, "splits": {"train": 6, "val": 1, "test": 1}},
+    )
+    ModelVersion.objects.create(
+        version="haex-phone-check-2026-12",
+        backbone="tiny",
+        release=release,
+        checkpoint_path="/data/models/haex-phone-check-2026-12",
+        is_active=True,
     )
 
     page = mobile(viewport)
