@@ -80,6 +80,7 @@ class ReleaseViewSet(LongJobViewSet):
             max_disagreement=d.get("max_disagreement"),
             license=d["license"],
             shard_size=d["shard_size"],
+            na=d["na"],
             user=request.user,
         )
         release.refresh_from_db()

@@ -231,3 +231,9 @@ class ReleaseBuildSerializer(serializers.Serializer):
         required=False, default=10_000, min_value=1, max_value=1_000_000,
         help_text="WebDataset samples per tar shard.",
     )
+    na = serializers.CharField(
+        required=False, default="fill", max_length=16,
+        help_text="The official layout's 12-dim images with a not-applicable dimension: fill "
+        "(from the nearest rated parent), drop (left out of that layout) or overall (an "
+        "overall-only line). Checked with the rest of the configuration.",
+    )

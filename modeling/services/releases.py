@@ -34,7 +34,14 @@ from humanbeauty.errors import DomainError
 
 from .. import selectors
 from ..models import Release, ReleaseItem, ReleaseStatus
-from ..release import FORMATS, ReleaseConfig, ReleaseRow, build_release, plan_splits
+from ..release import (
+    FORMATS,
+    ReleaseConfig,
+    ReleaseRow,
+    build_release,
+    check_official_test,
+    plan_splits,
+)
 
 PLATFORM_VERSION = "0.1.0"
 
@@ -83,6 +90,7 @@ def release_config(name: str, version: str, config: Mapping[str, Any]) -> Releas
         # Releases recorded before these options existed get the defaults they were built with.
         license=config.get("license", "unknown"),
         shard_size=config.get("shard_size", 10_000),
+        na=config.get("na", "fill"),
     )
 
 
@@ -110,6 +118,7 @@ def create_release(
     max_disagreement: float | None = None,
     license: str = "unknown",
     shard_size: int = 10_000,
+    na: str = "fill",
     user: AbstractBaseUser | None = None,
 ) -> Release:
     """Check a release configuration and queue its build; releases are immutable."""
@@ -135,6 +144,7 @@ def create_release(
         "max_disagreement": max_disagreement,
         "license": license,
         "shard_size": shard_size,
+        "na": na,
     }
     checked = release_config(name, version, config)  # what the worker will build, or a 400
     config["formats"] = list(checked.formats)
@@ -262,12 +272,14 @@ def build(release_id: int) -> Release:
         config = release_config(release.name, release.version, c)
         history = selectors.split_history(release)
         plan = plan_splits(selection.rows(), config, history)
+        check_official_test(plan, config)  # before hashing: an empty official test is refused
         # Every selected image hashed and clustered against the pool, or no release. Where
         # this build had to complete some, clusters may have changed: split again (a third
         # pass, only then).
         hashed_now = _verify_pool([*plan.splits, *plan.withheld], progress)
         if hashed_now:
             plan = plan_splits(selection.rows(), config, history)
+            check_official_test(plan, config)
         plan = dataclasses.replace(plan, warnings=(*plan.warnings, *selection.empty_parts()))
         manifest = build_release(
             selection.rows(),

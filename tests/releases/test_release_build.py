@@ -109,6 +109,8 @@ def test_a_new_version_keeps_the_old_test_set(data, tmp_path, make_project):
         (["--sources", "src", "--formats", "official,xml"], "unknown format"),
         (["--sources", "src", "--images", "none", "--max-side", "100"], "max_side"),
         ([], "at least one"),
+        (["--sources", "src", "--split", "train=0.9,val=0.1"], "official layout needs a test"),
+        (["--sources", "src", "--na", "zero"], "na must be one of fill, drop, overall"),
     ],
 )
 def test_bad_configurations_get_clear_errors(data, tmp_path, args, message):
@@ -124,6 +126,9 @@ def test_bad_configurations_get_clear_errors(data, tmp_path, args, message):
         ({"split": {"train": 0.5, "test": 0.1}}, "sum to 1"),
         ({"split": {"train": 1.2, "test": -0.2}}, "must be a number >= 0"),
         ({"formats": []}, "at least one format"),
+        ({"split": {"train": 0.9, "val": 0.1}}, "official layout needs a test split"),
+        ({"split": {"train": 0.9, "val": 0.1, "test": 0.0}}, "official layout needs a test"),
+        ({"na": "zero"}, "na must be one of fill, drop, overall"),
     ],
 )
 def test_the_api_refuses_what_the_worker_would_refuse(data, tmp_path, settings, fields, message):
@@ -202,8 +207,10 @@ def test_a_selected_project_that_gives_nothing_is_said_not_passed_over(
     data, tmp_path, make_project
 ):
     unrated, _, _ = make_project(3, raters=["z"])
+    # Two images: no official layout, which would need one of them in test.
     out = run("release", "build", "quiet", "--version", "1", "--projects", unrated.name,
-              "--sources", "src", "--images", "none", "--out", str(tmp_path / "q"), "--wait")
+              "--sources", "src", "--images", "none", "--formats", "parquet,csv",
+              "--out", str(tmp_path / "q"), "--wait")
     release = Release.objects.get(name="quiet")
     assert release.counts["kinds"] == {"12dim": 0, "overall": 2}
     expected = f"project {unrated.name} contributed no image"
@@ -212,3 +219,47 @@ def test_a_selected_project_that_gives_nothing_is_said_not_passed_over(
     manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
     assert manifest["warnings"] == release.warnings
     assert expected in (tmp_path / "q" / "datasheet.md").read_text()
+
+
+def test_na_reaches_the_manifest_and_the_cli_says_what_the_official_layout_holds(data, tmp_path):
+    project, _ = data
+    out = run("release", "build", "na", "--version", "1", "--projects", project.name,
+              "--sources", "src", "--formats", "official,parquet", "--images", "none",
+              "--na", "drop", "--out", str(tmp_path / "na"), "--wait")
+    release = Release.objects.get(name="na")
+    official = release.counts["official"]
+    manifest = json.loads((tmp_path / "na" / "manifest.json").read_text())
+    assert manifest["config"]["na"] == "drop" and release.config["na"] == "drop"
+    assert official == manifest["counts"]["official"] and official["na"] == "drop"
+    lines = {s: len((tmp_path / "na" / "HumanBeauty" / f"{s}_label.jsonl").read_text()
+                    .splitlines()) for s in ("train", "val", "test")}
+    assert official["lines"] == lines and sum(lines.values()) == 14 - official["dropped"]
+    assert (f"official layout (--na drop): {official['with_na']} 12-dim image(s) with a "
+            f"not-applicable dimension: 0 filled, {official['dropped']} dropped, 0 as "
+            f"overall-only; train {lines['train']}, val {lines['val']}, test {lines['test']} "
+            "label line(s)") in out
+
+
+def test_a_release_recorded_before_na_existed_is_read_as_fill():
+    from modeling.services.releases import release_config
+
+    old = {"seed": 1, "split": {"train": 0.8, "val": 0.1, "test": 0.1},
+           "formats": ["official"], "images": "none", "max_side": None}
+    assert release_config("old", "1", old).na == "fill"
+    assert release_config("new", "1", {**old, "na": "overall"}).na == "overall"
+
+
+def test_an_official_build_whose_test_split_comes_out_empty_fails_with_the_reason(
+    data, tmp_path
+):
+    """Known only once split: two source images, a test share too small for either: the
+    build fails, says why, and releases nothing."""
+    with pytest.raises(CommandError, match="the official layout's test split is empty: none "
+                                           "of the 2 image"):
+        run("release", "build", "tiny", "--version", "1", "--sources", "src", "--split",
+            "train=0.98,val=0.01,test=0.01", "--images", "none", "--out",
+            str(tmp_path / "tiny"), "--wait")
+    release = Release.objects.get(name="tiny")
+    assert release.status == ReleaseStatus.FAILED and "test split is empty" in release.error
+    assert not (tmp_path / "tiny").exists()
+    assert not ReleaseItem.objects.filter(release=release).exists()

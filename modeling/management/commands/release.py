@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from humanbeauty.errors import DomainError
 from modeling.models import Release, ReleaseStatus
+from modeling.release import SPLITS
 from modeling.services.releases import FORMATS, create_release
 
 
@@ -37,6 +38,10 @@ class Command(BaseCommand):
                            help="the dataset card's licence identifier, e.g. cc-by-4.0")
         build.add_argument("--shard-size", type=int, default=10_000,
                            help="WebDataset samples per tar shard")
+        build.add_argument("--na", default="fill",
+                           help="the official layout's 12-dim images with a not-applicable "
+                           "dimension: fill (from the nearest rated parent), drop (left out of "
+                           "that layout) or overall (written as an overall-only line)")
         build.add_argument("--out", required=True)
         build.add_argument("--wait", action="store_true", help="follow the build to its end")
         sub.add_parser("list", help="every release with its status")
@@ -62,6 +67,7 @@ class Command(BaseCommand):
         max_disagreement,
         license,
         shard_size,
+        na,
         out,
         wait,
         **_,
@@ -82,6 +88,7 @@ class Command(BaseCommand):
                 max_disagreement=max_disagreement,
                 license=license,
                 shard_size=shard_size,
+                na=na,
             )
         except DomainError as exc:  # the configuration, the selection, the output folder
             raise CommandError(str(exc)) from None
@@ -116,6 +123,17 @@ class Command(BaseCommand):
 
     def done(self, release: Release) -> None:
         self.stdout.write(f"ready: {release.out_dir} {json.dumps(release.counts)}")
+        official = (release.counts or {}).get("official")
+        if official:
+            self.stdout.write(
+                f"official layout (--na {official['na']}): {official['with_na']} 12-dim "
+                f"image(s) with a not-applicable dimension: {official['filled']} filled, "
+                f"{official['dropped']} dropped, {official['as_overall']} as overall-only; "
+                # stored as jsonb, which keeps no key order: the splits in their own order
+                + ", ".join(f"{s} {official['lines'][s]}" for s in SPLITS
+                            if s in official["lines"])
+                + " label line(s)"
+            )
         for warning in release.warnings:
             self.stdout.write(self.style.WARNING(f"warning: {warning}"))
 
