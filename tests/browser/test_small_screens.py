@@ -228,3 +228,25 @@ def test_a_rater_finishes_an_image_on_a_phone_by_tapping(mobile, photo_project):
     assert rating.scores == expected
     assert Rating.objects.count() == 1
     assert Assignment.objects.get(pk=second.assignment).rater == users["rita"]
+
+
+def test_a_swipe_over_the_photo_scrolls_the_phone_page_to_the_answers(mobile, photo_project):
+    """The photo fills most of a phone's screen: a swipe over it scrolls the page (a drag pans
+    the photo only once zoomed in)."""
+    project, _, _ = photo_project(2, raters=("rita",))
+    page = mobile(PHONE)
+    login(page, "rita")
+    page.goto(f"/projects/{project.pk}/rate/")
+    wait_for_image(page)
+    assert page.evaluate("window.scrollY") == 0
+    box = page.locator("#stage").bounding_box()
+    cdp = page.context.new_cdp_session(page)
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.8
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for step in range(1, 16):
+        cdp.send(
+            "Input.dispatchTouchEvent",
+            {"type": "touchMove", "touchPoints": [{"x": x, "y": y - step * 20}]},
+        )
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    page.wait_for_function("() => window.scrollY > 100")
