@@ -211,6 +211,7 @@ def test_a_rater_finishes_an_image_on_a_phone_by_tapping(mobile, photo_project):
         button.scroll_into_view_if_needed()
         box = button.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (d["key"], box)
+        assert box["width"] >= 34 and box["height"] >= 34, ("a finger's size", d["key"], box)
         button.tap()
         expect(button).to_have_attribute("aria-pressed", "true")
         expected[d["key"]] = None if use_na else level_to_score(int(level))
