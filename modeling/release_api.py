@@ -9,7 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -22,7 +22,7 @@ from humanbeauty.roles import Role
 
 from .models import Release, ReleaseStatus
 from .serializers import ReleaseBuildSerializer, ReleaseSerializer
-from .services.releases import ReleaseError, create_release
+from .services.releases import ReleaseError, create_release, release_diff
 
 CHUNK = 1 << 20
 
@@ -91,6 +91,24 @@ class ReleaseViewSet(LongJobViewSet):
         if release.status != ReleaseStatus.READY:
             raise Http404(f"release {release.name} {release.version} is {release.status}")
         return release
+
+    @extend_schema(
+        parameters=[OpenApiParameter("against", int, required=True,
+                                     description="the id of the release to compare with")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=True, methods=["get"])
+    def diff(self, request: Request, pk: int | None = None) -> Response:
+        """This release against another: images added, removed, withheld by the version
+        promise and moved between splits, counted and listed."""
+        release = self.get_object()
+        raw = request.query_params.get("against", "")
+        if not raw.isdigit():
+            raise ReleaseError("give ?against=ID, the id of the release to compare with")
+        against = self.get_queryset().filter(pk=int(raw)).first()
+        if against is None:
+            raise Http404(f"no release {raw}")
+        return Response(release_diff(release=release, against=against))
 
     @extend_schema(responses={(200, "application/x-tar"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])

@@ -9,6 +9,7 @@ The 12 dimensions and levels come from ``humanbeauty.standard``.
 
 from .build import build_release, check_official_test, layout_lines
 from .config import FORMATS, IMAGE_MODES, NA_POLICIES, SPLITS, ReleaseConfig, ReleaseRow
+from .diff import diff_splits
 from .errors import ReleaseConfigError, ReleaseDataError
 from .records import COLUMN_NAMES
 from .splits import SplitHistory, SplitPlan, assign_splits, plan_splits
@@ -28,6 +29,7 @@ __all__ = [
     "assign_splits",
     "build_release",
     "check_official_test",
+    "diff_splits",
     "layout_lines",
     "plan_splits",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import json
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,6 +41,7 @@ from ..release import (
     ReleaseRow,
     build_release,
     check_official_test,
+    diff_splits,
     plan_splits,
 )
 
@@ -329,3 +331,26 @@ def _remove_cancelled(release: Release) -> None:
         pk=release.pk, status=ReleaseStatus.READY
     ).exists():
         shutil.rmtree(out, ignore_errors=True)
+
+
+def release_diff(*, release: Release, against: Release) -> dict[str, Any]:
+    """``release`` against ``against`` (both ready): images added, removed, withheld by the
+    version promise and moved between splits. A read, kept beside the build that writes the
+    items it reads."""
+    for r in (release, against):
+        if r.status != ReleaseStatus.READY:
+            raise ReleaseError(f"release {r.name} {r.version} is {r.status}; only ready "
+                               "releases have splits to compare")
+
+    def items(r: Release) -> dict[int, str]:
+        return dict(ReleaseItem.objects.filter(release=r).values_list("image_id", "split"))
+
+    manifest = Path(release.out_dir) / "manifest.json"
+    withheld = ()
+    if manifest.is_file():
+        withheld = [w["image_id"] for w in json.loads(manifest.read_text()).get("withheld", [])]
+    return {
+        "release": {"id": release.pk, "name": release.name, "version": release.version},
+        "against": {"id": against.pk, "name": against.name, "version": against.version},
+        **diff_splits(items(against), items(release), withheld=withheld),
+    }

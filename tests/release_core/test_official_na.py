@@ -196,3 +196,20 @@ def test_the_model_label_reader_needs_no_torch_and_reads_val_as_validation(rows,
     probe = subprocess.run([sys.executable, "-c", 'import sys; sys.modules["torch"] = None\n'
                             "import torch"], cwd=REPO, capture_output=True, text=True)
     assert probe.returncode != 0 and "torch" in probe.stderr
+
+
+def test_diff_splits_counts_and_lists_each_kind_of_change():
+    from modeling.release import diff_splits
+
+    before = {1: "train", 2: "val", 3: "test", 4: "train", 5: "train", 6: "val"}
+    after = {1: "train", 2: "train", 3: "test", 6: "val", 7: "test", 8: "train", 5: "val"}
+    diff = diff_splits(before, after, withheld=[4, 99])
+    assert diff["counts"] == {"added": 2, "removed": 0, "withheld": 1, "moved": 2,
+                              "unchanged": 3}
+    assert diff["added"] == [7, 8] and diff["withheld"] == [4] and diff["removed"] == []
+    assert diff["moved"] == [{"image_id": 2, "from": "val", "to": "train"},
+                             {"image_id": 5, "from": "train", "to": "val"}]
+    assert diff["moved_by_splits"] == {"train->val": 1, "val->train": 1}
+    assert diff_splits(before, after)["removed"] == [4]  # not withheld: removed
+    assert diff_splits(after, after)["counts"] == {"added": 0, "removed": 0, "withheld": 0,
+                                                   "moved": 0, "unchanged": 7}

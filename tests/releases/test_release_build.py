@@ -263,3 +263,41 @@ def test_an_official_build_whose_test_split_comes_out_empty_fails_with_the_reaso
     assert release.status == ReleaseStatus.FAILED and "test split is empty" in release.error
     assert not (tmp_path / "tiny").exists()
     assert not ReleaseItem.objects.filter(release=release).exists()
+
+
+def test_release_diff_by_command_and_api(data, tmp_path, settings):
+    project, _ = data
+    for version, extra in (("1", []), ("2", ["--sources", "src", "--seed", "99"])):
+        run("release", "build", "d", "--version", version, "--projects", project.name,
+            "--images", "none", "--formats", "parquet", "--split",
+            "train=0.5,val=0.1,test=0.4", "--out", str(tmp_path / f"d{version}"), "--wait",
+            *extra)
+    v1, v2 = (dict(ReleaseItem.objects.filter(release__name="d", release__version=v)
+                   .values_list("image_id", "split")) for v in ("1", "2"))
+    added = sorted(set(v2) - set(v1))
+    moved = sorted(i for i in v1 if i in v2 and v1[i] != v2[i])
+    assert len(added) == 2 and set(v1) <= set(v2)  # the source's two images
+    out = run("release", "diff", "d", "1", "2")
+    head, _, body = out.partition("\n")
+    assert head == (f"d 2 against 1: 2 added, 0 removed, 0 withheld, {len(moved)} moved, "
+                    f"{len(v1) - len(moved)} unchanged")
+    diff = json.loads(body)
+    assert diff["added"] == added and diff["removed"] == [] and diff["withheld"] == []
+    assert [m["image_id"] for m in diff["moved"]] == moved
+    assert all(m["from"] == v1[m["image_id"]] and m["to"] == v2[m["image_id"]]
+               for m in diff["moved"])
+    with pytest.raises(CommandError, match="no release d 3"):
+        run("release", "diff", "d", "1", "3")
+
+    services.add_member(project, "res", "researcher")
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.get(username="res"))
+    r1, r2 = (Release.objects.get(name="d", version=v).pk for v in ("1", "2"))
+    response = client.get(f"/api/releases/{r2}/diff/?against={r1}")
+    assert response.status_code == 200
+    assert {k: v for k, v in response.json().items() if k not in ("release", "against")} == {
+        k: v for k, v in diff.items() if k not in ("release", "against")}
+    back = client.get(f"/api/releases/{r1}/diff/?against={r2}").json()
+    assert back["removed"] == added and back["added"] == []
+    assert client.get(f"/api/releases/{r2}/diff/").status_code == 400
+    assert client.get(f"/api/releases/{r2}/diff/?against=999999").status_code == 404

@@ -1,4 +1,4 @@
-"""python manage.py release build|list|show ..."""
+"""python manage.py release build|list|show|diff ..."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from humanbeauty.errors import DomainError
 from modeling.models import Release, ReleaseStatus
 from modeling.release import SPLITS
-from modeling.services.releases import FORMATS, create_release
+from modeling.services.releases import FORMATS, create_release, release_diff
 
 
 def csv_list(text: str | None) -> list[str]:
@@ -18,7 +18,7 @@ def csv_list(text: str | None) -> list[str]:
 
 
 class Command(BaseCommand):
-    help = "Build, list and describe versioned dataset releases."
+    help = "Build, list, describe and compare versioned dataset releases."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -48,6 +48,11 @@ class Command(BaseCommand):
         show = sub.add_parser("show", help="one release: configuration, counts, where")
         show.add_argument("name")
         show.add_argument("version")
+        diff = sub.add_parser("diff", help="V2 against V1: images added, removed, withheld, "
+                              "moved between splits")
+        diff.add_argument("name")
+        diff.add_argument("v1")
+        diff.add_argument("v2")
 
     def handle(self, action, **o):
         getattr(self, f"do_{action}")(**o)
@@ -142,10 +147,26 @@ class Command(BaseCommand):
             total = (r.counts or {}).get("images", "")
             self.stdout.write(f"{r.name}\t{r.version}\t{r.status}\t{total}\t{r.out_dir}")
 
-    def do_show(self, name, version, **_):
+    def _get(self, name: str, version: str) -> Release:
         release = Release.objects.filter(name=name, version=version).first()
         if release is None:
             raise CommandError(f"no release {name} {version}")
+        return release
+
+    def do_diff(self, name, v1, v2, **_):
+        try:
+            diff = release_diff(release=self._get(name, v2), against=self._get(name, v1))
+        except DomainError as exc:
+            raise CommandError(str(exc)) from None
+        c = diff["counts"]
+        self.stdout.write(
+            f"{name} {v2} against {v1}: {c['added']} added, {c['removed']} removed, "
+            f"{c['withheld']} withheld, {c['moved']} moved, {c['unchanged']} unchanged"
+        )
+        self.stdout.write(json.dumps(diff, indent=2))
+
+    def do_show(self, name, version, **_):
+        release = self._get(name, version)
         self.stdout.write(
             json.dumps(
                 {
