@@ -1,5 +1,6 @@
 """Phones and tablets (issue #14): every page fits a 390 px phone and a 768 px tablet without a
-horizontal page scroll, and a rater finishes an image on a phone by tapping.
+horizontal page scroll, and a rater finishes an image on either by tapping (answer buttons
+sized for a finger on touch screens).
 
 A page fits when document.documentElement.scrollWidth <= the viewport's width; wide tables
 scroll inside their own box (.table-wrap), which the check allows. When a page overflows, the
@@ -192,9 +193,10 @@ def test_every_page_fits_the_screen(mobile, photo_project, viewport):
         assert_fits(page, what)
 
 
-def test_a_rater_finishes_an_image_on_a_phone_by_tapping(mobile, photo_project):
+@pytest.mark.parametrize("viewport", [PHONE, TABLET], ids=["phone", "tablet"])
+def test_a_rater_finishes_an_image_by_tapping(mobile, photo_project, viewport):
     project, _, users = photo_project(3, raters=("rita",))
-    page = mobile(PHONE)
+    page = mobile(viewport)
     login(page, "rita")
     page.get_by_role("link", name=re.compile(re.escape(project.name))).first.tap()
     page.wait_for_url(re.compile(rf"/projects/{project.pk}/rate/$"))
@@ -210,7 +212,7 @@ def test_a_rater_finishes_an_image_on_a_phone_by_tapping(mobile, photo_project):
         button = page.locator(f'#dim-{d["key"]} .lvl[data-level="{level}"]')
         button.scroll_into_view_if_needed()
         box = button.bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (d["key"], box)
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], (d["key"], box)
         assert box["width"] >= 34 and box["height"] >= 34, ("a finger's size", d["key"], box)
         button.tap()
         expect(button).to_have_attribute("aria-pressed", "true")
