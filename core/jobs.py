@@ -143,14 +143,14 @@ def creator(user: AbstractBaseUser | None) -> AbstractBaseUser | None:
 # --- create -----------------------------------------------------------------------------------
 
 
-def enqueue(row: JobRecord, task_name: str | None = None) -> None:
+def enqueue(row: JobRecord) -> None:
     """Send the job's task once the row is committed (a worker must be able to read it; with
     no broker, in the quick start, it then runs in this process). A broker that cannot be
     reached fails the job at once, with the reason, rather than leaving it queued for ever."""
     from celery import current_app
 
     model, pk = type(row), row.pk
-    name = task_name or model.RESUME_TASK
+    name = model.RESUME_TASK
     importlib.import_module(name.rpartition(".")[0])  # registers the task by its name
     task = current_app.tasks[name]
 
@@ -194,16 +194,21 @@ class Claim(Enum):
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid:thread of the caller: a worker process may run tasks in threads (a threads
+    pool, the quick start's background jobs), each its own holder."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 def worker_gone(worker: str) -> bool:
-    """True when `worker` ran on this host and its process no longer exists."""
-    host, _, pid = worker.rpartition(":")
+    """True when `worker` ran on this host and its process (or, in this process, its thread)
+    no longer exists. Unknown elsewhere: only the heartbeat can tell."""
+    host, pid, thread = (*worker.split(":"), "", "")[:3]  # an older row has no thread
     if not worker or host != socket.gethostname() or not pid.isdigit():
         return False
     if int(pid) == os.getpid():
-        return True  # this very process: whatever ran it before has returned or died
+        if not thread.isdigit() or int(thread) == threading.get_ident():
+            return True  # this very thread: whatever ran the job before has returned or died
+        return int(thread) not in {t.ident for t in threading.enumerate()}
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

@@ -116,3 +116,30 @@ def test_a_job_whose_holder_lives_is_not_claimed_twice(import_root):
     assert jobs.claim(SourceImport, job.pk)[0] is jobs.Claim.BUSY
     with pytest.raises(jobs.JobCancelled):  # and this process may no longer write for it
         jobs.beat(SourceImport, job.pk, progress={"done": 1, "total": 2})
+
+
+def test_a_holder_thread_keeps_its_job_while_it_lives(import_root):
+    """Tasks may run in threads of one process (a threads pool, the quick start's background
+    jobs): each thread is its own holder, and a thread that ended has let its job go."""
+    import threading
+
+    from django.db import connection
+
+    job = _import(import_root)
+    claimed, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        try:
+            jobs.claim(SourceImport, job.pk)
+            claimed.set()
+            release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert claimed.wait(30)
+    assert jobs.claim(SourceImport, job.pk)[0] is jobs.Claim.BUSY  # same process, live thread
+    release.set()
+    thread.join()
+    assert jobs.claim(SourceImport, job.pk)[0] is jobs.Claim.CLAIMED  # its thread has ended
