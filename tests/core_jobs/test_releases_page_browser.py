@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from core import jobs
 from modeling.models import Release
-from tests.browser_support import PASSWORD, browser, login, page  # noqa: F401
+from tests.browser_support import PASSWORD, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
@@ -24,7 +24,7 @@ def researcher(transactional_db):
 
 @pytest.mark.parametrize("width", [1440, 390])
 def test_a_building_release_shows_progress_and_is_cancelled_from_the_page(
-    page, researcher, tmp_path, width  # noqa: F811
+    page, researcher, tmp_path, width
 ):
     page.set_viewport_size({"width": width, "height": 900})
     waiting = Release.objects.create(name="hb", version="2", out_dir=str(tmp_path / "w"))
