@@ -29,7 +29,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -266,9 +266,12 @@ def claim_or_wait(
         time.sleep(poll_seconds)
 
 
-def start_running(model: type[Job], pk: int, **fields: Any) -> Job | None:
-    """Mark a job running for work that many workers share (a filter job's chunks); None when
-    it is over. Unlike `claim`, another live holder does not matter."""
+def start_running(
+    model: type[Job], pk: int, *, progress: Mapping[str, Any] | None = None
+) -> Job | None:
+    """Mark a job running for work that many workers share (a filter job's chunks), `progress`
+    merged into its own under the row's lock; None when it is over. Unlike `claim`, another
+    live holder does not matter."""
     with transaction.atomic():
         row = model.objects.select_for_update().get(pk=pk)
         if row.is_over:
@@ -278,9 +281,8 @@ def start_running(model: type[Job], pk: int, **fields: Any) -> Job | None:
         row.started_at = row.started_at or now
         row.heartbeat_at = now
         row.worker = worker_id()
-        for name, value in fields.items():
-            setattr(row, name, value)
-        row.save(update_fields=["status", "started_at", "heartbeat_at", "worker", *fields])
+        row.progress = {**row.progress, **(progress or {})}
+        row.save(update_fields=["status", "started_at", "heartbeat_at", "worker", "progress"])
         return row
 
 

@@ -182,10 +182,7 @@ def plan_chunks(job: FilterJob) -> list[list[int]]:
 
 def mark_running(job_id: int, n_chunks: int) -> FilterJob | None:
     """The job, running (None once it is over), with the chunks it has."""
-    with transaction.atomic():
-        job = FilterJob.objects.select_for_update().get(pk=job_id)
-        progress = {**job.progress, "chunks": n_chunks}
-        return core_jobs.start_running(FilterJob, job_id, progress=progress)
+    return core_jobs.start_running(FilterJob, job_id, progress={"chunks": n_chunks})
 
 
 def chunks_to_run(job_id: int) -> list[tuple[int, list[int]]]:
