@@ -11,7 +11,7 @@ from django.db.models import F, Q
 from curation.models import Image
 from humanbeauty.jsonsafe import FiniteJSONEncoder
 from humanbeauty.roles import Role
-from humanbeauty.standard import BY_KEY, DIMENSIONS
+from humanbeauty.standard import BY_KEY, DIMENSIONS, LEVELS
 
 
 class Project(models.Model):
@@ -65,6 +65,11 @@ class Project(models.Model):
     )
     consistency_tolerance = models.FloatField(
         default=0.2, help_text="Largest allowed gap between a parent score and its children's mean."
+    )
+    # Managers' own texts over the standard's guides (humanbeauty.dimension_guides):
+    # {key: {"definition": str, "levels": {level: str}}}, only what differs from the defaults.
+    dimension_guides = models.JSONField(
+        default=dict, blank=True, encoder=FiniteJSONEncoder, help_text="Overrides of the guides."
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -344,6 +349,31 @@ class Reference(models.Model):
 
 for _dim in DIMENSIONS:
     Reference.add_to_class(_dim.key, models.FloatField(null=True, blank=True, help_text=_dim.name))
+
+
+class GuideExample(models.Model):
+    """A gold or training image a manager pinned as an example of one level of one dimension."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="guide_examples")
+    dimension = models.CharField(max_length=40, choices=[(d.key, d.name) for d in DIMENSIONS])
+    level = models.CharField(max_length=12, choices=[(lv, lv) for lv in LEVELS])
+    item = models.ForeignKey(ProjectImage, on_delete=models.CASCADE, related_name="+")
+    pinned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "dimension", "level", "item"], name="guideexample_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["project", "dimension", "level"])]
+
+    def __str__(self) -> str:
+        return f"example of {self.dimension} {self.level}: item {self.item_id}"
 
 
 class ConsensusLabel(models.Model):
