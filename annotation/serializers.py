@@ -324,3 +324,53 @@ class HistogramSerializer(serializers.Serializer):
     not_applicable = serializers.IntegerField(help_text="Images labelled 'not applicable'.")
     mean = serializers.FloatField(allow_null=True)
     std = serializers.FloatField(allow_null=True)
+
+
+# --- guides_api: the dimension guides and their example images ------------------------------------
+
+
+class GuideExampleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    image = serializers.IntegerField()
+    url = serializers.CharField(help_text="The example's image, for the project's members.")
+
+
+class GuideLevelSerializer(serializers.Serializer):
+    level = serializers.CharField()
+    number = serializers.IntegerField(help_text="1 = worst; the rater page's key.")
+    description = serializers.CharField()
+    examples = GuideExampleSerializer(many=True)
+
+
+class DimensionGuideSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    definition = serializers.CharField()
+    custom = serializers.ListField(
+        child=serializers.CharField(), help_text="The project's own texts: definition, levels."
+    )
+    levels = GuideLevelSerializer(many=True)
+
+
+class GuidesSerializer(serializers.Serializer):
+    dimensions = DimensionGuideSerializer(many=True)
+    can_edit = serializers.BooleanField()
+
+
+class GuidesUpdateSerializer(serializers.Serializer):
+    dimensions = serializers.DictField(
+        child=serializers.JSONField(),
+        help_text='{key: {"definition": text, "levels": {level: text}}}; "" restores a default.',
+    )
+
+
+class GuideExampleInputSerializer(serializers.Serializer):
+    dimension = serializers.CharField()
+    level = serializers.CharField()
+    image = serializers.IntegerField(help_text="A gold or training image of the project.")
+
+
+class GuideCandidateSerializer(serializers.Serializer):
+    image = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=[ItemKind.GOLD.value, ItemKind.TRAINING.value])
+    url = serializers.CharField()
