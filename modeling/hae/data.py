@@ -12,6 +12,7 @@ absent scores and the overall score.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -175,6 +176,64 @@ def read_split(release_dir: str | Path, split: str) -> list[Sample]:
     if not samples:
         raise ReleaseError(f"{path} holds no label lines")
     return samples
+
+
+# Share of the training images kept from the heads for the MetaVoter when a release has no
+# validation split.
+VOTER_HOLDOUT = 0.1
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Who learns from what. The MetaVoter weighs the heads' answers, so it must see images
+    the heads never trained on: on images they fit, it learns to trust whichever head over-fits
+    most."""
+
+    heads: list[Sample]  # stage 1 (LoRA, regression and Expert heads)
+    voter: list[Sample]  # stage 2 (the MetaVoter); never one of `heads`' images
+    voter_from: str  # "val" (the release's validation split) or "train-holdout"
+
+    def record(self) -> dict:
+        """What `final/metavoter_data.json` states, so the promise can be checked."""
+        return {
+            "fitted_on": self.voter_from,
+            "heads_images": len(self.heads),
+            "voter_images": sorted(s.image_name for s in self.voter),
+        }
+
+
+def _holdout_rank(name: str, seed: int) -> str:
+    # A seeded hash of the name: the same images are held out on every run and --resume,
+    # whatever the file order.
+    return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
+
+
+def training_data(
+    release_dir: str | Path, *, seed: int, holdout: float = VOTER_HOLDOUT
+) -> TrainingData:
+    """The heads train on the train split; the MetaVoter is fitted on the validation split, or,
+    where the release has none, on a seeded ``holdout`` share of train that the heads never see.
+    """
+    train = read_split(release_dir, "train")
+    try:
+        val = read_split(release_dir, "val")
+    except ReleaseError:
+        val = []
+    train_names = {s.image_name for s in train}
+    val = [s for s in val if s.image_name not in train_names]
+    if val:
+        return TrainingData(train, val, "val")
+    if len(train) < 2:
+        raise ReleaseError(
+            f"'{release_dir}' has no validation split and {len(train)} training image: the "
+            "MetaVoter needs images the heads do not train on (add a val split or more images)"
+        )
+    ranked = sorted(train, key=lambda s: _holdout_rank(s.image_name, seed))
+    n_voter = min(len(train) - 1, max(1, round(holdout * len(train))))
+    voter_names = {s.image_name for s in ranked[:n_voter]}
+    heads = [s for s in train if s.image_name not in voter_names]
+    voter = [s for s in train if s.image_name in voter_names]
+    return TrainingData(heads, voter, "train-holdout")
 
 
 def open_image(path: Path) -> Image.Image:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 if TYPE_CHECKING:
     from .config import TrainConfig
-    from .data import Sample
+    from .data import Sample, TrainingData
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,7 @@ class HeadsTraining(Protocol):
     loss_weights: Mapping[str, float]  # loss part -> its weight in the logged loss
     epoch: int  # where the last batch came from: epoch, and batches done in it
     done: int
+    data: TrainingData  # the heads' images and the MetaVoter's held-out ones
 
     def plan(self, cfg: TrainConfig) -> tuple[int, int]:
         """(optimizer steps of stage 1, MetaVoter steps)."""
@@ -270,6 +271,8 @@ def train(
     if latest is not None:
         resume_from(latest, state, opt, log)
     train_heads(task, opt, cfg, state["step"], total, run_dir, log, rt)
+    log.write({"event": "metavoter_data", "fitted_on": task.data.voter_from,
+               "images": len(task.data.voter)})
     task.train_metavoter(voter_steps, log)
     final = save_final(task, cfg, run_dir, log, rt)
     evaluate_on_test(task, cfg, data, final, run_dir, log, rt)
@@ -376,6 +379,7 @@ def save_final(
     final = run_dir / "final"
     if rt.main:
         task.model.save_pretrained(final)
+        (final / "metavoter_data.json").write_text(json.dumps(task.data.record(), indent=1) + "\n")
         (run_dir / "train_config.json").write_text(json.dumps(cfg.as_dict(), indent=2) + "\n")
         log.write({"event": "saved", "path": str(final)})
     rt.barrier()

@@ -79,17 +79,19 @@ def write_synthetic_release(
     expert_fraction: float = 0.5,
     size: tuple[int, int] = (64, 48),
     seed: int = 0,
+    n_val: int = 0,
 ) -> Path:
     """Write ``out_dir/HumanBeauty`` (58K-style overall-only and 50K-style 12-dim parts, plus
-    train/test split files) and return that root."""
+    train/test split files, and val with ``n_val``) and return that root."""
     rng = random.Random(seed)
     root = Path(out_dir) / "HumanBeauty"
     parts = {False: "HumanBeauty-58K", True: "HumanBeauty-50K"}
     for part in parts.values():
         (root / part / "images").mkdir(parents=True, exist_ok=True)
-    labels: dict[str, list[dict]] = {"train": [], "test": []}
+    counts = {"train": n_train, "test": n_test, **({"val": n_val} if n_val else {})}
+    labels: dict[str, list[dict]] = {split: [] for split in counts}
     per_part: dict[bool, list[dict]] = {False: [], True: []}
-    for split, count in (("train", n_train), ("test", n_test)):
+    for split, count in counts.items():
         for i in range(count):
             expert = rng.random() < expert_fraction
             f = Factors(*(rng.random() for _ in range(4)))

@@ -4,7 +4,9 @@
 [--config FILE] [--max-steps N] [--resume]``; the trained model lands in ``RUN_DIR/final/``.
 
 Stage 1 trains LoRA adapters (LLM and vision tower) and the regression and Expert heads with the
-LM loss plus the (masked) score losses; stage 2 trains the MetaVoter with everything else frozen.
+LM loss plus the (masked) score losses; stage 2 trains the MetaVoter with everything else
+frozen, on the validation split (or a held-out share of train when the release has none), never
+on the images the heads trained on.
 Checkpoints go to ``RUN_DIR/checkpoints/step-N/`` and ``--resume`` continues from the newest;
 metrics are appended to ``RUN_DIR/metrics.jsonl``. Multi-GPU: ``torchrun --nproc_per_node K -m
 modeling.train ...`` (DDP). The loop is :func:`loop.train`, the one the Lite trainer runs too;
@@ -30,7 +32,7 @@ from tqdm import tqdm
 
 from .backbone import EncodedBatch, PromptEncoder
 from .config import TrainConfig
-from .data import ReleaseDataset, Sample, read_split
+from .data import ReleaseDataset, Sample, TrainingData, training_data
 from .loop import (
     EpochSampler,
     MetricsLog,
@@ -136,7 +138,8 @@ def train_hae(cfg: TrainConfig, data: str, run_dir: Path, resume: bool) -> Path:
 class HaeTraining:
     """The full model in the shared loop (`loop.train`): LoRA adapters and the regression and
     Expert heads on the LM loss plus the masked score losses, over micro-batches of the
-    release's images (DDP across processes), then the MetaVoter on the frozen heads' scores."""
+    release's images (DDP across processes), then the MetaVoter on the frozen heads' scores of
+    held-out images."""
 
     name = "train"
 
@@ -150,7 +153,8 @@ class HaeTraining:
         state: dict,
     ) -> None:
         self.cfg, self.rt = cfg, rt
-        self.dataset = ReleaseDataset(read_split(data, "train"))
+        self.data: TrainingData = training_data(data, seed=cfg.seed)
+        self.dataset = ReleaseDataset(self.data.heads)
         self.amp = resolve_precision(cfg.precision, rt.device)
         self.model = self.train_module = self._build(run_dir, latest)
         self._prepare_stage1()
@@ -229,7 +233,8 @@ class HaeTraining:
         self.model.save_pretrained(directory, include_base=False)
 
     def train_metavoter(self, steps: int, log: MetricsLog) -> None:
-        train_metavoter(self.model, self.dataset, self.cfg, self.rt, steps, self.amp, log)
+        voter_set = ReleaseDataset(self.data.voter)
+        train_metavoter(self.model, voter_set, self.cfg, self.rt, steps, self.amp, log)
 
     def test_report(self, test: list[Sample]) -> dict:
         from .evaluate import evaluate_samples
@@ -258,7 +263,8 @@ def train_metavoter(
     amp: torch.dtype | None,
     log: MetricsLog,
 ) -> None:
-    """Stage 2: only the MetaVoter learns, on the frozen heads' scores of training images."""
+    """Stage 2: only the MetaVoter learns, on the frozen heads' scores of `dataset`: held-out
+    images (`data.training_data`), never the ones the heads trained on."""
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

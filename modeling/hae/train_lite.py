@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from .config import TrainConfig
-from .data import Sample, open_image, read_split
+from .data import Sample, TrainingData, open_image, training_data
 from .errors import CheckpointNotFoundError
 from .lite import HumanAesLite
 from .loop import EpochSampler, MetricsLog, Runtime, train
@@ -67,7 +67,7 @@ def train_lite(cfg: TrainConfig, data: str, run_dir: Path, resume: bool) -> Path
 class LiteTraining:
     """The Lite model in the shared loop (`loop.train`): the frozen CLIP embeds every image
     once (cached), then the heads train on batches of the cached embeddings, one batch per
-    step, and the MetaVoter on the frozen heads' outputs for the whole training set."""
+    step, and the MetaVoter on the frozen heads' outputs for held-out images."""
 
     name = "lite"
     amp = None  # small heads on cached features: full precision
@@ -77,7 +77,8 @@ class LiteTraining:
         latest: Path | None,
     ) -> None:
         self.cfg, self.run_dir, self.device = cfg, run_dir, device
-        samples = read_split(data, "train")
+        self.data: TrainingData = training_data(data, seed=cfg.seed)
+        samples = self.data.heads
         if latest is not None:
             self.model = HumanAesLite.from_pretrained(latest, device=str(device))
         else:
@@ -134,15 +135,18 @@ class LiteTraining:
         self.model.save_pretrained(directory)
 
     def train_metavoter(self, steps: int, log: MetricsLog) -> None:
-        """Stage 2: the MetaVoter on the frozen heads' outputs for the whole training set."""
+        """Stage 2: the MetaVoter on the frozen heads' outputs for the held-out images
+        (`data.training_data`), never the ones the heads trained on."""
         self.heads.eval()
+        features = self._embed(self.data.voter, self.data.voter_from).to(self.device)
+        target = torch.tensor([s.overall for s in self.data.voter], device=self.device)
         with torch.no_grad():
-            out = self.heads(self.features)
+            out = self.heads(features)
         candidates = torch.stack([out["regression"], out["expert"][:, -1]], -1)
         voter = self.heads.metavoter
         opt = torch.optim.Adam(voter.parameters(), lr=self.cfg.metavoter_lr)
         for step in range(1, steps + 1):
-            loss = F.mse_loss(voter(candidates, out["expert"]), self.targets[:, -1])
+            loss = F.mse_loss(voter(candidates, out["expert"]), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
