@@ -10,7 +10,7 @@ from rest_framework.routers import DefaultRouter
 from accounts import api as accounts_api
 from annotation import api as annotation_api
 from annotation import curation_api as annotation_curation_api
-from annotation import quality_api
+from annotation import guides_api, quality_api
 from core.web import ApiDocsView
 from curation import api as curation_api
 from curation import jobs_api as curation_jobs_api
@@ -71,6 +71,22 @@ api_urls = [
         "sources/<int:pk>/project/",
         annotation_curation_api.SourceProjectView.as_view(),
         name="source-project",
+    ),
+    path("projects/<int:pk>/guides/", guides_api.GuidesView.as_view(), name="project-guides"),
+    path(
+        "projects/<int:pk>/guides/examples/",
+        guides_api.GuideExamplesView.as_view(),
+        name="project-guide-examples",
+    ),
+    path(
+        "projects/<int:pk>/guides/examples/<int:example>/",
+        guides_api.GuideExampleView.as_view(),
+        name="project-guide-example",
+    ),
+    path(
+        "projects/<int:pk>/guides/examples/<int:example>/image/",
+        guides_api.GuideExampleImageView.as_view(),
+        name="project-guide-example-image",
     ),
     path("", include(router.urls)),
 ]

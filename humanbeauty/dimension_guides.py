@@ -207,7 +207,8 @@ def validate_overrides(data: object) -> dict[str, dict[str, object]]:
         out_levels: dict[str, str] = {}
         for level, value in levels.items():
             if level not in LEVELS:
-                errors.append(f"{key}: unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+                expected = ", ".join(LEVELS)
+                errors.append(f"{key}: unknown level {level!r}; expected one of {expected}")
                 continue
             text = _text(value, f"{key}.levels.{level}", DESCRIPTION_MAX, errors)
             if text is not None:
