@@ -374,3 +374,59 @@ class GuideCandidateSerializer(serializers.Serializer):
     image = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=[ItemKind.GOLD.value, ItemKind.TRAINING.value])
     url = serializers.CharField()
+
+
+# --- members and invitations (annotation/members_api.py) -----------------------------------
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField(source="user.username")
+    role = serializers.CharField()
+    status = serializers.CharField(help_text="Certification: " + ", ".join(RaterStatus.values))
+    status_reason = serializers.CharField()
+    certified_via = serializers.CharField()
+    excluded = serializers.BooleanField(help_text="Left out of the consensus.")
+    exclusion_reason = serializers.CharField()
+    live_leases = serializers.IntegerField(required=False)
+    joined_at = serializers.DateTimeField(source="created_at")
+
+
+class MemberInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.CharField(max_length=20)
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = serializers.CharField(max_length=20)
+
+
+class InvitationInputSerializer(serializers.Serializer):
+    role = serializers.CharField(max_length=20)
+    days = serializers.IntegerField(required=False, default=7, help_text="How long the link works.")
+
+
+class InvitationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    role = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    url = serializers.CharField(
+        required=False, help_text="The one-time link: in the answer that creates it, only."
+    )
+
+
+class InvitationPublicSerializer(serializers.Serializer):
+    project = serializers.CharField(source="project.name")
+    role = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class InvitationAcceptSerializer(serializers.Serializer):
+    username = serializers.CharField(
+        required=False, allow_blank=True, max_length=150,
+        help_text="For a new account; logged in, you join with your own account.",
+    )
+    password = serializers.CharField(
+        required=False, allow_blank=True, max_length=4096, style={"input_type": "password"}
+    )
