@@ -93,6 +93,21 @@ def _common_urls() -> dict[str, str]:
     }
 
 
+# Where `manage.py demo` writes its sample dataset (a manifest scoring photos 1-10), inside
+# the first import root; the sources page offers it when it is there.
+SAMPLE_MANIFEST = Path("sample-portraits") / "labels.csv"
+
+
+def sample_import() -> dict[str, object] | None:
+    """The import form's values for the demo's sample dataset, or None when it is not there."""
+    if not settings.IMPORT_ROOTS:
+        return None
+    path = Path(settings.IMPORT_ROOTS[0]) / SAMPLE_MANIFEST
+    if not path.is_file():
+        return None
+    return {"kind": "manifest", "path": str(path), "name": "sample-portraits", "scale": [1, 10]}
+
+
 @login_required
 @ensure_csrf_cookie
 def curation_home(request: HttpRequest) -> HttpResponse:
@@ -109,6 +124,7 @@ def curation_home(request: HttpRequest) -> HttpResponse:
             for p in PARSERS.values()
         ],
         "import_roots": [str(r) for r in settings.IMPORT_ROOTS],
+        "sample": sample_import(),
         "urls": {
             **_common_urls(),
             "sources": reverse("source-list"),

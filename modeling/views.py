@@ -5,17 +5,20 @@ every release with its status, counts and datasheet."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from annotation.selectors import projects_for
 from core.access import role_required
 from core.web import url_template
 from humanbeauty.roles import Role
 from humanbeauty.standard import DIMENSIONS, LEVEL_THRESHOLDS, LEVELS
 
 from . import selectors
+from .release.config import FORMATS, NA_POLICIES, SPLITS
 
 
 @role_required(Role.RESEARCHER, Role.ADMIN, why="the models page is for researchers and admins")
@@ -48,6 +51,28 @@ def models_page(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.RESEARCHER, Role.ADMIN, why="releases are for researchers and admins")
+@ensure_csrf_cookie
 def releases_page(request: HttpRequest) -> HttpResponse:
-    """Every release, its status, counts and datasheet."""
-    return render(request, "modeling/releases.html", {"releases": selectors.releases()})
+    """Every release, its status, counts and datasheet, and the form that builds one (the
+    CLI's `release build` options, as POST /api/releases/ takes them)."""
+    config = {
+        "urls": {
+            "releases": reverse("release-list"),
+            "release": url_template("release-detail"),
+            "cancel": url_template("release-cancel"),
+            "download": url_template("release-download"),
+        },
+        "release_root": str(settings.RELEASE_ROOT),
+    }
+    form = {
+        "projects": list(projects_for(request.user).values_list("name", flat=True)),
+        "sources": selectors.source_names(),
+        "formats": list(FORMATS),
+        "splits": list(SPLITS),
+        "na_policies": list(NA_POLICIES),
+    }
+    return render(
+        request,
+        "modeling/releases.html",
+        {"releases": selectors.releases(), "form": form, "config": config},
+    )

@@ -46,7 +46,7 @@
   }
 
   /**
-   * `method` `path` with an optional JSON `body`; resolves to the parsed answer (null for an
+   * `method` `path` with an optional JSON `body` (or a FormData, sent multipart); resolves to the parsed answer (null for an
    * empty one), rejects with an ApiError. `onResponse(resp)` sees every response that arrives,
    * refusals included, before it is read (the rater page reads the server clock from it).
    */
@@ -54,7 +54,9 @@
     const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
     if (method !== "GET") {
       opts.headers["X-CSRFToken"] = csrfToken();
-      if (body !== undefined) {
+      if (body instanceof FormData) {
+        opts.body = body; // multipart: the browser writes its Content-Type with the boundary
+      } else if (body !== undefined) {
         opts.headers["Content-Type"] = "application/json";
         opts.body = JSON.stringify(body);
       }
@@ -80,6 +82,18 @@
       throw new ApiError(resp.status, detailOf(data, resp), { code: data && data.code, data });
     }
     return data;
+  }
+
+  /** Every item of a paginated list, following `next` up to `cap` items. */
+  async function listAll(path, cap = 1000) {
+    const out = [];
+    let next = path;
+    while (next && out.length < cap) {
+      const page = await api("GET", next);
+      out.push(...page.results);
+      next = page.next;
+    }
+    return out;
   }
 
   /** An API url from its pattern: "/api/x/{id}/" with the id filled in. */
@@ -130,6 +144,70 @@
     if (!el) return;
     el.hidden = true;
     el.textContent = "";
+  }
+
+  // --- forms ------------------------------------------------------------------------------------
+
+  /** Flat text of a field's messages (a list, a string, or messages by sub-field). */
+  const messagesOf = (msgs) =>
+    Array.isArray(msgs) ? msgs.map(messagesOf).join(" ") : msgs && typeof msgs === "object"
+      ? Object.entries(msgs).map(([k, v]) => `${k}: ${messagesOf(v)}`).join(" ")
+      : String(msgs);
+
+  /** The API's 400 `errors` under their fields: each `[data-field=NAME]` of `form` gets its
+   * messages and its inputs aria-invalid (the form's message box says them all as well). */
+  function showFieldErrors(form, errors) {
+    for (const el of form.querySelectorAll(".field-error")) el.remove();
+    for (const el of form.querySelectorAll('[aria-invalid="true"]')) el.removeAttribute("aria-invalid");
+    if (!errors || typeof errors !== "object" || Array.isArray(errors)) return;
+    for (const [field, msgs] of Object.entries(errors)) {
+      const box = form.querySelector(`[data-field="${CSS.escape(field)}"]`);
+      if (!box) continue;
+      for (const input of box.querySelectorAll("input, select")) input.setAttribute("aria-invalid", "true");
+      box.append(node("p", { class: "field-error", text: messagesOf(msgs) }));
+    }
+  }
+
+  /** A form that posts JSON: disables its button while busy (its label then `data-busy`),
+   * shows the server's refusal in `errorEl` and under the fields it names. */
+  function jsonForm(form, { errorEl, submit, body, post, done }) {
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      hideMessage(errorEl);
+      showFieldErrors(form, null);
+      let payload;
+      try {
+        payload = body();
+      } catch (err) {
+        showMessage(errorEl, err.message, "error");
+        return;
+      }
+      submit.disabled = true;
+      const label = submit.textContent;
+      submit.textContent = submit.dataset.busy || "Working…";
+      try {
+        const data = await post(payload);
+        await done(data);
+      } catch (err) {
+        showMessage(errorEl, err.message || String(err), "error");
+        showFieldErrors(form, err.data && err.data.errors);
+      } finally {
+        submit.disabled = false;
+        submit.textContent = label;
+      }
+    });
+  }
+
+  /** The number in an <input>, or null when it is empty; a clear error when it is not one
+   * (`integer`: a whole number). */
+  function numberField(input, label, { integer = true } = {}) {
+    const raw = input.value.trim();
+    if (raw === "") return null;
+    const v = Number(raw);
+    if (integer ? !Number.isInteger(v) : !Number.isFinite(v)) {
+      throw new Error(`${label} must be a ${integer ? "whole " : ""}number.`);
+    }
+    return v;
   }
 
   const toastTimers = new WeakMap();
@@ -199,11 +277,15 @@
     ApiError,
     detailOf,
     api,
+    listAll,
     url,
     fmt,
     node,
     showMessage,
     hideMessage,
+    showFieldErrors,
+    jsonForm,
+    numberField,
     toast,
     showOverlay,
     closeOnBackdrop,

@@ -50,41 +50,8 @@
     return parts.join(" · ");
   }
 
-  /** A form that posts JSON: disables its button while busy, shows the server's refusal. */
-  function jsonForm(form, { errorEl, submit, body, post, done }) {
-    form.addEventListener("submit", async (e) => {
-      e.preventDefault();
-      hideMessage(errorEl);
-      let payload;
-      try {
-        payload = body();
-      } catch (err) {
-        showMessage(err.message, "error", errorEl);
-        return;
-      }
-      submit.disabled = true;
-      const label = submit.textContent;
-      submit.textContent = submit.dataset.busy || "Working…";
-      try {
-        const data = await post(payload);
-        await done(data);
-      } catch (err) {
-        showMessage(err.message || String(err), "error", errorEl);
-      } finally {
-        submit.disabled = false;
-        submit.textContent = label;
-      }
-    });
-  }
-
-  /** The integer in an <input>, or null when it is empty; a clear error when it is not one. */
-  function intField(input, label) {
-    const raw = input.value.trim();
-    if (raw === "") return null;
-    const v = Number(raw);
-    if (!Number.isInteger(v)) throw new Error(`${label} must be a whole number.`);
-    return v;
-  }
+  const { jsonForm } = HB;
+  const intField = (input, label) => HB.numberField(input, label);
 
   /** The project-from-curation form (job and source pages). */
   function projectForm(postUrl) {

@@ -3,7 +3,7 @@
 (() => {
   "use strict";
 
-  const { $, api, node, fmt, url } = window.HB;
+  const { $, api, listAll, node, fmt, url } = window.HB;
   const { cfg, showMessage, fmtTime, statusPill, jsonForm, intField } = window.HBCur;
   const KINDS = Object.fromEntries(cfg.kinds.map((k) => [k.kind, k]));
 
@@ -22,26 +22,40 @@
       node("td", { class: "num" }, fmt(s.linked)),
       node("td", {}, latest),
       node("td", { class: "nowrap" }, fmtTime(s.created_at, { withTime: false })),
+      cfg.can_write ? node("td", {}, s.linked === 0 && !s.jobs ? deleteButton(s) : null) : null,
     );
+  }
+
+  /** Delete a source nothing uses yet (no image in the pool, no job), after a confirm; the
+   * server refuses (409) one whose images are in the pool after all, and says why. */
+  function deleteButton(s) {
+    const button = node("button", { type: "button", class: "btn btn-quiet btn-sm", dataset: { role: "delete" } }, "Delete");
+    button.addEventListener("click", async () => {
+      if (!window.confirm(`Delete the source “${s.name}” and its ${fmt(s.items)} record${s.items === 1 ? "" : "s"}? Its imports stay listed.`)) return;
+      button.disabled = true;
+      try {
+        await api("DELETE", url(cfg.urls.source, s.id));
+        showMessage(`Deleted the source “${s.name}”.`, "ok");
+        await load();
+      } catch (err) {
+        button.disabled = false;
+        showMessage(err.message);
+      }
+    });
+    return button;
   }
 
   async function load() {
     const body = $("sources-table").tBodies[0];
     try {
-      let next = cfg.urls.sources;
-      const all = [];
-      while (next && all.length < 1000) {
-        const page = await api("GET", next);
-        all.push(...page.results);
-        next = page.next;
-      }
+      const all = await listAll(cfg.urls.sources);
       $("sources-sub").textContent = all.length
         ? `${fmt(all.length)} source${all.length === 1 ? "" : "s"}, ${fmt(all.reduce((a, s) => a + s.items, 0))} records`
         : "No sources yet.";
       body.replaceChildren(
         ...(all.length
           ? all.map(row)
-          : [node("tr", {}, node("td", { colspan: 7, class: "empty-cell" }, cfg.can_write ? "Import a public dataset or a manifest with the form." : "Nothing has been imported yet."))]),
+          : [node("tr", {}, node("td", { colspan: cfg.can_write ? 8 : 7, class: "empty-cell" }, cfg.can_write ? "Import a public dataset or a manifest with the form." : "Nothing has been imported yet."))]),
       );
     } catch (err) {
       showMessage(err.message);
@@ -64,6 +78,17 @@
       : "No import roots are configured (IMPORT_ROOTS): every path will be refused.";
     $("imp-kind").addEventListener("change", kindHints);
     kindHints();
+    const sample = $("use-sample");
+    if (sample && cfg.sample) {
+      sample.addEventListener("click", () => {
+        $("imp-kind").value = cfg.sample.kind;
+        $("imp-path").value = cfg.sample.path;
+        $("imp-name").value = cfg.sample.name;
+        [$("imp-min").value, $("imp-max").value] = cfg.sample.scale;
+        kindHints();
+        $("import-submit").focus();
+      });
+    }
     $("import-submit").dataset.busy = "Importing…";
     jsonForm(form, {
       errorEl: $("import-error"),

@@ -15,16 +15,7 @@
   const statusPill = (status) => node("span", { class: "job-status", dataset: { status } }, status);
 
   /** Every page of a paginated list (the registry is short; a cap keeps it bounded). */
-  async function all(path, cap = 500) {
-    const out = [];
-    let next = path;
-    while (next && out.length < cap) {
-      const page = await api("GET", next);
-      out.push(...page.results);
-      next = page.next;
-    }
-    return out;
-  }
+  const all = (path, cap = 500) => HB.listAll(path, cap);
 
   // --- the registry ---------------------------------------------------------------------------
 
@@ -92,31 +83,8 @@
 
   // --- scoring an upload ------------------------------------------------------------------------
 
-  /** POST multipart (HB.api speaks JSON only): same errors as HB.api. */
-  async function postForm(path, formData) {
-    let resp;
-    try {
-      resp = await fetch(path, {
-        method: "POST",
-        body: formData,
-        credentials: "same-origin",
-        headers: { Accept: "application/json", "X-CSRFToken": HB.csrfToken() },
-      });
-    } catch (_) {
-      throw new HB.ApiError(0, "Cannot reach the server. Check the connection and try again.", { code: "network" });
-    }
-    let data = null;
-    try {
-      data = await resp.json();
-    } catch (_) {
-      data = null;
-    }
-    if (!resp.ok) {
-      if (resp.status === 401) throw new HB.ApiError(401, "Your session has ended. Log in again to continue.");
-      throw new HB.ApiError(resp.status, HB.detailOf(data, resp), { code: data && data.code, data });
-    }
-    return data;
-  }
+  /** POST multipart (a FormData body): same errors as any HB.api call. */
+  const postForm = (path, formData) => api("POST", path, formData);
 
   function bar(dim, score, level) {
     const pct = Math.max(0, Math.min(100, score * 100));

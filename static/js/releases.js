@@ -1,8 +1,11 @@
-/* The releases page: a release still building shows its live progress and can be cancelled.
- * Rows are rendered by the server; this follows the live ones through /api/releases/{id}/. */
+/* The releases page: the build form (POST /api/releases/, the CLI's `release build` options;
+ * a refusal is shown under the fields it names), and a release still building shows its live
+ * progress and can be cancelled. Rows are rendered by the server; this follows the live ones
+ * through /api/releases/{id}/ and reloads the page when one is over (its counts and links). */
 (() => {
   "use strict";
-  const { api, fmt } = window.HB;
+  const { $, api, fmt, url, jsonForm, numberField } = window.HB;
+  const cfg = JSON.parse($("releases-config").textContent);
   const POLL_MS = 2000;
 
   function progressText(release) {
@@ -20,7 +23,7 @@
 
     async function poll() {
       try {
-        const release = await api("GET", `/api/releases/${id}/`);
+        const release = await api("GET", url(cfg.urls.release, id));
         status.textContent = release.status;
         status.className = `badge badge-${release.status}`;
         if (progress) progress.textContent = progressText(release);
@@ -38,7 +41,7 @@
       cancel.addEventListener("click", async () => {
         cancel.disabled = true;
         try {
-          await api("POST", `/api/releases/${id}/cancel/`);
+          await api("POST", url(cfg.urls.cancel, id));
           window.clearTimeout(timer);
           poll();
         } catch (err) {
@@ -50,5 +53,53 @@
     poll();
   }
 
+  const checked = (field) => [...document.querySelectorAll(`input[name="${field}"]:checked`)].map((i) => i.value);
+
+  /** The request body, as POST /api/releases/ reads it; empty optional fields are left out. */
+  function body() {
+    const text = (id) => $(id).value.trim();
+    const out = {
+      name: text("rel-name"),
+      version: text("rel-version"),
+      out: text("rel-out") || `${text("rel-name")}-${text("rel-version")}`,
+      projects: checked("projects"),
+      sources: checked("sources"),
+      formats: checked("formats"),
+      images: $("rel-images").value,
+      na: $("rel-na").value,
+      license: text("rel-license") || "unknown",
+      split: {},
+    };
+    for (const input of document.querySelectorAll("[data-split]")) {
+      const share = numberField(input, `The ${input.dataset.split} share`, { integer: false });
+      if (share !== null) out.split[input.dataset.split] = share;
+    }
+    const numbers = [
+      ["max_side", "rel-max-side", "Max side", true],
+      ["min_raters", "rel-min-raters", "Min raters", true],
+      ["max_disagreement", "rel-max-dis", "Max disagreement", false],
+      ["seed", "rel-seed", "Seed", true],
+      ["shard_size", "rel-shard", "Shard size", true],
+    ];
+    for (const [key, id, label, integer] of numbers) {
+      const v = numberField($(id), label, { integer });
+      if (v !== null) out[key] = v;
+    }
+    return out;
+  }
+
+  function buildForm() {
+    const form = $("release-form");
+    if (!form) return;
+    jsonForm(form, {
+      errorEl: $("release-error"),
+      submit: $("release-submit"),
+      body,
+      post: (payload) => api("POST", cfg.urls.releases, payload),
+      done: () => window.location.reload(), // the new row, followed live from there
+    });
+  }
+
   document.querySelectorAll('tr[data-live="1"]').forEach(follow);
+  buildForm();
 })();
