@@ -125,9 +125,8 @@ class JobCancelled(Exception):
     worker fell silent): stop, write no more."""
 
 
-class AlreadyOver(DomainError):
-    status = 409
-    code = "conflict"
+class AlreadyOver(DomainError, status=409, code="conflict"):
+    """A cancel of a job that has already ended."""
 
 
 def live(model: type[JobRecord]) -> models.Q:

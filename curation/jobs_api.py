@@ -57,8 +57,8 @@ MAX_ERRORS_SHOWN = 50
 REASON_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-class ImportFailed(DomainError):
-    code = "import_failed"
+class ImportFailed(DomainError, code="import_failed"):
+    """An import the worker refused as a whole (bad label file, name taken...)."""
 
 
 class BadRequest(DomainError):

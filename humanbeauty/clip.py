@@ -38,10 +38,8 @@ HOW_TO_PROVIDE = (
 )
 
 
-class ClipUnavailable(DomainError):
+class ClipUnavailable(DomainError, code="clip_unavailable"):
     """No usable CLIP model: missing or unreadable checkpoint, unknown model name."""
-
-    code = "clip_unavailable"
 
 
 @dataclass(frozen=True)

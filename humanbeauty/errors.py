@@ -6,8 +6,20 @@ Pure Python: services stay free of HTTP, and the API's exception handler maps `s
 
 
 class DomainError(Exception):
+    """A refusal. A subclass states its answer in its header, not in a body of assignments:
+    `class Conflict(DomainError, status=409, code="conflict"):`; what it leaves out it inherits."""
+
     status = 400
     code = "invalid"
+
+    def __init_subclass__(
+        cls, *, status: int | None = None, code: str | None = None, **kwargs: object
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message: str, *, errors: list[str] | None = None) -> None:
         super().__init__(message)

@@ -9,39 +9,29 @@ class WorkflowError(DomainError):
     """A request the rating workflow refuses."""
 
 
-class InvalidRating(WorkflowError):
-    code = "invalid_rating"
+class InvalidRating(WorkflowError, code="invalid_rating"):
+    """Scores the standard refuses, a request_id that is not a UUID, a time out of range."""
 
 
-class NotAMember(WorkflowError):
-    status = 403
-    code = "not_a_member"
+class NotAMember(WorkflowError, status=403, code="not_a_member"):
+    """The user's role in the project does not allow the request."""
 
 
-class LeaseNotFound(WorkflowError):
-    status = 404
-    code = "not_found"
+class LeaseNotFound(WorkflowError, status=404, code="not_found"):
+    """No such assignment, or another rater's (the same 404)."""
 
 
-class ProjectNotFound(WorkflowError):
-    status = 404
-    code = "not_found"
+class ProjectNotFound(WorkflowError, status=404, code="not_found"):
+    """No such project, or one the user may not see (the same 404)."""
 
 
-class Conflict(WorkflowError):
-    status = 409
-    code = "conflict"
+class Conflict(WorkflowError, status=409, code="conflict"):
+    """The request clashes with what is already recorded (rated, skipped, decided)."""
 
 
-class NotCertified(WorkflowError):
+class NotCertified(WorkflowError, status=403, code="not_certified"):
     """The rater may not take production tasks now (candidate who failed, paused, revoked)."""
 
-    status = 403
-    code = "not_certified"
 
-
-class ManagerNotAllowed(WorkflowError):
+class ManagerNotAllowed(WorkflowError, status=403, code="permission_denied"):
     """A manager's decision about a rater that is not theirs to take."""
-
-    status = 403
-    code = "permission_denied"

@@ -29,8 +29,8 @@ LAYOUT_VERSION = 1  # bump when the drawing changes, so cached sheets are redraw
 GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-class ContactSheetError(DomainError):
-    code = "invalid_group"
+class ContactSheetError(DomainError, code="invalid_group"):
+    """A contact sheet asked for an unknown group or a page out of range."""
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,8 @@ def _complete(image: Image, info: ImageHashes) -> None:
         dedup.assign_cluster(image)
 
 
-class PoolError(DomainError):
-    code = "pool_error"
+class PoolError(DomainError, code="pool_error"):
+    """Pool images that could not be hashed or clustered."""
 
 
 def ensure_hashed(image_ids: Iterable[int], *, progress: bool = False) -> int:

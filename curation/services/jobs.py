@@ -48,8 +48,8 @@ HEARTBEAT_EVERY_S = 2.0
 FATAL = frozenset({Reason.CORRUPT.value, Reason.DECOMPRESSION_BOMB.value, "unreadable"})
 
 
-class JobError(DomainError):
-    code = "job_error"
+class JobError(DomainError, code="job_error"):
+    """A filter job that cannot start as asked (its settings, its source) or an empty override."""
 
 
 def default_config() -> dict[str, Any]:

@@ -161,9 +161,8 @@ def _write_batch(
         on_progress(done, total)
 
 
-class SourceInUse(DomainError):
-    status = 409
-    code = "conflict"
+class SourceInUse(DomainError, status=409, code="conflict"):
+    """A delete of a source whose images are in the pool or that a filter job ran on."""
 
 
 def delete_source(source: Source) -> None:

@@ -72,10 +72,8 @@ class ParseResult:
         return resolve_inside(record.path, roots, base=self.base)
 
 
-class SourceFileError(DomainError):
+class SourceFileError(DomainError, code="bad_source"):
     """The label file as a whole cannot be used (unreadable, wrong header, unknown kind...)."""
-
-    code = "bad_source"
 
 
 class MissingLabelFile(SourceFileError, FileNotFoundError):

@@ -36,30 +36,24 @@ HOW_TO_REGISTER = (
 )
 
 
-class ModelNotFound(DomainError):
-    status = 404
-    code = "model_not_found"
+class ModelNotFound(DomainError, status=404, code="model_not_found"):
+    """No registered version of that name."""
 
 
-class NoActiveModel(DomainError):
-    status = 409
-    code = "no_active_model"
+class NoActiveModel(DomainError, status=409, code="no_active_model"):
+    """A request that names no version, while none is active."""
 
 
-class VersionExists(DomainError):
-    status = 409
-    code = "version_exists"
+class VersionExists(DomainError, status=409, code="version_exists"):
+    """A version of that name is already registered."""
 
 
-class InvalidModelDirectory(DomainError):
-    code = "invalid_model"
+class InvalidModelDirectory(DomainError, code="invalid_model"):
+    """A directory that does not load as a model (the loader's message says why)."""
 
 
-class ModelUnavailable(DomainError):
+class ModelUnavailable(DomainError, status=503, code="model_unavailable"):
     """A registered version whose files no longer load (moved, deleted, rewritten badly)."""
-
-    status = 503
-    code = "model_unavailable"
 
 
 # --- the cache of loaded models ---------------------------------------------------------------

@@ -39,13 +39,12 @@ SCORES_DIR = "scores"
 MAX_ERRORS_KEPT = 100
 
 
-class ScoringError(DomainError):
-    code = "scoring_error"
+class ScoringError(DomainError, code="scoring_error"):
+    """A scoring request that cannot be carried out as asked."""
 
 
-class ScoringConflict(DomainError):
-    status = 409
-    code = "conflict"
+class ScoringConflict(DomainError, status=409, code="conflict"):
+    """A scoring request for a release that is not ready."""
 
 
 # --- one image ----------------------------------------------------------------------------------
