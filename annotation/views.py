@@ -14,15 +14,16 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
+from rest_framework.exceptions import NotFound as ApiNotFound
 from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
 
 from core.access import has_global_role
 from core.web import url_template
-from humanbeauty.roles import RATING_ROLES, Role
+from humanbeauty.roles import GLOBAL_ROLES, RATING_ROLES, Role
 from humanbeauty.standard import (
     BY_KEY,
     DIMENSIONS,
@@ -34,8 +35,10 @@ from humanbeauty.standard import (
 )
 
 from . import selectors
+from .members_api import admin_project
 from .models import Project, RaterStatus, ReviewItem, ReviewStatus, SkipReason
 from .quality_api import MANAGER_ROLES, manager_project
+from .services import members as member_services
 
 
 def _may_see_dashboard(user, role: str | None) -> bool:
@@ -274,5 +277,81 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
             "levels": level_table(),
             "nav": _manager_nav(project, request.user, "review"),
             "review_config": config,
+        },
+    )
+
+
+# --- members (annotation/members_api.py) -----------------------------------------------------
+
+
+@login_required
+@ensure_csrf_cookie
+def members(request: HttpRequest, pk: int) -> HttpResponse:
+    """The project's members, for its admins: add, invite, roles, certification, removal."""
+    try:
+        project = admin_project(request, pk)
+    except ApiNotFound:
+        raise Http404(f"project {pk} does not exist") from None
+    except ApiPermissionDenied as exc:
+        raise PermissionDenied(str(exc.detail)) from None
+    username_stand_in = "USERNAME-STAND-IN"
+
+    def by_username(name: str) -> str:
+        return reverse(name, kwargs={"pk": project.pk, "username": username_stand_in}).replace(
+            username_stand_in, "{username}"
+        )
+
+    config = {
+        "project": {"id": project.pk, "name": project.name},
+        "me": request.user.get_username(),
+        "urls": {
+            "members": reverse("project-members", args=[project.pk]),
+            "member": by_username("project-member"),
+            "rater_status": by_username("project-rater-status"),
+            "invitations": reverse("project-invitations", args=[project.pk]),
+            "invitation": reverse(
+                "project-invitation", kwargs={"pk": project.pk, "invitation_id": 0}
+            ).replace("/0/", "/{id}/"),
+            "login": reverse("login"),
+        },
+        "roles": [{"value": r.value, "platform": r in GLOBAL_ROLES} for r in Role],
+        "rating_roles": sorted(r.value for r in RATING_ROLES),
+        "may_grant_platform_roles": has_global_role(request.user, Role.ADMIN),
+        "statuses": [value for value, _ in RaterStatus.choices],
+    }
+    return render(
+        request,
+        "annotation/members.html",
+        {
+            "project": project,
+            "nav": _manager_nav(project, request.user, "members"),
+            "members_config": config,
+        },
+    )
+
+
+@ensure_csrf_cookie
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """Where a one-time link lands: join as yourself, or make an account and join."""
+    try:
+        invite = member_services.invitation_for(token)
+    except member_services.InvitationInvalid as exc:
+        return render(
+            request, "annotation/invitation.html", {"invalid": exc.message}, status=exc.status
+        )
+    config = {
+        "urls": {
+            "accept": reverse("invitation-accept", args=[token]),
+            "home": reverse("rate-home"),
+        },
+        "logged_in": request.user.is_authenticated,
+    }
+    return render(
+        request,
+        "annotation/invitation.html",
+        {
+            "invite": invite,
+            "login_next": f"{reverse('login')}?next={request.path}",
+            "invitation_config": config,
         },
     )

@@ -10,7 +10,7 @@ from rest_framework.routers import DefaultRouter
 from accounts import api as accounts_api
 from annotation import api as annotation_api
 from annotation import curation_api as annotation_curation_api
-from annotation import guides_api, quality_api
+from annotation import guides_api, members_api, quality_api
 from core.web import ApiDocsView
 from curation import api as curation_api
 from curation import jobs_api as curation_jobs_api
@@ -87,6 +87,32 @@ api_urls = [
         "projects/<int:pk>/guides/examples/<int:example>/image/",
         guides_api.GuideExampleImageView.as_view(),
         name="project-guide-example-image",
+    ),
+    path(
+        "projects/<int:pk>/members/", members_api.MemberListView.as_view(), name="project-members"
+    ),
+    path(
+        "projects/<int:pk>/members/<str:username>/",
+        members_api.MemberDetailView.as_view(),
+        name="project-member",
+    ),
+    path(
+        "projects/<int:pk>/invitations/",
+        members_api.ProjectInvitationsView.as_view(),
+        name="project-invitations",
+    ),
+    path(
+        "projects/<int:pk>/invitations/<int:invitation_id>/",
+        members_api.ProjectInvitationView.as_view(),
+        name="project-invitation",
+    ),
+    path(
+        "invitations/<str:token>/", members_api.InvitationView.as_view(), name="invitation-detail"
+    ),
+    path(
+        "invitations/<str:token>/accept/",
+        members_api.InvitationAcceptView.as_view(),
+        name="invitation-accept",
     ),
     path("", include(router.urls)),
 ]

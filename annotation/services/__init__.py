@@ -9,14 +9,15 @@ from .errors import (
     ProjectNotFound,
     WorkflowError,
 )
+from .members import add_member
 from .workflow import (
     MAX_LIVE_LEASES,
     SubmitResult,
     add_images,
-    add_member,
     get_or_create_project,
     next_task,
     reclaim_expired,
+    release_leases,
     skip_assignment,
     submit_rating,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "get_or_create_project",
     "next_task",
     "reclaim_expired",
+    "release_leases",
     "skip_assignment",
     "submit_rating",
 ]

@@ -1,4 +1,4 @@
-"""Writes for the rating workflow: projects, members, leases, ratings and skips.
+"""Writes for the rating workflow: projects, leases, ratings and skips (members: members.py).
 
 Concurrency design (PostgreSQL): every change to an image's slot counters happens while its
 `ProjectImage` row is locked, always in the order ProjectImage -> Assignment, so counters and
@@ -17,14 +17,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 from curation.models import Image
-from humanbeauty.roles import GLOBAL_ROLES, RATING_ROLES, Role
+from humanbeauty.roles import RATING_ROLES
 from humanbeauty.standard import DIMENSION_KEYS, StandardError, validate_scores
 
 from ..models import (
@@ -67,7 +66,7 @@ MAX_LIVE_LEASES = 2
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
 
 
-# --- projects and members -----------------------------------------------------------------
+# --- projects ------------------------------------------------------------------------------
 
 
 def get_or_create_project(
@@ -81,37 +80,6 @@ def get_or_create_project(
     if guidelines is not None:
         defaults["guidelines"] = guidelines
     return Project.objects.get_or_create(name=name, defaults=defaults)
-
-
-def add_member(
-    project: Project, username: str, role: Role | str, *, password: str | None = None
-) -> tuple[Membership, bool]:
-    """Give `username` a role in `project`, creating the user if needed.
-
-    Curator, researcher and admin are also platform-wide powers, kept as Django groups.
-    """
-    role = Role(role)
-    User = get_user_model()
-    with transaction.atomic():
-        user, user_created = User.objects.get_or_create(username=username)
-        if password:
-            user.set_password(password)
-            user.save(update_fields=["password"])
-        elif user_created:
-            user.set_unusable_password()
-            user.save(update_fields=["password"])
-        membership, created = Membership.objects.update_or_create(
-            project=project, user=user, defaults={"role": role.value}
-        )
-        if created and not has_qualification_track(project):
-            # Without a qualification track, joining is certification enough.
-            membership.status = RaterStatus.CERTIFIED
-            membership.certified_via = "auto"
-            membership.save(update_fields=["status", "certified_via"])
-        if role in GLOBAL_ROLES:
-            group, _ = Group.objects.get_or_create(name=role.value)
-            user.groups.add(group)
-    return membership, created
 
 
 def add_images(
@@ -143,14 +111,36 @@ def reclaim_expired(
     now = now or timezone.now()
     project_id = project.pk if isinstance(project, Project) else project
     # Only production leases hold a slot; a reference item's lease waits for its rater.
-    stale = list(
+    due = Q(status=AssignmentStatus.ACTIVE, expires_at__lte=now)
+    return _end_leases(
         Assignment.objects.filter(
-            project_id=project_id,
-            status=AssignmentStatus.ACTIVE,
-            expires_at__lte=now,
-            project_image__kind=ItemKind.PRODUCTION,
-        ).values_list("id", "project_image_id")[:limit]
+            due, project_id=project_id, project_image__kind=ItemKind.PRODUCTION
+        ),
+        due,
+        now=now,
+        limit=limit,
     )
+
+
+def release_leases(
+    project: Project, rater: AbstractBaseUser, *, now: datetime | None = None
+) -> int:
+    """End all of a rater's live leases in the project (they left it): the slots of production
+    images go back to the queue at once. Returns how many were ended."""
+    now = now or timezone.now()
+    live = Q(status=AssignmentStatus.ACTIVE)
+    return _end_leases(
+        Assignment.objects.filter(live, project=project, rater=rater), live, now=now, limit=None
+    )
+
+
+def _end_leases(candidates, still: Q, *, now: datetime, limit: int | None) -> int:
+    """Mark the leases `candidates` finds expired, freeing the slots of production ones.
+
+    The image rows are locked first (the one lock order), then the leases are read again
+    under the locks with `still`: a submit or skip may have ended some of them meanwhile."""
+    rows = candidates.values_list("id", "project_image_id")
+    stale = list(rows[:limit] if limit is not None else rows)
     if not stale:
         return 0
     with transaction.atomic():
@@ -161,24 +151,20 @@ def reclaim_expired(
             .order_by("id")
             .values_list("id", flat=True)
         )
-        # Re-read under the locks: a late submit or skip may have ended some of them.
-        still = list(
+        ended = list(
             Assignment.objects.select_for_update()
-            .filter(
-                id__in=[a for a, _ in stale],
-                status=AssignmentStatus.ACTIVE,
-                expires_at__lte=now,
-            )
-            .values_list("id", "project_image_id")
+            .filter(still, id__in=[a for a, _ in stale])
+            .values_list("id", "project_image_id", "project_image__kind")
         )
-        if not still:
+        if not ended:
             return 0
-        Assignment.objects.filter(id__in=[a for a, _ in still]).update(
+        Assignment.objects.filter(id__in=[a for a, _, _ in ended]).update(
             status=AssignmentStatus.EXPIRED, finished_at=now
         )
-        for pi_id, n in Counter(pi for _, pi in still).items():
+        slots = Counter(pi for _, pi, kind in ended if kind == ItemKind.PRODUCTION)
+        for pi_id, n in slots.items():
             ProjectImage.objects.filter(pk=pi_id).update(leased=F("leased") - n)
-    return len(still)
+    return len(ended)
 
 
 def _lock_rater(project_id: int, rater: AbstractBaseUser) -> Membership:
@@ -413,6 +399,8 @@ def submit_rating(
                 )
             _refuse_finished_lease(assignment)
             late = assignment.status == AssignmentStatus.EXPIRED
+            if late:
+                _refuse_former_member(assignment)
             if item.kind == ItemKind.PRODUCTION:
                 _count_production_rating(item, late=late)
             _complete_lease(assignment, now)
@@ -459,6 +447,15 @@ def _refuse_finished_lease(assignment: Assignment) -> None:
         raise Conflict("you have already rated this image")
     if assignment.status == AssignmentStatus.SKIPPED:
         raise Conflict("you skipped this image; it cannot be rated now")
+
+
+def _refuse_former_member(assignment: Assignment) -> None:
+    """A late rating counts only from someone still in the project: removing a member ends
+    their leases, and those must not come back as ratings."""
+    if not Membership.objects.filter(
+        project_id=assignment.project_id, user_id=assignment.rater_id
+    ).exists():
+        raise NotAMember(f"you are no longer a member of '{assignment.project.name}'")
 
 
 def _count_production_rating(item: ProjectImage, *, late: bool) -> None:
