@@ -21,8 +21,9 @@ from humanbeauty.paths import resolve_inside
 from humanbeauty.roles import Role
 
 from .models import Release, ReleaseStatus
+from .selectors import release_diff
 from .serializers import ReleaseBuildSerializer, ReleaseSerializer
-from .services.releases import ReleaseError, create_release, release_diff
+from .services.releases import ReleaseError, create_release
 
 CHUNK = 1 << 20
 

@@ -3,25 +3,33 @@ then the model registry, batch scoring and training runs."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 from django.conf import settings
-from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
 from annotation.models import (
+    ItemKind,
     Project,
     ProjectImage,
+    ProjectStats,
+    RaterStatus,
+    Rating,
     ReviewItem,
     ReviewStatus,
     Skip,
     SkipReason,
 )
-from annotation.selectors import kept_labels, label_scores
+from annotation.selectors import kept_labels, label_scores, rater_table
 from core.jobs import live
 from curation.imaging.hashing import from_signed64, int_to_hex
 from curation.models import FilterJob, Image, Source
-from curation.selectors import accepted_decisions, latest_finished_job
+from curation.selectors import accepted_decisions, job_summary, latest_finished_job
 from humanbeauty.standard import DIMENSION_KEYS, OVERALL_KEY
 
 from .models import (
@@ -33,7 +41,8 @@ from .models import (
     Split,
     TrainingRun,
 )
-from .release import ReleaseRow, SplitHistory
+from .release import ReleaseRow, SplitHistory, diff_splits
+from .release.errors import ReleaseError
 
 OVERALL_INDEX = DIMENSION_KEYS.index(OVERALL_KEY)
 IMAGE_FIELDS = ("id", "file", "sha256", "phash", "cluster_id", "width", "height", "format")
@@ -228,6 +237,125 @@ def excluded_in(projects: Sequence[Project]) -> set[int]:
             "image_id", flat=True
         )
     )
+
+
+# --- what a release's datasheet says beyond its rows ------------------------------------------
+
+
+def source_facts(source: Source) -> dict[str, Any]:
+    """A source's provenance and its newest finished filter job (the one a release takes):
+    settings, final counts and rejection reasons. The platform records no licence."""
+    job = latest_finished_job(source)
+    summary = job_summary(job) if job is not None else None
+    scale = None if source.score_min is None else [source.score_min, source.score_max]
+    return {
+        "name": source.name,
+        "kind": source.kind,
+        "description": source.description,
+        "location": source.location,
+        "licence": None,
+        "score_scale": scale,
+        "filter_job": None if job is None else {
+            "id": job.pk,
+            "config": job.config,
+            "counts": summary["counts"],
+            "reasons": summary["reasons"],
+        },
+    }
+
+
+def _project_ratings(project: Project):
+    """Production ratings of images no reviewer excluded: what the stored agreement counts."""
+    return Rating.objects.filter(
+        project=project,
+        assignment__project_image__kind=ItemKind.PRODUCTION,
+        assignment__project_image__excluded=False,
+    )
+
+
+def project_rating_table(project: Project) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image ids, rater ids, ratings x 12 with NaN = not applicable), in (image, rater)
+    order, for the datasheet's agreement intervals."""
+    raw = list(_project_ratings(project).order_by("image_id", "rater_id")
+               .values_list("image_id", "rater_id", *DIMENSION_KEYS))
+    arr = np.array(raw, dtype=float).reshape(-1, 2 + len(DIMENSION_KEYS))
+    return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2:]
+
+
+def project_facts(project: Project) -> dict[str, Any]:
+    """A rating project as the datasheet describes it: guidelines, raters, certification rule,
+    gold accuracy, screening, the stored agreement figures and where its images came from."""
+    members = rater_table(project)
+    gold_n = sum(m["gold_n"] for m in members)
+    gold_err = sum(m["gold_mae"] * m["gold_n"] for m in members if m["gold_n"])
+    stats = ProjectStats.objects.filter(project=project).first()
+    per_source = (
+        ProjectImage.objects.filter(project=project, kind=ItemKind.PRODUCTION)
+        .values_list("image__source__name").annotate(n=Count("id")).order_by("image__source__name")
+    )
+    return {
+        "name": project.name,
+        "guidelines": project.guidelines,
+        "overlap": project.overlap,
+        "raters": {
+            "members": len(members),
+            "rated": sum(1 for m in members if m["n_ratings"]),
+            "certified": sum(1 for m in members if m["status"] == RaterStatus.CERTIFIED),
+            "excluded": sum(1 for m in members if m["excluded"]),
+        },
+        "certification": {
+            "track": ProjectImage.objects.filter(
+                project=project, kind__in=[ItemKind.TRAINING, ItemKind.TEST]).exists(),
+            "qual_max_mae": project.qual_max_mae,
+            "qual_min_srcc": project.qual_min_srcc,
+        },
+        "gold": {
+            "rate": project.gold_rate,
+            "max_mae": project.gold_max_mae,
+            "min_n": project.gold_min_n,
+            "answers": gold_n,
+            "mae": gold_err / gold_n if gold_n else None,
+        },
+        "agreement": dict(stats.agreement) if stats is not None else {},
+        "screening": {
+            "method": project.screening,
+            "min_shared": project.screening_min_shared,
+            **(stats.screening if stats is not None and stats.screening else {}),
+        },
+        "image_sources": {name or "(no source)": n for name, n in per_source},
+    }
+
+
+def previous_version(release: Release) -> Release | None:
+    """The newest ready version of the same name made before this one."""
+    return (
+        Release.objects.filter(name=release.name, status=ReleaseStatus.READY,
+                               created_at__lt=release.created_at)
+        .exclude(pk=release.pk).order_by("-created_at").first()
+    )
+
+
+def release_splits(release: Release) -> dict[int, str]:
+    """{image id: split} of a built release."""
+    return dict(ReleaseItem.objects.filter(release=release).values_list("image_id", "split"))
+
+
+def release_diff(*, release: Release, against: Release) -> dict[str, Any]:
+    """``release`` against ``against`` (both ready): images added, removed, withheld by the
+    version promise (listed in the manifest) and moved between splits."""
+    for r in (release, against):
+        if r.status != ReleaseStatus.READY:
+            raise ReleaseError(f"release {r.name} {r.version} is {r.status}; only ready "
+                               "releases have splits to compare")
+    manifest = Path(release.out_dir) / "manifest.json"
+    withheld = ()
+    if manifest.is_file():
+        withheld = [w["image_id"] for w in json.loads(manifest.read_text()).get("withheld", [])]
+    return {
+        "release": {"id": release.pk, "name": release.name, "version": release.version},
+        "against": {"id": against.pk, "name": against.name, "version": against.version},
+        **diff_splits(release_splits(against), release_splits(release), withheld=withheld),
+    }
 
 
 # --- the model registry, batch scoring and training runs -------------------------------------

@@ -132,6 +132,7 @@ def build_release(
     progress: Progress | None = None,
     verified: Mapping[str, Any] | None = None,
     excluded: Mapping[str, Sequence[int]] | None = None,
+    about: Mapping[str, Any] | None = None,
 ) -> dict:
     """Write the release under ``out_dir`` and return its manifest (also ``manifest.json``).
 
@@ -153,6 +154,7 @@ def build_release(
     report = {
         "verified": _json_safe(dict(verified or {})),
         "excluded": {k: sorted(int(i) for i in v) for k, v in (excluded or {}).items()},
+        "about": None if about is None else _json_safe(dict(about)),
     }
     work = out_dir.parent / f".{out_dir.name}.building"
     if work.exists():
@@ -420,7 +422,8 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
         progress("datasheet", 0, 1)
     official = builder.official_counts() if builder.official else None
     layout = layout_lines(config, official)
-    write_datasheet(log, stats, config_dict, extra, platform_version, layout, report)
+    write_datasheet(log, stats, config_dict, extra, platform_version, layout, report,
+                    report["about"])
     split_counts = stats.split_counts()
     write_card(log, config, split_counts, platform_version=platform_version, layout=layout,
                sources=list(stats.source_counts()))

@@ -223,9 +223,9 @@ def _check_sentences(checks: dict, total: int) -> list[str]:
 
 
 def _report_blocks(report: dict, total: int) -> list[tuple]:
-    blocks: list[tuple] = [("h2", "Checks"), ("list", _check_sentences(report["checks"], total))]
+    blocks: list[tuple] = [("h3", "Checks"), ("list", _check_sentences(report["checks"], total))]
     if report["warnings"]:
-        blocks += [("h2", "Warnings"), ("list", report["warnings"])]
+        blocks += [("h3", "Warnings"), ("list", report["warnings"])]
     left: list[str] = []
     for reason, ids in report["excluded"].items():
         label = EXCLUDED_LABELS.get(reason, reason.replace("_", " "))
@@ -237,45 +237,60 @@ def _report_blocks(report: dict, total: int) -> list[tuple]:
             f"on whose near-duplicate cluster is in test: {_ids(ids)}"
         )
     if left:
-        blocks += [("h2", "Left out"), ("list", left)]
+        blocks += [("h3", "Left out"), ("list", left)]
     return blocks
 
 
-def _blocks(
-    stats: Stats, config: dict, extra_config: dict, platform_version: str, layout: list[str],
-    report: dict,
-) -> list[tuple]:
-    name, version = config["name"], config["version"]
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _interval(point: float | None, ci: list[float] | None) -> str:
+    if point is None:
+        return "undefined"
+    return _fmt(point) + ("" if ci is None else f" [{_fmt(ci[0])}, {_fmt(ci[1])}]")
+
+
+NOT_GIVEN = "not given to this build"
+
+
+def _motivation(name: str) -> list[tuple]:
+    return [
+        ("h2", "Motivation"),
+        ("p", f"{name} was built with the HumanBeauty platform to train and evaluate models "
+              "that assess the aesthetics of images of people (human image aesthetics "
+              "assessment) on the HumanBeauty standard: an overall score for every image and, "
+              "for expert-rated images, 12 dimensions. Who requested and funded this release "
+              "is not recorded by the platform."),
+    ]
+
+
+def _composition(stats: Stats, config: dict, report: dict) -> list[tuple]:
     split_counts = stats.split_counts()
     total = sum(c["total"] for c in split_counts.values())
     requested = config["split"]
     off = max((abs(c["total"] / total - requested[s]) * 100 for s, c in split_counts.items()),
               default=0.0) if total else 0.0
     blocks: list[tuple] = [
-        ("h1", f"{name} {version}: datasheet"),
-        ("p", f"A HumanBeauty dataset release of {total:,} images, built by the HumanBeauty "
-              f"platform {platform_version}. Checksums of every file are in manifest.json."),
-        ("h2", "Configuration"),
-        ("table", ["setting", "value"],
-         [[k, json.dumps(v, sort_keys=True)] for k, v in config.items()]
-         + [[k, json.dumps(v, sort_keys=True)] for k, v in sorted(extra_config.items())]),
-        ("h2", "Splits"),
-        ("p", f"Whole near-duplicate clusters were assigned per stratum (source x "
-              f"{config['score_bins']} overall-score bins); the largest difference between a "
-              f"split's share and the requested ratio is {off:.1f} points."),
+        ("h2", "Composition"),
+        ("p", f"{total:,} images: each is one instance, an image of one or more people with "
+              "consensus scores. Whole near-duplicate clusters were assigned per stratum "
+              f"(source x {config['score_bins']} overall-score bins); the largest difference "
+              f"between a split's share and the requested ratio is {off:.1f} points."),
+        ("h3", "Splits"),
         ("table", ["split", KIND_LABELS[KIND_OVERALL], KIND_LABELS[KIND_EXPERT], "total",
                    "share", "requested"],
          [[s, f"{c[KIND_OVERALL]:,}", f"{c[KIND_EXPERT]:,}", f"{c['total']:,}",
            f"{c['total'] / total:.3f}" if total else "-", f"{requested[s]:.3f}"]
           for s, c in split_counts.items()]),
-        *_report_blocks(report, total),
-        ("h2", "Sources"),
+        ("h3", "Sources and kinds"),
         ("table", ["source", KIND_LABELS[KIND_OVERALL], KIND_LABELS[KIND_EXPERT],
                    *stats.splits, "total"],
          [[src, f"{c[KIND_OVERALL]:,}", f"{c[KIND_EXPERT]:,}",
            *(f"{c[s]:,}" for s in stats.splits), f"{c['total']:,}"]
           for src, c in stats.source_counts().items()]),
-        ("h2", "Scores"),
+        *_report_blocks(report, total),
+        ("h3", "Scores"),
         ("p", "Consensus scores in [0, 1]; the overall score of every image (the comprehensive "
               "score for 12-dim images) and each dimension over the 12-dim images. 'not "
               "applicable' counts nulls (e.g. no visible face). Levels: bad < 0.2 <= poor < 0.4 "
@@ -285,18 +300,239 @@ def _blocks(
     rows = []
     for key, label in MEASURES:
         s = summary[key]
-        rows.append([label, f"{s['rated']:,}", f"{s['not_applicable']:,}",
-                     "-" if s["mean"] is None else f"{s['mean']:.3f}",
-                     "-" if s["std"] is None else f"{s['std']:.3f}",
-                     *(f"{s['levels'][lv]:,}" for lv in LEVELS)])
+        rows.append([label, f"{s['rated']:,}", f"{s['not_applicable']:,}", _fmt(s["mean"]),
+                     _fmt(s["std"]), *(f"{s['levels'][lv]:,}" for lv in LEVELS)])
     blocks.append(("table", ["measure", "rated", "not applicable", "mean", "std", *LEVELS], rows))
-    blocks.append(("h2", "Score distributions"))
+    blocks.append(("h3", "Score distributions"))
     blocks.append(("p", "Share of each split's images per 0.05-wide bin."))
     for m, (key, label) in enumerate(MEASURES):
         blocks.append(("img", f"datasheet/{key}.svg", label, plot_svg(stats, m, label)))
-    blocks.append(("h2", "Files"))
-    blocks.append(("list", layout))
     return blocks
+
+
+def _source_blocks(src: dict) -> list[tuple]:
+    scale = src.get("score_scale")
+    facts = [
+        f"Kind: {src['kind']}; imported from: {src.get('location') or 'not recorded'}.",
+        f"Description: {src.get('description') or 'none recorded'}.",
+        f"Licence: {src.get('licence') or 'not recorded by the platform'}.",
+        ("Raw scores min-max normalised to [0, 1] from the scale "
+         f"[{scale[0]:g}, {scale[1]:g}]." if scale else "No raw score scale is recorded."),
+    ]
+    job = src.get("filter_job")
+    if job is None:
+        facts.append("No finished filter job: its images came in through rating projects only.")
+        return [("h3", f"Source {src['name']}"), ("list", facts)]
+    c = job["counts"]
+    facts.append(f"Filter job {job['id']} (the source's newest finished one, which the release "
+                 f"takes): {c.get('accepted', 0):,} accepted, {c.get('rejected', 0):,} "
+                 f"rejected, {c.get('error', 0):,} errors.")
+    blocks = [("h3", f"Source {src['name']}"), ("list", facts)]
+    if job["reasons"]:
+        blocks.append(("table", ["rejection reason", "images"],
+                       [[r, f"{n:,}"] for r, n in job["reasons"].items()]))
+    blocks.append(("table", ["filter setting", "value"],
+                   [[k, json.dumps(v, sort_keys=True)] for k, v in sorted(job["config"].items())]))
+    return blocks
+
+
+def _collection(about: dict | None) -> list[tuple]:
+    blocks: list[tuple] = [("h2", "Collection process")]
+    if about is None:
+        return [*blocks, ("p", f"Sources and their provenance: {NOT_GIVEN}.")]
+    blocks.append(("p", "Images come from imported sources (public datasets, manifests, "
+                        "folders, uploads), were decoded, hashed and clustered into "
+                        "near-duplicate groups, and passed the source's filter job before any "
+                        "release or rating project could take them."))
+    for project in about.get("projects", []):
+        per = project.get("image_sources") or {}
+        blocks.append(("p", f"Rating project {project['name']} rated images of: "
+                            + (", ".join(f"{k} ({n:,})" for k, n in per.items()) or "no source")
+                            + "."))
+    for src in about.get("sources", []):
+        blocks += _source_blocks(src)
+    return blocks
+
+
+def _standard_blocks() -> list[tuple]:
+    rows = [[str(d.index), d.name, d.key, ", ".join(d.children) or "-",
+             "yes" if d.nullable else "no"] for d in DIMENSIONS]
+    return [
+        ("p", "The HumanBeauty standard: an overall score for every image; expert-rated images "
+              "have 12 dimensions in the official order, each a score in [0, 1] with five "
+              "verbal levels. Parent scores aggregate their children; 'not applicable' is "
+              "allowed where the part is not visible."),
+        ("table", ["#", "dimension", "key", "aggregates", "may be not applicable"], rows),
+    ]
+
+
+def _project_blocks(p: dict) -> list[tuple]:
+    r, cert, gold = p["raters"], p["certification"], p["gold"]
+    rule = (f"raters pass a qualification test: per dimension a mean absolute error of at most "
+            f"{cert['qual_max_mae']:g} and a Spearman correlation of at least "
+            f"{cert['qual_min_srcc']:g} against reference scores"
+            if cert["track"] else
+            "the project has no qualification track: joining it certified a rater")
+    gold_text = (f"{gold['answers']:,} hidden gold answers, mean absolute error "
+                 f"{_fmt(gold['mae'])} (raters above {gold['max_mae']:g} are flagged once they "
+                 f"have {gold['min_n']} answers; gold rate {gold['rate']:g})"
+                 if gold["answers"] else
+                 f"no gold answers recorded (gold rate {gold['rate']:g})")
+    s = p.get("screening") or {}
+    screening = (f"method {s.get('method', 'unknown')}, judged once a rater shares "
+                 f"{s.get('min_shared', '?')} images; raters excluded from the consensus: "
+                 f"{r['excluded']}" + (f"; {s['warning']}" if s.get("warning") else ""))
+    blocks: list[tuple] = [
+        ("h3", f"Project {p['name']}"),
+        ("list", [
+            f"Raters who rated production images: {r['rated']:,} ({r['certified']:,} "
+            f"certified members of {r['members']:,}); {p['overlap']} ratings wanted per image.",
+            f"Certification rule: {rule}.",
+            f"Gold accuracy: {gold_text}.",
+            f"Screening: {screening}.",
+        ]),
+        ("p", "Guidelines shown to raters:"),
+        ("pre", p.get("guidelines") or "(the project has no guidelines text)"),
+    ]
+    agreement = p.get("agreement") or {}
+    if not agreement:
+        blocks.append(("p", "Agreement: no production rating yet, so no figure."))
+        return blocks
+    blocks.append(("p", "Agreement per dimension over the project's production ratings (the "
+                        "stored figures; 95% bootstrap intervals over images in brackets). "
+                        "ICC(2,k) takes k = the overlap rating slots."))
+    rows = []
+    for d in DIMENSIONS:
+        a = agreement.get(d.key) or {}
+        rows.append([d.name, f"{a.get('n_images', 0):,}",
+                     *(_interval(a.get(f), a.get(f"{f}_ci"))
+                       for f in ("krippendorff_alpha", "icc2_1", "icc2_k"))])
+    blocks.append(("table", ["dimension", "images rated twice or more",
+                             "Krippendorff's alpha (interval)", "ICC(2,1)", "ICC(2,k)"], rows))
+    return blocks
+
+
+def _annotation(about: dict | None) -> list[tuple]:
+    blocks: list[tuple] = [("h2", "Annotation"), *_standard_blocks()]
+    if about is None:
+        return [*blocks, ("p", f"Raters, guidelines and agreement: {NOT_GIVEN}.")]
+    blocks.append(("p", "Overall-only images carry their source's own score (min-max "
+                        "normalised); the platform's raters did not rate them."))
+    projects = about.get("projects", [])
+    if not projects:
+        blocks.append(("p", "No rating project is in this release: no image was rated on the "
+                            "platform."))
+    for p in projects:
+        blocks += _project_blocks(p)
+    return blocks
+
+
+def _preprocessing(config: dict) -> list[tuple]:
+    side = config.get("max_side")
+    return [
+        ("h2", "Preprocessing"),
+        ("list", [
+            f"Resizing: images whose longer side exceeds {side} pixels were shrunk to it "
+            "(aspect kept) and re-encoded as JPEG; the others are the stored bytes."
+            if side else "Resizing: none; released images are the stored bytes, unchanged.",
+            f"Images: {config['images']} (copy: files written; link: hard links; none: not "
+            "released).",
+            "Not-applicable dimensions stay null in Parquet and CSV and are masked in "
+            f"WebDataset; the official layout (--na {config.get('na', 'fill')}): "
+            + NA_TEXT[config.get("na", "fill")] + ".",
+            "Near-duplicates were clustered by perceptual hash; whole clusters go to one split.",
+        ]),
+    ]
+
+
+NA_TEXT = {"fill": "filled from the nearest rated parent and flagged in score_mask",
+           "drop": "such images are left out of that layout",
+           "overall": "such images are written as overall-only lines"}
+
+
+def _uses() -> list[tuple]:
+    return [
+        ("h2", "Uses"),
+        ("p", "Intended: training and evaluating image aesthetics assessment models on the "
+              "HumanBeauty standard, and studying the agreement of human ratings."),
+        ("p", "Out of scope: judging, ranking or selecting real people (hiring, dating, "
+              "admission, policing, ...), identifying people, inferring protected "
+              "attributes, and any use the source datasets' licences forbid. The scores are "
+              "the opinion of the raters of this platform about photographs, not a property "
+              "of the people shown."),
+    ]
+
+
+def _distribution(config: dict, layout: list[str]) -> list[tuple]:
+    return [
+        ("h2", "Distribution and licence"),
+        ("p", f"Licence given to this release: {config['license']}. The licences of the "
+              "source images are listed under Collection process where recorded. Formats: "
+              f"{', '.join(config['formats'])}; every file's sha256 is in manifest.json."),
+        ("list", layout),
+    ]
+
+
+def _maintenance(about: dict | None, version: str) -> list[tuple]:
+    blocks: list[tuple] = [("h2", "Maintenance")]
+    prev = None if about is None else about.get("previous")
+    if about is None:
+        return [*blocks, ("p", f"Earlier versions: {NOT_GIVEN}.")]
+    if prev is None:
+        return [*blocks, ("p", f"Version {version} is the first ready version of this name: "
+                               "nothing to compare with.")]
+    c = prev["counts"]
+    moved = ", ".join(f"{k}: {n:,}" for k, n in prev.get("moved_by_splits", {}).items())
+    return [*blocks, ("p", f"Against version {prev['version']}: {c['added']:,} images added, "
+                           f"{c['removed']:,} removed, {c['withheld']:,} withheld by the "
+                           f"version promise, {c['moved']:,} moved between splits"
+                           + (f" ({moved})" if moved else "") + f", {c['unchanged']:,} "
+                           "unchanged. `release diff` lists them by id.")]
+
+
+def _consent(about: dict | None) -> list[tuple]:
+    contact = None if about is None else about.get("contact")
+    return [
+        ("h2", "Consent and takedown"),
+        ("p", "The platform does not record whether the people shown consented to being "
+              "photographed, to the images' publication or to their use here: nothing about "
+              "consent was verified by this build."),
+        ("p", f"Takedown requests: {contact}." if contact else
+              "No takedown contact was given for this release (build option --contact)."),
+    ]
+
+
+def _configuration(config: dict, extra_config: dict) -> list[tuple]:
+    """The build's settings once each; the selection keys the Django side added after."""
+    rows = [[k, json.dumps(v, sort_keys=True)] for k, v in config.items()]
+    rows += [[k, json.dumps(v, sort_keys=True)] for k, v in sorted(extra_config.items())
+             if k not in config]
+    return [("h2", "Configuration"), ("table", ["setting", "value"], rows)]
+
+
+def _blocks(
+    stats: Stats, config: dict, extra_config: dict, platform_version: str, layout: list[str],
+    report: dict, about: dict | None = None,
+) -> list[tuple]:
+    name, version = config["name"], config["version"]
+    total = sum(c["total"] for c in stats.split_counts().values())
+    return [
+        ("h1", f"{name} {version}: datasheet"),
+        ("p", f"A HumanBeauty dataset release of {total:,} images, built by the HumanBeauty "
+              f"platform {platform_version}, described after 'Datasheets for Datasets' (Gebru "
+              "et al.). A section says so where the platform knows nothing. Checksums of "
+              "every file are in manifest.json."),
+        *_motivation(name),
+        *_composition(stats, config, report),
+        *_collection(about),
+        *_annotation(about),
+        *_preprocessing(config),
+        *_uses(),
+        *_distribution(config, layout),
+        *_maintenance(about, version),
+        *_consent(about),
+        *_configuration(config, extra_config),
+    ]
 
 
 def _md_cell(text: str) -> str:
@@ -311,6 +547,11 @@ def render_markdown(blocks: list[tuple]) -> str:
             out.append(f"# {block[1]}\n")
         elif kind == "h2":
             out.append(f"## {block[1]}\n")
+        elif kind == "h3":
+            out.append(f"### {block[1]}\n")
+        elif kind == "pre":
+            fence = "````" if "```" in block[1] else "```"
+            out.append(f"{fence}text\n{block[1].rstrip()}\n{fence}\n")
         elif kind == "p":
             out.append(f"{block[1]}\n")
         elif kind == "table":
@@ -332,22 +573,27 @@ def render_html(blocks: list[tuple], title: str) -> str:
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
         "table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;"
-        "padding:.2rem .5rem;text-align:left}figure{display:inline-block;margin:.3rem}</style>",
+        "padding:.2rem .5rem;text-align:left}figure{display:inline-block;margin:.3rem}"
+        "pre{white-space:pre-wrap}svg{max-width:100%;height:auto}"
+        ".wide{overflow-x:auto}</style>",
         "</head><body>",
     ]
     for block in blocks:
         kind = block[0]
-        if kind in ("h1", "h2", "p"):
+        if kind in ("h1", "h2", "h3", "p"):
             out.append(f"<{kind}>{e(block[1])}</{kind}>")
+        elif kind == "pre":
+            out.append(f"<pre>{e(block[1])}</pre>")
         elif kind == "table":
             head = "".join(f"<th>{e(str(c))}</th>" for c in block[1])
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>")
+            out.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>')
             out.extend("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>"
                        for r in block[2])
-            out.append("</tbody></table>")
+            out.append("</tbody></table></div>")
         elif kind == "img":
             out.append(f"<figure>{block[3].strip()}</figure>")
         elif kind == "list":
@@ -357,9 +603,11 @@ def render_html(blocks: list[tuple], title: str) -> str:
 
 
 def write_datasheet(log, stats: Stats, config: dict, extra_config: dict, platform_version: str,
-                    layout: list[str], report: dict) -> None:
-    """``report``: {"checks", "warnings", "excluded", "withheld"} as in the manifest."""
-    blocks = _blocks(stats, config, extra_config, platform_version, layout, report)
+                    layout: list[str], report: dict, about: dict | None = None) -> None:
+    """``report``: {"checks", "warnings", "excluded", "withheld"} as in the manifest;
+    ``about``: what the caller knows beyond the rows (sources, projects, the previous
+    version, the contact; see ``build_release``), None when nothing."""
+    blocks = _blocks(stats, config, extra_config, platform_version, layout, report, about)
     for block in blocks:
         if block[0] == "img":
             log.write_bytes(block[1], block[3].encode())

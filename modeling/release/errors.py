@@ -1,6 +1,6 @@
 """Errors a release build raises; each message says what was wrong and how to fix it.
 
-Both are ``DomainError``s, so the API and the CLI report them like every other refusal.
+All are ``DomainError``s, so the API and the CLI report them like every other refusal.
 """
 
 from __future__ import annotations
@@ -20,3 +20,10 @@ class ReleaseDataError(DomainError):
     image file, a duplicate image id, an image absent from the split assignment."""
 
     code = "release_data"
+
+
+class ReleaseError(DomainError):
+    """A release request or read that cannot be answered: an unknown project, an existing
+    version, a comparison with a release that is not ready."""
+
+    code = "release_error"

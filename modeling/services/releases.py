@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-import json
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,7 +30,6 @@ from core import jobs
 from curation.models import Source
 from curation.selectors import unverified_image_ids
 from curation.services.images import ensure_hashed
-from humanbeauty.errors import DomainError
 
 from .. import selectors
 from ..models import Release, ReleaseItem, ReleaseStatus
@@ -39,17 +37,16 @@ from ..release import (
     FORMATS,
     ReleaseConfig,
     ReleaseRow,
+    SplitPlan,
     build_release,
     check_official_test,
     diff_splits,
     plan_splits,
 )
+from ..release.errors import ReleaseError
+from ..release.intervals import agreement_intervals
 
 PLATFORM_VERSION = "0.1.0"
-
-
-class ReleaseError(DomainError):
-    code = "release_error"
 
 
 class EarlierVersionPending(ReleaseError):
@@ -121,6 +118,7 @@ def create_release(
     license: str = "unknown",
     shard_size: int = 10_000,
     na: str = "fill",
+    contact: str = "",
     user: AbstractBaseUser | None = None,
 ) -> Release:
     """Check a release configuration and queue its build; releases are immutable."""
@@ -147,6 +145,7 @@ def create_release(
         "license": license,
         "shard_size": shard_size,
         "na": na,
+        "contact": contact.strip(),  # for takedown requests, in the datasheet
     }
     checked = release_config(name, version, config)  # what the worker will build, or a 400
     config["formats"] = list(checked.formats)
@@ -238,12 +237,91 @@ def _verify_pool(ids: list[int], report: Callable[[str, int, int], None]) -> int
     return len(todo)
 
 
-def build(release_id: int) -> Release:
-    """Build a queued release (idempotent: a ready, failed or cancelled one is left as it is; a
-    build whose worker vanished is built again from the start)."""
+Progress = Callable[[str, int, int], None]
+
+
+def _refresh_consensus(projects: Sequence[Project], progress: Progress) -> dict[str, int]:
+    """Each project's consensus brought up to date with the refresh task's own code (labels
+    are read right after); {project: images recomputed}."""
+    refreshed = {}
+    for done, project in enumerate(projects):
+        progress("consensus", done, len(projects))
+        report = ensure_fresh(project)
+        refreshed[project.name] = report.images_updated if report is not None else 0
+    return refreshed
+
+
+def _plan(selection: _Selection, config: ReleaseConfig, release: Release,
+          progress: Progress) -> tuple[SplitPlan, int]:
+    """The split plan over verified images, and how many this build had to hash. Two streamed
+    passes over the database (split, then files) keep memory flat; where this build completed
+    some hashes, clusters may have changed, so it splits again (a third pass, only then)."""
+    history = selectors.split_history(release)
+    plan = plan_splits(selection.rows(), config, history)
+    check_official_test(plan, config)  # before hashing: an empty official test is refused
+    hashed_now = _verify_pool([*plan.splits, *plan.withheld], progress)
+    if hashed_now:
+        plan = plan_splits(selection.rows(), config, history)
+        check_official_test(plan, config)
+    plan = dataclasses.replace(plan, warnings=(*plan.warnings, *selection.empty_parts()))
+    return plan, hashed_now
+
+
+def _about(release: Release, projects: Sequence[Project], sources: Sequence[Source],
+           plan: SplitPlan) -> dict[str, Any]:
+    """What the datasheet says beyond the rows: sources, projects (with bootstrap intervals
+    around their stored agreement), the change since the previous version, the contact."""
+    facts = []
+    for project in projects:
+        fact = selectors.project_facts(project)
+        image, rater, table = selectors.project_rating_table(project)
+        bounds = agreement_intervals(image, rater, table, overlap=project.overlap,
+                                     seed=release.config["seed"]) if len(image) else {}
+        for key, figures in fact["agreement"].items():
+            for name, ci in bounds.get(key, {}).items():
+                figures[f"{name}_ci"] = ci
+        facts.append(fact)
+    previous = selectors.previous_version(release)
+    change = None
+    if previous is not None:
+        diff = diff_splits(selectors.release_splits(previous), plan.splits,
+                           withheld=plan.withheld)
+        change = {"version": previous.version, "counts": diff["counts"],
+                  "moved_by_splits": diff["moved_by_splits"]}
+    return {
+        "sources": [selectors.source_facts(s) for s in sources],
+        "projects": facts,
+        "previous": change,
+        "contact": release.config.get("contact") or None,
+    }
+
+
+def _record(release: Release, plan: SplitPlan, manifest: dict) -> None:
+    """The release's items and its end, in one transaction; a cancel that came as the last
+    file was written stands (nothing is released)."""
+    with transaction.atomic():
+        ReleaseItem.objects.filter(release=release).delete()
+        items = (ReleaseItem(release=release, image_id=i, split=s) for i, s in plan.splits.items())
+        while batch := list(itertools.islice(items, 5000)):
+            ReleaseItem.objects.bulk_create(batch)
+        digest = hashlib.sha256((Path(release.out_dir) / "manifest.json").read_bytes())
+        finished = jobs.finish(
+            Release,
+            release.pk,
+            counts=manifest.get("counts", {}),
+            warnings=manifest.get("warnings", []),
+            manifest_sha256=digest.hexdigest(),
+        )
+        if not finished:
+            raise jobs.JobCancelled
+
+
+def _claim(release_id: int) -> Release | None:
+    """The release to build now, or None when there is nothing to do (over, or another worker
+    holds it); waits (EarlierVersionPending) while an earlier version is unbuilt."""
     release = Release.objects.get(pk=release_id)
     if release.is_over:
-        return release
+        return None
     waiting = selectors.unfinished_earlier_versions(release)
     if waiting:
         raise EarlierVersionPending(
@@ -251,7 +329,13 @@ def build(release_id: int) -> Release:
             "version keeps the splits of all earlier ones, so this one waits for them (build "
             "it again once they are ready or failed)"
         )
-    release = jobs.claim_or_wait(Release, release_id)
+    return jobs.claim_or_wait(Release, release_id)
+
+
+def build(release_id: int) -> Release:
+    """Build a queued release (idempotent: a ready, failed or cancelled one is left as it is; a
+    build whose worker vanished is built again from the start)."""
+    release = _claim(release_id)
     if release is None:
         return Release.objects.get(pk=release_id)
     c = release.config
@@ -263,26 +347,10 @@ def build(release_id: int) -> Release:
     try:
         projects = _by_name(Project, c["projects"], "project")
         sources = _by_name(Source, c["sources"], "source")
-        # Consensus first, with the refresh task's own code: labels are read right after.
-        refreshed = {}
-        for done, project in enumerate(projects):
-            progress("consensus", done, len(projects))
-            report = ensure_fresh(project)
-            refreshed[project.name] = report.images_updated if report is not None else 0
+        refreshed = _refresh_consensus(projects, progress)
         selection = _Selection(projects, sources, c)
-        # Two streamed passes over the database (split, then files): memory stays flat.
         config = release_config(release.name, release.version, c)
-        history = selectors.split_history(release)
-        plan = plan_splits(selection.rows(), config, history)
-        check_official_test(plan, config)  # before hashing: an empty official test is refused
-        # Every selected image hashed and clustered against the pool, or no release. Where
-        # this build had to complete some, clusters may have changed: split again (a third
-        # pass, only then).
-        hashed_now = _verify_pool([*plan.splits, *plan.withheld], progress)
-        if hashed_now:
-            plan = plan_splits(selection.rows(), config, history)
-            check_official_test(plan, config)
-        plan = dataclasses.replace(plan, warnings=(*plan.warnings, *selection.empty_parts()))
+        plan, hashed_now = _plan(selection, config, release, progress)
         manifest = build_release(
             selection.rows(),
             plan,
@@ -297,24 +365,9 @@ def build(release_id: int) -> Release:
                 "consensus_refreshed": refreshed,
             },
             excluded=selection.excluded,
+            about=_about(release, projects, sources, plan),
         )
-        with transaction.atomic():
-            ReleaseItem.objects.filter(release=release).delete()
-            items = (
-                ReleaseItem(release=release, image_id=i, split=s) for i, s in plan.splits.items()
-            )
-            while batch := list(itertools.islice(items, 5000)):
-                ReleaseItem.objects.bulk_create(batch)
-            digest = hashlib.sha256((Path(release.out_dir) / "manifest.json").read_bytes())
-            finished = jobs.finish(
-                Release,
-                release_id,
-                counts=manifest.get("counts", {}),
-                warnings=manifest.get("warnings", []),
-                manifest_sha256=digest.hexdigest(),
-            )
-            if not finished:  # cancelled as the last file was written: nothing is released
-                raise jobs.JobCancelled
+        _record(release, plan, manifest)
     except jobs.JobCancelled:
         # The build's work folder is gone already (modeling.release.build); a folder renamed
         # into place just before the cancel goes too: a cancelled release released nothing.
@@ -331,26 +384,3 @@ def _remove_cancelled(release: Release) -> None:
         pk=release.pk, status=ReleaseStatus.READY
     ).exists():
         shutil.rmtree(out, ignore_errors=True)
-
-
-def release_diff(*, release: Release, against: Release) -> dict[str, Any]:
-    """``release`` against ``against`` (both ready): images added, removed, withheld by the
-    version promise and moved between splits. A read, kept beside the build that writes the
-    items it reads."""
-    for r in (release, against):
-        if r.status != ReleaseStatus.READY:
-            raise ReleaseError(f"release {r.name} {r.version} is {r.status}; only ready "
-                               "releases have splits to compare")
-
-    def items(r: Release) -> dict[int, str]:
-        return dict(ReleaseItem.objects.filter(release=r).values_list("image_id", "split"))
-
-    manifest = Path(release.out_dir) / "manifest.json"
-    withheld = ()
-    if manifest.is_file():
-        withheld = [w["image_id"] for w in json.loads(manifest.read_text()).get("withheld", [])]
-    return {
-        "release": {"id": release.pk, "name": release.name, "version": release.version},
-        "against": {"id": against.pk, "name": against.name, "version": against.version},
-        **diff_splits(items(against), items(release), withheld=withheld),
-    }

@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from humanbeauty.errors import DomainError
 from modeling.models import Release, ReleaseStatus
 from modeling.release import SPLITS
-from modeling.services.releases import FORMATS, create_release, release_diff
+from modeling.selectors import release_diff
+from modeling.services.releases import FORMATS, create_release
 
 
 def csv_list(text: str | None) -> list[str]:
@@ -42,6 +43,8 @@ class Command(BaseCommand):
                            help="the official layout's 12-dim images with a not-applicable "
                            "dimension: fill (from the nearest rated parent), drop (left out of "
                            "that layout) or overall (written as an overall-only line)")
+        build.add_argument("--contact", default="",
+                           help="where takedown requests go (an address), for the datasheet")
         build.add_argument("--out", required=True)
         build.add_argument("--wait", action="store_true", help="follow the build to its end")
         sub.add_parser("list", help="every release with its status")
@@ -73,6 +76,7 @@ class Command(BaseCommand):
         license,
         shard_size,
         na,
+        contact,
         out,
         wait,
         **_,
@@ -94,6 +98,7 @@ class Command(BaseCommand):
                 license=license,
                 shard_size=shard_size,
                 na=na,
+                contact=contact,
             )
         except DomainError as exc:  # the configuration, the selection, the output folder
             raise CommandError(str(exc)) from None
