@@ -3,6 +3,7 @@
 - :func:`lm_level_score`: Q-Align-style LM-head score, a softmax over the logits of the five
   level words weighted by the level midpoints of the standard.
 - :class:`RegressionHead`: MLP -> overall score in [0, 1].
+- :class:`LinearRegressionHead`: the official head, one linear layer (converted checkpoints).
 - :class:`ExpertHead`: 12 scores in [0, 1]; the 9 leaves are predicted from the features, each
   parent from its children's predictions plus the features, in the hierarchy of the standard.
 - :class:`MetaVoter`: a small learned aggregator of the heads' overall scores and the expert's
@@ -105,3 +106,15 @@ class MetaVoter(nn.Module):
         base = (torch.softmax(self.weights, 0) * candidates).sum(-1).clamp(1e-4, 1 - 1e-4)
         delta = self.correction(torch.cat([candidates, dims], dim=-1)).squeeze(-1)
         return torch.sigmoid(torch.logit(base) + delta)
+
+
+class LinearRegressionHead(nn.Module):
+    """The official HumanAesExpert regression head: one linear layer on an LLM hidden state
+    (``language_model.lm_regression_head`` in the official checkpoints), no squashing."""
+
+    def __init__(self, in_dim: int, bias: bool = True):
+        super().__init__()
+        self.linear = nn.Linear(in_dim, 1, bias=bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features.float()).squeeze(-1)
