@@ -2,9 +2,11 @@
 
 ``python -m modeling.evaluate --model MODEL_DIR --data RELEASE_DIR [--split test] --out
 REPORT.json``. The report holds, per head and per dimension, ``plcc``, ``srcc``, ``krcc``,
-``rmse``, ``mae`` and the level ``accuracy``, ``precision``, ``recall``, ``f1`` (see
-:mod:`modeling.hae.metrics`), and under ``official`` the official script's columns for the
-overall score, with its names, for comparison with the paper.
+``rmse``, ``mae`` and the level ``accuracy``, ``precision``, ``recall``, ``f1``, the same
+per level and the level confusion matrix (see :mod:`modeling.hae.metrics`), and under
+``official`` the official script's columns for the overall score, with its names, for comparison
+with the paper. For the full model, ``lm_answers`` evaluates the LM head's own twelve-line
+answers (generated text, parsed) per dimension (``--no-lm-answers`` skips the generation).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from humanbeauty.standard import DIMENSION_KEYS, OVERALL_KEY
+from humanbeauty.standard import DIMENSION_KEYS, LEVELS, OVERALL_KEY, level_index
 
 from .data import Sample, open_image, read_split
-from .metrics import official_metrics, regression_metrics
+from .metrics import class_metrics, official_metrics, regression_metrics
 from .model import CONFIG_NAME, HumanAesExpert, read_config
+from .prompts import parse_expert_answer
 
 OVERALL_HEADS = ("metavoter", "lm", "regression")
 
@@ -70,7 +73,46 @@ def predict_samples(model, samples: Sequence[Sample], batch_size: int = 8) -> di
     return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
-def build_report(pred: dict[str, np.ndarray], samples: Sequence[Sample]) -> dict:
+def generate_lm_answers(model, samples: Sequence[Sample], batch_size: int = 8) -> list[str]:
+    """The LM head's twelve-line answer for each 12-dimension image (text generation)."""
+    model.eval()
+    texts: list[str] = []
+    for start in range(0, len(samples), batch_size):
+        images = [open_image(s.image_path) for s in samples[start : start + batch_size]]
+        texts += model.generate_expert_text(images)
+    return texts
+
+
+def lm_answer_report(texts: Sequence[str], samples: Sequence[Sample]) -> dict:
+    """Per dimension: the level metrics of the LM's parsed answers against the truth's levels
+    (``n`` images rated on it, ``answered`` those whose answer gave a level; an unanswered one
+    counts as wrong in ``accuracy``, the other metrics are over the answered ones), and for
+    images rated "not applicable" how often the answer said so."""
+    parsed = [parse_expert_answer(t) for t in texts]
+    report: dict[str, dict] = {}
+    for j, key in enumerate(DIMENSION_KEYS):
+        rated = [(p.get(key, "?"), s.scores[j]) for p, s in zip(parsed, samples, strict=True)
+                 if s.scores[j] is not None]
+        pairs = [(LEVELS.index(a), level_index(t)) for a, t in rated if a in LEVELS]
+        entry: dict = {"n": len(rated), "answered": len(pairs)}
+        if pairs:
+            pred, truth = (np.array(v) for v in zip(*pairs, strict=True))
+            entry.update(class_metrics(pred, truth))
+            entry["accuracy"] = float(np.sum(pred == truth) / len(rated))
+        not_applicable = [p for p, s in zip(parsed, samples, strict=True) if s.scores[j] is None]
+        if not_applicable:
+            said = sum(1 for p in not_applicable if key in p and p[key] is None)
+            entry["not_applicable"] = {"n": len(not_applicable), "said_not_applicable": said}
+        report[key] = entry
+    return {"n_images": len(samples), "dimensions": report}
+
+
+def build_report(
+    pred: dict[str, np.ndarray],
+    samples: Sequence[Sample],
+    lm_texts: Sequence[str] | None = None,
+) -> dict:
+    """The report; ``lm_texts``: the LM's answers for the 12-dimension samples, in order."""
     truth = np.array([[np.nan if v is None else v for v in s.scores] for s in samples])
     overall = truth[:, -1]
     heads: dict[str, dict] = {}
@@ -85,11 +127,15 @@ def build_report(pred: dict[str, np.ndarray], samples: Sequence[Sample]) -> dict
         if known.any():
             heads["expert"][key] = regression_metrics(pred["expert"][known, j], truth[known, j])
     official["expert"] = official_metrics(pred["expert"][:, -1], overall)
+    extra = {}
+    if lm_texts is not None:
+        extra["lm_answers"] = lm_answer_report(lm_texts, [s for s in samples if s.is_expert])
     return {
         "n_images": len(samples),
         "n_expert_images": int(sum(s.is_expert for s in samples)),
         "heads": heads,
         "official": official,
+        **extra,
         "notes": (
             "Ours: signed correlations without logistic fit, rmse, mae, level accuracy and "
             "macro precision/recall/f1 over the levels present. 'official' repeats the official "
@@ -146,11 +192,17 @@ def evaluate(
     out: str | Path | None = None,
     batch_size: int = 8,
     device: str = "cpu",
+    lm_answers: bool = True,
 ) -> dict:
+    """The report of the model at ``model_dir`` on a split; ``lm_answers`` (the full model
+    only) adds the LM head's generated twelve-line answers, evaluated per dimension."""
     model = load_model(model_dir, device=device)
     samples = read_split(data, split)
     pred = predict_samples(model, samples, batch_size)
-    report = build_report(pred, samples)
+    texts = None
+    if lm_answers and hasattr(model, "generate_expert_text"):
+        texts = generate_lm_answers(model, [s for s in samples if s.is_expert], batch_size)
+    report = build_report(pred, samples, texts)
     report.update(model=str(model_dir), data=str(data), split=split)
     if out is not None:
         out_path = Path(out)
@@ -165,12 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modeling.evaluate", description=__doc__)
     parser.add_argument("--model", required=True, help=f"saved model directory ({CONFIG_NAME})")
     parser.add_argument("--data", required=True, help="release directory")
-    parser.add_argument("--split", default="test", choices=("train", "test"))
+    parser.add_argument("--split", default="test", choices=("train", "val", "validation", "test"))
     parser.add_argument("--out", required=True, help="report path (.json)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--no-lm-answers", action="store_true",
+        help="skip generating and evaluating the LM head's twelve-line answers (full model)",
+    )
     args = parser.parse_args(argv)
-    report = evaluate(args.model, args.data, args.split, args.out, args.batch_size, args.device)
+    report = evaluate(
+        args.model, args.data, args.split, args.out, args.batch_size, args.device,
+        lm_answers=not args.no_lm_answers,
+    )
     overall = {h: v.get(OVERALL_KEY, {}).get("srcc") for h, v in report["heads"].items()}
     print(f"wrote {args.out}; SRCC of the overall score per head: {overall}", file=sys.stderr)
     return 0

@@ -3,7 +3,8 @@
 Ours, under their correct names: PLCC, SRCC, KRCC (signed, no logistic fit), RMSE, MAE, level
 accuracy and macro precision/recall/F1 over the five levels (averaged over the levels that occur
 in the truth or the predictions, a level never predicted counting 0 precision, as scikit-learn
-does with ``average=None``; this is what the official script averages).
+does with ``average=None``; this is what the official script averages), the same per level, and
+the level confusion matrix.
 
 The official HumanAesExpert script reports the correlations as absolute values, calls the RMSE
 "mse" and the square root of the MAE "mae" (both with 1e-8 added under the root).
@@ -65,25 +66,54 @@ def levels_of(scores: ArrayLike) -> np.ndarray:
     return np.array([level_index(float(min(max(s, 0.0), 1.0))) for s in scores], dtype=int)
 
 
-def level_metrics(pred: ArrayLike, truth: ArrayLike) -> dict[str, float]:
+def level_metrics(pred: ArrayLike, truth: ArrayLike) -> dict:
+    """Level metrics of two score arrays (each score read as its level)."""
     p, t = levels_of(pred), levels_of(truth)
     if p.shape != t.shape:
         raise ValueError("pred and truth differ in length")
-    present = sorted(set(p.tolist()) | set(t.tolist()))
-    precision, recall, f1 = [], [], []
-    for level in present:
-        tp = int(np.sum((p == level) & (t == level)))
-        n_pred, n_true = int(np.sum(p == level)), int(np.sum(t == level))
-        pr = tp / n_pred if n_pred else 0.0
-        rc = tp / n_true if n_true else 0.0
-        precision.append(pr)
-        recall.append(rc)
-        f1.append(2 * pr * rc / (pr + rc) if pr + rc else 0.0)
+    return class_metrics(p, t)
+
+
+def class_metrics(p: np.ndarray, t: np.ndarray) -> dict:
+    """Accuracy, macro precision/recall/F1 over the levels present, and per level (all five,
+    ``support`` = images of that level in the truth; a precision with no prediction of the level
+    or a recall with none in the truth is undefined: NaN, written as null), and the confusion
+    matrix: ``confusion[i][j]`` images of true level ``LEVELS[i]`` predicted as ``LEVELS[j]``.
+    ``p`` and ``t`` are 0-based level indices."""
+    p, t = np.asarray(p, dtype=int), np.asarray(t, dtype=int)
+    confusion = np.zeros((len(LEVELS), len(LEVELS)), dtype=int)
+    np.add.at(confusion, (t, p), 1)
+    tp = np.diag(confusion)
+    n_pred, n_true = confusion.sum(axis=0), confusion.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(n_pred > 0, tp / np.maximum(n_pred, 1), np.nan)
+        recall = np.where(n_true > 0, tp / np.maximum(n_true, 1), np.nan)
+        f1 = np.where(
+            (n_pred > 0) & (n_true > 0) & (tp > 0),
+            2 * precision * recall / (precision + recall),
+            0.0,
+        )
+    present = (n_pred > 0) | (n_true > 0)
+    # The macro averages count an undefined precision or recall as 0 (scikit-learn's
+    # zero_division=0), over the levels that occur in truth or predictions: the official numbers.
+    macro = {
+        name: float(np.mean(np.nan_to_num(values[present]))) if present.any() else math.nan
+        for name, values in (("precision", precision), ("recall", recall), ("f1", f1))
+    }
+    per_level = {
+        level: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]) if present[i] else math.nan,
+            "support": int(n_true[i]),
+        }
+        for i, level in enumerate(LEVELS)
+    }
     return {
         "accuracy": float(np.mean(p == t)) if len(p) else math.nan,
-        "precision": float(np.mean(precision)) if present else math.nan,
-        "recall": float(np.mean(recall)) if present else math.nan,
-        "f1": float(np.mean(f1)) if present else math.nan,
+        **macro,
+        "per_level": per_level,
+        "confusion": confusion.tolist(),
     }
 
 
@@ -121,6 +151,7 @@ def official_metrics(pred: ArrayLike, truth: ArrayLike) -> dict[str, float]:
 
 __all__ = [
     "LEVELS",
+    "class_metrics",
     "krcc",
     "level_metrics",
     "mae",

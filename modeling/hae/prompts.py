@@ -7,9 +7,10 @@ with " from 12 different dimensions" inserted before the final punctuation. The 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from humanbeauty.standard import DIMENSIONS, score_to_level
+from humanbeauty.standard import DIMENSIONS, LEVELS, score_to_level
 
 IMAGE_PLACEHOLDER = "<image>"
 
@@ -62,3 +63,29 @@ def expert_answer(scores: Sequence[float | None]) -> str:
         f"{d.index}. {d.name} : {NOT_APPLICABLE if s is None else score_to_level(s)}"
         for d, s in zip(DIMENSIONS, scores, strict=True)
     )
+
+
+_ANSWER_LINE = re.compile(r"^\s*(\d{1,2})\s*[.)]\s*([^:]*?)\s*:\s*(.+?)\s*\.?\s*$")
+_BY_NAME = {d.name.lower(): d for d in DIMENSIONS}
+_BY_INDEX = {d.index: d for d in DIMENSIONS}
+
+
+def parse_expert_answer(text: str) -> dict[str, str | None]:
+    """The levels an LM expert answer gives, by dimension key: a level name, or None where it
+    says "not applicable". Lines are matched by the dimension's name (or, failing that, its
+    number); a dimension whose line is missing or whose level is not a level word is left out,
+    so an evaluation can count it as unanswered rather than guess."""
+    found: dict[str, str | None] = {}
+    for line in text.splitlines():
+        match = _ANSWER_LINE.match(line)
+        if not match:
+            continue
+        number, name, answer = int(match[1]), match[2].strip().lower(), match[3].strip().lower()
+        dim = _BY_NAME.get(name) or _BY_INDEX.get(number)
+        if dim is None or dim.key in found:
+            continue
+        if answer in LEVELS:
+            found[dim.key] = answer
+        elif answer == NOT_APPLICABLE:
+            found[dim.key] = None
+    return found

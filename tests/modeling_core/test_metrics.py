@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from humanbeauty.standard import LEVELS
 from modeling.hae import metrics
 
 
@@ -54,4 +55,36 @@ def test_undefined_correlation_is_nan_not_an_error():
         "precision",
         "recall",
         "f1",
+        "per_level",
+        "confusion",
     }
+
+
+def test_per_level_scores_and_confusion_matrix_equal_scikit_learn():
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.0, 0.75, 200)  # no "excellent" in the truth
+    pred = np.clip(truth + rng.normal(0, 0.15, 200), 0, 0.59)  # no "good"/"excellent" predicted
+    m = metrics.level_metrics(pred, truth)
+    p, t = metrics.levels_of(pred), metrics.levels_of(truth)
+    labels = list(range(len(LEVELS)))
+    assert m["confusion"] == confusion_matrix(t, p, labels=labels).tolist()
+    prec, rec, f1, support = precision_recall_fscore_support(
+        t, p, labels=labels, zero_division=np.nan
+    )
+    for i, level in enumerate(LEVELS):
+        row = m["per_level"][level]
+        assert row["support"] == support[i]
+        for ours, theirs in ((row["precision"], prec[i]), (row["recall"], rec[i])):
+            assert (math.isnan(ours) and math.isnan(theirs)) or ours == pytest.approx(theirs)
+        if support[i] or (p == i).any():
+            assert row["f1"] == pytest.approx(np.nan_to_num(f1[i]))
+        else:
+            assert math.isnan(row["f1"])  # a level in neither truth nor predictions
+    assert math.isnan(m["per_level"]["excellent"]["precision"])  # never predicted
+    present = sorted(set(p) | set(t))
+    macro = precision_recall_fscore_support(
+        t, p, labels=present, average="macro", zero_division=0
+    )
+    assert (m["precision"], m["recall"], m["f1"]) == pytest.approx(macro[:3])
