@@ -38,6 +38,7 @@ from . import selectors
 from .members_api import admin_project
 from .models import Project, RaterStatus, ReviewItem, ReviewStatus, SkipReason
 from .quality_api import MANAGER_ROLES, manager_project
+from .services import guides as guide_services
 from .services import members as member_services
 
 
@@ -102,6 +103,19 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/home.html", {"projects": projects})
 
 
+def attach_guides(groups: list[dict[str, object]], project: Project) -> None:
+    """Each dimension's definition and a line per level, as the project shows them."""
+    guides = guide_services.project_guides(project)
+    for group in groups:
+        for d in group["dimensions"]:
+            guide = guides[d["key"]]
+            d["definition"] = guide["definition"]
+            d["guide_levels"] = [
+                {**level, "description": guide["levels"][level["name"]]}
+                for level in level_table()
+            ]
+
+
 @login_required
 @ensure_csrf_cookie
 def rate(request: HttpRequest, pk: int) -> HttpResponse:
@@ -110,6 +124,7 @@ def rate(request: HttpRequest, pk: int) -> HttpResponse:
     if role not in RATING_ROLES:
         raise PermissionDenied("you do not rate in this project")
     groups = dimension_groups()
+    attach_guides(groups, project)
     flag_reasons = [
         {"value": value, "label": label}
         for value, label in SkipReason.choices
@@ -117,9 +132,12 @@ def rate(request: HttpRequest, pk: int) -> HttpResponse:
     ]
     config = {
         "project": {"id": project.pk, "name": project.name},
+        # Answers not yet submitted are kept in the browser under the user and the lease.
+        "user": request.user.pk,
         "urls": {
             "project": reverse("project-detail", args=[project.pk]),
             "next": reverse("project-next", args=[project.pk]),
+            "guides": reverse("project-guides", args=[project.pk]),
             "rating": url_template("assignment-rating"),
             "skip": url_template("assignment-skip"),
             "home": reverse("rate-home"),
@@ -353,5 +371,37 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             "invite": invite,
             "login_next": f"{reverse('login')}?next={request.path}",
             "invitation_config": config,
+        },
+    )
+
+
+# --- the dimension guides (annotation/guides_api.py) --------------------------------------------
+
+
+@login_required
+@ensure_csrf_cookie
+def guides(request: HttpRequest, pk: int) -> HttpResponse:
+    """The managers' page: each dimension's definition and level lines, and example images."""
+    project = _manager_page(request, pk, write=True)
+    config = {
+        "project": {"id": project.pk, "name": project.name},
+        "urls": {
+            "guides": reverse("project-guides", args=[project.pk]),
+            "examples": reverse("project-guide-examples", args=[project.pk]),
+            "example": reverse(
+                "project-guide-example", kwargs={"pk": project.pk, "example": 0}
+            ).replace("/0/", "/{id}/"),
+            "rate": reverse("rate", args=[project.pk]),
+            "login": reverse("login"),
+        },
+        "levels": level_table(),
+    }
+    return render(
+        request,
+        "annotation/guides.html",
+        {
+            "project": project,
+            "nav": _manager_nav(project, request.user, "guides"),
+            "guides_config": config,
         },
     )
