@@ -150,10 +150,8 @@ DEFAULT_GUIDES: dict[str, tuple[str, tuple[str, str, str, str, str]]] = {
 }
 
 
-class GuideError(DomainError):
+class GuideError(DomainError, code="invalid_guide"):
     """An override that names an unknown dimension or level, or has text of the wrong shape."""
-
-    code = "invalid_guide"
 
 
 def default_guides() -> dict[str, dict[str, object]]:

@@ -28,13 +28,12 @@ EXAMPLE_KINDS = (ItemKind.GOLD, ItemKind.TRAINING)
 MAX_EXAMPLES_PER_LEVEL = 6
 
 
-class NotAnExampleItem(GuideError):
-    code = "not_an_example_item"
+class NotAnExampleItem(GuideError, code="not_an_example_item"):
+    """An example image that is not one of the project's gold or training items."""
 
 
-class ExampleNotFound(GuideError):
-    status = 404
-    code = "not_found"
+class ExampleNotFound(GuideError, status=404, code="not_found"):
+    """No such pinned example in this project."""
 
 
 def project_guides(project: Project) -> dict[str, dict[str, object]]:

@@ -2,8 +2,12 @@
  *
  * Everything about the standard (dimensions, groups, levels and their scores, skip reasons)
  * comes from the page's JSON config, which the server builds from humanbeauty/standard.py.
- * The page talks to the public API only: the project (progress, guidelines), next/, rating/
- * and skip/. It never asks for anybody's ratings, its own included.
+ * The page talks to the public API only: the project (progress, guidelines), the project's
+ * dimension guides (definitions, level lines, pinned examples), next/, rating/ and skip/. It
+ * never asks for anybody's ratings, its own included.
+ *
+ * Answers not yet submitted live in localStorage under user, project and lease, so a reload or
+ * Back restores them into the same lease; a submit, a skip or the lease's end clears them.
  */
 (() => {
   "use strict";
@@ -48,6 +52,12 @@
     flagError: $("flag-error"),
     skipDialog: $("skip-dialog"),
     helpDialog: $("help-dialog"),
+    guideDialog: $("guide-dialog"),
+    guideTitle: $("guide-dialog-title"),
+    guideDef: $("guide-dialog-def"),
+    guideTabs: $("guide-tabs"),
+    guideLevelDesc: $("guide-level-desc"),
+    guideGallery: $("guide-gallery"),
   };
 
   const state = {
@@ -57,6 +67,8 @@
     busy: false, // a submit/skip is in flight
     clockOffset: 0, // server clock minus ours, from the Date header
     progress: null,
+    guides: {}, // key -> the guides API's dimension (levels with their examples)
+    stored: true, // the answers on screen are kept in localStorage (or there are none)
   };
 
   // --- small helpers ------------------------------------------------------------------------
@@ -104,7 +116,7 @@
     const table = document.createElement("table");
     table.id = "overlay-feedback";
     table.className = "feedback-table";
-    table.innerHTML = "<thead><tr><th>Dimension</th><th>You</th><th>Reference</th></tr></thead>";
+    table.innerHTML = "<thead><tr><th>Dimension</th><th>You</th><th>Reference</th><th><span class=\"sr-only\">Guide</span></th></tr></thead>";
     const body = document.createElement("tbody");
     for (const d of DIMS) {
       const tr = document.createElement("tr");
@@ -116,6 +128,8 @@
         td.textContent = text;
         tr.append(td);
       }
+      // Where the candidate missed: the dimension's guide and examples, one tap away.
+      tr.append(HB.node("td", {}, mine === ref ? null : guideButton(d, "Guide")));
       body.append(tr);
     }
     table.append(body);
@@ -125,6 +139,17 @@
       ]);
       el.overlayText.after(table);
       focusOverlay();
+    });
+  }
+
+  function guideButton(d, label) {
+    return HB.node("button", {
+      type: "button",
+      class: "btn btn-xs guide-link",
+      "aria-label": `The guide to ${d.name}`,
+      dataset: { examples: d.key },
+      text: label,
+      onclick: () => openGuide(d.key),
     });
   }
 
@@ -157,6 +182,101 @@
     }
   }
 
+  // --- the dimension guides: definitions and level lines inline, examples in a dialog --------
+
+  async function loadGuides() {
+    try {
+      const data = await api("GET", cfg.urls.guides);
+      state.guides = Object.fromEntries(data.dimensions.map((d) => [d.key, d]));
+    } catch (_) {
+      return; // the texts are on the page already; only the examples are missing
+    }
+    for (const b of document.querySelectorAll(".guide-open[data-examples]")) {
+      const n = exampleCount(b.dataset.examples);
+      b.textContent = n ? `Examples (${n})` : "Open the guide";
+    }
+  }
+
+  function exampleCount(key) {
+    const g = state.guides[key];
+    return g ? g.levels.reduce((n, l) => n + l.examples.length, 0) : 0;
+  }
+
+  function closeGuides(except = null) {
+    for (const row of ROWS) {
+      if (row === except || !row.classList.contains("is-guide-open")) continue;
+      row.classList.remove("is-guide-open");
+      row.querySelector(".dim-info").setAttribute("aria-expanded", "false");
+    }
+  }
+
+  function toggleGuide(i, force) {
+    const row = ROWS[i];
+    const open = force === undefined ? !row.classList.contains("is-guide-open") : force;
+    closeGuides(row);
+    row.classList.toggle("is-guide-open", open);
+    row.querySelector(".dim-info").setAttribute("aria-expanded", String(open));
+  }
+
+  function openGuide(key, level = 0) {
+    const d = BY_KEY[key];
+    if (!d) return;
+    closeGuides();
+    const g = state.guides[key];
+    el.guideTitle.textContent = d.name;
+    el.guideDef.textContent = g ? g.definition : d.definition;
+    const levels = g ? g.levels : d.guide_levels.map((l) => ({ level: l.name, number: l.number, description: l.description, examples: [] }));
+    // Open at the level asked for, else the first one with examples.
+    let current = level || (levels.find((l) => l.examples.length) || levels[0]).number;
+    const tabs = levels.map((l) =>
+      HB.node("button", {
+        type: "button",
+        role: "tab",
+        class: `guide-tab lvl-${l.number}`,
+        dataset: { level: l.number },
+        text: `${l.number} ${l.level}${l.examples.length ? ` (${l.examples.length})` : ""}`,
+        onclick: () => showLevel(l.number),
+      }),
+    );
+    el.guideTabs.replaceChildren(...tabs);
+    function showLevel(number) {
+      current = number;
+      const l = levels[number - 1];
+      tabs.forEach((t, j) => t.setAttribute("aria-selected", String(j === number - 1)));
+      el.guideLevelDesc.textContent = l.description;
+      el.guideGallery.replaceChildren(
+        ...(l.examples.length
+          ? l.examples.map((e) =>
+              HB.node("figure", { class: "guide-figure" },
+                HB.node("img", { src: e.url, alt: `Example of ${l.level} ${d.name}`, loading: "lazy" })),
+            )
+          : [HB.node("p", { class: "muted", text: "No example image pinned for this level yet." })]),
+      );
+    }
+    showLevel(current);
+    openDialog(el.guideDialog);
+    $("guide-close").focus();
+  }
+
+  for (const b of document.querySelectorAll(".guide-open[data-examples]")) {
+    b.addEventListener("click", (e) => {
+      e.stopPropagation();
+      openGuide(b.dataset.examples);
+    });
+  }
+  $("guide-close").addEventListener("click", () => el.guideDialog.close());
+  el.guideDialog.addEventListener("keydown", (e) => {
+    const n = Number(e.key);
+    if (Number.isInteger(n) && n >= 1 && n <= LEVELS.length) {
+      e.preventDefault();
+      el.guideTabs.children[n - 1].click();
+    }
+  });
+  // A tap anywhere outside an open guide closes it.
+  document.addEventListener("click", (e) => {
+    if (!e.target.closest(".dim-info, .dim-guide")) closeGuides();
+  });
+
   function toggleGuidelines(force) {
     const open = force === undefined ? el.guidelines.hidden : force;
     el.guidelines.hidden = !open;
@@ -177,6 +297,7 @@
     el.lease.classList.toggle("is-warn", ms > 0 && ms < 120000);
     el.lease.classList.toggle("is-expired", ms <= 0);
     if (ms <= 0) {
+      if (!t.stage) forgetAnswers(t); // qualification leases wait for the candidate
       el.leaseLeft.textContent = "expired";
       el.lease.title = "Your lease ran out: a submit still counts if the image needs more ratings.";
       return;
@@ -357,11 +478,14 @@
     el.layer.replaceChildren(task.img);
     const stage = task.stage ? ` · Qualification: ${task.stage}` : "";
     el.info.textContent = `Image #${task.image.id} · ${task.image.width}×${task.image.height}${stage}`;
+    const restored = restoreAnswers(task);
     renderAnswers();
     ROWS.forEach((r) => r.classList.remove("is-missing"));
     renderLease();
     setEnabled(true);
-    focusRow(0);
+    const first = restored ? nextUnanswered(DIMS.length - 1) : 0;
+    focusRow(first >= 0 ? first : 0);
+    if (restored) showMessage(`Your ${restored} earlier answer${restored > 1 ? "s" : ""} for this image ${restored > 1 ? "were" : "was"} restored.`, "info");
     startPreload();
     if (task.img.complete && task.img.naturalWidth) {
       // Preloaded: on screen at once.
@@ -431,6 +555,15 @@
     actions.push({ label: "Back to projects", href: cfg.urls.home });
     ROWS.forEach((r) => r.classList.remove("is-current"));
     showOverlay("Could not load the next image", err.message, actions);
+    // A candidate who did not pass: the guide of each dimension the test names.
+    const missed = err.code === "not_certified" ? DIMS.filter((d) => new RegExp(`\\b${d.key}\\b`).test(err.message)) : [];
+    if (missed.length) {
+      el.overlayText.after(
+        HB.node("div", { id: "overlay-feedback", class: "guide-missed" },
+          HB.node("p", { text: "Study the guide where you missed:" }),
+          missed.map((d) => guideButton(d, d.name))),
+      );
+    }
     focusOverlay();
   }
 
@@ -449,6 +582,7 @@
 
   async function start() {
     clearMessage();
+    pruneKept();
     showOverlay("Loading…", "");
     try {
       const [task] = await Promise.all([fetchNext([]), loadProject()]);
@@ -465,6 +599,68 @@
   }
 
   // --- answers ------------------------------------------------------------------------------
+
+  // Kept under user + project + lease: restored only into the very lease they were given for.
+  const STORE_PREFIX = `hb.answers.${cfg.user}.${cfg.project.id}.`;
+  const storeKey = (task) => STORE_PREFIX + task.assignment;
+
+  function saveAnswers() {
+    const t = state.task;
+    if (!t) return;
+    try {
+      if (Object.keys(t.answers).length) {
+        localStorage.setItem(storeKey(t), JSON.stringify({ answers: t.answers, expiresAt: t.expiresAt, stage: t.stage }));
+      } else {
+        localStorage.removeItem(storeKey(t));
+      }
+      state.stored = true;
+    } catch (_) {
+      state.stored = false; // storage full or off: the unload warning still guards them
+    }
+  }
+
+  function forgetAnswers(task) {
+    try {
+      localStorage.removeItem(storeKey(task));
+    } catch (_) {
+      /* nothing was kept */
+    }
+  }
+
+  /** Puts the answers kept for this lease back (only valid ones); how many it restored. */
+  function restoreAnswers(task) {
+    let saved;
+    try {
+      saved = JSON.parse(localStorage.getItem(storeKey(task)) || "null");
+    } catch (_) {
+      saved = null;
+    }
+    if (!saved || typeof saved.answers !== "object") return 0;
+    for (const d of DIMS) {
+      const a = saved.answers[d.key];
+      if ((a === NA && d.nullable) || LEVELS.some((l) => l.number === a)) task.answers[d.key] = a;
+    }
+    return Object.keys(task.answers).length;
+  }
+
+  /** Drops what was kept for leases that ended (their answers can no longer be restored). */
+  function pruneKept() {
+    try {
+      for (let i = localStorage.length - 1; i >= 0; i -= 1) {
+        const k = localStorage.key(i);
+        if (!k || !k.startsWith(STORE_PREFIX)) continue;
+        let v = null;
+        try {
+          v = JSON.parse(localStorage.getItem(k));
+        } catch (_) {
+          /* unreadable: dropped below */
+        }
+        if (!v || (!v.stage && v.expiresAt < serverNow())) localStorage.removeItem(k);
+      }
+    } catch (_) {
+      /* no storage */
+    }
+  }
 
   function levelName(a) {
     return a === NA ? "not applicable" : LEVELS[a - 1].name;
@@ -536,6 +732,7 @@
     clearMessage();
     if (notes.length) showMessage(notes.join(" "), "info");
     renderAnswers();
+    saveAnswers();
     const j = nextUnanswered(i);
     if (j >= 0) focusRow(j);
     else {
@@ -550,10 +747,17 @@
     delete t.answers[DIMS[i].key];
     clearMessage();
     renderAnswers();
+    saveAnswers();
   }
 
   ROWS.forEach((row, i) => {
     row.addEventListener("click", (e) => {
+      if (e.target.closest(".dim-info")) {
+        toggleGuide(i);
+        focusRow(i, { scroll: false });
+        return;
+      }
+      if (e.target.closest(".dim-guide")) return;
       const b = e.target.closest(".lvl");
       if (b) choose(i, levelValue(b));
       else focusRow(i, { scroll: false });
@@ -603,10 +807,12 @@
     try {
       try {
         await action(t);
+        forgetAnswers(t);
         clearMessage();
         toast(okText);
       } catch (err) {
         if (!handleActionError(err, okText === "Saved" ? "rating" : "skip")) return;
+        forgetAnswers(t); // the lease can no longer take them
       }
       loadProject(); // refresh progress in the background
       try {
@@ -686,10 +892,10 @@
   }
 
   function dialogOpen() {
-    return [el.flagDialog, el.skipDialog, el.helpDialog].some((d) => d.open);
+    return [el.flagDialog, el.skipDialog, el.helpDialog, el.guideDialog].some((d) => d.open);
   }
 
-  for (const d of [el.flagDialog, el.skipDialog, el.helpDialog]) {
+  for (const d of [el.flagDialog, el.skipDialog, el.helpDialog, el.guideDialog]) {
     d.addEventListener("close", () => {
       if (state.task) focusRow(state.cursor, { scroll: false });
     });
@@ -837,6 +1043,7 @@
       return;
     }
     if (key === "Escape") {
+      closeGuides();
       if (!el.guidelines.hidden) {
         toggleGuidelines(false);
         e.preventDefault();
@@ -873,6 +1080,10 @@
       return;
     }
     switch (lower) {
+      case "i":
+        e.preventDefault();
+        toggleGuide(state.cursor);
+        return;
       case "n":
         e.preventDefault();
         choose(state.cursor, NA);
@@ -919,7 +1130,8 @@
       case "Enter":
         if (onControl) return; // the focused button's own action
         e.preventDefault();
-        if (!e.repeat) submit();
+        if (ROWS[state.cursor].classList.contains("is-guide-open")) openGuide(DIMS[state.cursor].key);
+        else if (!e.repeat) submit();
         return;
       default:
     }
@@ -935,13 +1147,22 @@
     });
   });
 
-  // Leaving with answers that were not submitted loses them: ask first.
+  // Leaving with answers that could not be kept locally loses them: ask first.
   window.addEventListener("beforeunload", (e) => {
-    if (state.task && Object.keys(state.task.answers).length && !state.busy) {
+    if (state.task && Object.keys(state.task.answers).length && !state.busy && !state.stored) {
       e.preventDefault();
       e.returnValue = "";
     }
   });
 
+  // Back (a page from the back-forward cache) or a tab shown again: fresh counters.
+  window.addEventListener("pageshow", (e) => {
+    if (e.persisted) loadProject();
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") loadProject();
+  });
+
+  loadGuides();
   start();
 })();
