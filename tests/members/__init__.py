@@ -1,0 +1,1 @@
+"""The members page and its API (#14 item 4)."""
