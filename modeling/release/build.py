@@ -37,6 +37,7 @@ from .splits import SplitHistory, SplitPlan, share_warnings
 from .writers import (
     OFFICIAL_ROOT,
     PARTS,
+    WDS_IMAGE_KEY,
     CsvWriter,
     OfficialWriter,
     ParquetWriter,
@@ -98,15 +99,27 @@ def layout_lines(config: ReleaseConfig, official: Mapping[str, Any] | None = Non
         lines.append(f"csv/{{split}}.csv for {splits}: the Parquet columns as CSV; "
                      "csv/README.md: their card")
     if "webdataset" in config.formats:
-        what = ("jpg (the image's bytes, whatever its encoding) + json (its typed record)"
-                if config.images != "none" else "json only (images=none)")
+        if config.shard_images:
+            what = "jpg (the image's bytes, whatever its encoding) + json (its typed record)"
+        elif config.images == "none":
+            what = "json only (images=none)"
+        else:
+            what = "json only, whose `path` names the image file (images are stored once)"
         lines.append(f"webdataset/{{split}}-NNNNNN.tar: {config.shard_size:,} samples "
-                     f"per shard, {what}; webdataset/README.md: their card")
+                     f"per shard, shuffled into shards (seeded from the release: the same "
+                     f"order on a rebuild), {what}; webdataset/README.md: their card")
     if config.images == "none":
         lines.append("images were not released (images=none): `path` is where each would be, "
                      "`original_file` where it was left")
-    elif "official" not in config.formats:
-        lines.append("images/: the image files")
+    elif config.shard_images:
+        lines.append("images are stored once, inside the WebDataset shards (no format here "
+                     "reads loose files): `path` is `{shard}#{member}`")
+    else:
+        where = "the official layout's images/ folders" if "official" in config.formats \
+            else "images/"
+        lines.append(f"images are stored once, as files in {where}, which every format names "
+                     "by `path`" + (" (the WebDataset shards do not hold a second copy)"
+                                    if "webdataset" in config.formats else ""))
     return lines
 
 
@@ -184,7 +197,7 @@ class _Builder:
         self.official = OfficialWriter(log, config) if "official" in formats else None
         self.parquet = ParquetWriter(log, names) if "parquet" in formats else None
         self.csv = CsvWriter(log, names) if "csv" in formats else None
-        self.wds = WebDatasetWriter(log, config.shard_size) if "webdataset" in formats else None
+        self.wds = WebDatasetWriter(log, config, splits) if "webdataset" in formats else None
         self.stats = Stats(names)
         self.buffers: dict[str, list[tuple]] = {s: [] for s in names}
         self.dirs = {e: image_dir(config, e) for e in (False, True)}
@@ -226,11 +239,15 @@ class _Builder:
                 data, width, height = resize(data, config.max_side, row.image_id)
                 ext, resized = "jpg", True
         name = stable_name(row, ext)
-        rel = f"{self.dirs[expert]}/{name}"
-        if config.images == "copy" or (config.images == "link" and resized):
+        stem = name.rsplit(".", 1)[0]
+        if config.shard_images:  # the bytes live in the shard: the path names the member
+            rel = f"{self.wds.shard(split, row.image_id)}#{stem}.{WDS_IMAGE_KEY}"
+        else:
+            rel = f"{self.dirs[expert]}/{name}"
+        if config.loose_images and (config.images == "copy" or resized):
             log.write_bytes(rel, data, None if resized else sha)
             self.n_image_files += 1
-        elif config.images == "link":
+        elif config.loose_images:
             log.link_or_copy(row.file, rel, sha, len(data))
             self.n_image_files += 1
 
@@ -243,7 +260,8 @@ class _Builder:
         if self.official:
             self.write_official(name, split, expert, row.source, dims, overall, overall_level)
         if self.wds:
-            self.wds.write(split, name.rsplit(".", 1)[0], data, wds_record(record))
+            self.wds.write(split, stem, data if config.shard_images else None,
+                           wds_record(record))
         buf = self.buffers[split]
         buf.append(record)
         if len(buf) >= BATCH_ROWS:

@@ -80,7 +80,7 @@ def _config(fmt: str, config: ReleaseConfig, splits: list[str], digest: str, *,
     description = (f"{config.name} {config.version}, {fmt} files; sha256 of their list of "
                    f"checksums: {digest}")
     return ({"config_name": "default", "data_files": files, "description": description},
-            {"config_name": "default", "features": features(fmt, config.images != "none")})
+            {"config_name": "default", "features": features(fmt, config.shard_images)})
 
 
 def default_format(config: ReleaseConfig) -> str | None:
@@ -146,14 +146,17 @@ def _snippets(config: ReleaseConfig,
             f"table = pq.read_table({at('parquet', f'{first}.parquet')})",
         ])))
     if "webdataset" in formats:
-        keys = f'"{WDS_IMAGE_KEY}", "json"' if config.images != "none" else '"json"'
-        take = "image, record" if config.images != "none" else "(record,)"
+        keys = f'"{WDS_IMAGE_KEY}", "json"' if config.shard_images else '"json"'
+        take = "image, record" if config.shard_images else "(record,)"
+        loose = config.loose_images  # the json's path names the image file
         out.append(("webdataset", "\n".join([
-            "import glob", "", "import webdataset as wds", "", release,
+            "import glob", "", "import webdataset as wds",
+            *(["from PIL import Image"] if loose else []), "", release,
             f"shards = sorted(glob.glob({at('webdataset', f'{first}-*.tar')}))",
             'samples = wds.WebDataset(shards, shardshuffle=False).decode("pil")'
             f".to_tuple({keys})",
             f"{take} = next(iter(samples))",
+            *(['image = Image.open(f"{release}/{record[\'path\']}")'] if loose else []),
         ])))
     return out
 
@@ -237,8 +240,10 @@ _WDS_NOTE = (
     "`original_file` \"\" unless images=none), and the dimensions as lists of "
     f"{N_DIMS} in the official order: `scores` ({NO_SCORE} where not rated), `score_mask` "
     f"(true = rated), `std` ({NO_SCORE} where unknown), `n` (0 where none) and `levels` "
-    f"(\"\" where not rated). The image is under `{WDS_IMAGE_KEY}` whatever its encoding "
-    "(its bytes as released; `format` in the json names the original encoding).", "",
+    f"(\"\" where not rated). Where the shards hold the images (no other format reads "
+    f"files), the image is under `{WDS_IMAGE_KEY}` whatever its encoding (its bytes as "
+    "released; `format` in the json names the original encoding); else `path` names its file "
+    "and the shards hold no second copy.", "",
 )
 
 

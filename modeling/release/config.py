@@ -20,6 +20,8 @@ IMAGE_MODES: tuple[str, ...] = ("copy", "link", "none")
 # it from the nearest rated parent (flagged in score_mask), drop the image from the layout, or
 # write it as an overall-only line. The other formats keep the nulls whatever the choice.
 NA_POLICIES: tuple[str, ...] = ("fill", "drop", "overall")
+# Formats that name each image by its file path: with one of them the images are loose files.
+FILE_FORMATS: tuple[str, ...] = ("official", "parquet", "csv")
 N_DIMS = len(DIMENSION_KEYS)
 
 
@@ -150,6 +152,18 @@ class ReleaseConfig:
                 "test_label.jsonl): give test a ratio above 0, e.g. "
                 "train=0.8,val=0.1,test=0.1, or leave the official format out"
             )
+
+    @property
+    def loose_images(self) -> bool:
+        """Images stored once, as files (images/, or the official layout's folders), which
+        every format names by path: whenever a format that reads files is built."""
+        return self.images != "none" and any(f in self.formats for f in FILE_FORMATS)
+
+    @property
+    def shard_images(self) -> bool:
+        """Images stored once, inside the WebDataset shards: when no format reads files (else
+        the shards' json names the loose file instead of holding a second copy)."""
+        return self.images != "none" and "webdataset" in self.formats and not self.loose_images
 
     @property
     def splits(self) -> tuple[str, ...]:

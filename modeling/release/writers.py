@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 
 from .config import ReleaseConfig
+from .errors import ReleaseDataError
 from .files import FileLog, HashedFile
 from .records import COLUMN_NAMES, COLUMNS
 
@@ -186,68 +192,98 @@ def tar_member(name: str, data: bytes) -> bytes:
 WDS_IMAGE_KEY = "jpg"
 
 
+def shard_seed(config: ReleaseConfig) -> int:
+    """The shuffle's seed, from the release itself: the same release shuffles alike on every
+    rebuild, another version or seed differently."""
+    key = f"{config.name}\0{config.version}\0{config.seed}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
+
+
+def plan_shards(splits: Mapping[int, str], names: tuple[str, ...], shard_size: int,
+                seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per split, (its image ids sorted, each one's shard): a seeded permutation of the split,
+    cut into shards of ``shard_size``, so a shard mixes sources, kinds and scores instead of
+    holding a run of the release's row order."""
+    ids = np.fromiter(splits.keys(), dtype=np.int64, count=len(splits))
+    codes = np.fromiter((names.index(s) for s in splits.values()), dtype=np.int64,
+                        count=len(splits))
+    out = {}
+    for c, split in enumerate(names):
+        mine = np.sort(ids[codes == c])
+        position = np.random.default_rng([seed, c]).permutation(mine.size)
+        out[split] = (mine, position // shard_size)
+    return out
+
+
 class WebDatasetWriter:
     """``webdataset/{split}-{000000}.tar`` shards of ``shard_size`` samples; a sample is
-    ``{key}.jpg`` (the image, when images are released) and ``{key}.json`` (its typed record,
-    ``records.wds_record``), key being the stable name without extension.
+    ``{key}.jpg`` (the image, when the shards hold the images: ``ReleaseConfig.shard_images``)
+    and ``{key}.json`` (its typed record, ``records.wds_record``), key being the stable name
+    without extension.
 
-    Every image is stored under the one key ``jpg`` whatever its encoding (the bytes are the
-    released file's, untouched; ``format`` in the json names the original encoding): readers
-    that group a sample's members by extension (``datasets``' "webdataset" loader) need the
-    same keys in every sample, and the usual ``decode("pil")`` / ``to_tuple("jpg", "json")``
-    then reads every sample (PIL recognises a PNG by its bytes).
+    Samples are shuffled into shards (``plan_shards``: seeded from the release, the same on a
+    rebuild); within a shard they keep the release's row order, so read with a shuffle buffer
+    as usual. Every image is stored under the one key ``jpg`` whatever its encoding (the
+    bytes are the released file's, untouched; ``format`` in the json names the original
+    encoding): readers that group a sample's members by extension (``datasets``'
+    "webdataset" loader) need the same keys in every sample, and the usual
+    ``decode("pil")`` / ``to_tuple("jpg", "json")`` then reads every sample (PIL recognises
+    a PNG by its bytes).
 
     Headers are fixed (mtime 0, uid/gid 0, mode 644), so shards are byte-identical for the
     same input; written here rather than by ``tarfile``, which spends more time per member
-    than everything else in a metadata-only build."""
+    than everything else in a metadata-only build. All shards of a split fill at once, so a
+    shard's buffer goes to disk by appending (no file stays open; memory stays at ``budget``).
+    """
 
-    def __init__(self, log: FileLog, shard_size: int, chunk: int = 1 << 20):
+    def __init__(self, log: FileLog, config: ReleaseConfig, splits: Mapping[int, str],
+                 budget: int = 8 << 20):
         self._log = log
-        self._shard_size = shard_size
-        self._chunk = chunk
-        self._open: dict[str, HashedFile] = {}
+        self._plan = plan_shards(splits, config.splits, config.shard_size, shard_seed(config))
+        self._budget = budget
+        self._buffered = 0
         self._buf: dict[str, list[bytes]] = {}
-        self._buffered: dict[str, int] = {}
-        self._written: dict[str, int] = {}
-        self._count: dict[str, int] = {}
-        self._shard: dict[str, int] = {}
+        self._hash: dict[str, Any] = {}
+        self._size: dict[str, int] = {}
 
-    def _next_shard(self, split: str) -> None:
-        self._close(split)
-        shard = self._shard.get(split, -1) + 1
-        self._shard[split] = shard
-        self._open[split] = self._log.open(f"webdataset/{split}-{shard:06d}.tar")
-        self._buf[split], self._buffered[split] = [], 0
-        self._written[split] = self._count[split] = 0
+    def shard(self, split: str, image_id: int) -> str:
+        """The shard file (relative to the release) that holds ``image_id``."""
+        ids, shards = self._plan[split]
+        i = int(np.searchsorted(ids, image_id))
+        if i == ids.size or ids[i] != image_id:
+            raise ReleaseDataError(f"image {image_id} is not in the {split} split's plan")
+        return f"webdataset/{split}-{int(shards[i]):06d}.tar"
 
     def write(self, split: str, key: str, image: bytes | None, record: dict) -> None:
-        if split not in self._open or self._count[split] >= self._shard_size:
-            self._next_shard(split)
-        parts = self._buf[split]
+        rel = self.shard(split, record["image_id"])
+        parts = self._buf.setdefault(rel, [])
         if image is not None:
             parts.append(tar_member(f"{key}.{WDS_IMAGE_KEY}", image))
-            self._buffered[split] += len(parts[-1])
+            self._buffered += len(parts[-1])
         parts.append(tar_member(f"{key}.json", json.dumps(record).encode()))
-        self._buffered[split] += len(parts[-1])
-        self._count[split] += 1
-        if self._buffered[split] >= self._chunk:
-            self._flush(split)
+        self._buffered += len(parts[-1])
+        if self._buffered >= self._budget:
+            for name in list(self._buf):
+                self._flush(name)
 
-    def _flush(self, split: str) -> None:
-        data = b"".join(self._buf[split])
-        self._open[split].write(data)
-        self._written[split] += len(data)
-        self._buf[split].clear()
-        self._buffered[split] = 0
-
-    def _close(self, split: str) -> None:
-        if split in self._open:
-            self._flush(split)
-            end = self._written[split] + 2 * _BLOCK  # two zero blocks end the archive
-            fh = self._open.pop(split)
-            fh.write(b"\0" * (2 * _BLOCK + (-end % _RECORD)))
-            fh.close()
+    def _flush(self, rel: str) -> None:
+        data = b"".join(self._buf.pop(rel, ()))
+        if not data:
+            return
+        if rel not in self._hash:
+            self._hash[rel], self._size[rel] = hashlib.sha256(), 0
+            self._log.path(rel).unlink(missing_ok=True)
+        with open(self._log.path(rel), "ab") as fh:
+            fh.write(data)
+        self._hash[rel].update(data)
+        self._size[rel] += len(data)
+        self._buffered -= len(data)
 
     def close(self) -> None:
-        for split in list(self._open):
-            self._close(split)
+        for rel in list(self._buf):
+            self._flush(rel)
+        for rel in sorted(self._hash):
+            end = self._size[rel] + 2 * _BLOCK  # two zero blocks end the archive
+            self._buf[rel] = [b"\0" * (2 * _BLOCK + (-end % _RECORD))]
+            self._flush(rel)
+            self._log.add(rel, self._hash[rel].hexdigest(), self._size[rel])

@@ -230,9 +230,11 @@ def _read_shards(out, splits, rows, wds) -> int:
         for sample in wds.WebDataset(shards, shardshuffle=False, empty_check=False):
             row = rows[sample["__key__"]]
             meta = json.loads(sample["json"])
-            ext = "jpg"  # every image under one key, whatever its encoding (bytes untouched)
-            assert Image.open(io.BytesIO(sample[ext])).size == (row.width, row.height)
-            assert hashlib.sha256(sample[ext]).hexdigest() == row.sha256
+            # Images are stored once: the official layout's files, which the json names.
+            assert "jpg" not in sample and meta["path"].startswith("HumanBeauty/")
+            data = (out / meta["path"]).read_bytes()
+            assert Image.open(io.BytesIO(data)).size == (row.width, row.height)
+            assert hashlib.sha256(data).hexdigest() == row.sha256
             assert meta["image_id"] == row.image_id and meta["split"] == split
             assert meta["overall"] == row.overall
             seen += 1

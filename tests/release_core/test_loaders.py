@@ -48,8 +48,7 @@ def hf(tmp_path_factory):
         yield datasets
 
 
-@pytest.fixture(scope="module")
-def rel(tmp_path_factory):
+def _release(tmp_path_factory, formats: tuple[str, ...]):
     """hb-1.0: train holds both kinds, val overall-only images, test nothing."""
     rows = make_rows(30, 24, folder=tmp_path_factory.mktemp("store"), cluster_every=6)
     rows = [r if r.scores is None else replace(
@@ -68,8 +67,7 @@ def rel(tmp_path_factory):
               for r in rows}
     # No official layout: it needs a test split, and this release has none.
     config = ReleaseConfig(name="hb", version="1.0", seed=1, shard_size=8,
-                           formats=("parquet", "webdataset", "csv"),
-                           split={"train": 0.6, "val": 0.4, "test": 0.0})
+                           formats=formats, split={"train": 0.6, "val": 0.4, "test": 0.0})
     out = tmp_path_factory.mktemp("rel") / "hb-1.0"
     manifest = build_release(rows, splits, config, out, platform_version="t", extra_config={})
     assert {r.format for r in rows} == {"JPEG", "PNG"}
@@ -77,6 +75,18 @@ def rel(tmp_path_factory):
     assert manifest["counts"]["split_kinds"]["val"]["12dim"] == 0
     assert manifest["counts"]["splits"]["val"] > 0 and manifest["counts"]["splits"]["test"] == 0
     return out, {r.image_id: r for r in rows}, splits, manifest
+
+
+@pytest.fixture(scope="module")
+def rel(tmp_path_factory):
+    """Parquet, CSV and WebDataset: the images stored once, as files the shards' json names."""
+    return _release(tmp_path_factory, ("parquet", "webdataset", "csv"))
+
+
+@pytest.fixture(scope="module")
+def wds_rel(tmp_path_factory):
+    """The same release as WebDataset only: the images stored once, inside the shards."""
+    return _release(tmp_path_factory, ("webdataset",))
 
 
 def card(path: Path) -> tuple[dict, str]:
@@ -185,8 +195,8 @@ def wds_check(record: dict, row, split: str) -> None:
     assert record["format"] == row.format and record["original_file"] == ""
 
 
-def test_webdataset_loads_in_datasets_with_and_without_its_card(rel, hf):
-    out, rows, splits, manifest = rel
+def test_webdataset_loads_in_datasets_with_and_without_its_card(wds_rel, hf):
+    out, rows, splits, manifest = wds_rel
     shards = {name: sorted(str(p) for p in (out / "webdataset").glob(f"{split}-*.tar"))
               for name, split in SPLITS.items()}
     assert [len(shards[n]) for n in SPLITS] == [
@@ -212,10 +222,10 @@ def test_webdataset_loads_in_datasets_with_and_without_its_card(rel, hf):
             assert sample["jpg"].format == ("PNG" if row.format == "PNG" else "JPEG")
 
 
-def test_webdataset_library_reads_every_sample_under_one_image_key(rel):
+def test_webdataset_library_reads_every_sample_under_one_image_key(wds_rel):
     import webdataset as wds
 
-    out, rows, _splits, manifest = rel
+    out, rows, _splits, manifest = wds_rel
     seen = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)  # webdataset leaves its shards open
