@@ -1,5 +1,6 @@
-# make demo  - set up and run the demo (SQLite, tasks in-process) on http://127.0.0.1:8000
-#              (or the next free port; PORT=8123 make demo picks one)
+# make demo  - set up and run the demo on http://127.0.0.1:8000 (or the next free port;
+#              PORT=8123 make demo picks one): SQLite, and a Celery worker on a broker made of
+#              files under var/ (no Redis); scripts/demo.sh
 # make test  - set up and run the whole test suite against PostgreSQL and Redis
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,8 +12,6 @@ EXTRAS ?= dev,modeling
 TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/humanbeauty} \
 	CELERY_BROKER_URL=$${TEST_CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \
 	SECRET_KEY=test-only-not-secret HTTPS=0 DEBUG=0
-DEMO_ENV := DEBUG=1 DATABASE_URL= CELERY_BROKER_URL= IMPORT_ROOTS=$(CURDIR)/var/imports \
-	JOBS_IN_BACKGROUND_THREAD=1
 
 .PHONY: setup demo test lint services check-deploy clean
 
@@ -23,9 +22,7 @@ setup:
 
 demo:
 	$(MAKE) setup EXTRAS=dev
-	$(DEMO_ENV) $(PY) manage.py migrate --noinput
-	$(DEMO_ENV) $(PY) manage.py demo
-	$(DEMO_ENV) $(PY) manage.py runserver 127.0.0.1:$$($(PYTHON) scripts/free_port.py $${PORT:-8000})
+	PY=$(PY) bash scripts/demo.sh
 
 services:
 	bash scripts/ensure_services.sh

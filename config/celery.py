@@ -1,10 +1,40 @@
-"""The Celery app. With no CELERY_BROKER_URL, settings make tasks run eagerly in-process."""
+"""The Celery app. With no CELERY_BROKER_URL, settings make tasks run eagerly in-process; with
+`filesystem://` (the quick start) the web process and the worker share a folder instead of a
+Redis (config/settings.py names the folders)."""
+
+from __future__ import annotations
 
 import os
+import uuid
+from time import monotonic
 
 from celery import Celery
+from kombu.transport import filesystem
+from kombu.utils.json import dumps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+
+class FilesystemChannel(filesystem.Channel):
+    """kombu's file channel, except that a message appears whole: kombu creates the file and
+    then writes it, so a worker listing the folder in between could take an empty message.
+    Here it is written under a name the reader skips (a leading dot) and renamed in place."""
+
+    def _put(self, queue: str, payload: dict, **kwargs) -> None:
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = os.path.join(self.data_folder_out, f".{name}.part")
+        try:
+            with open(partial, "wb") as f:
+                f.write(dumps(payload).encode())
+            os.replace(partial, final)
+        except OSError as exc:
+            raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class FilesystemTransport(filesystem.Transport):
+    Channel = FilesystemChannel
+
 
 app = Celery("humanbeauty")
 app.config_from_object("django.conf:settings", namespace="CELERY")

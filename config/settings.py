@@ -1,7 +1,8 @@
 """Settings for the HumanBeauty platform, driven entirely by environment variables.
 
 - DATABASE_URL alone chooses the database (SQLite for the quick start, PostgreSQL otherwise).
-- With no CELERY_BROKER_URL, Celery tasks run eagerly in-process; with one, they go to workers.
+- With no CELERY_BROKER_URL, Celery tasks run eagerly in-process; with one, they go to workers
+  (`filesystem://`: a broker on files under var/, for the quick start's worker).
 - DEBUG defaults to off; HTTPS hardening follows `HTTPS`, which defaults to "not DEBUG" so
   that production is secure by default while tests and the demo can speak plain HTTP locally.
 """
@@ -99,7 +100,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE takes the write lock when a transaction starts, so the lease logic that
     # PostgreSQL guards with row locks is serialised on SQLite instead of failing mid-way.
-    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
+    # WAL lets the web process read while a worker process writes (the quick start's worker).
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
 
 # One cache for every process (throttle counts, debounce marks) where CACHE_URL names a Redis;
 # the quick start runs in one process and keeps it in memory.
@@ -273,6 +279,23 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # about every 100 s); the crash tests, with a visibility timeout of seconds, use 1.
     "unacked_restore_throttle": int(os.environ.get("CELERY_RESTORE_THROTTLE", "10")),
 }
+# `filesystem://` (the quick start): a broker on files, no Redis; the web process writes task
+# messages into one folder and the workers read them from it (config/celery.py).
+if CELERY_BROKER_URL.startswith("filesystem:"):
+    CELERY_FILESYSTEM_BROKER_DIR = Path(
+        os.environ.get("CELERY_FILESYSTEM_BROKER_DIR") or VAR_DIR / "broker"
+    )
+    for _folder in ("queue", "control", "processed"):
+        (CELERY_FILESYSTEM_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT = "config.celery:FilesystemTransport"
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "data_folder_in": str(CELERY_FILESYSTEM_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_FILESYSTEM_BROKER_DIR / "queue"),
+        "control_folder": str(CELERY_FILESYSTEM_BROKER_DIR / "control"),
+        "processed_folder": str(CELERY_FILESYSTEM_BROKER_DIR / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.25,  # how soon a worker sees a new message
+    }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_BEAT_SCHEDULE = {
     "reclaim-expired-leases": {
