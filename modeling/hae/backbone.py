@@ -206,8 +206,19 @@ def _token_id(tokenizer, token: str) -> int:
 
 
 def level_token_ids(tokenizer) -> tuple[int, ...]:
-    """First token of " <level>" for each level (the word follows a space in every answer)."""
-    ids = tuple(int(tokenizer.encode(" " + lv, add_special_tokens=False)[0]) for lv in LEVELS)
+    """For each level, the first token of the word where the answer has it: right after the
+    answer prefix. Read in context, so SentencePiece tokenizers (InternLM2), which give a
+    stand-alone " good" a dummy-prefix token of its own, yield the word's token too."""
+    prefix = tokenizer.encode(prompts.OVERALL_ANSWER_PREFIX, add_special_tokens=False)
+    found = []
+    for level in LEVELS:
+        full = tokenizer.encode(prompts.overall_answer(level), add_special_tokens=False)
+        if full[: len(prefix)] != prefix or len(full) == len(prefix):
+            raise IncompatibleCheckpointError(
+                f"the tokenizer splits the answer prefix differently before {level!r}"
+            )
+        found.append(int(full[len(prefix)]))
+    ids = tuple(found)
     if len(set(ids)) != len(ids):
         raise IncompatibleCheckpointError(
             f"the tokenizer maps the level words {LEVELS} to clashing first tokens {ids}"
@@ -295,7 +306,8 @@ def load_backbone(
             raise IncompatibleCheckpointError(
                 f"'{source}' holds a '{model_type}' model; HumanAesExpert needs an InternVL "
                 "checkpoint in transformers format (model_type 'internvl'; the original "
-                "OpenGVLab/InternVL2-* repos use remote code, take their '-hf' conversions). "
+                "OpenGVLab/InternVL2-* and HumanAesExpert repos use remote code: convert "
+                "them with `python -m modeling.convert_official SRC DST`)."
             )
     model = InternVLForConditionalGeneration.from_pretrained(
         source, dtype=dtype, local_files_only=local_only

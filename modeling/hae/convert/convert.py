@@ -206,7 +206,7 @@ def convert_checkpoint(
         written: dict[str, tuple[int, ...]] = {}
         writer = _ShardWriter(staging, max_shard_bytes)
         for done, (key, tensor) in enumerate(_tensors(files, set(backbone_keys)), start=1):
-            for new_key, new_tensor in map_tensor(key, tensor, layout) or []:
+            for new_key, new_tensor in map_tensor(key, tensor, layout):
                 if new_key in written:
                     raise IncompatibleCheckpointError(f"two source tensors map to {new_key}")
                 written[new_key] = tuple(new_tensor.shape)

@@ -33,7 +33,21 @@ class UnknownKeysError(IncompatibleCheckpointError):
         )
 
 
-Mapped = list[tuple[str, torch.Tensor]]
+Plan = list[tuple[str, "Callable[[torch.Tensor], torch.Tensor]"]]
+
+
+def _same(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+def _rename(new_key: str) -> Plan:
+    return [(new_key, _same)]
+
+
+def _split(names: list[str], splitter: Callable[[torch.Tensor], tuple[torch.Tensor, ...]]) -> Plan:
+    """Native keys made from the pieces of one fused tensor (looked up when run, so a test can
+    swap the splitter)."""
+    return [(name, lambda t, i=i: splitter(t)[i]) for i, name in enumerate(names)]
 
 
 def split_vision_qkv(tensor: torch.Tensor, hidden: int) -> tuple[torch.Tensor, ...]:
@@ -95,82 +109,90 @@ _QWEN2_LAYER_PARTS = re.compile(
 )
 
 
-def _vision(key: str, tensor: torch.Tensor, layout: Layout) -> Mapped | None:
+def _vision(key: str, layout: Layout) -> Plan | None:
     rest = key.removeprefix("vision_model.")
     if rest in _VISION_RENAMES:
-        return [(VISION + _VISION_RENAMES[rest], tensor)]
+        return _rename(VISION + _VISION_RENAMES[rest])
     m = re.fullmatch(r"encoder\.layers\.(\d+)\.(.+)", rest)
     if not m:
         return None
     prefix, part = f"{VISION}encoder.layer.{m[1]}.", m[2]
     if part in _VISION_SCALES:
-        return [(prefix + _VISION_SCALES[part], tensor)]
+        return _rename(prefix + _VISION_SCALES[part])
     q = re.fullmatch(r"attn\.qkv\.(weight|bias)", part)
     if q:
-        names = ("q_proj", "k_proj", "v_proj")
-        pieces = split_vision_qkv(tensor, layout.vision_hidden)
-        return [(f"{prefix}attention.{n}.{q[1]}", t) for n, t in zip(names, pieces, strict=True)]
+        names = [f"{prefix}attention.{n}_proj.{q[1]}" for n in "qkv"]
+        return _split(names, lambda t: split_vision_qkv(t, layout.vision_hidden))
     module, _, param = part.rpartition(".")
     if module in _VISION_LAYER_RENAMES and param in ("weight", "bias"):
-        return [(f"{prefix}{_VISION_LAYER_RENAMES[module]}.{param}", tensor)]
+        return _rename(f"{prefix}{_VISION_LAYER_RENAMES[module]}.{param}")
     return None
 
 
-def _projector(key: str, tensor: torch.Tensor, layout: Layout) -> Mapped | None:
+def _projector(key: str, layout: Layout) -> Plan | None:
     m = re.fullmatch(r"mlp1\.(\d+)\.(weight|bias)", key)
     if not m or m[1] not in _PROJECTOR:
         return None
-    return [(f"model.multi_modal_projector.{_PROJECTOR[m[1]]}.{m[2]}", tensor)]
+    return _rename(f"model.multi_modal_projector.{_PROJECTOR[m[1]]}.{m[2]}")
 
 
-def _qwen2(key: str, tensor: torch.Tensor, layout: Layout) -> Mapped | None:
+def _qwen2(key: str, layout: Layout) -> Plan | None:
     if key == "language_model.lm_head.weight":
-        return [("lm_head.weight", tensor)]
+        return _rename("lm_head.weight")
     rest = key.removeprefix("language_model.model.")
     if rest == key:
         return None
     if rest in ("embed_tokens.weight", "norm.weight"):
-        return [(TEXT + rest, tensor)]
+        return _rename(TEXT + rest)
     m = re.fullmatch(r"layers\.(\d+)\.(.+)", rest)
     if m and _QWEN2_LAYER_PARTS.match(m[2]):
-        return [(TEXT + rest, tensor)]
+        return _rename(TEXT + rest)
     return None
 
 
-def _internlm2(key: str, tensor: torch.Tensor, layout: Layout) -> Mapped | None:
+def _internlm2(key: str, layout: Layout) -> Plan | None:
     if key == "language_model.output.weight":
-        return [("lm_head.weight", tensor)]
+        return _rename("lm_head.weight")
     rest = key.removeprefix("language_model.model.")
     if rest == key:
         return None
     if rest == "tok_embeddings.weight":
-        return [(TEXT + "embed_tokens.weight", tensor)]
+        return _rename(TEXT + "embed_tokens.weight")
     if rest == "norm.weight":
-        return [(TEXT + rest, tensor)]
+        return _rename(TEXT + rest)
     m = re.fullmatch(r"layers\.(\d+)\.(.+)\.(weight|bias)", rest)
     if not m:
         return None
     prefix, module, param = f"{TEXT}layers.{m[1]}.", m[2], m[3]
     if module == "attention.wqkv":
-        names = ("q_proj", "k_proj", "v_proj")
-        pieces = split_wqkv(tensor, layout)
-        return [(f"{prefix}self_attn.{n}.{param}", t) for n, t in zip(names, pieces, strict=True)]
+        names = [f"{prefix}self_attn.{n}_proj.{param}" for n in "qkv"]
+        return _split(names, lambda t: split_wqkv(t, layout))
     if module in _INTERNLM2_LAYER_RENAMES:
-        return [(f"{prefix}{_INTERNLM2_LAYER_RENAMES[module]}.{param}", tensor)]
+        return _rename(f"{prefix}{_INTERNLM2_LAYER_RENAMES[module]}.{param}")
     return None
 
 
-Rule = Callable[[str, torch.Tensor, Layout], "Mapped | None"]
+Rule = Callable[[str, Layout], "Plan | None"]
 _TEXT_RULES: dict[str, Rule] = {"qwen2": _qwen2, "internlm2": _internlm2}
 
 
-def map_tensor(key: str, tensor: torch.Tensor, layout: Layout) -> Mapped | None:
-    """The native tensors one source tensor becomes, or None if no rule understands it."""
+def plan(key: str, layout: Layout) -> Plan | None:
+    """How one source tensor becomes native ones, or None if no rule understands its name."""
     if key.startswith("vision_model."):
-        return _vision(key, tensor, layout)
+        return _vision(key, layout)
     if key.startswith("mlp1."):
-        return _projector(key, tensor, layout)
-    return _TEXT_RULES[layout.family](key, tensor, layout)
+        return _projector(key, layout)
+    return _TEXT_RULES[layout.family](key, layout)
+
+
+def map_tensor(
+    key: str, tensor: torch.Tensor, layout: Layout
+) -> list[tuple[str, torch.Tensor]]:
+    """The native tensors one source tensor becomes."""
+    steps = plan(key, layout)
+    if steps is None:
+        raise UnknownKeysError([key])
+    return [(new_key, make(tensor)) for new_key, make in steps]
 
 
 def head_key(key: str) -> str | None:
@@ -180,21 +202,13 @@ def head_key(key: str) -> str | None:
 
 
 def classify(keys: Iterable[str], layout: Layout) -> tuple[list[str], list[str], list[str]]:
-    """(backbone keys, head keys, keys nobody understands), without reading a tensor."""
+    """(backbone keys, head keys, keys nobody understands), by name alone."""
     backbone, heads, unknown = [], [], []
-    probe = torch.empty(0)
     for key in keys:
         if head_key(key):
             heads.append(key)
-        elif _understood(key, probe, layout):
+        elif plan(key, layout) is not None:
             backbone.append(key)
         else:
             unknown.append(key)
     return backbone, heads, unknown
-
-
-def _understood(key: str, probe: torch.Tensor, layout: Layout) -> bool:
-    try:
-        return map_tensor(key, probe, layout) is not None
-    except IncompatibleCheckpointError:
-        return True  # a split rule matched the name; the real tensor's shape is checked later
