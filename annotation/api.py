@@ -65,10 +65,8 @@ class ProjectViewSet(ProjectQualityMixin, ProjectDashboardMixin, viewsets.ReadOn
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "exclude",
-                str,
-                description="Comma-separated assignment ids the client already holds "
-                "(to preload the following image).",
+                "exclude", str, description="Comma-separated assignment ids the client already "
+                "holds (to preload the following image)."
             )
         ],
         responses={

@@ -71,37 +71,30 @@ def seed(n_images: int, n_new: int, seed_: int = 0):
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from annotation.models import (
-        Assignment,
-        AssignmentStatus,
-        ItemKind,
-        Membership,
-        Project,
-        ProjectImage,
-        RaterStatus,
-        Rating,
-    )
+    from annotation import models
     from curation.models import Image
     from humanbeauty.standard import DIMENSION_KEYS
 
     rng = np.random.default_rng(seed_)
     now = timezone.now()
     with transaction.atomic():
-        project = Project.objects.create(name="refresh-bench", overlap=OVERLAP)
+        project = models.Project.objects.create(name="refresh-bench", overlap=OVERLAP)
         users = get_user_model().objects.bulk_create(
             get_user_model()(username=f"rater{i:02d}") for i in range(N_RATERS)
         )
-        Membership.objects.bulk_create(
-            Membership(project=project, user=u, role="annotator", status=RaterStatus.CERTIFIED,
-                       certified_via="auto") for u in users
+        models.Membership.objects.bulk_create(
+            models.Membership(project=project, user=u, role="annotator",
+                              status=models.RaterStatus.CERTIFIED, certified_via="auto")
+            for u in users
         )
         images = Image.objects.bulk_create(
             (Image(file=f"images/bench/{i}.jpg", sha256=f"{i:064x}", width=640, height=480,
                    format="JPEG") for i in range(n_images)), batch_size=5000)
         new_ones = set(rng.choice(n_images, size=n_new, replace=False).tolist())
-        items = ProjectImage.objects.bulk_create(
-            (ProjectImage(project=project, image=im, target=OVERLAP,
-                          completed=OVERLAP - (j in new_ones), kind=ItemKind.PRODUCTION)
+        items = models.ProjectImage.objects.bulk_create(
+            (models.ProjectImage(project=project, image=im, target=OVERLAP,
+                                 completed=OVERLAP - (j in new_ones),
+                                 kind=models.ItemKind.PRODUCTION)
              for j, im in enumerate(images)), batch_size=5000)
         truth = rng.uniform(0.2, 0.8, (n_images, 1)) + rng.normal(0, 0.03, (n_images, 12))
         raters_of = [rng.choice(N_RATERS, size=OVERLAP, replace=False) for _ in range(n_images)]
@@ -113,15 +106,16 @@ def seed(n_images: int, n_new: int, seed_: int = 0):
                 pending.append((item, im, users[chosen[-1]]))
                 chosen = chosen[:-1]
             for r in chosen:
-                a = Assignment(project=project, project_image=item, image=im, rater=users[r],
-                               status=AssignmentStatus.COMPLETED, expires_at=now, finished_at=now)
+                a = models.Assignment(project=project, project_image=item, image=im,
+                                      rater=users[r], status=models.AssignmentStatus.COMPLETED,
+                                      expires_at=now, finished_at=now)
                 assignments.append(a)
                 values = _scores(rng, truth[j], careful=r != N_RATERS - 1)
                 ratings.append((a, users[r], im, values))
-        Assignment.objects.bulk_create(assignments, batch_size=5000)
-        Rating.objects.bulk_create(
-            (Rating(project=project, image=im, rater=u, assignment=a, time_spent_ms=10_000,
-                    **dict(zip(DIMENSION_KEYS, map(float, v), strict=True)))
+        models.Assignment.objects.bulk_create(assignments, batch_size=5000)
+        models.Rating.objects.bulk_create(
+            (models.Rating(project=project, image=im, rater=u, assignment=a, time_spent_ms=10_000,
+                           **dict(zip(DIMENSION_KEYS, map(float, v), strict=True)))
              for a, u, im, v in ratings), batch_size=5000)
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE")

@@ -20,10 +20,6 @@ def audit(
 ) -> AuditEvent:
     image_id = image.pk if isinstance(image, Image) else image
     return AuditEvent.objects.create(
-        project=project,
-        actor=actor,
-        action=action,
-        subject=subject,
-        image_id=image_id,
+        project=project, actor=actor, action=action, subject=subject, image_id=image_id,
         details=details,
     )

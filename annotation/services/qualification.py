@@ -11,16 +11,7 @@ from scipy import stats
 
 from humanbeauty.standard import DIMENSION_KEYS
 
-from ..models import (
-    Assignment,
-    AssignmentStatus,
-    ItemKind,
-    Membership,
-    Project,
-    ProjectImage,
-    RaterStatus,
-    Rating,
-)
+from ..models import AssignmentStatus, ItemKind, Membership, Project, ProjectImage, RaterStatus
 from .audit import audit
 from .queue import unseen_items
 
@@ -28,16 +19,13 @@ TRACK_KINDS = (ItemKind.TRAINING, ItemKind.TEST)
 
 
 def has_qualification_track(project: Project) -> bool:
-    return ProjectImage.objects.filter(project=project, kind__in=TRACK_KINDS).exists()
+    return project.items.filter(kind__in=TRACK_KINDS).exists()
 
 
 def qualification_in_progress(project: Project, rater: AbstractBaseUser) -> bool:
     """Whether the rater holds an unanswered training or test item."""
-    return Assignment.objects.filter(
-        rater=rater,
-        project=project,
-        status=AssignmentStatus.ACTIVE,
-        project_image__kind__in=TRACK_KINDS,
+    return project.assignments.filter(
+        rater=rater, status=AssignmentStatus.ACTIVE, project_image__kind__in=TRACK_KINDS
     ).exists()
 
 
@@ -62,12 +50,12 @@ def evaluate_qualification(project: Project, membership: Membership) -> dict:
     """The pass rule on the candidate's test answers: per-dimension MAE and Spearman."""
     pairs = [
         (rating.scores, reference)
-        for rating in Rating.objects.filter(
-            project=project, rater=membership.user, assignment__project_image__kind=ItemKind.TEST
+        for rating in project.ratings.filter(
+            rater=membership.user, assignment__project_image__kind=ItemKind.TEST
         ).select_related("assignment__project_image__reference")
         for reference in [rating.assignment.project_image.reference.scores]
     ]
-    n_test = ProjectImage.objects.filter(project=project, kind=ItemKind.TEST).count()
+    n_test = project.items.filter(kind=ItemKind.TEST).count()
     per_dim: dict[str, dict[str, float | int | None]] = {}
     failures: list[str] = []
     for key in DIMENSION_KEYS:

@@ -439,12 +439,8 @@ def record_decision(
         try:
             with transaction.atomic():
                 return Decision.objects.create(
-                    job=job,
-                    item=item,
-                    decision=decision,
-                    reasons=reasons,
-                    measurements=measurements,
-                    cluster_id=cluster_id,
+                    job=job, item=item, decision=decision, reasons=reasons,
+                    measurements=measurements, cluster_id=cluster_id,
                 )
         except IntegrityError:
             return None  # decided by another delivery of this chunk meanwhile: keep that one

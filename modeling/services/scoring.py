@@ -172,13 +172,8 @@ def create_scoring_job(
     if total == 0:
         raise ScoringError("there are no images to score")
     job = ScoringJob.objects.create(
-        scope=scope,
-        release=release,
-        source=source,
-        model_version=version,
-        format=fmt,
-        config=config,
-        progress={"done": 0, "total": total, "failed": 0},
+        scope=scope, release=release, source=source, model_version=version, format=fmt,
+        config=config, progress={"done": 0, "total": total, "failed": 0},
         created_by=jobs.creator(user),
     )
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation import services
+from core.cli import require_positive
 from curation.selectors import count_in_clusters
 from curation.services import get_or_create_source, import_directory
 
@@ -28,8 +29,7 @@ class Command(BaseCommand):
         directory = directory.expanduser().resolve()
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory")
-        if overlap is not None and overlap < 1:
-            raise CommandError("--overlap must be at least 1")
+        require_positive(overlap=overlap)
         proj, created = services.get_or_create_project(project, overlap=overlap)
         if not created and overlap is not None and overlap != proj.overlap:
             self.stderr.write(

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.services.from_curation import project_from_job
+from core.cli import require_positive
 from curation.models import FilterJob
 from humanbeauty.errors import DomainError
 
@@ -15,7 +16,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("job_id", type=int)
+        parser.add_argument("job_id", type=int, help="the filter job whose images to take")
         parser.add_argument("--name", required=True, help="the new project's name")
         parser.add_argument("--sample", type=int, help="take N images instead of all")
         parser.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
@@ -25,10 +26,7 @@ class Command(BaseCommand):
         job = FilterJob.objects.select_related("source").filter(pk=job_id).first()
         if job is None:
             raise CommandError(f"no job {job_id}")
-        if sample is not None and sample < 1:
-            raise CommandError("--sample must be at least 1")
-        if overlap is not None and overlap < 1:
-            raise CommandError("--overlap must be at least 1")
+        require_positive(sample=sample, overlap=overlap)
         try:
             result = project_from_job(job, name, sample=sample, seed=seed, overlap=overlap)
         except DomainError as exc:

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.cli import require_positive
 from curation.services.images import PoolError, backfill_pool
 
 
@@ -16,8 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=5000, help="images per batch")
 
     def handle(self, batch: int, **options):
-        if batch < 1:
-            raise CommandError("--batch must be at least 1")
+        require_positive(batch=batch)
         try:
             done = backfill_pool(progress=options["verbosity"] > 0, batch=batch)
         except PoolError as exc:
