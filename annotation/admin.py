@@ -9,36 +9,34 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
-@admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "overlap", "lease_minutes", "is_active", "created_at"]
-    search_fields = ["name"]
-    inlines = [MembershipInline]
-
-
-@admin.register(ProjectImage)
-class ProjectImageAdmin(admin.ModelAdmin):
-    list_display = ["project", "image", "target", "completed", "leased", "remaining"]
-    list_filter = ["project"]
-    raw_id_fields = ["image"]
-
-
-@admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "image", "rater", "status", "created_at", "expires_at"]
-    list_filter = ["project", "status"]
-    raw_id_fields = ["image", "project_image"]
-
-
-@admin.register(Rating)
-class RatingAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "image", "rater", "late", "time_spent_ms", "created_at"]
-    list_filter = ["project", "late"]
-    raw_id_fields = ["image", "assignment"]
-
-
-@admin.register(Skip)
-class SkipAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "image", "rater", "reason", "created_at"]
-    list_filter = ["project", "reason"]
-    raw_id_fields = ["image", "assignment"]
+# Plain list pages: each model with its options, no ModelAdmin class of its own.
+admin.site.register(
+    Project,
+    list_display=["name", "overlap", "lease_minutes", "is_active", "created_at"],
+    search_fields=["name"],
+    inlines=[MembershipInline],
+)
+admin.site.register(
+    ProjectImage,
+    list_display=["project", "image", "target", "completed", "leased", "remaining"],
+    list_filter=["project"],
+    raw_id_fields=["image"],
+)
+admin.site.register(
+    Assignment,
+    list_display=["id", "project", "image", "rater", "status", "created_at", "expires_at"],
+    list_filter=["project", "status"],
+    raw_id_fields=["image", "project_image"],
+)
+admin.site.register(
+    Rating,
+    list_display=["id", "project", "image", "rater", "late", "time_spent_ms", "created_at"],
+    list_filter=["project", "late"],
+    raw_id_fields=["image", "assignment"],
+)
+admin.site.register(
+    Skip,
+    list_display=["id", "project", "image", "rater", "reason", "created_at"],
+    list_filter=["project", "reason"],
+    raw_id_fields=["image", "assignment"],
+)

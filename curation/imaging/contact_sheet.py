@@ -160,6 +160,82 @@ def _placeholder(draw: ImageDraw.ImageDraw, x: int, y: int, size: int, why: str)
     draw.text((x + size / 2, y + size / 2), label, font=font, fill=MUTED, anchor="mm")
 
 
+def _line(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    font,
+    width: int,
+    fill: tuple[int, int, int],
+    *,
+    keep_end: bool = False,
+) -> None:
+    """One line of text at `xy`, shortened with an ellipsis to fit `width` pixels."""
+    draw.text(xy, _fit(draw, text, font, width, keep_end=keep_end), font=font, fill=fill)
+
+
+def _canvas(n: int, lay: Layout) -> tuple[Image.Image, int]:
+    """The blank sheet for n tiles (at least one cell's room, at least 520 px wide), and how
+    many columns its grid has."""
+    columns = max(1, min(lay.columns, n))
+    rows = max(1, -(-n // columns))
+    width = max(2 * lay.margin + columns * lay.cell_w + (columns - 1) * lay.gap, 520)
+    height = lay.header + lay.margin + rows * lay.cell_h + (rows - 1) * lay.gap
+    return Image.new("RGB", (width, height), BACKGROUND), columns
+
+
+def _draw_header(
+    draw: ImageDraw.ImageDraw, lay: Layout, width: int, title: str, subtitle: str
+) -> None:
+    """The title band: the title, the subtitle under it, a rule."""
+    room = width - 2 * lay.margin
+    _line(draw, (lay.margin, 14), title, _font(lay.title_size), room, TEXT)
+    if subtitle:
+        sub_font = _font(lay.detail_size + 1)
+        _line(draw, (lay.margin, 14 + lay.title_size + 5), subtitle, sub_font, room, MUTED)
+    draw.line((lay.margin, lay.header - 10, width - lay.margin, lay.header - 10), fill=CELL_EDGE)
+
+
+def _thumbnails(
+    tiles: Sequence[Tile], size: int, max_pixels: int | None, threads: int
+) -> list[tuple[Image.Image | None, str]]:
+    """Every tile's thumbnail (or why it has none), decoded by a few threads."""
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return list(pool.map(lambda t: thumbnail(t.path, size, max_pixels=max_pixels), tiles))
+
+
+def _draw_tile(
+    sheet: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    lay: Layout,
+    xy: tuple[int, int],
+    tile: Tile,
+    shown: tuple[Image.Image | None, str],
+) -> None:
+    """One cell at `xy`: the thumbnail (or its placeholder), the tone bar, the badge and the
+    two lines of text."""
+    (x, y), size, (thumb, why) = xy, lay.thumb, shown
+    if thumb is None:
+        _placeholder(draw, x, y, size, why)
+    else:
+        draw.rectangle((x, y, x + size - 1, y + size - 1), fill=CELL)
+        sheet.paste(thumb, (x + (size - thumb.width) // 2, y + (size - thumb.height) // 2))
+    draw.rectangle((x, y, x + size - 1, y + size - 1), outline=CELL_EDGE)
+    tone = TONES.get(tile.tone, TONES["neutral"])
+    draw.rectangle((x, y + size, x + size - 1, y + size + 2), fill=tone)
+    if tile.badge:
+        badge_font = _font(11)
+        label = _fit(draw, tile.badge, badge_font, size - 20)
+        w = draw.textlength(label, font=badge_font)
+        draw.rounded_rectangle((x + 5, y + 5, x + 5 + w + 10, y + 22), radius=4, fill=tone)
+        draw.text((x + 10, y + 13.5), label, font=badge_font, fill=BACKGROUND, anchor="lm")
+    ty = y + size + 6
+    _line(draw, (x, ty), tile.caption, _font(lay.caption_size), size, TEXT, keep_end=True)
+    if tile.detail:
+        detail_xy = (x, ty + lay.caption_size + 4)
+        _line(draw, detail_xy, tile.detail, _font(lay.detail_size), size, MUTED)
+
+
 def render_contact_sheet(
     tiles: Sequence[Tile],
     *,
@@ -171,78 +247,18 @@ def render_contact_sheet(
 ) -> Image.Image:
     """The sheet: a title band, then the tiles left to right, top to bottom."""
     lay = layout or Layout()
-    n = len(tiles)
-    columns = max(1, min(lay.columns, n))
-    rows = max(1, -(-n // columns))
-    width = max(2 * lay.margin + columns * lay.cell_w + (columns - 1) * lay.gap, 520)
-    height = lay.header + lay.margin + rows * lay.cell_h + (rows - 1) * lay.gap
-    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    sheet, columns = _canvas(len(tiles), lay)
     draw = ImageDraw.Draw(sheet)
-
-    title_font, sub_font = _font(lay.title_size), _font(lay.detail_size + 1)
-    draw.text(
-        (lay.margin, 14),
-        _fit(draw, title, title_font, width - 2 * lay.margin),
-        font=title_font,
-        fill=TEXT,
-    )
-    if subtitle:
-        draw.text(
-            (lay.margin, 14 + lay.title_size + 5),
-            _fit(draw, subtitle, sub_font, width - 2 * lay.margin),
-            font=sub_font,
-            fill=MUTED,
-        )
-    draw.line((lay.margin, lay.header - 10, width - lay.margin, lay.header - 10), fill=CELL_EDGE)
-
+    _draw_header(draw, lay, sheet.width, title, subtitle)
     if not tiles:
-        draw.text(
-            (width / 2, lay.header + lay.cell_h / 2),
-            "No images in this group",
-            font=_font(15),
-            fill=MUTED,
-            anchor="mm",
-        )
+        xy = (sheet.width / 2, lay.header + lay.cell_h / 2)
+        draw.text(xy, "No images in this group", font=_font(15), fill=MUTED, anchor="mm")
         return sheet
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        thumbs = list(
-            pool.map(lambda t: thumbnail(t.path, lay.thumb, max_pixels=max_pixels), tiles)
-        )
-
-    cap_font, det_font, badge_font = _font(lay.caption_size), _font(lay.detail_size), _font(11)
-    for i, (tile, (thumb, why)) in enumerate(zip(tiles, thumbs, strict=True)):
+    thumbs = _thumbnails(tiles, lay.thumb, max_pixels, threads)
+    for i, (tile, shown) in enumerate(zip(tiles, thumbs, strict=True)):
         r, c = divmod(i, columns)
-        x = lay.margin + c * (lay.cell_w + lay.gap)
-        y = lay.header + r * (lay.cell_h + lay.gap)
-        size = lay.thumb
-        if thumb is None:
-            _placeholder(draw, x, y, size, why)
-        else:
-            draw.rectangle((x, y, x + size - 1, y + size - 1), fill=CELL)
-            sheet.paste(thumb, (x + (size - thumb.width) // 2, y + (size - thumb.height) // 2))
-        draw.rectangle((x, y, x + size - 1, y + size - 1), outline=CELL_EDGE)
-        tone = TONES.get(tile.tone, TONES["neutral"])
-        draw.rectangle((x, y + size, x + size - 1, y + size + 2), fill=tone)
-        if tile.badge:
-            label = _fit(draw, tile.badge, badge_font, size - 20)
-            w = draw.textlength(label, font=badge_font)
-            draw.rounded_rectangle((x + 5, y + 5, x + 5 + w + 10, y + 22), radius=4, fill=tone)
-            draw.text((x + 10, y + 13.5), label, font=badge_font, fill=BACKGROUND, anchor="lm")
-        ty = y + size + 6
-        draw.text(
-            (x, ty),
-            _fit(draw, tile.caption, cap_font, size, keep_end=True),
-            font=cap_font,
-            fill=TEXT,
-        )
-        if tile.detail:
-            draw.text(
-                (x, ty + lay.caption_size + 4),
-                _fit(draw, tile.detail, det_font, size),
-                font=det_font,
-                fill=MUTED,
-            )
+        xy = (lay.margin + c * (lay.cell_w + lay.gap), lay.header + r * (lay.cell_h + lay.gap))
+        _draw_tile(sheet, draw, lay, xy, tile, shown)
     return sheet
 
 
