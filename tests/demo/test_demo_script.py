@@ -81,6 +81,13 @@ def demo(tmp_path):
             os.kill(pid, signal.SIGKILL)
 
 
+def test_make_demo_runs_the_script():
+    plan = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout
+    # The script (tested below) is what `make demo` runs, after installing the package.
+    assert plan.splitlines()[-1].endswith("bash scripts/demo.sh")
+
+
 @pytest.mark.slow
 def test_demo_runs_jobs_on_a_worker_and_stops_cleanly(demo):
     base, var_dir, log = demo["base"], demo["var_dir"], demo["log"]
