@@ -14,22 +14,11 @@ from safetensors.torch import load_file, save_file
 
 from modeling.hae.convert import convert_checkpoint
 
+# No Django here, one thread for tiny models: the same autouse fixtures as the model core's.
+from tests.modeling_core.conftest import _media_root, _one_thread  # noqa: F401
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "internvl2-official"
 FAMILIES = ("qwen2-tiny", "internlm2-tiny")
-
-
-@pytest.fixture(autouse=True)
-def _media_root():
-    """Overrides the Django-settings fixture of tests/conftest.py: these tests need no Django."""
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def source(name: str) -> Path:

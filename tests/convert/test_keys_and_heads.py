@@ -104,7 +104,7 @@ def test_expert_head_is_refused_unless_dropped_on_purpose(tmp_path):
     assert not (tmp_path / "out" / OFFICIAL_HEADS_NAME).exists()
 
 
-def test_a_destination_with_files_is_never_overwritten(tmp_path, converted):
+def test_a_destination_with_files_is_never_overwritten(tmp_path):
     dst = tmp_path / "taken"
     dst.mkdir()
     (dst / "keep.txt").write_text("mine")

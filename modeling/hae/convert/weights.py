@@ -1,6 +1,7 @@
 """Official InternVL2 tensor names -> native ``InternVLForConditionalGeneration`` ones.
 
-Each source key must match exactly one rule; the rule returns the native tensors it becomes.
+Each source key must match one rule, by name; the rule's plan says which native tensors it
+becomes and how (a rename, or one piece of a fused tensor).
 A key no rule understands stops the conversion with the full list (nothing is dropped
 silently). HumanAesExpert's score heads are recognised and set aside for :mod:`.convert`.
 """
@@ -33,7 +34,7 @@ class UnknownKeysError(IncompatibleCheckpointError):
         )
 
 
-Plan = list[tuple[str, "Callable[[torch.Tensor], torch.Tensor]"]]
+Plan = list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]
 
 
 def _same(tensor: torch.Tensor) -> torch.Tensor:
@@ -103,9 +104,8 @@ _INTERNLM2_LAYER_RENAMES = {
     "attention_norm": "input_layernorm",
     "ffn_norm": "post_attention_layernorm",
 }
-_QWEN2_LAYER_PARTS = re.compile(
-    r"^(self_attn\.[qkvo]_proj|mlp\.(?:gate|up|down)_proj|input_layernorm"
-    r"|post_attention_layernorm)\.(weight|bias)$"
+_QWEN2_LAYER_MODULES = re.compile(
+    r"self_attn\.[qkvo]_proj|mlp\.(?:gate|up|down)_proj|input_layernorm|post_attention_layernorm"
 )
 
 
@@ -136,34 +136,30 @@ def _projector(key: str, layout: Layout) -> Plan | None:
     return _rename(f"model.multi_modal_projector.{_PROJECTOR[m[1]]}.{m[2]}")
 
 
-def _qwen2(key: str, layout: Layout) -> Plan | None:
-    if key == "language_model.lm_head.weight":
-        return _rename("lm_head.weight")
-    rest = key.removeprefix("language_model.model.")
-    if rest == key:
-        return None
-    if rest in ("embed_tokens.weight", "norm.weight"):
-        return _rename(TEXT + rest)
-    m = re.fullmatch(r"layers\.(\d+)\.(.+)", rest)
-    if m and _QWEN2_LAYER_PARTS.match(m[2]):
-        return _rename(TEXT + rest)
+# Whole-key renames of each LLM family (embeddings, final norm, LM head).
+_TEXT_RENAMES = {
+    "qwen2": {
+        "language_model.lm_head.weight": "lm_head.weight",
+        "language_model.model.embed_tokens.weight": TEXT + "embed_tokens.weight",
+        "language_model.model.norm.weight": TEXT + "norm.weight",
+    },
+    "internlm2": {
+        "language_model.output.weight": "lm_head.weight",
+        "language_model.model.tok_embeddings.weight": TEXT + "embed_tokens.weight",
+        "language_model.model.norm.weight": TEXT + "norm.weight",
+    },
+}
+_LAYER = re.compile(r"language_model\.model\.layers\.(\d+)\.(.+)\.(weight|bias)")
+
+
+def _qwen2_layer(index: str, module: str, param: str, layout: Layout) -> Plan | None:
+    if _QWEN2_LAYER_MODULES.fullmatch(module):
+        return _rename(f"{TEXT}layers.{index}.{module}.{param}")
     return None
 
 
-def _internlm2(key: str, layout: Layout) -> Plan | None:
-    if key == "language_model.output.weight":
-        return _rename("lm_head.weight")
-    rest = key.removeprefix("language_model.model.")
-    if rest == key:
-        return None
-    if rest == "tok_embeddings.weight":
-        return _rename(TEXT + "embed_tokens.weight")
-    if rest == "norm.weight":
-        return _rename(TEXT + rest)
-    m = re.fullmatch(r"layers\.(\d+)\.(.+)\.(weight|bias)", rest)
-    if not m:
-        return None
-    prefix, module, param = f"{TEXT}layers.{m[1]}.", m[2], m[3]
+def _internlm2_layer(index: str, module: str, param: str, layout: Layout) -> Plan | None:
+    prefix = f"{TEXT}layers.{index}."
     if module == "attention.wqkv":
         names = [f"{prefix}self_attn.{n}_proj.{param}" for n in "qkv"]
         return _split(names, lambda t: split_wqkv(t, layout))
@@ -172,8 +168,8 @@ def _internlm2(key: str, layout: Layout) -> Plan | None:
     return None
 
 
-Rule = Callable[[str, Layout], "Plan | None"]
-_TEXT_RULES: dict[str, Rule] = {"qwen2": _qwen2, "internlm2": _internlm2}
+LayerRule = Callable[[str, str, str, Layout], Plan | None]
+_LAYER_RULES: dict[str, LayerRule] = {"qwen2": _qwen2_layer, "internlm2": _internlm2_layer}
 
 
 def plan(key: str, layout: Layout) -> Plan | None:
@@ -182,7 +178,10 @@ def plan(key: str, layout: Layout) -> Plan | None:
         return _vision(key, layout)
     if key.startswith("mlp1."):
         return _projector(key, layout)
-    return _TEXT_RULES[layout.family](key, layout)
+    if key in _TEXT_RENAMES[layout.family]:
+        return _rename(_TEXT_RENAMES[layout.family][key])
+    m = _LAYER.fullmatch(key)
+    return _LAYER_RULES[layout.family](m[1], m[2], m[3], layout) if m else None
 
 
 def map_tensor(
