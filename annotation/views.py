@@ -104,14 +104,25 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def attach_guides(groups: list[dict[str, object]], project: Project) -> None:
-    """Each dimension's definition and a line per level, as the project shows them."""
+    """Each dimension's definition, a line per level and its pinned examples, as the project
+    shows them (the page then needs no request of its own for them)."""
     guides = guide_services.project_guides(project)
     for group in groups:
         for d in group["dimensions"]:
             guide = guides[d["key"]]
             d["definition"] = guide["definition"]
             d["guide_levels"] = [
-                {**level, "description": guide["levels"][level["name"]]}
+                {
+                    **level,
+                    "description": guide["levels"][level["name"]],
+                    "examples": [
+                        {
+                            "id": e.pk,
+                            "url": reverse("project-guide-example-image", args=[project.pk, e.pk]),
+                        }
+                        for e in guide["examples"][level["name"]]
+                    ],
+                }
                 for level in level_table()
             ]
 
@@ -137,7 +148,6 @@ def rate(request: HttpRequest, pk: int) -> HttpResponse:
         "urls": {
             "project": reverse("project-detail", args=[project.pk]),
             "next": reverse("project-next", args=[project.pk]),
-            "guides": reverse("project-guides", args=[project.pk]),
             "rating": url_template("assignment-rating"),
             "skip": url_template("assignment-skip"),
             "home": reverse("rate-home"),
