@@ -12,7 +12,9 @@
     return el ? JSON.parse(el.textContent) : null;
   };
 
-  /** Disables `button` while `work` runs; its refusal goes to the message box. */
+  /** Disables `button` while `work` runs; its refusal goes to the message box. The works below
+   * reload the list before they say what happened, so that a tap after the message lands on
+   * the rows that stay. */
   async function busy(button, message, work) {
     hideMessage(message);
     if (button) button.disabled = true;
@@ -56,8 +58,8 @@
       role.addEventListener("change", async () => {
         const done = await busy(role, message, async () => {
           await api("PATCH", fill(cfg.urls.member, m.username), { role: role.value });
-          showMessage(message, `${m.username} is now ${role.value}.`, "ok");
           await load();
+          showMessage(message, `${m.username} is now ${role.value}.`, "ok");
           return true;
         });
         if (!done) role.value = m.role; // refused: show what still holds
@@ -70,8 +72,8 @@
         status.addEventListener("change", async () => {
           const done = await busy(status, message, async () => {
             await api("POST", fill(cfg.urls.rater_status, m.username), { status: status.value, reason: "" });
-            showMessage(message, `${m.username} is now ${status.value}.`, "ok");
             await load();
+            showMessage(message, `${m.username} is now ${status.value}.`, "ok");
             return true;
           });
           if (!done) status.value = m.status;
@@ -89,8 +91,8 @@
         busy(remove, message, async () => {
           const done = await api("DELETE", fill(cfg.urls.member, m.username));
           const leases = done.leases_released ? ` (${done.leases_released} open lease(s) ended)` : "";
-          showMessage(message, `${m.username} was removed${leases}.`, "ok");
           await load();
+          showMessage(message, `${m.username} was removed${leases}.`, "ok");
         });
       });
 
@@ -116,8 +118,8 @@
       revoke.addEventListener("click", () =>
         busy(revoke, message, async () => {
           await api("DELETE", cfg.urls.invitation.replace("{id}", inv.id));
-          showMessage(message, "The link was revoked.", "ok");
           await loadPending();
+          showMessage(message, "The link was revoked.", "ok");
         }),
       );
       const until = new Date(inv.expires_at).toLocaleDateString();
@@ -145,8 +147,8 @@
       busy($("add-submit"), message, async () => {
         const m = await api("POST", cfg.urls.members, { username, role: $("add-role").value });
         $("add-username").value = "";
-        showMessage(message, `${m.username} was added as ${m.role}.`, "ok");
         await load();
+        showMessage(message, `${m.username} was added as ${m.role}.`, "ok");
       });
     });
 
