@@ -141,16 +141,8 @@ class RatingSerializer(serializers.ModelSerializer):
     class Meta:
         model = Rating
         fields = [
-            "id",
-            "assignment",
-            "project",
-            "image",
-            "rater",
-            "scores",
-            "time_spent_ms",
-            "request_id",
-            "late",
-            "created_at",
+            "id", "assignment", "project", "image", "rater",
+            "scores", "time_spent_ms", "request_id", "late", "created_at",
         ]
 
     @extend_schema_field(ScoresField())

@@ -14,14 +14,7 @@ class ImageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Image
         fields = [
-            "id",
-            "url",
-            "sha256",
-            "width",
-            "height",
-            "format",
-            "source",
-            "original_path",
+            "id", "url", "sha256", "width", "height", "format", "source", "original_path",
             "created_at",
         ]
 
@@ -68,19 +61,8 @@ class SourceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Source
         fields = [
-            "id",
-            "name",
-            "kind",
-            "description",
-            "location",
-            "scale",
-            "priority",
-            "created_at",
-            "items",
-            "scored",
-            "linked",
-            "jobs",
-            "latest_job",
+            "id", "name", "kind", "description", "location", "scale", "priority", "created_at",
+            "items", "scored", "linked", "jobs", "latest_job",
         ]
 
     @extend_schema_field(serializers.ListField(child=serializers.FloatField(), allow_null=True))
@@ -154,24 +136,9 @@ class SourceImportJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = SourceImport
         fields = [
-            "id",
-            "kind",
-            "path",
-            "name",
-            "scale",
-            "priority",
-            "status",
-            "progress",
-            "source",
-            "created",
-            "updated",
-            "refused",
-            "errors",
-            "error",
-            "created_by",
-            "created_at",
-            "started_at",
-            "finished_at",
+            "id", "kind", "path", "name", "scale", "priority", "status", "progress", "source",
+            "created", "updated", "refused", "errors", "error", "created_by", "created_at",
+            "started_at", "finished_at",
         ]
         read_only_fields = fields
 
@@ -248,19 +215,8 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = FilterJob
         fields = [
-            "id",
-            "source",
-            "source_name",
-            "status",
-            "error",
-            "created_by",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "total",
-            "decided",
-            "counts",
-            "config",
+            "id", "source", "source_name", "status", "error", "created_by", "created_at",
+            "started_at", "finished_at", "total", "decided", "counts", "config",
         ]
 
     def get_total(self, job: FilterJob) -> int:
@@ -381,19 +337,8 @@ class DecisionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Decision
         fields = [
-            "id",
-            "job",
-            "item",
-            "image",
-            "decision",
-            "reasons",
-            "measurements",
-            "final",
-            "override",
-            "override_reason",
-            "overridden_by",
-            "overridden_at",
-            "decided_at",
+            "id", "job", "item", "image", "decision", "reasons", "measurements", "final",
+            "override", "override_reason", "overridden_by", "overridden_at", "decided_at",
         ]
 
     @extend_schema_field(DecisionItemSerializer)

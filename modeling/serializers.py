@@ -19,15 +19,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = [
-            "version",
-            "backbone",
-            "checkpoint_path",
-            "release",
-            "metrics",
-            "is_active",
-            "notes",
-            "created_by",
-            "created_at",
+            "version", "backbone", "checkpoint_path", "release", "metrics", "is_active", "notes",
+            "created_by", "created_at",
         ]
 
     @extend_schema_field(serializers.DictField(allow_null=True))
@@ -89,10 +82,8 @@ class ScoringJobCreateSerializer(serializers.Serializer):
         required=False, allow_null=True, help_text="A ready release's id: score its images."
     )
     source = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        help_text="Without a release: score the pool images of this source (name); without "
-        "either, the whole pool.",
+        required=False, allow_blank=True, help_text="Without a release: score the pool images "
+        "of this source (name); without either, the whole pool.",
     )
     model = serializers.CharField(required=False, allow_blank=True)
     format = serializers.ChoiceField(choices=ScoringJob.Format.choices, default="jsonl")
@@ -107,21 +98,8 @@ class ScoringJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = ScoringJob
         fields = [
-            "id",
-            "scope",
-            "release",
-            "source",
-            "model",
-            "format",
-            "status",
-            "progress",
-            "output_path",
-            "download",
-            "errors",
-            "error",
-            "created_at",
-            "started_at",
-            "finished_at",
+            "id", "scope", "release", "source", "model", "format", "status", "progress",
+            "output_path", "download", "errors", "error", "created_at", "started_at", "finished_at",
         ]
 
     @extend_schema_field(serializers.CharField(allow_null=True))
@@ -167,20 +145,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = [
-            "id",
-            "release",
-            "data_dir",
-            "backbone",
-            "config",
-            "run_dir",
-            "status",
-            "progress",
-            "log_tail",
-            "error",
-            "model",
-            "created_at",
-            "started_at",
-            "finished_at",
+            "id", "release", "data_dir", "backbone", "config", "run_dir", "status", "progress",
+            "log_tail", "error", "model", "created_at", "started_at", "finished_at",
         ]
 
 
@@ -188,19 +154,8 @@ class ReleaseSerializer(serializers.ModelSerializer):
     class Meta:
         model = Release
         fields = [
-            "id",
-            "name",
-            "version",
-            "status",
-            "config",
-            "out_dir",
-            "progress",
-            "counts",
-            "warnings",
-            "manifest_sha256",
-            "error",
-            "created_at",
-            "finished_at",
+            "id", "name", "version", "status", "config", "out_dir", "progress", "counts",
+            "warnings", "manifest_sha256", "error", "created_at", "finished_at",
         ]
 
 

@@ -681,9 +681,7 @@ def _screen_raters(
 
 
 def _store_rater_figures(
-    project: Project,
-    figures: _RaterFigures,
-    screening: _ScreeningResult,
+    project: Project, figures: _RaterFigures, screening: _ScreeningResult,
     memberships: Mapping[int, Membership],
 ) -> set[int]:
     """Write each member's figures, screening note and inclusion (a manager's standing

@@ -53,12 +53,7 @@ def _ids(path: Path) -> set[str]:
     return {line.strip() for _, line in text_lines(path) if line.strip()}
 
 
-def parse(
-    path: str | os.PathLike[str],
-    *,
-    scale: Scale | None = None,
-    roots=None,
-) -> ParseResult:
+def parse(path: str | os.PathLike[str], *, scale: Scale | None = None, roots=None) -> ParseResult:
     """Parse an AVA folder (or its AVA.txt). See the module docstring for the layout."""
     p = existing_path(path, KIND)
     label = p if p.is_file() else p / LABEL_FILE

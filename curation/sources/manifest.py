@@ -93,12 +93,7 @@ def _row_scale(row: dict[str, Any], default: Scale | None) -> Scale | None:
         raise LineError(str(exc)) from exc
 
 
-def parse(
-    path: str | os.PathLike[str],
-    *,
-    scale: Scale | None = None,
-    roots=None,
-) -> ParseResult:
+def parse(path: str | os.PathLike[str], *, scale: Scale | None = None, roots=None) -> ParseResult:
     """Parse a manifest file (see the module docstring). `scale` is --scale MIN MAX."""
     p = existing_path(path, KIND)
     if not p.is_file():

@@ -30,10 +30,7 @@ class Parser:
     func: Callable[..., ParseResult]
 
     def __call__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        scale: Scale | None = None,
+        self, path: str | os.PathLike[str], *, scale: Scale | None = None,
         roots: Iterable[str | Path] | None = None,
     ) -> ParseResult:
         if roots is not None:
