@@ -233,14 +233,20 @@ def merge_overrides(
             target["definition"] = entry["definition"]
         target["levels"].update(entry.get("levels", {}))
     result: dict[str, dict[str, object]] = {}
-    for key in DIMENSION_KEYS:  # the standard's order; nothing empty is kept
+    for key in DIMENSION_KEYS:  # the standard's order; nothing empty or default is kept
         entry = merged.get(key)
         if not entry:
             continue
+        definition, lines = DEFAULT_GUIDES[key]
+        defaults = dict(zip(LEVELS, lines, strict=True))
         kept: dict[str, object] = {}
-        if entry["definition"]:
+        if entry["definition"] and entry["definition"] != definition:
             kept["definition"] = entry["definition"]
-        levels = {lv: entry["levels"][lv] for lv in LEVELS if entry["levels"].get(lv)}
+        levels = {
+            lv: entry["levels"][lv]
+            for lv in LEVELS
+            if entry["levels"].get(lv) and entry["levels"][lv] != defaults[lv]
+        }
         if levels:
             kept["levels"] = levels
         if kept:

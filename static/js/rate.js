@@ -2,9 +2,9 @@
  *
  * Everything about the standard (dimensions, groups, levels and their scores, skip reasons)
  * comes from the page's JSON config, which the server builds from humanbeauty/standard.py.
- * The page talks to the public API only: the project (progress, guidelines), the project's
- * dimension guides (definitions, level lines, pinned examples), next/, rating/ and skip/. It
- * never asks for anybody's ratings, its own included.
+ * The page talks to the public API only: the project (progress, guidelines), next/, rating/
+ * and skip/. It never asks for anybody's ratings, its own included. The project's dimension
+ * guides (definitions, level lines, pinned examples) come with the config.
  *
  * Answers not yet submitted live in localStorage under user, project and lease, so a reload or
  * Back restores them into the same lease; a submit, a skip or the lease's end clears them.
@@ -67,7 +67,6 @@
     busy: false, // a submit/skip is in flight
     clockOffset: 0, // server clock minus ours, from the Date header
     progress: null,
-    guides: {}, // key -> the guides API's dimension (levels with their examples)
     stored: true, // the answers on screen are kept in localStorage (or there are none)
   };
 
@@ -91,6 +90,8 @@
   }
 
   const api = (method, path, body) => HB.api(method, path, body, { onResponse: noteServerClock });
+  // Reads that must be fresh: Back may answer them from the browser's cache otherwise.
+  const fresh = (path) => `${path}${path.includes("?") ? "&" : "?"}_=${Date.now()}`;
 
   // --- messages -----------------------------------------------------------------------------
 
@@ -168,7 +169,7 @@
 
   async function loadProject() {
     try {
-      const project = await api("GET", cfg.urls.project);
+      const project = await api("GET", fresh(cfg.urls.project));
       state.progress = project.progress;
       renderProgress();
       if (project.guidelines_html && project.guidelines_html.trim()) {
@@ -184,22 +185,11 @@
 
   // --- the dimension guides: definitions and level lines inline, examples in a dialog --------
 
-  async function loadGuides() {
-    try {
-      const data = await api("GET", cfg.urls.guides);
-      state.guides = Object.fromEntries(data.dimensions.map((d) => [d.key, d]));
-    } catch (_) {
-      return; // the texts are on the page already; only the examples are missing
-    }
-    for (const b of document.querySelectorAll(".guide-open[data-examples]")) {
-      const n = exampleCount(b.dataset.examples);
-      b.textContent = n ? `Examples (${n})` : "Open the guide";
-    }
-  }
+  const exampleCount = (d) => d.guide_levels.reduce((n, l) => n + l.examples.length, 0);
 
-  function exampleCount(key) {
-    const g = state.guides[key];
-    return g ? g.levels.reduce((n, l) => n + l.examples.length, 0) : 0;
+  for (const b of document.querySelectorAll(".guide-open[data-examples]")) {
+    const n = exampleCount(BY_KEY[b.dataset.examples]);
+    if (n) b.textContent = `Examples (${n})`;
   }
 
   function closeGuides(except = null) {
@@ -222,10 +212,9 @@
     const d = BY_KEY[key];
     if (!d) return;
     closeGuides();
-    const g = state.guides[key];
     el.guideTitle.textContent = d.name;
-    el.guideDef.textContent = g ? g.definition : d.definition;
-    const levels = g ? g.levels : d.guide_levels.map((l) => ({ level: l.name, number: l.number, description: l.description, examples: [] }));
+    el.guideDef.textContent = d.definition;
+    const levels = d.guide_levels.map((l) => ({ level: l.name, number: l.number, description: l.description, examples: l.examples }));
     // Open at the level asked for, else the first one with examples.
     let current = level || (levels.find((l) => l.examples.length) || levels[0]).number;
     const tabs = levels.map((l) =>
@@ -460,7 +449,7 @@
 
   async function fetchNext(exclude) {
     const q = exclude.length ? `?exclude=${exclude.join(",")}` : "";
-    const data = await api("GET", cfg.urls.next + q);
+    const data = await api("GET", fresh(cfg.urls.next + q));
     return data ? prepareTask(data) : null;
   }
 
@@ -1163,6 +1152,5 @@
     if (document.visibilityState === "visible") loadProject();
   });
 
-  loadGuides();
   start();
 })();

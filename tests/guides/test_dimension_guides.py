@@ -40,6 +40,9 @@ def test_overrides_lay_over_the_defaults_and_empty_text_restores_one():
     back = merge_overrides(stored, validate_overrides({"outfit": {"definition": ""}}))
     assert back == {"outfit": {"levels": {"bad": "Torn."}}}
     assert merge_overrides(back, validate_overrides({"outfit": {"levels": {"bad": None}}})) == {}
+    # A text equal to the default is no override (a form sends every text back).
+    same = {"outfit": {"definition": DEFAULT_GUIDES["outfit"][0], "levels": {"bad": "Torn."}}}
+    assert merge_overrides({}, validate_overrides(same)) == {"outfit": {"levels": {"bad": "Torn."}}}
 
 
 @pytest.mark.parametrize(
