@@ -9,7 +9,8 @@ import torch
 from transformers import AutoTokenizer
 
 from modeling.hae.convert import CONVERSION_NAME
-from tests.convert.conftest import FAMILIES, expected, inputs
+from modeling.hae.convert.configs import native_config
+from tests.convert.conftest import FAMILIES, expected, inputs, source
 from tests.convert.support import COMPARED, TOLERANCE, load, outputs
 
 
@@ -66,3 +67,12 @@ def test_untied_embeddings_survive_loading(converted):
     embed, head = model.get_input_embeddings().weight, model.lm_head.weight
     assert embed.data_ptr() != head.data_ptr()
     assert not torch.equal(embed, head)
+
+
+def test_image_seq_length_follows_the_tile_and_patch_sizes():
+    official = json.loads((source("qwen2-tiny") / "config.json").read_text())
+    official["force_image_size"] = official["vision_config"]["image_size"] = 448
+    config, _ = native_config(official, image_token_id=7)
+    assert config["image_seq_length"] == 256  # (448 / 14)^2 / 4, as in InternVL2-1B/-8B
+    assert config["vision_config"]["image_size"] == [448, 448]
+    assert config["image_token_id"] == 7  # whatever the tokenizer said, never a constant
