@@ -14,8 +14,8 @@ from modeling.hae.convert import (
     OFFICIAL_HEADS_NAME,
     UnknownKeysError,
     convert_checkpoint,
+    load_regression_head,
 )
-from modeling.hae.convert.convert import load_regression_head
 from modeling.hae.errors import IncompatibleCheckpointError
 from modeling.hae.heads import LinearRegressionHead
 from tests.convert.conftest import copy_source, inputs

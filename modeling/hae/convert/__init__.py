@@ -12,7 +12,13 @@ Django-free, like the rest of :mod:`modeling.hae`.
 
 from __future__ import annotations
 
-from .convert import CONVERSION_NAME, OFFICIAL_HEADS_NAME, ConversionReport, convert_checkpoint
+from .convert import (
+    CONVERSION_NAME,
+    OFFICIAL_HEADS_NAME,
+    ConversionReport,
+    convert_checkpoint,
+    load_regression_head,
+)
 from .weights import UnknownKeysError
 
 __all__ = [
@@ -21,4 +27,5 @@ __all__ = [
     "ConversionReport",
     "UnknownKeysError",
     "convert_checkpoint",
+    "load_regression_head",
 ]
