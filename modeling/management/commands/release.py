@@ -13,6 +13,11 @@ from modeling.release import SPLITS
 from modeling.selectors import release_diff
 from modeling.services.releases import FORMATS, create_release
 
+# The build options create_release takes as they are, and those given as comma lists.
+BUILD_OPTIONS = ("seed", "split", "images", "max_side", "min_raters", "max_disagreement",
+                 "license", "shard_size", "na", "contact")
+LIST_OPTIONS = ("projects", "sources", "formats")
+
 
 def csv_list(text: str | None) -> list[str]:
     return [x.strip() for x in (text or "").split(",") if x.strip()]
@@ -60,45 +65,11 @@ class Command(BaseCommand):
     def handle(self, action, **o):
         getattr(self, f"do_{action}")(**o)
 
-    def do_build(
-        self,
-        name,
-        version,
-        projects,
-        sources,
-        seed,
-        split,
-        formats,
-        images,
-        max_side,
-        min_raters,
-        max_disagreement,
-        license,
-        shard_size,
-        na,
-        contact,
-        out,
-        wait,
-        **_,
-    ):
+    def do_build(self, name, version, out, wait, **o):
+        lists = {k: csv_list(o[k]) for k in LIST_OPTIONS}
         try:
             release = create_release(
-                name,
-                version,
-                out,
-                projects=csv_list(projects),
-                sources=csv_list(sources),
-                seed=seed,
-                split=split,
-                formats=csv_list(formats),
-                images=images,
-                max_side=max_side,
-                min_raters=min_raters,
-                max_disagreement=max_disagreement,
-                license=license,
-                shard_size=shard_size,
-                na=na,
-                contact=contact,
+                name, version, out, **lists, **{k: o[k] for k in BUILD_OPTIONS}
             )
         except DomainError as exc:  # the configuration, the selection, the output folder
             raise CommandError(str(exc)) from None
