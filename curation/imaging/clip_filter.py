@@ -61,6 +61,7 @@ from PIL import Image, ImageOps
 from curation.imaging.hashing import apply_draft
 from curation.imaging.validate import (
     DEFAULT_MAX_PIXELS,
+    FileOutcome,
     InvalidImage,
     PathOrFile,
     Reason,
@@ -161,14 +162,12 @@ class ClipScores:
     inappropriate: float  # P(inappropriate) against "safe", in [0, 1]
 
 
-@dataclass(frozen=True)
-class ClipOutcome:
+class ClipOutcome(FileOutcome[ClipScores]):
     """One file of `ClipFilter.score_files`: `scores`, or the reason it could not be scored."""
 
-    path: str
-    scores: ClipScores | None
-    reason: str | None = None
-    message: str = ""
+    @property
+    def scores(self) -> ClipScores | None:
+        return self.value
 
 
 def reasons_for(scores: ClipScores, config: ClipFilterConfig) -> list[str]:
@@ -411,10 +410,8 @@ class ClipFilter:
         paths = [str(p) for p in paths]
         outcomes = []
         for path, result in zip(paths, self._run(paths), strict=True):
-            if isinstance(result, InvalidImage):
-                outcomes.append(ClipOutcome(path, None, result.reason, result.message))
-            elif isinstance(result, OSError):
-                outcomes.append(ClipOutcome(path, None, "unreadable", str(result)))
+            if isinstance(result, InvalidImage | OSError):
+                outcomes.append(ClipOutcome.refused(path, result))
             else:
                 outcomes.append(ClipOutcome(path, result))
         return outcomes

@@ -51,6 +51,7 @@ from PIL import Image
 
 from curation.imaging.validate import (
     DEFAULT_MAX_PIXELS,
+    FileOutcome,
     InvalidImage,
     PathOrFile,
     Reason,
@@ -88,14 +89,12 @@ class ImageHashes:
         return int_to_hex(self.dhash)
 
 
-@dataclass(frozen=True)
-class HashOutcome:
+class HashOutcome(FileOutcome[ImageHashes]):
     """One file of `hash_files`: `hashes`, or the reason it could not be hashed."""
 
-    path: str
-    hashes: ImageHashes | None
-    reason: str | None = None
-    message: str = ""
+    @property
+    def hashes(self) -> ImageHashes | None:
+        return self.value
 
 
 def imagehash_to_int(h: imagehash.ImageHash) -> int:
@@ -201,10 +200,8 @@ def _hash_one(args: tuple[str, bool, int, bool]) -> HashOutcome:
         if validate:
             return HashOutcome(path, inspect_and_hash(path, max_pixels=max_pixels))
         return HashOutcome(path, hash_image(path, draft=draft, max_pixels=max_pixels))
-    except InvalidImage as exc:
-        return HashOutcome(path, None, exc.reason, exc.message)
-    except OSError as exc:  # unreadable file: the batch goes on
-        return HashOutcome(path, None, "unreadable", str(exc))
+    except (InvalidImage, OSError) as exc:  # a bad or unreadable file: the batch goes on
+        return HashOutcome.refused(path, exc)
 
 
 def usable_cpus() -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, Generic, Self, TypeVar
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
@@ -59,6 +59,24 @@ class InvalidImage(DomainError):
     def __reduce__(self) -> tuple[type[InvalidImage], tuple[str, str]]:
         # Pickle with both arguments: worker processes and task queues send it across.
         return (type(self), (self.reason, self.message))
+
+
+@dataclass(frozen=True)
+class FileOutcome(Generic[T]):
+    """One file of a batch (`hash_files`, `ClipFilter.score_files`): its `value`, or why it
+    has none: a `Reason` value, or "unreadable" for a file that could not be read, and what
+    exactly was wrong. A bad file is an outcome, not an error: the batch goes on."""
+
+    path: str
+    value: T | None
+    reason: str | None = None
+    message: str = ""
+
+    @classmethod
+    def refused(cls, path: str, exc: InvalidImage | OSError) -> Self:
+        if isinstance(exc, InvalidImage):
+            return cls(path, None, exc.reason, exc.message)
+        return cls(path, None, "unreadable", str(exc))
 
 
 @dataclass(frozen=True)
