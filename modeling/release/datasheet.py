@@ -399,8 +399,9 @@ def _project_blocks(p: dict) -> list[tuple]:
         blocks.append(("p", "Agreement: no production rating yet, so no figure."))
         return blocks
     blocks.append(("p", "Agreement per dimension over the project's production ratings (the "
-                        "stored figures; 95% bootstrap intervals over images in brackets). "
-                        "ICC(2,k) takes k = the overlap rating slots."))
+                        "stored figures; in brackets 95% percentile bootstrap intervals over "
+                        f"images, {p.get('agreement_resamples', 0)} resamples). ICC(2,k) takes "
+                        "k = the overlap rating slots."))
     rows = []
     for d in DIMENSIONS:
         a = agreement.get(d.key) or {}

@@ -14,7 +14,14 @@ from humanbeauty.standard import DIMENSION_KEYS
 
 FIGURES = ("krippendorff_alpha", "icc2_1", "icc2_k")
 N_BOOT = 200
+MIN_BOOT = 50
+WORK = 40_000_000  # ratings resampled per dimension, at most: a large project gets fewer draws
 LEVEL = 0.95
+
+
+def resamples(n_ratings: int) -> int:
+    """How many bootstrap draws a project of ``n_ratings`` ratings gets (at least MIN_BOOT)."""
+    return max(MIN_BOOT, min(N_BOOT, WORK // max(n_ratings, 1)))
 
 
 def _resample(r: LongRatings, starts: np.ndarray, counts: np.ndarray,
@@ -45,12 +52,13 @@ def _bounds(values: list[float]) -> list[float] | None:
 
 
 def agreement_intervals(image_ids, rater_ids, table, *, overlap: int, seed: int = 0,
-                        n_boot: int = N_BOOT) -> dict[str, dict[str, list[float] | None]]:
+                        n_boot: int | None = None) -> dict[str, dict[str, list[float] | None]]:
     """Per dimension, {figure: [low, high]} (95% percentile bootstrap over images; None where
     the figure is undefined in most resamples). ``table``: one row per rating, the 12
     dimensions in the official order, NaN = not applicable; ``overlap`` as the project's (the
-    k of ICC(2,k), at least 2)."""
+    k of ICC(2,k), at least 2); ``n_boot`` draws, by default ``resamples(len(table))``."""
     table = np.asarray(table, dtype=float).reshape(-1, len(DIMENSION_KEYS))
+    n_boot = resamples(len(table)) if n_boot is None else n_boot
     k = max(2, int(overlap))
     out: dict[str, dict[str, list[float] | None]] = {}
     for j, key in enumerate(DIMENSION_KEYS):

@@ -44,7 +44,7 @@ from ..release import (
     plan_splits,
 )
 from ..release.errors import ReleaseError
-from ..release.intervals import agreement_intervals
+from ..release.intervals import agreement_intervals, resamples
 
 PLATFORM_VERSION = "0.1.0"
 
@@ -268,15 +268,17 @@ def _plan(selection: _Selection, config: ReleaseConfig, release: Release,
 
 
 def _about(release: Release, projects: Sequence[Project], sources: Sequence[Source],
-           plan: SplitPlan) -> dict[str, Any]:
+           plan: SplitPlan, progress: Progress) -> dict[str, Any]:
     """What the datasheet says beyond the rows: sources, projects (with bootstrap intervals
     around their stored agreement), the change since the previous version, the contact."""
     facts = []
-    for project in projects:
+    for done, project in enumerate(projects):
+        progress("agreement", done, len(projects))
         fact = selectors.project_facts(project)
         image, rater, table = selectors.project_rating_table(project)
         bounds = agreement_intervals(image, rater, table, overlap=project.overlap,
                                      seed=release.config["seed"]) if len(image) else {}
+        fact["agreement_resamples"] = resamples(len(image)) if len(image) else 0
         for key, figures in fact["agreement"].items():
             for name, ci in bounds.get(key, {}).items():
                 figures[f"{name}_ci"] = ci
@@ -365,7 +367,7 @@ def build(release_id: int) -> Release:
                 "consensus_refreshed": refreshed,
             },
             excluded=selection.excluded,
-            about=_about(release, projects, sources, plan),
+            about=_about(release, projects, sources, plan, progress),
         )
         _record(release, plan, manifest)
     except jobs.JobCancelled:
