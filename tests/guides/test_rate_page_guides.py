@@ -252,3 +252,16 @@ def test_a_manager_edits_a_guide_and_pins_an_example_on_the_page(page, guided_ph
     expect(page.locator("#message")).to_contain_text("Example pinned.")
     assert GuideExample.objects.filter(project=project, dimension="outfit", level="good").count()
     expect(page.locator("#guide-outfit .example-thumb img")).to_have_count(1)
+
+
+def test_the_guides_page_fits_a_phone(phone, guided_photos):
+    project, images, _ = guided_photos
+    login(phone, "boss")
+    phone.goto(f"/projects/{project.pk}/guides/")
+    expect(phone.locator("body[data-ready=true]")).to_be_attached()
+    assert_fits(phone, "the guides page")
+    phone.get_by_role("button", name="Pin an example of bad Looks").tap()
+    expect(phone.locator(f'#candidates button[data-image="{images[0].pk}"]')).to_be_visible()
+    assert_fits(phone, "the guides page's pin dialog")
+    box = phone.locator("#pin-dialog").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390.5, box
