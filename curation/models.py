@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import models
 
+from core.fields import user_link
 from core.jobs import JobRecord, JobStatus
 from humanbeauty.jsonsafe import FiniteJSONEncoder
 
@@ -214,13 +214,7 @@ class Decision(models.Model):
     # A curator's override wins over the computed decision; the reason is kept.
     override = models.CharField(max_length=10, choices=DecisionKind.choices, blank=True)
     override_reason = models.TextField(blank=True)
-    overridden_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    overridden_by = user_link()
     overridden_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

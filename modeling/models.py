@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import models
 
+from core.fields import user_link
 from core.jobs import JobRecord, JobStatus, States
 from humanbeauty.jsonsafe import FiniteJSONEncoder
 
@@ -89,13 +89,7 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True, encoder=FiniteJSONEncoder)
     is_active = models.BooleanField(default=False)
     notes = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    created_by = user_link()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
