@@ -766,18 +766,19 @@ def fmt_ms(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.1f}"
 
 
+def _table_head(intro: list[str], columns: str) -> list[str]:
+    """A table's opening lines: what it shows, its column names and a rule as long."""
+    return [*intro, columns, "-" * len(columns)]
+
+
 def report(throughput: list[RunResult], scan: list[RunResult], header: str) -> str:
     lines = [header, ""]
-    cols = (
+    lines += _table_head(
+        ["Throughput and latency (ms); closed loop = no think time, paced = fixed total rate"],
         f"{'run':<22}{'raters':>7}{'images':>9}{'annot/s':>9}"
         f"{'next p50':>10}{'p95':>8}{'p99':>8}{'submit p50':>12}{'p95':>8}{'p99':>8}"
-        f"{'errors':>8}"
+        f"{'errors':>8}",
     )
-    lines += [
-        "Throughput and latency (ms); closed loop = no think time, paced = fixed total rate",
-        cols,
-        "-" * len(cols),
-    ]
     for r in throughput:
         lines.append(
             f"{r.label:<22}{r.raters:>7}{r.images:>9,}{r.rate:>9.1f}"
@@ -786,18 +787,18 @@ def report(throughput: list[RunResult], scan: list[RunResult], header: str) -> s
             f"{fmt_ms(percentile(r.submit_ms, 95)):>8}{fmt_ms(percentile(r.submit_ms, 99)):>8}"
             f"{r.error_count:>8}"
         )
-    lines += [
-        "",
-        "CPU time per annotation (ms) by gunicorn, the database's backends and the rater",
-        "processes; cores = CPU cores they kept busy; other = cores busy with anything else",
-        "(other programs on the machine: a high value means the figures above are disturbed);",
-        "capacity/s = annotations/s all the machine's cores would give at this CPU cost",
-    ]
-    cols3 = (
+    lines += _table_head(
+        [
+            "",
+            "CPU time per annotation (ms) by gunicorn, the database's backends and the rater",
+            "processes; cores = CPU cores they kept busy; other = cores busy with anything else",
+            "(other programs on the machine: a high value means the figures above are "
+            "disturbed);",
+            "capacity/s = annotations/s all the machine's cores would give at this CPU cost",
+        ],
         f"{'run':<22}{'server':>8}{'postgres':>10}{'raters':>8}{'total':>8}{'cores':>7}"
-        f"{'other':>7}{'capacity/s':>12}"
+        f"{'other':>7}{'capacity/s':>12}",
     )
-    lines += [cols3, "-" * len(cols3)]
     for r in throughput:
         ours = {k: v for k, v in r.cpu_s.items() if k != "other"}
         per = {k: 1000 * v / r.annotations if r.annotations else math.nan for k, v in ours.items()}
@@ -811,16 +812,16 @@ def report(throughput: list[RunResult], scan: list[RunResult], header: str) -> s
             f"{(os.cpu_count() or 1) * r.annotations / total if total else math.nan:>12.0f}"
         )
     if scan:
-        lines += [
-            "",
-            "Cost of next vs project size (1 rater, closed loop; p50 of the first and the last",
-            "quarter of the run show whether next slows down as the rater's history grows)",
-        ]
-        cols2 = (
-            f"{'images':>9}{'next p50':>10}{'p95':>8}{'p99':>8}{'first 1/4':>11}{'last 1/4':>10}"
-            f"{'samples':>9}{'other':>7}"
+        lines += _table_head(
+            [
+                "",
+                "Cost of next vs project size (1 rater, closed loop; p50 of the first and the "
+                "last",
+                "quarter of the run show whether next slows down as the rater's history grows)",
+            ],
+            f"{'images':>9}{'next p50':>10}{'p95':>8}{'p99':>8}{'first 1/4':>11}"
+            f"{'last 1/4':>10}{'samples':>9}{'other':>7}",
         )
-        lines += [cols2, "-" * len(cols2)]
         for r in scan:
             lines.append(
                 f"{r.images:>9,}{fmt_ms(percentile(r.next_ms, 50)):>10}"

@@ -62,6 +62,23 @@ from humanbeauty.standard import DIMENSIONS
 from modeling.release import ReleaseConfig, ReleaseRow, assign_splits, build_release
 
 PEER_SECONDS, PEER_ITEMS = 64.0, 60_000  # Label Studio JSON export (issue 5)
+# The tables' columns: (header, the cell's format over a run's figures).
+CORE_COLUMNS = (
+    ("rows", "{rows:,}"), ("assign s", "{assign_s:.2f}"), ("write s", "{write_s:.2f}"),
+    ("datasheet+manifest s", "{finish_s:.2f}"), ("total s", "{total_s:.2f}"),
+    ("CPU s", "{cpu_s:.2f}"), ("peak RSS MiB", "{peak_rss_mib:.0f}"),
+    ("RSS growth MiB", "{rss_growth_mib:.0f}"), ("traced peak MiB", "{traced_peak_mib:.1f}"),
+    ("Arrow peak MiB", "{arrow_peak_mib:.1f}"), ("files", "{files}"), ("MB written", "{mb:.1f}"),
+)
+DB_COLUMNS = (
+    ("images", "{rows:,}"), ("checks s", "{check_s:.2f}"), ("select s", "{select_s:.2f}"),
+    ("prev s", "{previous_s:.2f}"), ("pool s", "{verify_s:.2f}"), ("assign s", "{assign_s:.2f}"),
+    ("files s", "{write_s:.2f}"), ("ReleaseItem s", "{items_s:.2f}"), ("rest s", "{rest_s:.2f}"),
+    ("total s", "{total_s:.2f}"), ("CPU s", "{cpu_s:.2f}"),
+    ("peak RSS MiB", "{peak_rss_mib:.0f}"), ("RSS growth MiB", "{rss_growth_mib:.0f}"),
+    ("traced peak MiB", "{traced_peak_mib:.1f}"), ("rows list MiB", "{rows_traced_mib:.1f}"),
+    ("Arrow peak MiB", "{arrow_peak_mib:.1f}"),
+)
 TARGET_SECONDS = 15.0
 SOURCES = (("AVA", 0.35), ("TAD66K", 0.25), ("SCUT-FBP5500", 0.1), ("MEBeauty", 0.05),
            ("BAID", 0.1), ("AGIQA", 0.15))
@@ -436,32 +453,31 @@ def main(argv: list[str] | None = None) -> int:
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(f"release build, core only (images=none; formats {', '.join(formats)}); "
           f"{os.cpu_count()} CPUs")
-    head = ("rows", "assign s", "write s", "datasheet+manifest s", "total s", "CPU s",
-            "peak RSS MiB", "RSS growth MiB", "traced peak MiB", "Arrow peak MiB", "files",
-            "MB written", "vs Label Studio")
-    peer = PEER_SECONDS / PEER_ITEMS
-    _print_table(head, [
-        f"| {r['rows']:,} | {r['assign_s']:.2f} | {r['write_s']:.2f} | "
-        f"{r['finish_s']:.2f} | {r['total_s']:.2f} | {r['cpu_s']:.2f} | "
-        f"{r['peak_rss_mib']:.0f} | "
-        f"{r['rss_growth_mib']:.0f} | {r['traced_peak_mib']:.1f} | "
-        f"{r['arrow_peak_mib']:.1f} | {r['files']} | {r['mb']:.1f} | "
-        f"{peer / (r['total_s'] / r['rows']):.1f}x faster per item |"
-        for r in results
-    ])
-    largest = results[-1]
-    if largest["rows"] >= 108_000:
+    _print_table(CORE_COLUMNS, results)
+    if (largest := _at_target_scale(results)) is not None:
         print(f"{_against_target(largest, 'rows')} ({PEER_SECONDS / largest['total_s']:.1f}x our "
               f"time for {largest['rows'] / PEER_ITEMS:.1f}x the items).")
     return 0
 
 
-def _print_table(head: tuple[str, ...], rows: list[str]) -> None:
-    """A Markdown table: the header, right-aligned columns, then the rows as given."""
+def _print_table(columns: tuple[tuple[str, str], ...], results: list[dict]) -> None:
+    """A Markdown table of the runs: a column per (header, cell format over a run's figures),
+    then how much faster per item than Label Studio."""
+    head = [*(header for header, _ in columns), "vs Label Studio"]
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---:" for _ in head) + "|")
-    for row in rows:
-        print(row)
+    for r in results:
+        cells = [cell.format_map({"previous_s": 0, "verify_s": 0, **r}) for _, cell in columns]
+        print("| " + " | ".join([*cells, _vs_peer(r)]) + " |")
+
+
+def _vs_peer(run: dict) -> str:
+    return f"{PEER_SECONDS / PEER_ITEMS / (run['total_s'] / run['rows']):.1f}x faster per item"
+
+
+def _at_target_scale(results: list[dict]) -> dict | None:
+    """The largest run, if it is as large as the target's (108,000 items), else None."""
+    return results[-1] if results[-1]["rows"] >= 108_000 else None
 
 
 def _against_target(largest: dict, what: str) -> str:
@@ -491,24 +507,8 @@ def _main_db(sizes: list[int], formats: tuple[str, ...]) -> int:
         results.append(_run_json(["--child", str(n), "--db", "--formats", fmt]))
     print(f"release build from PostgreSQL (create_release, eager; images=none; formats "
           f"{', '.join(formats)}); {os.cpu_count()} CPUs")
-    head = ("images", "checks s", "select s", "prev s", "pool s", "assign s", "files s",
-            "ReleaseItem s",
-            "rest s", "total s", "CPU s", "peak RSS MiB", "RSS growth MiB", "traced peak MiB",
-            "rows list MiB", "Arrow peak MiB", "vs Label Studio")
-    peer = PEER_SECONDS / PEER_ITEMS
-    _print_table(head, [
-        f"| {r['rows']:,} | {r['check_s']:.2f} | {r['select_s']:.2f} | "
-        f"{r.get('previous_s', 0):.2f} | {r.get('verify_s', 0):.2f} | "
-        f"{r['assign_s']:.2f} | {r['write_s']:.2f} | "
-        f"{r['items_s']:.2f} | {r['rest_s']:.2f} | {r['total_s']:.2f} | {r['cpu_s']:.2f} | "
-        f"{r['peak_rss_mib']:.0f} | {r['rss_growth_mib']:.0f} | "
-        f"{r['traced_peak_mib']:.1f} | {r['rows_traced_mib']:.1f} | "
-        f"{r['arrow_peak_mib']:.1f} | "
-        f"{peer / (r['total_s'] / r['rows']):.1f}x faster per item |"
-        for r in results
-    ])
-    largest = results[-1]
-    if largest["rows"] >= 108_000:
+    _print_table(DB_COLUMNS, results)
+    if (largest := _at_target_scale(results)) is not None:
         print(f"{_against_target(largest, 'images')}. counts: {largest['counts']}")
     return 0
 
