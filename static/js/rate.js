@@ -206,6 +206,7 @@
     closeGuides(row);
     row.classList.toggle("is-guide-open", open);
     row.querySelector(".dim-info").setAttribute("aria-expanded", String(open));
+    if (open) row.querySelector(".dim-guide").scrollIntoView({ block: "nearest" });
   }
 
   function openGuide(key, level = 0) {
