@@ -578,8 +578,10 @@ def render_html(blocks: list[tuple], title: str) -> str:
         f"<title>{e(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
         "table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;"
-        "padding:.2rem .5rem;text-align:left}figure{display:inline-block;margin:.3rem}"
-        "pre{white-space:pre-wrap}svg{max-width:100%;height:auto}"
+        "padding:.2rem .5rem;text-align:left}"
+        "figure{display:inline-block;margin:.3rem;max-width:calc(100% - .6rem)}"
+        "body,pre{overflow-wrap:anywhere}pre{white-space:pre-wrap}"
+        "svg{display:block;max-width:100%;height:auto}"
         ".wide{overflow-x:auto}</style>",
         "</head><body>",
     ]

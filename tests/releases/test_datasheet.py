@@ -76,16 +76,17 @@ def build(project, tmp_path, version, *extra) -> tuple[Release, Page, str]:
     out = tmp_path / f"ds{version}"
     run("release", "build", "ds", "--version", version, "--projects", project.name,
         "--images", "none", "--formats", "parquet", "--out", str(out), "--wait", *extra)
-    page = Page()
-    page.feed((out / "datasheet.html").read_text())
-    return Release.objects.get(name="ds", version=version), page, (out / "datasheet.md").read_text()
+    sheet = Page()
+    sheet.feed((out / "datasheet.html").read_text())
+    md = (out / "datasheet.md").read_text()
+    return Release.objects.get(name="ds", version=version), sheet, md
 
 
 def fmt(x: float) -> str:
     return f"{x:.3f}"
 
 
-def test_every_number_of_the_datasheet_is_the_databases(data, tmp_path):
+def test_every_number_of_the_datasheet_is_the_databases(data, tmp_path, page):
     project, _images = data
     project.guidelines = GUIDELINES
     project.save()
@@ -95,19 +96,19 @@ def test_every_number_of_the_datasheet_is_the_databases(data, tmp_path):
     Membership.objects.filter(pk=members["a"].pk).update(gold_n=4, gold_abs_error_sum=0.4)
     Membership.objects.filter(pk=members["b"].pk).update(gold_n=1, gold_abs_error_sum=0.3)
     build(project, tmp_path, "1")
-    release, page, md = build(project, tmp_path, "2", "--sources", "src", "--contact",
+    release, sheet, md = build(project, tmp_path, "2", "--sources", "src", "--contact",
                               "takedown@example.org")
 
-    assert page.h2 == SECTIONS
+    assert sheet.h2 == SECTIONS
     assert [h.removeprefix("## ") for h in re.findall(r"^## .*$", md, flags=re.M)] == SECTIONS
-    assert page.svgs == 1 + len(DIMENSIONS)  # overall + 12 dimensions, inline
-    said = page.say()
+    assert sheet.svgs == 1 + len(DIMENSIONS)  # overall + 12 dimensions, inline
+    said = sheet.say()
 
     # Composition: counts per split and per source, from the database.
     splits = Counter(ReleaseItem.objects.filter(release=release).values_list("split", flat=True))
-    table = page.table("split")
+    table = sheet.table("split")
     assert {s: int(row[2].replace(",", "")) for s, row in table.items()} == dict(splits)
-    per_source = page.table("source")
+    per_source = sheet.table("source")
     assert int(per_source[project.name][-1]) == 12 and int(per_source["src"][-1]) == 2
 
     # Collection: the source's newest finished filter job, its counts and reasons.
@@ -118,8 +119,8 @@ def test_every_number_of_the_datasheet_is_the_databases(data, tmp_path):
             f"{final['error']:,} errors.") in said
     reasons = Counter(r for d in Decision.objects.filter(job=job).exclude(decision="accepted")
                       for r in d.reasons if not d.override)
-    assert {k: int(v[0]) for k, v in page.table("rejection reason").items()} == dict(reasons)
-    assert page.table("filter setting")["clip"] == [json.dumps(job.config["clip"],
+    assert {k: int(v[0]) for k, v in sheet.table("rejection reason").items()} == dict(reasons)
+    assert sheet.table("filter setting")["clip"] == [json.dumps(job.config["clip"],
                                                                sort_keys=True)]
     src = Source.objects.get(name="src")
     assert f"[{src.score_min:g}, {src.score_max:g}]" in said
@@ -139,10 +140,10 @@ def test_every_number_of_the_datasheet_is_the_databases(data, tmp_path):
             f"{project.overlap} ratings wanted per image.") in said
     assert "the project has no qualification track: joining it certified a rater" in said
     assert f"5 hidden gold answers, mean absolute error {fmt(0.7 / 5)}" in said
-    assert GUIDELINES in "".join(page.text)  # escaped in the HTML, read back as written
+    assert GUIDELINES in "".join(sheet.text)  # escaped in the HTML, read back as written
     assert "<b>Never</b>" not in (tmp_path / "ds2" / "datasheet.html").read_text()
     stored = ProjectStats.objects.get(project=project).agreement
-    agreement = page.table("dimension")
+    agreement = sheet.table("dimension")
     assert len(agreement) == len(DIMENSIONS) and "dimension" not in agreement
     for d in DIMENSIONS:
         s = stored[d.key]
@@ -172,17 +173,26 @@ def test_every_number_of_the_datasheet_is_the_databases(data, tmp_path):
     assert "Takedown requests: takedown@example.org." in said
 
     # Configuration: every key once.
-    keys = [row[0] for row in next(t for t in page.tables if t[0] == ["setting", "value"])[1:]]
+    keys = [row[0] for row in next(t for t in sheet.tables if t[0] == ["setting", "value"])[1:]]
     assert len(keys) == len(set(keys)) and {"seed", "projects", "contact"} <= set(keys)
+
+    # In Chromium at a phone's, a tablet's and a desktop's width: no horizontal overflow,
+    # the 13 plots drawn inline.
+    page.set_content((tmp_path / "ds2" / "datasheet.html").read_text())
+    for width, height in ((390, 844), (768, 1024), (1440, 900)):
+        page.set_viewport_size({"width": width, "height": height})
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert page.locator("figure svg").count() == 1 + len(DIMENSIONS)
+        assert page.locator("figure svg").first.bounding_box()["width"] <= width
 
 
 def test_what_the_platform_does_not_know_is_said(data, tmp_path):
     """A first version of source images only, no contact: each such section says so."""
     run("release", "build", "bare", "--version", "1", "--sources", "src", "--images", "none",
         "--formats", "parquet", "--out", str(tmp_path / "bare"), "--wait")
-    page = Page()
-    page.feed((tmp_path / "bare" / "datasheet.html").read_text())
-    said = page.say()
+    sheet = Page()
+    sheet.feed((tmp_path / "bare" / "datasheet.html").read_text())
+    said = sheet.say()
     assert "Version 1 is the first ready version of this name: nothing to compare with." in said
     assert "No rating project is in this release: no image was rated on the platform." in said
     assert "No takedown contact was given for this release (build option --contact)." in said
