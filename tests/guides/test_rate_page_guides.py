@@ -9,7 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from annotation import services
-from annotation.models import GuideExample, Rating, Skip
+from annotation.models import GuideExample, ItemKind, Rating, Skip
+from annotation.services.quality import set_references
 from humanbeauty.dimension_guides import DEFAULT_GUIDES
 from humanbeauty.standard import LEVELS
 from tests.browser.conftest import login
@@ -265,3 +266,45 @@ def test_the_guides_page_fits_a_phone(phone, guided_photos):
     assert_fits(phone, "the guides page's pin dialog")
     box = phone.locator("#pin-dialog").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390.5, box
+
+
+def test_a_failed_test_links_to_the_guides_where_the_candidate_missed(page, guided_photos):
+    project, images, _ = guided_photos
+    reference = full_scores(2)  # "poor" everywhere
+    set_references(project, [(images[1], reference)], ItemKind.TEST)
+    services.add_member(project, "cand", "annotator", password="pw-123456")
+    login(page, "cand")
+    open_project(page, project)
+    for _ in page_order():
+        page.keyboard.press("2")  # training: right everywhere
+    page.keyboard.press("Enter")
+    page.locator("#overlay-actions button").click()  # past the training feedback
+    wait_for_image(page)
+    for i, _ in enumerate(page_order()):
+        page.keyboard.press("5" if i == 0 else "2")  # the test: far off on the first only
+    page.keyboard.press("Enter")
+    expect(page.locator("#overlay-title")).to_have_text("Could not load the next image")
+    first = page_order()[0]
+    links = page.locator(".guide-missed .guide-link")
+    expect(links).to_have_count(1)
+    expect(links).to_have_text(first["name"])
+    links.click()
+    expect(page.locator("#guide-dialog h2")).to_have_text(first["name"])
+
+
+def test_answers_of_an_ended_lease_are_not_restored(page, guided_photos):
+    project, _, users = guided_photos
+    login(page, "rita")
+    first = open_project(page, project)
+    page.keyboard.press("3")
+    key = f"hb.answers.{users['rita'].pk}.{project.pk}.{first.assignment}"
+    # As if the lease had ended while the page was closed.
+    page.evaluate(
+        """k => { const v = JSON.parse(localStorage.getItem(k)); v.expiresAt = 1;
+                  localStorage.setItem(k, JSON.stringify(v)); }""",
+        key,
+    )
+    page.reload()
+    assert wait_for_image(page) == first
+    assert answered(page) == {}
+    assert page.evaluate("k => localStorage.getItem(k)", key) is None
