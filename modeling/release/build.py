@@ -20,7 +20,7 @@ import numpy as np
 
 from .card import write_card
 from .config import ReleaseConfig, ReleaseRow
-from .datasheet import Stats, write_datasheet
+from .datasheet import Stats, summary, write_datasheet
 from .errors import ReleaseConfigError, ReleaseDataError
 from .files import FileLog
 from .images import image_ext, needs_resize, read_verified, resize, stable_name
@@ -444,7 +444,8 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
                     report["about"])
     split_counts = stats.split_counts()
     write_card(log, config, split_counts, platform_version=platform_version, layout=layout,
-               sources=list(stats.source_counts()))
+               sources=list(stats.source_counts()),
+               summary=summary(report["about"], config_dict))
     if progress:
         progress("datasheet", 1, 1)
 

@@ -12,6 +12,7 @@ client (the tests run every snippet).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -173,7 +174,7 @@ def _counts_table(config: ReleaseConfig, split_counts: dict[str, dict[str, int]]
 def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
               digests: dict[str, str], *,
               platform_version: str, layout: list[str],
-              sources: list[str]) -> str:
+              sources: list[str], summary: Sequence[str] = ()) -> str:
     """README.md at the release root: the YAML header, then the summary."""
     total = sum(c["total"] for c in split_counts.values())
     experts = sum(c[KIND_EXPERT] for c in split_counts.values())
@@ -186,6 +187,7 @@ def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
         f"{platform_version}. Sources: {', '.join(sources) or 'none'}. Licence: "
         f"{config.license}. The datasheet (datasheet.md, datasheet.html) describes how it was "
         "made; manifest.json holds the sha256 of every file.", "",
+        *(f"- {line}" for line in summary), *([""] if summary else []),
         "## Splits", "",
         "No near-duplicate cluster straddles two splits (the build checks it; the datasheet "
         "says how the images were clustered). The files name the validation split `val`; "
@@ -257,7 +259,7 @@ def folder_card(config: ReleaseConfig, fmt: str, split_counts: dict[str, dict[st
 
 def write_card(log, config: ReleaseConfig, split_counts: dict[str, dict[str, int]], *,
                platform_version: str, layout: list[str],
-               sources: list[str]) -> None:
+               sources: list[str], summary: Sequence[str] = ()) -> None:
     """README.md at the root, and in each folder of FOLDER_CARDS that was built."""
     digests = {}
     for fmt in CARD_FORMATS:
@@ -266,7 +268,7 @@ def write_card(log, config: ReleaseConfig, split_counts: dict[str, dict[str, int
         digests[fmt] = hashlib.sha256(lines.encode()).hexdigest()
     log.write_bytes("README.md", card_text(
         config, split_counts, digests, platform_version=platform_version,
-        layout=layout, sources=sources,
+        layout=layout, sources=sources, summary=summary,
     ).encode("utf-8"))
     for fmt in FOLDER_CARDS:
         if fmt in config.formats:

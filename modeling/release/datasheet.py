@@ -503,6 +503,31 @@ def _consent(about: dict | None) -> list[tuple]:
     ]
 
 
+def summary(about: dict | None, config: dict) -> list[str]:
+    """The datasheet in a few sentences, for the dataset card."""
+    out = ["Intended for training and evaluating image aesthetics assessment models on the "
+           "HumanBeauty standard; not for judging, ranking or identifying real people."]
+    if about is not None:
+        for p in about.get("projects", []):
+            alpha = (p.get("agreement") or {}).get("comprehensive_aesthetic", {}).get(
+                "krippendorff_alpha")
+            out.append(f"Project {p['name']}: {p['raters']['rated']:,} raters, "
+                       f"{p['overlap']} ratings wanted per image; Krippendorff's alpha of the "
+                       f"comprehensive score {_fmt(alpha)}.")
+        prev = about.get("previous")
+        if prev is not None:
+            c = prev["counts"]
+            out.append(f"Since version {prev['version']}: {c['added']:,} added, "
+                       f"{c['removed']:,} removed, {c['withheld']:,} withheld, "
+                       f"{c['moved']:,} moved.")
+    out.append(f"Licence {config['license']}; source licences where recorded are in the "
+               "datasheet. Consent of the people shown is not recorded by the platform.")
+    contact = None if about is None else about.get("contact")
+    out.append(f"Takedown requests: {contact}." if contact else
+               "No takedown contact was given for this release.")
+    return out
+
+
 def _configuration(config: dict, extra_config: dict) -> list[tuple]:
     """The build's settings once each; the selection keys the Django side added after."""
     rows = [[k, json.dumps(v, sort_keys=True)] for k, v in config.items()]

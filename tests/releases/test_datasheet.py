@@ -176,6 +176,15 @@ def test_every_number_of_the_datasheet_is_the_databases(data, tmp_path, page):
     keys = [row[0] for row in next(t for t in sheet.tables if t[0] == ["setting", "value"])[1:]]
     assert len(keys) == len(set(keys)) and {"seed", "projects", "contact"} <= set(keys)
 
+    # The card's prose sums the datasheet up.
+    card = (tmp_path / "ds2" / "README.md").read_text()
+    alpha = stored["comprehensive_aesthetic"]["krippendorff_alpha"]
+    assert (f"- Project {project.name}: {raters} raters, {project.overlap} ratings wanted per "
+            f"image; Krippendorff's alpha of the comprehensive score {fmt(alpha)}.") in card
+    assert f"- Since version 1: {len(set(v2) - set(v1))} added, " in card
+    assert "- Takedown requests: takedown@example.org." in card
+    assert "Consent of the people shown is not recorded by the platform." in card
+
     # In Chromium at a phone's, a tablet's and a desktop's width: no horizontal overflow,
     # the 13 plots drawn inline.
     page.set_content((tmp_path / "ds2" / "datasheet.html").read_text())
