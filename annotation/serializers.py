@@ -321,10 +321,13 @@ class HistogramSerializer(serializers.Serializer):
 # --- guides_api: the dimension guides and their example images ------------------------------------
 
 
-class GuideExampleSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
+class GuideImageSerializer(serializers.Serializer):
     image = serializers.IntegerField()
-    url = serializers.CharField(help_text="The example's image, for the project's members.")
+    url = serializers.CharField(help_text="The image file.")
+
+
+class GuideExampleSerializer(GuideImageSerializer):
+    id = serializers.IntegerField()
 
 
 class GuideLevelSerializer(serializers.Serializer):
@@ -362,10 +365,8 @@ class GuideExampleInputSerializer(serializers.Serializer):
     image = serializers.IntegerField(help_text="A gold or training image of the project.")
 
 
-class GuideCandidateSerializer(serializers.Serializer):
-    image = serializers.IntegerField()
+class GuideCandidateSerializer(GuideImageSerializer):
     kind = serializers.ChoiceField(choices=[ItemKind.GOLD.value, ItemKind.TRAINING.value])
-    url = serializers.CharField()
 
 
 # --- members and invitations (annotation/members_api.py) -----------------------------------
