@@ -26,16 +26,7 @@ from humanbeauty.paths import resolve_inside
 
 from ..imaging.near_dup import DEFAULT_K
 from ..imaging.validate import InvalidImage, Reason, ValidationRules
-from ..models import (
-    FILTER_STAGES,
-    Decision,
-    DecisionKind,
-    FilterJob,
-    Image,
-    JobStatus,
-    Source,
-    SourceItem,
-)
+from ..models import FILTER_STAGES, Decision, DecisionKind, FilterJob, Image, Source, SourceItem
 from . import dedup
 from .images import register_image
 
@@ -362,8 +353,8 @@ def _record_chunk(job_id: int, chunk_index: int, counts: Mapping[str, int]) -> N
         job.progress = progress
         job.heartbeat_at = timezone.now()
         fields = ["progress", "heartbeat_at"]
-        if job.status == JobStatus.RUNNING and len(chunks_done) >= progress.get("chunks", 0):
-            job.status = JobStatus.DONE
+        if job.status == job.STATES.running and len(chunks_done) >= progress.get("chunks", 0):
+            job.status = job.STATES.done
             job.finished_at = timezone.now()
             fields += ["status", "finished_at"]
         job.save(update_fields=fields)

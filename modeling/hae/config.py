@@ -22,9 +22,9 @@ class TrainConfig:
     lr: float = 1e-4  # LoRA adapters
     head_lr: float = 1e-3  # regression and Expert heads
     weight_decay: float = 0.01
-    warmup_ratio: float = 0.03
-    min_lr_ratio: float = 0.0
-    max_grad_norm: float = 1.0
+    warmup_ratio: float = 0.03  # share of the steps with the LR rising linearly
+    min_lr_ratio: float = 0.0  # the cosine decay's floor, a share of the peak LR
+    max_grad_norm: float = 1.0  # gradients clipped to this norm
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -41,9 +41,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     max_tiles: int | None = None  # default: the checkpoint's processor (12 for InternVL)
     num_workers: int = 0
-    log_every: int = 10
-    save_every: int = 500
-    keep_checkpoints: int = 2
+    log_every: int = 10  # optimizer steps between metrics records
+    save_every: int = 500  # optimizer steps between checkpoints (and one at the end)
+    keep_checkpoints: int = 2  # the newest kept; older ones are removed
     seed: int = 0
     eval_at_end: bool = True
     eval_batch_size: int = 8
