@@ -86,6 +86,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "config.context.nav",
             ],
+            "builtins": ["core.templatetags.pages"],  # card heads, tables, form ends: every page
         },
     },
 ]

@@ -22,7 +22,7 @@
       node("td", { class: "num" }, fmt(s.linked)),
       node("td", {}, latest),
       node("td", { class: "nowrap" }, fmtTime(s.created_at, { withTime: false })),
-      cfg.can_write ? node("td", {}, s.linked === 0 && !s.jobs ? deleteButton(s) : null) : null,
+      node("td", {}, cfg.can_write && s.linked === 0 && !s.jobs ? deleteButton(s) : null),
     );
   }
 
@@ -55,7 +55,7 @@
       body.replaceChildren(
         ...(all.length
           ? all.map(row)
-          : [node("tr", {}, node("td", { colspan: cfg.can_write ? 8 : 7, class: "empty-cell" }, cfg.can_write ? "Import a public dataset or a manifest with the form." : "Nothing has been imported yet."))]),
+          : [node("tr", {}, node("td", { colspan: 8, class: "empty-cell" }, cfg.can_write ? "Import a public dataset or a manifest with the form." : "Nothing has been imported yet."))]),
       );
     } catch (err) {
       showMessage(err.message);

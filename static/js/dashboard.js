@@ -136,11 +136,22 @@
 
   const BUCKET_WORD = { hour: "Per hour", day: "Per day", week: "Per week" };
 
-  function drawProgress() {
-    const c = $("chart-progress");
+  /** [the chart element `id`, the timeline], or null when there is nothing to draw yet (the
+   * chart then says `emptyText` where the timeline has no `rows`). */
+  function timelineChart(id, rows, emptyText) {
     const tl = state.timeline;
-    if (!tl) return;
-    if (!tl.points.length) return empty(c, "No production ratings yet.");
+    if (!tl) return null;
+    if (!rows(tl).length) {
+      empty($(id), emptyText);
+      return null;
+    }
+    return [$(id), tl];
+  }
+
+  function drawProgress() {
+    const chart = timelineChart("chart-progress", (tl) => tl.points, "No production ratings yet.");
+    if (!chart) return;
+    const [c, tl] = chart;
     P.progress(c, {
       points: tl.points,
       required: tl.progress.ratings_required,
@@ -154,10 +165,9 @@
   }
 
   function drawThroughput() {
-    const c = $("chart-throughput");
-    const tl = state.timeline;
-    if (!tl) return;
-    if (!tl.raters.length) return empty(c, "Nobody has rated yet.");
+    const chart = timelineChart("chart-throughput", (tl) => tl.raters, "Nobody has rated yet.");
+    if (!chart) return;
+    const [c, tl] = chart;
     P.hbars(c, {
       rows: tl.raters.map((r) => ({
         label: r.username,
@@ -450,43 +460,53 @@
 
   const dlg = $("status-dialog");
 
+  /** The one dialog for a rater's status and their consensus exclusion: `state.dialog`
+   * (what the confirm sends), its text, whether a reason is asked for, the confirm's look. */
+  function openRaterDialog(dialog, { text, reasonLabel, danger }) {
+    state.dialog = dialog;
+    $("status-title").textContent = `${dialog.label} ${dialog.username}`;
+    $("status-text").textContent = text;
+    $("status-reason-label").textContent = dialog.needsReason ? reasonLabel : "Reason (optional)";
+    $("status-reason").value = "";
+    $("status-error").hidden = true;
+    const confirm = $("status-confirm");
+    confirm.textContent = dialog.label;
+    confirm.className = `btn ${danger ? "btn-danger" : "btn-primary"}`;
+    dlg.showModal();
+    $("status-reason").focus();
+  }
+
   function openStatusDialog(r, label, to, needsReason) {
-    state.dialog = { username: r.username, status: to, needsReason, label };
-    $("status-title").textContent = `${label} ${r.username}`;
     const what = {
       certified: r.status === "paused" ? "They get production tasks again." : "They get production tasks.",
       paused: "They get no new tasks until resumed. Their ratings are kept.",
       revoked: "Their certification ends: no new production tasks. Their ratings are kept.",
     }[to];
-    $("status-text").textContent = `Now ${r.status}${r.status_reason ? ` (${r.status_reason})` : ""}. ${what}`;
-    $("status-reason-label").textContent = needsReason ? "Reason (required)" : "Reason (optional)";
-    $("status-reason").value = "";
-    $("status-error").hidden = true;
-    const confirm = $("status-confirm");
-    confirm.textContent = label;
-    confirm.className = `btn ${to === "revoked" ? "btn-danger" : "btn-primary"}`;
-    dlg.showModal();
-    $("status-reason").focus();
+    openRaterDialog(
+      { username: r.username, status: to, needsReason, label },
+      {
+        text: `Now ${r.status}${r.status_reason ? ` (${r.status_reason})` : ""}. ${what}`,
+        reasonLabel: "Reason (required)",
+        danger: to === "revoked",
+      },
+    );
   }
 
   function openExclusionDialog(r, label, decision, needsReason) {
-    state.dialog = { username: r.username, exclusion: decision, needsReason, label };
-    $("status-title").textContent = `${label} ${r.username}`;
     const what = {
       include: "Their ratings count in the consensus again, whatever screening finds, until you undo this.",
       exclude: "Their ratings are kept but leave the consensus, whatever screening finds, until you undo this.",
       auto: "Screening decides again from the next refresh on.",
     }[decision];
     const now = r.excluded ? `Now left out of the consensus (${r.exclusion_reason}).` : "Now included in the consensus.";
-    $("status-text").textContent = `${now} ${what}`;
-    $("status-reason-label").textContent = needsReason ? "Reason (required, shown with the exclusion)" : "Reason (optional)";
-    $("status-reason").value = "";
-    $("status-error").hidden = true;
-    const confirm = $("status-confirm");
-    confirm.textContent = label;
-    confirm.className = `btn ${decision === "exclude" ? "btn-danger" : "btn-primary"}`;
-    dlg.showModal();
-    $("status-reason").focus();
+    openRaterDialog(
+      { username: r.username, exclusion: decision, needsReason, label },
+      {
+        text: `${now} ${what}`,
+        reasonLabel: "Reason (required, shown with the exclusion)",
+        danger: decision === "exclude",
+      },
+    );
   }
 
   const EXCLUSION_DONE = { include: "is included in the consensus", exclude: "is left out of the consensus", auto: "is left to screening again" };
