@@ -62,8 +62,18 @@ def test_desktop_hover_shows_the_guide_and_the_examples_open(page, guided_photos
     expect(page.locator("#guide-looks")).to_contain_text("as the house style says")
     page.keyboard.press("g")
 
-    # The row's examples: the dialog opens at the level that has them, the image loads.
+    # The pointer passes through a preview to the rows below it.
+    page.locator("#dim-outfit .dim-name").hover()
+    expect(page.locator("#dim-outfit-guide")).to_be_visible()
     page.locator("#dim-environment .dim-name").hover()
+    expect(page.locator("#dim-outfit-guide")).to_be_hidden()
+    expect(page.locator("#dim-environment-guide")).to_be_visible()
+
+    # A click on the info button opens the guide; its examples open in a dialog at the level
+    # that has them, and the image loads.
+    page.locator("#dim-environment .dim-info").click()
+    expect(page.locator("#dim-environment .dim-info")).to_have_attribute("aria-expanded", "true")
+    page.mouse.move(5, 5)
     opener = page.locator("#dim-environment-guide .guide-open")
     expect(opener).to_have_text("Examples (1)")
     opener.click()
@@ -86,11 +96,16 @@ def test_desktop_hover_shows_the_guide_and_the_examples_open(page, guided_photos
     expect(dialog).to_be_hidden()
     assert answered(page) == {}
 
-    # The keyboard: I shows the current dimension's guide.
-    page.keyboard.press("i")
-    expect(page.locator(f"#dim-{page_order()[0]['key']}-guide")).to_be_visible()
+    # The keyboard: I shows the current dimension's guide, Escape closes it.
     page.keyboard.press("Escape")
-    expect(page.locator(f"#dim-{page_order()[0]['key']}-guide")).to_be_hidden()
+    page.keyboard.press("ArrowUp")
+    current = page.eval_on_selector(".dim.is-current", "r => r.dataset.key")
+    assert current != "environment"
+    page.keyboard.press("i")
+    expect(page.locator(f"#dim-{current}-guide")).to_be_visible()
+    expect(page.locator("#dim-environment-guide")).to_be_hidden()
+    page.keyboard.press("Escape")
+    expect(page.locator(f"#dim-{current}-guide")).to_be_hidden()
 
 
 def test_answers_survive_reload_and_back_and_go_after_submit(page, guided_photos):
