@@ -24,7 +24,7 @@ from curation.models import FilterJob, Source
 from curation.selectors import accepted_decisions, latest_finished_job
 from curation.services.dedup import members_of
 
-from ..models import AuditEvent, Project
+from ..models import AuditEvent, Membership, Project, RaterStatus
 from .errors import Conflict, WorkflowError
 from .workflow import add_images, get_or_create_project
 
@@ -179,6 +179,12 @@ def project_from_job(
         if user is not None and user.is_authenticated:
             project.created_by = user
             project.save(update_fields=["created_by"])
+            # Whoever makes the project manages it (its members page, guides, review): a
+            # project admin, not a platform one (no group is granted).
+            Membership.objects.create(
+                project=project, user=user, role="admin",
+                status=RaterStatus.CERTIFIED, certified_via="creator",
+            )
         added = add_images(project, [_Ref(c.image_id) for c in chosen])
         AuditEvent.objects.create(
             project=project,
@@ -191,6 +197,8 @@ def project_from_job(
                 "added": added,
                 "sample": sample,
                 "seed": seed,
+                "manager": user.get_username() if user is not None and user.is_authenticated
+                else None,
                 "strata": [s.as_dict() for s in strata],
             },
         )

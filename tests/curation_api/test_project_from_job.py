@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.models import AuditEvent, Project, ProjectImage
+from annotation.models import AuditEvent, Membership, Project, ProjectImage
 from annotation.services.from_curation import (
     Candidate,
     project_from_job,
@@ -216,3 +216,28 @@ def test_projects_are_refused_for_jobs_that_accepted_nothing(client_as):
     with pytest.raises(Exception, match="accepted no images"):
         project_from_job(job, "none")
     assert not Project.objects.exists()
+
+
+def test_whoever_makes_the_project_manages_it_and_nothing_more(client_as, finished_job, users):
+    """The curator who makes a project is its admin (members page, guides) without becoming a
+    platform admin; other curators get nothing in it."""
+    curator = client_as("curator")
+    made = curator.post(f"/api/jobs/{finished_job.pk}/project/", {"name": "Mine"}, format="json")
+    assert made.status_code == 201, made.content
+    project = Project.objects.get(name="Mine")
+    member = Membership.objects.get(project=project, user=users["curator"])
+    assert (member.role, member.certified_via) == ("admin", "creator")
+    assert not users["curator"].groups.filter(name="admin").exists()
+    audit = AuditEvent.objects.get(project=project, action="created_from_curation")
+    assert audit.details["manager"] == users["curator"].username
+
+    members = curator.get(f"/api/projects/{project.pk}/members/")
+    assert members.status_code == 200, members.content
+    # a project admin who is not a platform admin may not hand out platform powers
+    grant = curator.post(
+        f"/api/projects/{project.pk}/members/",
+        {"username": users["annotator"].username, "role": "admin"},
+        format="json",
+    )
+    assert grant.status_code == 403, grant.content
+    assert Membership.objects.filter(project=project).count() == 1
