@@ -80,14 +80,6 @@ class ImageHashes:
     height: int
     format: str
 
-    @property
-    def phash_hex(self) -> str:
-        return int_to_hex(self.phash)
-
-    @property
-    def dhash_hex(self) -> str:
-        return int_to_hex(self.dhash)
-
 
 class HashOutcome(FileOutcome[ImageHashes]):
     """One file of `hash_files`: `hashes`, or the reason it could not be hashed."""
@@ -343,7 +335,7 @@ def _main(argv: list[str] | None = None) -> int:
         if h is None:
             print(f"{outcome.path}\t{outcome.reason}\t{outcome.message}")
         else:
-            print(f"{outcome.path}\t{h.sha256}\t{h.phash_hex}\t{h.dhash_hex}")
+            print(f"{outcome.path}\t{h.sha256}\t{int_to_hex(h.phash)}\t{int_to_hex(h.dhash)}")
     return 0
 
 
