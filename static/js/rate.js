@@ -593,13 +593,15 @@
   // Kept under user + project + lease: restored only into the very lease they were given for.
   const STORE_PREFIX = `hb.answers.${cfg.user}.${cfg.project.id}.`;
   const storeKey = (task) => STORE_PREFIX + task.assignment;
+  const KEEP_QUALIFICATION_MS = 30 * 24 * 3600 * 1000;
 
   function saveAnswers() {
     const t = state.task;
     if (!t) return;
     try {
       if (Object.keys(t.answers).length) {
-        localStorage.setItem(storeKey(t), JSON.stringify({ answers: t.answers, expiresAt: t.expiresAt, stage: t.stage }));
+        const kept = { answers: t.answers, expiresAt: t.expiresAt, stage: t.stage, savedAt: Date.now() };
+        localStorage.setItem(storeKey(t), JSON.stringify(kept));
       } else {
         localStorage.removeItem(storeKey(t));
       }
@@ -645,7 +647,9 @@
         } catch (_) {
           /* unreadable: dropped below */
         }
-        if (!v || (!v.stage && v.expiresAt < serverNow())) localStorage.removeItem(k);
+        // A qualification lease waits for its candidate, but not for ever.
+        const ended = v && (v.stage ? Date.now() - v.savedAt > KEEP_QUALIFICATION_MS : v.expiresAt < serverNow());
+        if (!v || ended) localStorage.removeItem(k);
       }
     } catch (_) {
       /* no storage */
@@ -846,6 +850,7 @@
         request_id: task.requestId,
         time_spent_ms: Math.max(0, spent),
       });
+      forgetAnswers(task); // saved: nothing to restore, even if the page goes during feedback
       if (saved && saved.feedback) await showFeedback(scores, saved.feedback);
       if (state.progress) {
         state.progress.my_ratings_today += 1;
