@@ -273,8 +273,8 @@ def _composition(stats: Stats, config: dict, report: dict) -> list[tuple]:
               default=0.0) if total else 0.0
     blocks: list[tuple] = [
         ("h2", "Composition"),
-        ("p", f"{total:,} images: each is one instance, an image of one or more people with "
-              "consensus scores. Whole near-duplicate clusters were assigned per stratum "
+        ("p", f"{total:,} images: each instance is one image with its scores. Whole "
+              "near-duplicate clusters were assigned per stratum "
               f"(source x {config['score_bins']} overall-score bins); the largest difference "
               f"between a split's share and the requested ratio is {off:.1f} points."),
         ("h3", "Splits"),
@@ -326,7 +326,7 @@ def _source_blocks(src: dict) -> list[tuple]:
     c = job["counts"]
     facts.append(f"Filter job {job['id']} (the source's newest finished one, which the release "
                  f"takes): {c.get('accepted', 0):,} accepted, {c.get('rejected', 0):,} "
-                 f"rejected, {c.get('error', 0):,} errors.")
+                 f"rejected, {c.get('error', 0):,} error(s).")
     blocks = [("h3", f"Source {src['name']}"), ("list", facts)]
     if job["reasons"]:
         blocks.append(("table", ["rejection reason", "images"],
@@ -513,7 +513,9 @@ def summary(about: dict | None, config: dict) -> list[str]:
                 "krippendorff_alpha")
             out.append(f"Project {p['name']}: {p['raters']['rated']:,} raters, "
                        f"{p['overlap']} ratings wanted per image; Krippendorff's alpha of the "
-                       f"comprehensive score {_fmt(alpha)}.")
+                       "comprehensive score "
+                       + ("undefined (too few shared ratings)." if alpha is None
+                          else f"{_fmt(alpha)}."))
         prev = about.get("previous")
         if prev is not None:
             c = prev["counts"]

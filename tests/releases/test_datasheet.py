@@ -116,7 +116,7 @@ def test_every_number_of_the_datasheet_is_the_databases(data, tmp_path, page):
     final = Counter(d.override or d.decision for d in Decision.objects.filter(job=job))
     assert (f"Filter job {job.pk} (the source's newest finished one, which the release "
             f"takes): {final['accepted']:,} accepted, {final['rejected']:,} rejected, "
-            f"{final['error']:,} errors.") in said
+            f"{final['error']:,} error(s).") in said
     reasons = Counter(r for d in Decision.objects.filter(job=job).exclude(decision="accepted")
                       for r in d.reasons if not d.override)
     assert {k: int(v[0]) for k, v in sheet.table("rejection reason").items()} == dict(reasons)
