@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.models import AbstractBaseUser
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -37,6 +37,10 @@ from .serializers import (
 from .services import members as member_services
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+GONE = OpenApiResponse(description="The link was never issued, was revoked, expired or was used.")
+TAKEN = OpenApiResponse(description="Already a member, or (a new account) the username is taken.")
 
 
 def admin_project(request: Request, pk: int) -> Project:
@@ -69,7 +73,7 @@ class MemberListView(APIView):
         project = admin_project(request, pk)
         return Response(MemberSerializer(member_services.member_rows(project), many=True).data)
 
-    @extend_schema(request=MemberInputSerializer, responses={201: MemberSerializer})
+    @extend_schema(request=MemberInputSerializer, responses={201: MemberSerializer, 409: TAKEN})
     def post(self, request: Request, pk: int) -> Response:
         """Add someone who has an account (audited)."""
         project = admin_project(request, pk)
@@ -130,7 +134,7 @@ class ProjectInvitationsView(APIView):
 
 
 class ProjectInvitationView(APIView):
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 409: OpenApiResponse(description="Used already.")})
     def delete(self, request: Request, pk: int, invitation_id: int) -> Response:
         """Revoke an unused link (audited)."""
         project = admin_project(request, pk)
@@ -144,7 +148,7 @@ class InvitationView(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=InvitationPublicSerializer)
+    @extend_schema(responses={200: InvitationPublicSerializer, 410: GONE})
     def get(self, request: Request, token: str) -> Response:
         return Response(InvitationPublicSerializer(member_services.invitation_for(token)).data)
 
@@ -167,7 +171,9 @@ class InvitationAcceptView(APIView):
                     "new_account": serializers.BooleanField(),
                     "next": serializers.CharField(),
                 },
-            )
+            ),
+            409: TAKEN,
+            410: GONE,
         },
     )
     def post(self, request: Request, token: str) -> Response:

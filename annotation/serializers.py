@@ -395,7 +395,9 @@ class MemberRoleSerializer(serializers.Serializer):
 
 class InvitationInputSerializer(serializers.Serializer):
     role = serializers.CharField(max_length=20)
-    days = serializers.IntegerField(required=False, default=7, help_text="How long the link works.")
+    days = serializers.IntegerField(
+        required=False, default=7, min_value=1, max_value=30, help_text="How long the link works."
+    )
 
 
 class InvitationSerializer(serializers.Serializer):
