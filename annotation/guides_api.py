@@ -13,7 +13,6 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,7 +21,7 @@ from curation.views import CONTENT_TYPES
 from humanbeauty.standard import BY_KEY, LEVELS
 
 from . import selectors
-from .models import GuideExample, Project
+from .models import Project
 from .quality_api import MANAGER_ROLES, manager_project
 from .serializers import (
     GuideCandidateSerializer,
@@ -144,13 +143,7 @@ class GuideExampleImageView(APIView):
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     def get(self, request: Request, pk: int, example: int) -> FileResponse:
         project, _ = member_project(request, pk)
-        found = GuideExample.objects.filter(project=project, pk=example).select_related(
-            "item__image"
-        )
-        row = found.first()
-        if row is None:
-            raise NotFound(f"example {example} does not exist")
-        image = row.item.image
+        image = guide_services.example_image(project, example)
         try:
             handle = image.file.open("rb")
         except FileNotFoundError:

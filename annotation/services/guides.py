@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from curation.models import Image
 from humanbeauty.dimension_guides import (
     GuideError,
     effective_guides,
@@ -128,6 +129,18 @@ def unpin_example(
     audit(project, actor, "guide_example_unpinned", image=example.item.image_id,
           dimension=example.dimension, level=example.level)
     example.delete()
+
+
+def example_image(project: Project, example_id: int) -> Image:
+    """The image of a pinned example of the project."""
+    example = (
+        GuideExample.objects.filter(project=project, pk=example_id)
+        .select_related("item__image")
+        .first()
+    )
+    if example is None:
+        raise ExampleNotFound(f"example {example_id} does not exist")
+    return example.item.image
 
 
 def example_items(project: Project) -> list[ProjectImage]:
