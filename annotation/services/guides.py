@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import QuerySet
 
 from curation.models import Image
 from humanbeauty.dimension_guides import (
@@ -37,14 +38,18 @@ class ExampleNotFound(GuideError, status=404, code="not_found"):
     """No such pinned example in this project."""
 
 
+def _shown(project: Project) -> QuerySet[GuideExample]:
+    """The pinned examples raters may see: an item made a test item since is hidden again."""
+    return GuideExample.objects.filter(project=project, item__kind__in=EXAMPLE_KINDS)
+
+
 def project_guides(project: Project) -> dict[str, dict[str, object]]:
     """{key: {"definition", "levels": {level: text}, "custom": [...], "examples": {level:
     [GuideExample, ...]}}}: what the rater page and the guides API show."""
     guides = effective_guides(project.dimension_guides)
     for guide in guides.values():
         guide["examples"] = {level: [] for level in LEVELS}
-    pinned = GuideExample.objects.filter(project=project).select_related("item").order_by("id")
-    for example in pinned:
+    for example in _shown(project).select_related("item").order_by("id"):
         guides[example.dimension]["examples"][example.level].append(example)
     return guides
 
@@ -133,11 +138,7 @@ def unpin_example(
 
 def example_image(project: Project, example_id: int) -> Image:
     """The image of a pinned example of the project."""
-    example = (
-        GuideExample.objects.filter(project=project, pk=example_id)
-        .select_related("item__image")
-        .first()
-    )
+    example = _shown(project).filter(pk=example_id).select_related("item__image").first()
     if example is None:
         raise ExampleNotFound(f"example {example_id} does not exist")
     return example.item.image

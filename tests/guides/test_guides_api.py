@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from annotation import services
-from annotation.models import AuditEvent, GuideExample, ItemKind
+from annotation.models import AuditEvent, GuideExample, ItemKind, ProjectImage
+from annotation.services import guides as guide_services
 from annotation.services.quality import set_references
 from humanbeauty.dimension_guides import DEFAULT_GUIDES
 from humanbeauty.standard import DIMENSION_KEYS, LEVELS
@@ -166,3 +167,24 @@ def test_the_guides_show_no_reference_scores(guided):
     client_for(users["boss"]).post(url(project, "examples/"), pin, format="json")
     text = client_for(users["ann"]).get(url(project)).content.decode()
     assert "gold" not in text and "score" not in text.replace("Score", "")
+
+
+def test_a_level_holds_few_examples_and_a_test_item_is_never_shown(guided, monkeypatch):
+    project, images, users = guided
+    boss = client_for(users["boss"])
+    monkeypatch.setattr(guide_services, "MAX_EXAMPLES_PER_LEVEL", 1)
+    pin = {"dimension": "outfit", "level": "fair"}
+    first = boss.post(url(project, "examples/"), {**pin, "image": images[0].pk}, format="json")
+    assert first.status_code == 201
+    full = boss.post(url(project, "examples/"), {**pin, "image": images[1].pk}, format="json")
+    assert full.status_code == 400
+    assert "at most 1 examples; unpin one first" in full.json()["detail"]
+    assert GuideExample.objects.filter(project=project).count() == 1  # nothing half-done
+    assert AuditEvent.objects.filter(action="guide_example_pinned").count() == 1
+
+    # The item becomes a test item: its example is no longer shown, nor its image served.
+    ProjectImage.objects.filter(project=project, image=images[0]).update(kind=ItemKind.TEST)
+    seen = client_for(users["ann"]).get(url(project)).json()
+    outfit = next(d for d in seen["dimensions"] if d["key"] == "outfit")
+    assert all(not lv["examples"] for lv in outfit["levels"])
+    assert client_for(users["ann"]).get(first.json()["url"]).status_code == 404
