@@ -49,11 +49,9 @@ from ..release.intervals import agreement_intervals, resamples
 PLATFORM_VERSION = "0.1.0"
 
 
-class EarlierVersionPending(ReleaseError):
+class EarlierVersionPending(ReleaseError, code="release_pending"):
     """An earlier version of the same name is not built yet: its splits, which this version
     must keep, are not known. The task tries again later."""
-
-    code = "release_pending"
 
 
 def parse_split(text: str | Mapping[str, float] | None) -> dict[str, float]:
