@@ -78,11 +78,21 @@ def payload(version: str, result) -> dict:
     }, where="score")
 
 
+# Each head's own overall score beside the MetaVoter's (empty where a model has no such head:
+# the Lite model has no LM head).
+HEADS = ("lm", "regression", "expert")
+SCORE_COLUMNS = (*DIMENSION_KEYS, "overall", *(f"overall_{h}" for h in HEADS))
+
+
 def result_row(result, **ident) -> dict:
-    """A file row: what identifies the image, the 12 scores, the MetaVoter overall."""
+    """A file row: what identifies the image, the twelve Expert scores, the MetaVoter overall
+    and every head's overall score (`SCORE_COLUMNS`)."""
     row = dict(ident)
     row.update({k: round(float(result.scores[k]), 6) for k in DIMENSION_KEYS})
     row["overall"] = round(float(result.overall), 6)
+    for head in HEADS:
+        value = result.heads.get(head)
+        row[f"overall_{head}"] = None if value is None else round(float(value), 6)
     return finite(row, where="score")
 
 
@@ -136,7 +146,7 @@ class ResultsFile:
 
 # --- batch scoring jobs -------------------------------------------------------------------------
 
-JOB_COLUMNS = ("image_id", "sha256", "split", "path", *DIMENSION_KEYS, "overall")
+JOB_COLUMNS = ("image_id", "sha256", "split", "path", *SCORE_COLUMNS)
 
 
 def create_scoring_job(

@@ -47,6 +47,10 @@ def test_pool_scoring_task_writes_every_image_once_with_progress(
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["image_id"] for r in rows] == sorted(i.pk for i in images)
     assert all(0 <= r[k] <= 1 for r in rows for k in [*DIMENSION_KEYS, "overall"])
+    # every head's overall beside the MetaVoter's (the Lite model has no LM head)
+    assert all(r["overall_lm"] is None for r in rows)
+    assert all(r["overall_expert"] == r["comprehensive_aesthetic"] for r in rows)
+    assert all(0 <= r["overall_regression"] <= 1 for r in rows)
     assert {r["path"] for r in rows} == {i.original_path for i in images}
     assert not (out.parent / f"scoring-job-{job['id']}.parts").exists(), "parts are cleaned up"
 

@@ -11,17 +11,17 @@ from tqdm import tqdm
 from curation.imaging.validate import InvalidImage
 from curation.services.images import check_upload_size, iter_image_files
 from humanbeauty.errors import DomainError
-from humanbeauty.standard import DIMENSION_KEYS
 from modeling.services import registry, scoring
 
-COLUMNS = ("path", *DIMENSION_KEYS, "overall")
+COLUMNS = ("path", *scoring.SCORE_COLUMNS)
 
 
 class Command(BaseCommand):
     help = (
         "Score every image under DIR (recursively) with a model directory or a registered "
-        "version (default: the active one); one row per image (path, the 12 scores, the "
-        "MetaVoter overall) to a CSV or JSONL file. Bad files are reported by name and skipped."
+        "version (default: the active one); one row per image (path, the 12 Expert scores, the "
+        "MetaVoter overall and each head's overall: overall_lm, overall_regression, "
+        "overall_expert) to a CSV or JSONL file. Bad files are reported by name and skipped."
     )
 
     def add_arguments(self, parser):
