@@ -29,6 +29,20 @@ def fits(page, width: int) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
+def fill_release_form(page, name: str, version: str, *selection: str, formats=("csv",)):
+    """Open the releases page and fill its build form: a name, a version, the projects and
+    sources ticked by name, exactly `formats`. The form, for more."""
+    page.goto("/releases/")
+    form = page.locator("#release-form")
+    form.get_by_label("Name").fill(name)
+    form.get_by_label("Version").fill(version)
+    for choice in selection:
+        form.get_by_role("checkbox", name=choice, exact=True).check()
+    for box in form.locator('input[name="formats"]').all():
+        box.set_checked(box.get_attribute("value") in formats)
+    return form
+
+
 @pytest.fixture
 def curated_source(transactional_db, import_root, eager_celery):  # noqa: F811
     """A source with overall scores whose filter job accepted images: what a release takes."""
@@ -47,13 +61,7 @@ def test_a_release_is_built_from_the_page_and_downloaded(
     make_user("rhea", "researcher", password=PASSWORD)
     page.set_viewport_size({"width": width, "height": 844 if width < 500 else 900})
     login(page, "rhea")
-    page.goto("/releases/")
-    form = page.locator("#release-form")
-    form.get_by_label("Name").fill("hb")
-    form.get_by_label("Version").fill("1")
-    form.get_by_role("checkbox", name="src").check()
-    for fmt in ("official", "parquet", "webdataset"):  # csv only: quick
-        form.get_by_role("checkbox", name=fmt).uncheck()
+    form = fill_release_form(page, "hb", "1", "src")  # csv only: quick
     form.get_by_label("Shard size").fill("0")
     fits(page, width)
 
