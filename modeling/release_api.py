@@ -82,8 +82,7 @@ class ReleaseViewSet(LongJobViewSet):
             license=d["license"],
             shard_size=d["shard_size"],
             na=d["na"],
-            # ReleaseBuildSerializer's contact, once it has one (the CLI's --contact)
-            contact=d.get("contact", ""),
+            contact=d["contact"],
             user=request.user,
         )
         release.refresh_from_db()

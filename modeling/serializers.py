@@ -186,6 +186,10 @@ class ReleaseBuildSerializer(serializers.Serializer):
         required=False, default=10_000, min_value=1, max_value=1_000_000,
         help_text="WebDataset samples per tar shard.",
     )
+    contact = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=300,
+        help_text="Where takedown requests go (an address), stated in the datasheet.",
+    )
     na = serializers.CharField(
         required=False, default="fill", max_length=16,
         help_text="The official layout's 12-dim images with a not-applicable dimension: fill "

@@ -121,6 +121,28 @@ def test_the_api_refuses_what_the_worker_would_refuse(data, tmp_path, settings, 
     assert not (tmp_path / "edge").exists()
 
 
+def test_the_api_takes_the_takedown_contact_for_the_datasheet(
+    data, tmp_path, settings, eager_celery
+):
+    project, _ = data
+    settings.RELEASE_ROOT = tmp_path.resolve()
+    services.add_member(project, "res", "researcher")
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.get(username="res"))
+    body = {"name": "c", "version": "1", "out": "c", "projects": [project.name],
+            "formats": ["csv"]}
+    too_long = client.post("/api/releases/", {**body, "contact": "x" * 301}, format="json")
+    assert too_long.status_code == 400 and "contact" in too_long.json()["detail"]
+    made = client.post(
+        "/api/releases/", {**body, "contact": " takedown@example.org "}, format="json"
+    )
+    assert made.status_code == 202, made.content
+    release = Release.objects.get(name="c")
+    assert release.config["contact"] == "takedown@example.org"
+    sheet = (tmp_path / "c" / "datasheet.md").read_text()
+    assert "takedown@example.org" in sheet
+
+
 def test_empty_selection_is_refused(make_project, tmp_path):
     project, _, _ = make_project(2, raters=["a"])
     with pytest.raises(CommandError, match="selection is empty"):
