@@ -70,6 +70,7 @@
       license: text("rel-license") || "unknown",
       split: {},
     };
+    if (text("rel-contact")) out.contact = text("rel-contact");
     for (const input of document.querySelectorAll("[data-split]")) {
       const share = numberField(input, `The ${input.dataset.split} share`, { integer: false });
       if (share !== null) out.split[input.dataset.split] = share;

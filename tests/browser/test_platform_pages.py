@@ -73,11 +73,13 @@ def test_a_release_is_built_from_the_page_and_downloaded(
     assert not Release.objects.exists()
 
     form.get_by_label("Shard size").fill("500")
+    form.get_by_label("Takedown contact").fill("takedown@example.org")
     with page.expect_navigation():  # the new row comes from the server
         page.get_by_role("button", name="Build").click()
     release = Release.objects.get(name="hb", version="1")
     assert release.config["formats"] == ["csv"] and release.config["sources"] == ["src"]
     assert release.config["shard_size"] == 500
+    assert release.config["contact"] == "takedown@example.org"
     assert Path(release.out_dir) == settings.RELEASE_ROOT / "hb-1"  # the folder NAME-VERSION
     row = page.locator(f'tr[data-release="{release.pk}"]')
     expect(row.locator('[data-role="status"]')).to_have_text("ready")
