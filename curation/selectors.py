@@ -6,7 +6,17 @@ import json
 from collections.abc import Iterable, Iterator
 
 from django.db import connection
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 
 from .models import (
@@ -144,13 +154,25 @@ def _count(model, **filters) -> Coalesce:
     return Coalesce(Subquery(rows), 0)
 
 
+def source_in_use() -> Q:
+    """Sources something points to (images in the pool, a record's stored file, a filter job):
+    decisions, projects and releases may name them, so they are kept."""
+    return (
+        Exists(Image.objects.filter(source=OuterRef("pk")))
+        | Exists(SourceItem.objects.filter(source=OuterRef("pk"), image__isnull=False))
+        | Exists(FilterJob.objects.filter(source=OuterRef("pk")))
+    )
+
+
 def sources_with_counts() -> QuerySet[Source]:
-    """Sources with their record, scored-record, linked-image and job counts and latest job.
+    """Sources with their record, scored-record, linked-image and job counts, latest job and
+    whether they are in use (`source_in_use`).
 
     Counted by correlated subqueries (one index range each), not by joins that would multiply.
     """
     latest = FilterJob.objects.filter(source=OuterRef("pk")).order_by("-pk")
     return Source.objects.annotate(
+        in_use=ExpressionWrapper(source_in_use(), output_field=BooleanField()),
         n_items=_count(SourceItem, source=OuterRef("pk")),
         n_scored=_count(SourceItem, source=OuterRef("pk"), score__isnull=False),
         n_linked=_count(SourceItem, source=OuterRef("pk"), image__isnull=False),

@@ -57,12 +57,17 @@ class SourceSerializer(serializers.ModelSerializer):
     )
     jobs = serializers.IntegerField(source="n_jobs", read_only=True)
     latest_job = serializers.SerializerMethodField()
+    in_use = serializers.BooleanField(
+        read_only=True,
+        help_text="Images in the pool, stored files or filter jobs point to it: it cannot be "
+        "deleted.",
+    )
 
     class Meta:
         model = Source
         fields = [
             "id", "name", "kind", "description", "location", "scale", "priority", "created_at",
-            "items", "scored", "linked", "jobs", "latest_job",
+            "items", "scored", "linked", "jobs", "latest_job", "in_use",
         ]
 
     @extend_schema_field(serializers.ListField(child=serializers.FloatField(), allow_null=True))

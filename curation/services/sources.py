@@ -24,6 +24,7 @@ from core import jobs
 from humanbeauty.errors import DomainError
 
 from ..models import JobStatus, Source, SourceImport, SourceItem
+from ..selectors import source_in_use
 from ..sources import (
     AllowedRoots,
     ParseResult,
@@ -171,9 +172,7 @@ def delete_source(source: Source) -> None:
     that a filter job ran on, is kept: decisions, projects and releases point to it."""
     with transaction.atomic():
         source = Source.objects.select_for_update().get(pk=source.pk)
-        if source.images.exists() or source.jobs.exists() or source.items.filter(
-            image__isnull=False
-        ).exists():
+        if Source.objects.filter(source_in_use(), pk=source.pk).exists():
             raise SourceInUse(
                 f"source '{source.name}' is in use (its images are in the pool or a filter job "
                 "ran on it); only a source nothing uses can be deleted"

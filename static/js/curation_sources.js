@@ -22,7 +22,7 @@
       node("td", { class: "num" }, fmt(s.linked)),
       node("td", {}, latest),
       node("td", { class: "nowrap" }, fmtTime(s.created_at, { withTime: false })),
-      node("td", {}, cfg.can_write && s.linked === 0 && !s.jobs ? deleteButton(s) : null),
+      node("td", {}, cfg.can_write && !s.in_use ? deleteButton(s) : null),
     );
   }
 

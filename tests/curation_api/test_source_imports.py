@@ -161,3 +161,29 @@ def test_an_import_without_the_scale_it_needs_says_so_once_and_leaves_nothing(
     assert "line 2" in detail and "nothing was imported" in detail
     assert not Source.objects.filter(name="noscale").exists()
     assert SourceImport.objects.get().status == JobStatus.FAILED
+
+
+def test_the_list_says_which_sources_are_in_use_and_delete_agrees(
+    client_as, import_root, tmp_path
+):
+    """A source is in use when images in the pool, a stored file or a filter job point to it
+    (a folder import stores images directly, with no job): the list says so, and only a source
+    not in use can be deleted."""
+    from curation.services import get_or_create_source, import_directory
+    from tests.conftest import write_image
+
+    big_manifest(import_root / "empty", 3)
+    source_service.import_source(
+        "manifest", import_root / "empty" / "labels.csv", "unused", scale=(1, 10)
+    )
+    write_image(tmp_path / "folder" / "a.jpg", seed=1)
+    import_directory(tmp_path / "folder", source=get_or_create_source("folder", kind="demo"))
+    curator = client_as("curator")
+    listed = {s["name"]: s for s in curator.get("/api/sources/").json()["results"]}
+    assert listed["unused"]["in_use"] is False
+    assert listed["folder"]["in_use"] is True and listed["folder"]["jobs"] == 0
+    folder = Source.objects.get(name="folder")
+    refused = curator.delete(f"/api/sources/{folder.pk}/")
+    assert refused.status_code == 409 and "in use" in refused.json()["detail"]
+    assert curator.delete(f"/api/sources/{listed['unused']['id']}/").status_code == 204
+    assert set(Source.objects.values_list("name", flat=True)) == {"folder"}
