@@ -26,7 +26,7 @@ from .access import may_view_image
 from .models import FilterJob, Image, Source
 from .services.contact_sheets import SHEET_LIMIT
 from .services.jobs import STAGES, default_config
-from .sources import PARSERS
+from .sources import PARSERS, sample
 
 CONTENT_TYPES = {
     "JPEG": "image/jpeg",
@@ -93,19 +93,14 @@ def _common_urls() -> dict[str, str]:
     }
 
 
-# Where `manage.py demo` writes its sample dataset (a manifest scoring photos 1-10), inside
-# the first import root; the sources page offers it when it is there.
-SAMPLE_MANIFEST = Path("sample-portraits") / "labels.csv"
-
-
 def sample_import() -> dict[str, object] | None:
     """The import form's values for the demo's sample dataset, or None when it is not there."""
     if not settings.IMPORT_ROOTS:
         return None
-    path = Path(settings.IMPORT_ROOTS[0]) / SAMPLE_MANIFEST
+    path = Path(settings.IMPORT_ROOTS[0]) / sample.MANIFEST
     if not path.is_file():
         return None
-    return {"kind": "manifest", "path": str(path), "name": "sample-portraits", "scale": [1, 10]}
+    return {"kind": "manifest", "path": str(path), "name": sample.NAME, "scale": list(sample.SCALE)}
 
 
 @login_required

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 
 from annotation import services
 from curation.services import get_or_create_source, import_directory
+from curation.sources import sample
 from humanbeauty.roles import Role
 
 DEMO_PASSWORD = "demo-pass-123"
@@ -84,13 +85,14 @@ def write_sample_dataset(photos: Path) -> Path | None:
 
     if not settings.IMPORT_ROOTS:
         return None
-    folder = Path(settings.IMPORT_ROOTS[0]) / "sample-portraits"
+    manifest = Path(settings.IMPORT_ROOTS[0]) / sample.MANIFEST
+    folder = manifest.parent
     (folder / "photos").mkdir(parents=True, exist_ok=True)
     lines = ["path,score"]
     for n, photo in enumerate(sorted(photos.glob("*.jpg"))):
         shutil.copyfile(photo, folder / "photos" / photo.name)
-        lines.append(f"photos/{photo.name},{1 + (7 * n) % 10}")
-    manifest = folder / "labels.csv"
+        low, high = sample.SCALE
+        lines.append(f"photos/{photo.name},{low + (7 * n) % (high - low + 1)}")
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
 
