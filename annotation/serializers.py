@@ -362,7 +362,9 @@ class GuidesUpdateSerializer(serializers.Serializer):
 class GuideExampleInputSerializer(serializers.Serializer):
     dimension = serializers.CharField()
     level = serializers.CharField()
-    image = serializers.IntegerField(help_text="A gold or training image of the project.")
+    image = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="A gold or training image of the project."
+    )
 
 
 class GuideCandidateSerializer(GuideImageSerializer):

@@ -188,3 +188,30 @@ def test_a_level_holds_few_examples_and_a_test_item_is_never_shown(guided, monke
     outfit = next(d for d in seen["dimensions"] if d["key"] == "outfit")
     assert all(not lv["examples"] for lv in outfit["levels"])
     assert client_for(users["ann"]).get(first.json()["url"]).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"dimension": "looks", "level": "good"}, "image"),
+        ({"dimension": "looks", "level": "good", "image": 2**63}, "image"),
+        ({"dimension": "looks", "level": "good", "image": "one"}, "image"),
+        ({"dimension": "charm", "level": "good", "image": 1}, "unknown dimension 'charm'"),
+    ],
+)
+def test_a_malformed_pin_is_a_400_that_changes_nothing(guided, body, needle):
+    project, _, users = guided
+    resp = client_for(users["boss"]).post(url(project, "examples/"), body, format="json")
+    assert resp.status_code == 400, resp.content
+    assert needle in resp.content.decode()
+    assert not GuideExample.objects.exists()
+
+
+def test_a_malformed_guides_body_is_a_400(guided):
+    project, _, users = guided
+    boss = client_for(users["boss"])
+    for body in ({}, {"dimensions": ["looks"]}, {"dimensions": {"looks": "text"}}):
+        resp = boss.patch(url(project), body, format="json")
+        assert resp.status_code == 400, (body, resp.content)
+    project.refresh_from_db()
+    assert project.dimension_guides == {}
