@@ -37,8 +37,8 @@ LOG_TAIL_LINES = 40
 RESERVED = {"data", "out", "backbone", "clip_model", "clip_checkpoint", "max_steps"}
 
 
-class TrainingError(DomainError):
-    code = "training_error"
+class TrainingError(DomainError, code="training_error"):
+    pass
 
 
 def _train_config_fields() -> set[str]:

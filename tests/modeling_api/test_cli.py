@@ -87,6 +87,8 @@ def test_score_refuses_unknown_models_and_formats(photos, lite_model, tmp_path):
         run_score(str(photos), "--model", str(photos), "--out", str(tmp_path / "x.csv"))
     with pytest.raises(CommandError, match="not a directory"):
         run_score(str(tmp_path / "absent"), "--model", str(lite_model), "--out", "x.csv")
+    with pytest.raises(CommandError, match=r"^--batch-size must be at least 1$"):
+        run_score(str(photos), "--model", str(lite_model), "--out", "x.csv", "--batch-size", "0")
 
 
 @pytest.mark.django_db

@@ -13,7 +13,8 @@ from curation.services.jobs import STAGES, JobError, start_job
 class Command(BaseCommand):
     help = (
         "Start a filter job on source NAME and print its id. The Celery workers do the work "
-        "(in the quick start, in-process); --wait follows the job to its end with a progress bar."
+        "(with no CELERY_BROKER_URL, this process does); --wait follows the job to its end with a "
+        "progress bar."
     )
 
     def add_arguments(self, parser):

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from core.cli import require_positive
 from curation.imaging.validate import InvalidImage
 from curation.services.images import check_upload_size, iter_image_files
 from humanbeauty.errors import DomainError
@@ -51,8 +52,7 @@ class Command(BaseCommand):
         root = Path(opts["directory"]).expanduser()
         if not root.is_dir():
             raise CommandError(f"'{root}' is not a directory")
-        if opts["batch_size"] < 1:
-            raise CommandError("--batch-size must be at least 1")
+        require_positive(batch_size=opts["batch_size"])
         try:
             scoring.file_format(opts["out"])
         except DomainError as exc:
