@@ -98,9 +98,9 @@ class MemberDetailView(APIView):
         return Response(_row(project, username))
 
     @extend_schema(
-        responses=inline_serializer(
-            "MemberRemoved", {"leases_released": serializers.IntegerField()}
-        )
+        responses={
+            200: inline_serializer("MemberRemoved", {"leases_released": serializers.IntegerField()})
+        }
     )
     def delete(self, request: Request, pk: int, username: str) -> Response:
         """Remove a member; their live leases end at once, their ratings stay (audited)."""

@@ -405,7 +405,7 @@ class InvitationInputSerializer(serializers.Serializer):
 class InvitationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     role = serializers.CharField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     url = serializers.CharField(
