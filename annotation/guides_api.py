@@ -48,7 +48,7 @@ def example_url(project: Project, example_id: int) -> str:
 
 
 def guides_answer(project: Project, *, can_edit: bool) -> dict[str, object]:
-    guides = guide_services.project_guides(project)
+    guides = selectors.project_guides(project)
     dimensions = []
     for key, guide in guides.items():
         levels = [
@@ -108,7 +108,7 @@ class GuideExamplesView(APIView):
     @extend_schema(responses=GuideCandidateSerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
         project = manager_project(request, pk, write=True)
-        items = guide_services.example_items(project)
+        items = selectors.example_items(project)
         data = [
             {"image": i.image_id, "kind": i.kind, "url": reverse("image-file", args=[i.image_id])}
             for i in items
@@ -143,7 +143,7 @@ class GuideExampleImageView(APIView):
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     def get(self, request: Request, pk: int, example: int) -> FileResponse:
         project, _ = member_project(request, pk)
-        image = guide_services.example_image(project, example)
+        image = selectors.example_image(project, example)
         try:
             handle = image.file.open("rb")
         except FileNotFoundError:

@@ -17,13 +17,15 @@ from django.utils import timezone
 
 from core.access import has_global_role, sees_whole_pool
 from curation.models import Image
+from humanbeauty.dimension_guides import effective_guides
 from humanbeauty.roles import OVERSIGHT_ROLES, RATING_ROLES, Role
-from humanbeauty.standard import DIMENSION_KEYS
+from humanbeauty.standard import DIMENSION_KEYS, LEVELS
 
 from .models import (
     Assignment,
     AssignmentStatus,
     ConsensusLabel,
+    GuideExample,
     ItemKind,
     Membership,
     Project,
@@ -35,6 +37,7 @@ from .models import (
     Skip,
     SkipReason,
 )
+from .services.errors import ExampleNotFound
 
 
 def membership_of(user: AbstractBaseUser, project: Project) -> Membership | None:
@@ -531,3 +534,43 @@ def consensus_histograms(project: Project, bins: int = 10) -> dict:
         "n_images": n_images,
         "dimensions": dimensions,
     }
+
+
+# --- the dimension guides (the standard taught on the page) ------------------------------------
+
+# The items a manager may pin as examples; test items never: an example would show a candidate
+# the very image they are tested on.
+EXAMPLE_KINDS = (ItemKind.GOLD, ItemKind.TRAINING)
+
+
+def shown_examples(project: Project) -> QuerySet[GuideExample]:
+    """The pinned examples raters may see: an item made a test item since is hidden again."""
+    return GuideExample.objects.filter(project=project, item__kind__in=EXAMPLE_KINDS)
+
+
+def project_guides(project: Project) -> dict[str, dict[str, object]]:
+    """{key: {"definition", "levels": {level: text}, "custom": [...], "examples": {level:
+    [GuideExample, ...]}}}: what the rater page and the guides API show."""
+    guides = effective_guides(project.dimension_guides)
+    for guide in guides.values():
+        guide["examples"] = {level: [] for level in LEVELS}
+    for example in shown_examples(project).select_related("item").order_by("id"):
+        guides[example.dimension]["examples"][example.level].append(example)
+    return guides
+
+
+def example_image(project: Project, example_id: int) -> Image:
+    """The image of a pinned example of the project."""
+    example = shown_examples(project).filter(pk=example_id).select_related("item__image").first()
+    if example is None:
+        raise ExampleNotFound(f"example {example_id} does not exist")
+    return example.item.image
+
+
+def example_items(project: Project) -> list[ProjectImage]:
+    """The items a manager may pin: the project's gold and training items."""
+    return list(
+        ProjectImage.objects.filter(project=project, kind__in=EXAMPLE_KINDS)
+        .select_related("image")
+        .order_by("kind", "id")
+    )

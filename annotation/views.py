@@ -38,7 +38,6 @@ from . import selectors
 from .members_api import admin_project
 from .models import Project, RaterStatus, ReviewItem, ReviewStatus, SkipReason
 from .quality_api import MANAGER_ROLES, manager_project
-from .services import guides as guide_services
 from .services import members as member_services
 
 
@@ -106,7 +105,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def attach_guides(groups: list[dict[str, object]], project: Project) -> None:
     """Each dimension's definition, a line per level and its pinned examples, as the project
     shows them (the page then needs no request of its own for them)."""
-    guides = guide_services.project_guides(project)
+    guides = selectors.project_guides(project)
     for group in groups:
         for d in group["dimensions"]:
             guide = guides[d["key"]]

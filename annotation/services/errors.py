@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from humanbeauty.dimension_guides import GuideError
 from humanbeauty.errors import DomainError
 
 
@@ -35,3 +36,11 @@ class NotCertified(WorkflowError, status=403, code="not_certified"):
 
 class ManagerNotAllowed(WorkflowError, status=403, code="permission_denied"):
     """A manager's decision about a rater that is not theirs to take."""
+
+
+class NotAnExampleItem(GuideError, code="not_an_example_item"):
+    """An example image that is not one of the project's gold or training items."""
+
+
+class ExampleNotFound(GuideError, status=404, code="not_found"):
+    """No such pinned example in this project."""

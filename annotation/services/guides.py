@@ -12,46 +12,16 @@ from collections.abc import Mapping
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import QuerySet
 
-from curation.models import Image
-from humanbeauty.dimension_guides import (
-    GuideError,
-    effective_guides,
-    merge_overrides,
-    validate_overrides,
-)
+from humanbeauty.dimension_guides import GuideError, merge_overrides, validate_overrides
 from humanbeauty.standard import BY_KEY, LEVELS
 
-from ..models import GuideExample, ItemKind, Project, ProjectImage
+from ..models import GuideExample, Project, ProjectImage
+from ..selectors import EXAMPLE_KINDS
 from .audit import audit
+from .errors import ExampleNotFound, NotAnExampleItem
 
-EXAMPLE_KINDS = (ItemKind.GOLD, ItemKind.TRAINING)
 MAX_EXAMPLES_PER_LEVEL = 6
-
-
-class NotAnExampleItem(GuideError, code="not_an_example_item"):
-    """An example image that is not one of the project's gold or training items."""
-
-
-class ExampleNotFound(GuideError, status=404, code="not_found"):
-    """No such pinned example in this project."""
-
-
-def _shown(project: Project) -> QuerySet[GuideExample]:
-    """The pinned examples raters may see: an item made a test item since is hidden again."""
-    return GuideExample.objects.filter(project=project, item__kind__in=EXAMPLE_KINDS)
-
-
-def project_guides(project: Project) -> dict[str, dict[str, object]]:
-    """{key: {"definition", "levels": {level: text}, "custom": [...], "examples": {level:
-    [GuideExample, ...]}}}: what the rater page and the guides API show."""
-    guides = effective_guides(project.dimension_guides)
-    for guide in guides.values():
-        guide["examples"] = {level: [] for level in LEVELS}
-    for example in _shown(project).select_related("item").order_by("id"):
-        guides[example.dimension]["examples"][example.level].append(example)
-    return guides
 
 
 @transaction.atomic
@@ -134,20 +104,3 @@ def unpin_example(
     audit(project, actor, "guide_example_unpinned", image=example.item.image_id,
           dimension=example.dimension, level=example.level)
     example.delete()
-
-
-def example_image(project: Project, example_id: int) -> Image:
-    """The image of a pinned example of the project."""
-    example = _shown(project).filter(pk=example_id).select_related("item__image").first()
-    if example is None:
-        raise ExampleNotFound(f"example {example_id} does not exist")
-    return example.item.image
-
-
-def example_items(project: Project) -> list[ProjectImage]:
-    """The items a manager may pin: the project's gold and training items."""
-    return list(
-        ProjectImage.objects.filter(project=project, kind__in=EXAMPLE_KINDS)
-        .select_related("image")
-        .order_by("kind", "id")
-    )
