@@ -215,6 +215,7 @@ def world(settings, tmp_path, django_capture_on_commit_callbacks) -> Iterator[Wo
     from accounts.services import issue_token
     from annotation import services as annotation
     from annotation.models import ReviewItem
+    from annotation.services.members import create_invitation
     from curation.models import Decision, FilterJob, Source, SourceImport
     from curation.services.images import register_image
     from modeling.models import ModelVersion, Release, ScoringJob, TrainingRun
@@ -272,6 +273,8 @@ def world(settings, tmp_path, django_capture_on_commit_callbacks) -> Iterator[Wo
     alice.set_password(PASSWORD)
     alice.save()
     world.users = {u.username: u for u in User.objects.all()}
+    invitation, invitation_token = create_invitation(project, "annotator",
+                                                     actor=world.users["root"])
     lease_a = annotation.next_task(project.pk, world.users["alice"])
     lease_b = annotation.next_task(project.pk, world.users["bob"])
     review = ReviewItem.objects.create(project=project, image=images[0], reasons=["disagreement"])
@@ -332,7 +335,8 @@ def world(settings, tmp_path, django_capture_on_commit_callbacks) -> Iterator[Wo
         free_image=free_image.pk, leased_image=lease_a.image_id,
         queued_scoring=queued_scoring.pk, done_scoring=done_scoring.pk,
         queued_run=queued_run.pk, done_run=done_run.pk, queued_import=queued_import.pk,
-        done_import=done_import.pk,
+        done_import=done_import.pk, invitation=invitation.pk,
+        invitation_token=invitation_token,
     )
     yield world
     if settings.CELERY_BROKER_URL:
@@ -971,6 +975,130 @@ OPS: list[Op] = [
     cancel_op("/api/training-runs/{id}/cancel/", "queued_run", "remy", RESEARCH_REFUSED,
               ended=("a finished run", "done_run")),
 ]
+def _guides_bad(w: World) -> list:
+    return [
+        ("no dimensions", {}),
+        ("dimensions a list", {"dimensions": ["looks"]}),
+        ("an unknown dimension", {"dimensions": {"charm": {"definition": "x"}}}),
+        ("an unknown level", {"dimensions": {"looks": {"levels": {"superb": "x"}}}}),
+        ("definition a number", {"dimensions": {"looks": {"definition": 3}}}),
+        ("definition over 600", {"dimensions": {"looks": {"definition": "d" * 601}}}),
+        ("a level's line over 300", {"dimensions": {"looks": {"levels": {"good": "g" * 301}}}}),
+    ]
+
+
+OPS += [
+    *(
+        Op(
+            method, "/api/projects/{id}/guides/", id_of="project",
+            allowed="rita", refused=MANAGERS_REFUSED,
+            valid=lambda w: {"dimensions": {"looks": {"definition": "Grooming."}}},
+            success=(200,), bad=_guides_bad,
+        )
+        for method in ("patch", "put")
+    ),
+    Op(
+        "post", "/api/projects/{id}/guides/examples/", id_of="project",
+        allowed="rita", refused=MANAGERS_REFUSED,
+        bad=lambda w: [
+            ("no image", {"dimension": "looks", "level": "good"}),
+            ("a production image", {"dimension": "looks", "level": "good",
+                                    "image": w.ids["image"]}),
+            ("an image past a bigint", {"dimension": "looks", "level": "good", "image": 2**63}),
+            ("an unknown dimension", {"dimension": "charm", "level": "good",
+                                      "image": w.ids["image"]}),
+            ("an unknown level", {"dimension": "looks", "level": "superb",
+                                  "image": w.ids["image"]}),
+        ],
+    ),
+    Op(
+        "delete", "/api/projects/{id}/guides/examples/{example}/",
+        url=lambda w: f"/api/projects/{w.ids['project']}/guides/examples/{MISSING}/",
+        allowed="rita", refused=MANAGERS_REFUSED, json_body=False,
+    ),
+]
+
+
+MEMBERS_REFUSED = ("alice", "bob", "rita", "cora", "remy", "otto")
+LONG_NAME = "n" * 151
+
+
+def _invitation_url(w: World) -> str:
+    return f"/api/projects/{w.ids['project']}/invitations/{w.ids['invitation']}/"
+
+
+def _accept_url(w: World, token: str | None = None) -> str:
+    return f"/api/invitations/{token or w.ids['invitation_token']}/accept/"
+
+
+OPS += [
+    Op(
+        "post", "/api/projects/{id}/members/", id_of="project",
+        allowed="root", refused=MEMBERS_REFUSED,
+        valid=lambda w: {"username": "otto", "role": "annotator"}, success=(201,),
+        bad=lambda w: [
+            ("no username", {"role": "annotator"}),
+            ("role overlord", {"username": "otto", "role": "overlord"}),
+            ("username over 150", {"username": LONG_NAME, "role": "annotator"}),
+            ("no such user", {"username": "nobody", "role": "annotator"}),
+            ("already a member", {"username": "bob", "role": "annotator"}),
+        ],
+    ),
+    Op(
+        "patch", "/api/projects/{id}/members/{username}/", id_of="project",
+        allowed="root", refused=MEMBERS_REFUSED,
+        valid=lambda w: {"role": "reviewer"}, success=(200,),
+        bad=lambda w: [
+            ("no role", {}),
+            ("role overlord", {"role": "overlord"}),
+            Req("another project's member", "root",
+                f"/api/projects/{w.ids['project']}/members/otto_q/", {"role": "reviewer"},
+                "patch"),
+            Req("no such user", "root", f"/api/projects/{w.ids['project']}/members/nobody/",
+                {"role": "reviewer"}, "patch"),
+        ],
+    ),
+    Op(
+        "delete", "/api/projects/{id}/members/{username}/", id_of="project",
+        allowed="root", refused=MEMBERS_REFUSED, json_body=False, success=(200,),
+        bad=lambda w: [
+            Req("another project's member", "root",
+                f"/api/projects/{w.ids['project']}/members/otto_q/", method="delete"),
+        ],
+    ),
+    Op(
+        "post", "/api/projects/{id}/invitations/", id_of="project",
+        allowed="root", refused=MEMBERS_REFUSED,
+        valid=lambda w: {"role": "annotator"}, success=(201,),
+        bad=lambda w: [
+            ("no role", {}),
+            ("role overlord", {"role": "overlord"}),
+            ("days 0", {"role": "annotator", "days": 0}),
+            ("days 31", {"role": "annotator", "days": 31}),
+            ("days 2**63", {"role": "annotator", "days": 2**63}),
+        ],
+    ),
+    Op(
+        "delete", "/api/projects/{id}/invitations/{invitation_id}/", url=_invitation_url,
+        allowed="root", refused=MEMBERS_REFUSED, json_body=False, success=(204,),
+    ),
+    Op(
+        "post", "/api/invitations/{token}/accept/", url=_accept_url,
+        allowed="otto", refused=(), needs_auth=False, valid=lambda w: {}, success=(201,),
+        bad=lambda w: [
+            Req("an unknown link", "otto", _accept_url(w, "0" * 43), {}),
+            Req("already a member", "alice", _accept_url(w), {}),
+            Req("a weak password", None, _accept_url(w),
+                {"username": "newcomer", "password": "123"}),
+            Req("a username taken", None, _accept_url(w),
+                {"username": "alice", "password": "A-long-pass-2026"}),
+            Req("a username over 150", None, _accept_url(w),
+                {"username": LONG_NAME, "password": "A-long-pass-2026"}),
+        ],
+    ),
+]
+
+
 OPS_BY_KEY = {(op.method, op.path): op for op in OPS}
 
 
