@@ -63,7 +63,7 @@ def _user_named(username: str) -> AbstractBaseUser:
 
 
 def _row(project: Project, username: str) -> dict:
-    row = member_services.member_rows(project).get(user__username=username)
+    row = selectors.member_rows(project).get(user__username=username)
     return MemberSerializer(row).data
 
 
@@ -71,7 +71,7 @@ class MemberListView(APIView):
     @extend_schema(responses=MemberSerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
         project = admin_project(request, pk)
-        return Response(MemberSerializer(member_services.member_rows(project), many=True).data)
+        return Response(MemberSerializer(selectors.member_rows(project), many=True).data)
 
     @extend_schema(request=MemberInputSerializer, responses={201: MemberSerializer, 409: TAKEN})
     def post(self, request: Request, pk: int) -> Response:
@@ -115,7 +115,7 @@ class ProjectInvitationsView(APIView):
     def get(self, request: Request, pk: int) -> Response:
         """The links not used yet that still work (their tokens are not kept)."""
         project = admin_project(request, pk)
-        pending = member_services.pending_invitations(project)
+        pending = selectors.pending_invitations(project)
         return Response(InvitationSerializer(pending, many=True).data)
 
     @extend_schema(request=InvitationInputSerializer, responses={201: InvitationSerializer})

@@ -26,6 +26,7 @@ from .models import (
     AssignmentStatus,
     ConsensusLabel,
     GuideExample,
+    Invitation,
     ItemKind,
     Membership,
     Project,
@@ -573,4 +574,36 @@ def example_items(project: Project) -> list[ProjectImage]:
         ProjectImage.objects.filter(project=project, kind__in=EXAMPLE_KINDS)
         .select_related("image")
         .order_by("kind", "id")
+    )
+
+
+# --- the members page ---------------------------------------------------------------------------
+
+
+def member_rows(project: Project) -> QuerySet[Membership]:
+    """The project's members with how many live leases each holds, by username."""
+    return (
+        Membership.objects.filter(project=project)
+        .select_related("user")
+        .annotate(
+            live_leases=Count(
+                "user__assignments",
+                filter=Q(
+                    user__assignments__project=project,
+                    user__assignments__status=AssignmentStatus.ACTIVE,
+                ),
+            )
+        )
+        .order_by("user__username")
+    )
+
+
+def pending_invitations(project: Project, *, now: datetime | None = None) -> QuerySet[Invitation]:
+    """The project's invitation links not used and not expired, newest first."""
+    return (
+        Invitation.objects.filter(
+            project=project, used_at__isnull=True, expires_at__gt=now or timezone.now()
+        )
+        .select_related("created_by")
+        .order_by("-created_at")
     )

@@ -38,6 +38,14 @@ class ManagerNotAllowed(WorkflowError, status=403, code="permission_denied"):
     """A manager's decision about a rater that is not theirs to take."""
 
 
+class NoSuchUser(WorkflowError, status=404, code="not_found"):
+    """No account of that name (to add to a project)."""
+
+
+class InvitationInvalid(WorkflowError, status=410, code="invitation_invalid"):
+    """A link that was never issued, was revoked, has expired or was used already."""
+
+
 class NotAnExampleItem(GuideError, code="not_an_example_item"):
     """An example image that is not one of the project's gold or training items."""
 

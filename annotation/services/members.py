@@ -18,32 +18,19 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from core.access import has_global_role
 from humanbeauty.roles import GLOBAL_ROLES, Role
 
-from ..models import AssignmentStatus, Invitation, Membership, Project, RaterStatus
+from ..models import Invitation, Membership, Project, RaterStatus
 from .audit import audit
-from .errors import Conflict, ManagerNotAllowed, WorkflowError
+from .errors import Conflict, InvitationInvalid, ManagerNotAllowed, NoSuchUser, WorkflowError
 from .qualification import has_qualification_track
 from .workflow import release_leases
 
 INVITATION_DAYS = 7
 MAX_INVITATION_DAYS = 30
-
-
-class NoSuchUser(WorkflowError):
-    status = 404
-    code = "not_found"
-
-
-class InvitationInvalid(WorkflowError):
-    """A link that was never issued, was revoked, has expired or was used already."""
-
-    status = 410
-    code = "invitation_invalid"
 
 
 def add_member(
@@ -308,35 +295,3 @@ def _new_account(username: str, password: str) -> AbstractBaseUser:
             return User.objects.create_user(username=username, password=password)
     except IntegrityError:
         raise Conflict(f"the username '{username}' is taken: choose another") from None
-
-
-# --- reads for the members page (kept with the writes they describe) -------------------------
-
-
-def member_rows(project: Project) -> QuerySet[Membership]:
-    """The project's members with how many live leases each holds, by username."""
-    return (
-        Membership.objects.filter(project=project)
-        .select_related("user")
-        .annotate(
-            live_leases=Count(
-                "user__assignments",
-                filter=Q(
-                    user__assignments__project=project,
-                    user__assignments__status=AssignmentStatus.ACTIVE,
-                ),
-            )
-        )
-        .order_by("user__username")
-    )
-
-
-def pending_invitations(project: Project, *, now: datetime | None = None) -> QuerySet[Invitation]:
-    return (
-        Invitation.objects.filter(
-            project=project, used_at__isnull=True, expires_at__gt=now or timezone.now()
-        )
-        .select_related("created_by")
-        .order_by("-created_at")
-    )
-
