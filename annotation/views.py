@@ -190,6 +190,21 @@ def _page_dimensions() -> list[dict[str, object]]:
     ]
 
 
+def _manager_page_render(
+    request: HttpRequest, project: Project, page: str, config: dict
+) -> HttpResponse:
+    """A manager's page on `annotation/_manager_page.html`: its template, style sheet and
+    script are named after `page`, its script's config goes in #{page}-config."""
+    context = {
+        "project": project,
+        "nav": _manager_nav(project, request.user, page),
+        "page": page,
+        "page_config": config,
+        "config_id": f"{page}-config",
+    }
+    return render(request, f"annotation/{page}.html", context)
+
+
 def _manager_nav(project: Project, user, page: str) -> list[dict[str, object]]:
     """Links between a project's pages that this user may open."""
     role = selectors.role_in(user, project)
@@ -343,15 +358,7 @@ def members(request: HttpRequest, pk: int) -> HttpResponse:
         "may_grant_platform_roles": has_global_role(request.user, Role.ADMIN),
         "statuses": [value for value, _ in RaterStatus.choices],
     }
-    return render(
-        request,
-        "annotation/members.html",
-        {
-            "project": project,
-            "nav": _manager_nav(project, request.user, "members"),
-            "members_config": config,
-        },
-    )
+    return _manager_page_render(request, project, "members", config)
 
 
 @ensure_csrf_cookie
@@ -402,12 +409,4 @@ def guides(request: HttpRequest, pk: int) -> HttpResponse:
         },
         "levels": level_table(),
     }
-    return render(
-        request,
-        "annotation/guides.html",
-        {
-            "project": project,
-            "nav": _manager_nav(project, request.user, "guides"),
-            "guides_config": config,
-        },
-    )
+    return _manager_page_render(request, project, "guides", config)

@@ -46,73 +46,44 @@ router.register("models", modeling_api.ModelVersionViewSet, basename="model-vers
 router.register("scoring-jobs", modeling_api.ScoringJobViewSet, basename="scoring-job")
 router.register("training-runs", modeling_api.TrainingRunViewSet, basename="training-run")
 
+# The API's views outside the router: (route, view class, name).
+API_VIEWS = [
+    ("auth/token/", accounts_api.TokenView, "api-token"),
+    ("auth/tokens/", accounts_api.TokenListView, "api-tokens"),
+    ("auth/tokens/<int:pk>/", accounts_api.TokenRevokeView, "api-token-revoke"),
+    ("auth/logout/", accounts_api.LogoutView, "api-logout"),
+    ("dimensions/", annotation_api.DimensionsView, "api-dimensions"),
+    ("me/", annotation_api.MeView, "api-me"),
+    ("score/", modeling_api.ScoreView, "api-score"),
+    ("schema/", SpectacularAPIView, "api-schema"),
+    ("jobs/<int:pk>/project/", annotation_curation_api.JobProjectView, "job-project"),
+    ("sources/<int:pk>/project/", annotation_curation_api.SourceProjectView, "source-project"),
+    ("projects/<int:pk>/guides/", guides_api.GuidesView, "project-guides"),
+    ("projects/<int:pk>/guides/examples/", guides_api.GuideExamplesView,
+     "project-guide-examples"),
+    ("projects/<int:pk>/guides/examples/<int:example>/", guides_api.GuideExampleView,
+     "project-guide-example"),
+    ("projects/<int:pk>/guides/examples/<int:example>/image/", guides_api.GuideExampleImageView,
+     "project-guide-example-image"),
+    ("projects/<int:pk>/members/", members_api.MemberListView, "project-members"),
+    ("projects/<int:pk>/members/<str:username>/", members_api.MemberDetailView,
+     "project-member"),
+    ("projects/<int:pk>/invitations/", members_api.ProjectInvitationsView,
+     "project-invitations"),
+    ("projects/<int:pk>/invitations/<int:invitation_id>/", members_api.ProjectInvitationView,
+     "project-invitation"),
+    ("invitations/<str:token>/", members_api.InvitationView, "invitation-detail"),
+    ("invitations/<str:token>/accept/", members_api.InvitationAcceptView, "invitation-accept"),
+]
+
 api_urls = [
-    path("auth/token/", accounts_api.TokenView.as_view(), name="api-token"),
-    path("auth/tokens/", accounts_api.TokenListView.as_view(), name="api-tokens"),
-    path("auth/tokens/<int:pk>/", accounts_api.TokenRevokeView.as_view(), name="api-token-revoke"),
-    path("auth/logout/", accounts_api.LogoutView.as_view(), name="api-logout"),
-    path("dimensions/", annotation_api.DimensionsView.as_view(), name="api-dimensions"),
-    path("me/", annotation_api.MeView.as_view(), name="api-me"),
-    path("score/", modeling_api.ScoreView.as_view(), name="api-score"),
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    *(path(route, view.as_view(), name=name) for route, view, name in API_VIEWS),
     # The split view serves its start-up script as a file: the CSP allows no inline script.
     # Swagger UI injects its own <style> elements, allowed on this page only.
     path(
         "docs/",
         csp_update({"style-src": ["'unsafe-inline'"]})(ApiDocsView.as_view(url_name="api-schema")),
         name="api-docs",
-    ),
-    path(
-        "jobs/<int:pk>/project/",
-        annotation_curation_api.JobProjectView.as_view(),
-        name="job-project",
-    ),
-    path(
-        "sources/<int:pk>/project/",
-        annotation_curation_api.SourceProjectView.as_view(),
-        name="source-project",
-    ),
-    path("projects/<int:pk>/guides/", guides_api.GuidesView.as_view(), name="project-guides"),
-    path(
-        "projects/<int:pk>/guides/examples/",
-        guides_api.GuideExamplesView.as_view(),
-        name="project-guide-examples",
-    ),
-    path(
-        "projects/<int:pk>/guides/examples/<int:example>/",
-        guides_api.GuideExampleView.as_view(),
-        name="project-guide-example",
-    ),
-    path(
-        "projects/<int:pk>/guides/examples/<int:example>/image/",
-        guides_api.GuideExampleImageView.as_view(),
-        name="project-guide-example-image",
-    ),
-    path(
-        "projects/<int:pk>/members/", members_api.MemberListView.as_view(), name="project-members"
-    ),
-    path(
-        "projects/<int:pk>/members/<str:username>/",
-        members_api.MemberDetailView.as_view(),
-        name="project-member",
-    ),
-    path(
-        "projects/<int:pk>/invitations/",
-        members_api.ProjectInvitationsView.as_view(),
-        name="project-invitations",
-    ),
-    path(
-        "projects/<int:pk>/invitations/<int:invitation_id>/",
-        members_api.ProjectInvitationView.as_view(),
-        name="project-invitation",
-    ),
-    path(
-        "invitations/<str:token>/", members_api.InvitationView.as_view(), name="invitation-detail"
-    ),
-    path(
-        "invitations/<str:token>/accept/",
-        members_api.InvitationAcceptView.as_view(),
-        name="invitation-accept",
     ),
     path("", include(router.urls)),
 ]

@@ -50,6 +50,28 @@ def models_page(request: HttpRequest) -> HttpResponse:
     return render(request, "modeling/models.html", {"config": config})
 
 
+# The release form's plain inputs: (field, element id, label, optional, input attributes).
+RELEASE_INPUTS = [
+    {"name": name, "id": id_, "label": label, "optional": optional, "attrs": attrs}
+    for name, id_, label, optional, attrs in (
+        ("max_side", "rel-max-side", "Max side (px)", False,
+         {"type": "number", "min": 16, "max": 65535, "step": 1, "placeholder": "as is"}),
+        ("min_raters", "rel-min-raters", "Min raters", False,
+         {"type": "number", "min": 1, "max": 1000, "step": 1, "value": 1}),
+        ("max_disagreement", "rel-max-dis", "Max disagreement", False,
+         {"type": "number", "min": 0, "step": "any", "placeholder": "any"}),
+        ("seed", "rel-seed", "Seed", False, {"type": "number", "step": 1, "value": 0}),
+        ("license", "rel-license", "Licence", False,
+         {"type": "text", "maxlength": 64, "value": "unknown", "autocomplete": "off"}),
+        ("shard_size", "rel-shard", "Shard size", False,
+         {"type": "number", "min": 1, "max": 1_000_000, "step": 1, "value": 10_000}),
+        ("contact", "rel-contact", "Takedown contact", True,
+         {"type": "text", "maxlength": 300, "autocomplete": "off",
+          "placeholder": "e.g. takedown@example.org"}),
+    )
+]
+
+
 @role_required(Role.RESEARCHER, Role.ADMIN, why="releases are for researchers and admins")
 @ensure_csrf_cookie
 def releases_page(request: HttpRequest) -> HttpResponse:
@@ -70,6 +92,7 @@ def releases_page(request: HttpRequest) -> HttpResponse:
         "formats": list(FORMATS),
         "splits": list(SPLITS),
         "na_policies": list(NA_POLICIES),
+        "inputs": RELEASE_INPUTS,
     }
     return render(
         request,

@@ -38,15 +38,7 @@ from ..models import (
     Skip,
     SkipReason,
 )
-from .errors import (
-    Conflict,
-    InvalidRating,
-    LeaseNotFound,
-    NotAMember,
-    NotCertified,
-    ProjectNotFound,
-    WorkflowError,
-)
+from . import errors
 from .qualification import (
     finish_qualification,
     finish_qualification_if_done,
@@ -75,7 +67,7 @@ def get_or_create_project(
     defaults: dict[str, object] = {}
     if overlap is not None:
         if overlap < 1:
-            raise WorkflowError("overlap must be at least 1")
+            raise errors.WorkflowError("overlap must be at least 1")
         defaults["overlap"] = overlap
     if guidelines is not None:
         defaults["guidelines"] = guidelines
@@ -183,8 +175,8 @@ def _lock_rater(project_id: int, rater: AbstractBaseUser) -> Membership:
         return membership
     # A non-member gets the very answer a missing project gives: they learn nothing of it.
     if membership is None:
-        raise ProjectNotFound(f"project {project_id} does not exist")
-    raise NotAMember(f"role '{membership.role}' does not rate in this project")
+        raise errors.ProjectNotFound(f"project {project_id} does not exist")
+    raise errors.NotAMember(f"role '{membership.role}' does not rate in this project")
 
 
 # Expired leases are swept lazily by next(), at most once per project and process in this
@@ -292,7 +284,7 @@ def _pick_item(project: Project, membership: Membership, rng: random.Random) -> 
             return None  # the last item is still on the rater's screen
         membership = finish_qualification(membership)
     if membership.status not in PRODUCTION_STATUSES:
-        raise NotCertified(_status_message(membership))
+        raise errors.NotCertified(_status_message(membership))
     if project.gold_rate > 0 and rng.random() < project.gold_rate:
         gold = unseen_items(project, rater, ItemKind.GOLD).order_by("?").first()
         if gold is not None:
@@ -319,7 +311,7 @@ class SubmitResult:
 
 def _replay(existing: Rating, rater: AbstractBaseUser, assignment_id: int) -> SubmitResult:
     if existing.rater_id != rater.pk or existing.assignment_id != assignment_id:
-        raise Conflict("this request_id was already used for a different rating")
+        raise errors.Conflict("this request_id was already used for a different rating")
     return SubmitResult(existing, created=False, feedback=_training_feedback(existing))
 
 
@@ -345,7 +337,7 @@ def _lock_for_finish(
         .first()
     )
     if item is None:
-        raise LeaseNotFound(f"assignment {assignment_id} does not exist")
+        raise errors.LeaseNotFound(f"assignment {assignment_id} does not exist")
     # `of`: the project comes along for its settings but is not locked (that would serialise
     # every rater of the project).
     assignment = (
@@ -356,7 +348,7 @@ def _lock_for_finish(
     )
     if assignment.rater_id != rater.pk:
         # As if it did not exist: other raters' leases are none of this rater's business.
-        raise LeaseNotFound(f"assignment {assignment_id} does not exist")
+        raise errors.LeaseNotFound(f"assignment {assignment_id} does not exist")
     assignment.project_image = item
     if (
         item.kind == ItemKind.PRODUCTION
@@ -431,22 +423,22 @@ def _validate_submission(
     try:
         request_id = uuid.UUID(str(request_id))
     except ValueError:
-        raise InvalidRating(f"request_id {request_id!r} is not a UUID") from None
+        raise errors.InvalidRating(f"request_id {request_id!r} is not a UUID") from None
     try:
         clean = validate_scores(scores)
     except StandardError as exc:
-        raise InvalidRating(str(exc)) from None
+        raise errors.InvalidRating(str(exc)) from None
     if time_spent_ms is not None and not 0 <= time_spent_ms <= MAX_TIME_SPENT_MS:
-        raise InvalidRating(f"time_spent_ms must be within 0..{MAX_TIME_SPENT_MS}")
+        raise errors.InvalidRating(f"time_spent_ms must be within 0..{MAX_TIME_SPENT_MS}")
     return request_id, clean
 
 
 def _refuse_finished_lease(assignment: Assignment) -> None:
     """A lease already rated or skipped takes no rating (an expired one may, see below)."""
     if assignment.status == AssignmentStatus.COMPLETED:
-        raise Conflict("you have already rated this image")
+        raise errors.Conflict("you have already rated this image")
     if assignment.status == AssignmentStatus.SKIPPED:
-        raise Conflict("you skipped this image; it cannot be rated now")
+        raise errors.Conflict("you skipped this image; it cannot be rated now")
 
 
 def _refuse_former_member(assignment: Assignment) -> None:
@@ -455,7 +447,7 @@ def _refuse_former_member(assignment: Assignment) -> None:
     if not Membership.objects.filter(
         project_id=assignment.project_id, user_id=assignment.rater_id
     ).exists():
-        raise NotAMember(f"you are no longer a member of '{assignment.project.name}'")
+        raise errors.NotAMember(f"you are no longer a member of '{assignment.project.name}'")
 
 
 def _count_production_rating(item: ProjectImage, *, late: bool) -> None:
@@ -463,7 +455,7 @@ def _count_production_rating(item: ProjectImage, *, late: bool) -> None:
     expired and was freed) counts only while the image still has a slot open."""
     if late:
         if item.target - item.completed - item.leased <= 0:
-            raise Conflict(
+            raise errors.Conflict(
                 "your lease expired and the image already has enough ratings; "
                 "the rating was not recorded"
             )
@@ -516,19 +508,19 @@ def skip_assignment(
     Idempotent: skipping the same lease again returns the first skip.
     """
     if reason not in SkipReason.values:
-        raise WorkflowError(
+        raise errors.WorkflowError(
             f"unknown reason {reason!r}; expected one of {', '.join(SkipReason.values)}"
         )
     text = (text or "").strip()
     if reason == SkipReason.OTHER and not text:
-        raise WorkflowError("reason 'other' needs a text saying what is wrong")
+        raise errors.WorkflowError("reason 'other' needs a text saying what is wrong")
     now = now or timezone.now()
     with transaction.atomic():
         item, assignment = _lock_for_finish(assignment_id, rater, now)
         if assignment.status == AssignmentStatus.SKIPPED:
             return Skip.objects.get(assignment=assignment), False
         if assignment.status == AssignmentStatus.COMPLETED:
-            raise Conflict("you have already rated this image")
+            raise errors.Conflict("you have already rated this image")
         if assignment.status == AssignmentStatus.ACTIVE and item.kind == ItemKind.PRODUCTION:
             item.leased -= 1
             item.save(update_fields=["leased"])
