@@ -348,3 +348,23 @@ def test_two_releases_in_folders_of_one_name_do_not_share_the_datasets_cache(tmp
         loaded[where] = (hf.load_dataset(str(out))["train"].num_rows,
                          hf.load_dataset(str(out / "csv"))["train"].num_rows)
     assert loaded == {"a": (6, 6), "b": (9, 9)}
+
+
+def test_an_official_only_release_card_serves_no_loader_and_says_how_to_read_it(tmp_path):
+    """The official layout is read by the official scripts, not by `datasets`: its card
+    names no configs (load_dataset would find nothing to serve), keeps the licence and sizes,
+    and its prose and platform snippet point to the split files that are there."""
+    rows = make_rows(12, 8, folder=tmp_path / "store")
+    splits = {r.image_id: "train" if r.image_id <= 16 else "test" for r in rows}
+    config = ReleaseConfig(name="off", version="1", formats=("official",),
+                           license="cc-by-4.0", split={"train": 0.8, "test": 0.2})
+    out = tmp_path / "off-1"
+    build_release(rows, splits, config, out, platform_version="t", extra_config={})
+    header, body = card(out / "README.md")
+    assert "configs" not in header and "dataset_info" not in header
+    assert header["license"] == "cc-by-4.0" and header["size_categories"] == ["n<1K"]
+    assert "official HumanAesExpert layout only" in body
+    for name in ("train_label.jsonl", "test_label.jsonl"):
+        assert name in body and (out / "HumanBeauty" / name).is_file()
+    assert "datasets" not in snippets(out / "README.md")
+    assert not (out / "parquet").exists() and not (out / "csv").exists()
