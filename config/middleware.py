@@ -1,8 +1,10 @@
-"""Requests that no view could store are refused before any view runs."""
+"""Requests that no view could store are refused before any view runs; API answers are
+never cached."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
 
 from .exceptions import plain_error
 
@@ -36,3 +38,18 @@ class RejectNulMiddleware:
         ):
             return "form"
         return ""
+
+
+class NoStoreApiMiddleware:
+    """The API's answers are per user and change by the second (progress, the next task, other
+    raters' work): no browser or proxy keeps them. Without this, Chromium answered the rater
+    page's reads from its HTTP cache on Back (stale counters, a lease already ended)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path.startswith("/api/"):
+            add_never_cache_headers(response)
+        return response

@@ -90,8 +90,6 @@
   }
 
   const api = (method, path, body) => HB.api(method, path, body, { onResponse: noteServerClock });
-  // Reads that must be fresh: Back may answer them from the browser's cache otherwise.
-  const fresh = (path) => `${path}${path.includes("?") ? "&" : "?"}_=${Date.now()}`;
 
   // --- messages -----------------------------------------------------------------------------
 
@@ -169,7 +167,7 @@
 
   async function loadProject() {
     try {
-      const project = await api("GET", fresh(cfg.urls.project));
+      const project = await api("GET", cfg.urls.project);
       state.progress = project.progress;
       renderProgress();
       if (project.guidelines_html && project.guidelines_html.trim()) {
@@ -450,7 +448,7 @@
 
   async function fetchNext(exclude) {
     const q = exclude.length ? `?exclude=${exclude.join(",")}` : "";
-    const data = await api("GET", fresh(cfg.urls.next + q));
+    const data = await api("GET", cfg.urls.next + q);
     return data ? prepareTask(data) : null;
   }
 

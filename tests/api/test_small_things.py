@@ -65,3 +65,16 @@ def test_a_refused_page_says_why():
         page = client.get(url)
         assert page.status_code == 403
         assert why in page.content.decode() and "Signed in as ann" in page.content.decode()
+
+
+def test_api_answers_are_never_cached_and_pages_are_left_alone():
+    """Per-user, second-by-second answers: no browser or proxy may keep them (Back used to show
+    the rater page stale counters from the HTTP cache)."""
+    user = get_user_model().objects.create_user("cachy", password="pw-123456")
+    client = Client()
+    client.force_login(user)
+    for path in ("/api/me/", "/api/projects/", "/api/no-such-thing/"):
+        response = client.get(path)
+        assert "no-store" in response.headers.get("Cache-Control", ""), (path, response.headers)
+    page = client.get("/")
+    assert page.status_code == 200 and "no-store" not in page.headers.get("Cache-Control", "")
