@@ -208,6 +208,7 @@ class _Builder:
         self.clusters = array("q")  # -1: alone
         self.n_hashed = 0
         self.n_image_files = 0
+        self.n_linked = 0  # of those, hard links (--images link; the rest were written)
         # 12-dim images with a not-applicable dimension, and what the official layout did
         self.na_counts = {"with_na": 0, "filled": 0, "dropped": 0, "as_overall": 0}
 
@@ -248,7 +249,7 @@ class _Builder:
             log.write_bytes(rel, data, None if resized else sha)
             self.n_image_files += 1
         elif config.loose_images:
-            log.link_or_copy(row.file, rel, sha, len(data))
+            self.n_linked += log.link_or_copy(row.file, rel, sha, len(data))
             self.n_image_files += 1
 
         kind = KIND_EXPERT if expert else KIND_OVERALL
@@ -430,6 +431,7 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
     report = {
         **report,
         "checks": checks,
+        "image_files": {"written": builder.n_image_files, "linked": builder.n_linked},
         "withheld": [{"image_id": i, **w} for i, w in sorted(withheld.items())],
         "warnings": list(plan.warnings),
     }

@@ -428,7 +428,18 @@ def _annotation(about: dict | None) -> list[tuple]:
     return blocks
 
 
-def _preprocessing(config: dict) -> list[tuple]:
+def _image_files(config: dict, files: dict[str, int]) -> str:
+    """What became of the images, as the build counted it."""
+    if config["images"] == "none":
+        return "Images: none released (labels only)."
+    n, linked = files["written"], files["linked"]
+    if not n:
+        return "Images: inside the WebDataset shards only (no separate image files)."
+    return (f"Images: {n:,} image files, {linked:,} of them hard links to the stored files "
+            f"(--images {config['images']}), {n - linked:,} written.")
+
+
+def _preprocessing(config: dict, files: dict[str, int]) -> list[tuple]:
     side = config.get("max_side")
     return [
         ("h2", "Preprocessing"),
@@ -436,8 +447,7 @@ def _preprocessing(config: dict) -> list[tuple]:
             f"Resizing: images whose longer side exceeds {side} pixels were shrunk to it "
             "(aspect kept) and re-encoded as JPEG; the others are the stored bytes."
             if side else "Resizing: none; released images are the stored bytes, unchanged.",
-            f"Images: {config['images']} (copy: files written; link: hard links; none: not "
-            "released).",
+            _image_files(config, files),
             "Not-applicable dimensions stay null in Parquet and CSV and are masked in "
             f"WebDataset; the official layout (--na {config.get('na', 'fill')}): "
             + NA_TEXT[config.get("na", "fill")] + ".",
@@ -554,7 +564,7 @@ def _blocks(
         *_composition(stats, config, report),
         *_collection(about),
         *_annotation(about),
-        *_preprocessing(config),
+        *_preprocessing(config, report["image_files"]),
         *_uses(),
         *_distribution(config, layout),
         *_maintenance(about, version),

@@ -290,11 +290,15 @@ def test_images_link_none_and_max_side(image_rows, tmp_path):
         linked = tmp_path / "link" / "HumanBeauty" / part / "images" / f"{row.sha256[:16]}.{ext}"
         assert os.path.samefile(linked, row.file)  # a hard link: the same inode
     assert m_link["counts"]["image_files"] == len(rows)
+    # the datasheet says what the build did, as it counted it
+    sheet = (tmp_path / "link" / "datasheet.md").read_text()
+    assert f"Images: {len(rows):,} image files, {len(rows):,} of them hard links" in sheet
 
     _s, m_none = build(rows, ReleaseConfig(name="hb", version="1", images="none",
                                            formats=("parquet", "webdataset")), tmp_path / "none")
     assert not any(p.suffix in (".jpg", ".png") for p in (tmp_path / "none").rglob("*"))
     assert m_none["counts"]["image_files"] == 0
+    assert "Images: none released" in (tmp_path / "none" / "datasheet.md").read_text()
     table = pq.read_table(tmp_path / "none" / "parquet" / "train.parquet").to_pylist()
     by_id = {r.image_id: r for r in rows}
     assert all(rec["original_file"] == by_id[rec["image_id"]].file for rec in table)
