@@ -186,6 +186,8 @@ def test_every_page_fits_the_screen(mobile, photo_project, viewport):
         "the job page": f"/curation/jobs/{job.pk}/",
         "the models page": "/models/",
         "the releases page": "/releases/",
+        "the members page": f"/projects/{project.pk}/members/",
+        "the guides page": f"/projects/{project.pk}/guides/",
     }
     for what, url in pages.items():
         page.goto(url)
