@@ -13,6 +13,7 @@ the calling process.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -31,6 +32,7 @@ from django.db.models import Q
 
 from humanbeauty.errors import DomainError
 
+from .. import admission
 from ..imaging.hashing import (
     ImageHashes,
     hash_files,
@@ -69,6 +71,7 @@ def register_image(
     source: Source | None = None,
     original_path: str = "",
     checked: ImageHashes | None = None,
+    screen: admission.Screen | None = None,
 ) -> tuple[Image, bool]:
     """Validate a file fully, store it once by content, hash it and cluster it against the
     pool; returns (image, created). On return the image is hashed and clustered, whether it
@@ -77,7 +80,8 @@ def register_image(
     checked: what `hashing.inspect_and_hash` returned for these very bytes (a caller that
     validated them in another process); otherwise they are validated here. Raises
     InvalidImage (with a reason and a message saying what was wrong) and stores nothing when
-    the file is not a sound image.
+    the file is not a sound image, or the reason `blocked` when an admission check refuses it
+    (`screen`: the checks to ask; default: `admission.screen()` as it stands now).
     """
     if checked is None:
         info = inspect_and_hash(fileobj, max_pixels=settings.MAX_IMAGE_PIXELS)
@@ -86,6 +90,7 @@ def register_image(
         if hashlib.sha256(read_bytes(fileobj)).hexdigest() != checked.sha256:
             raise InvalidImage("changed", "the file changed while it was being imported")
         info = checked
+    (screen or admission.screen()).refuse(info)
     existing = Image.objects.filter(sha256=info.sha256).first()
     if existing is not None:
         _complete(existing, info)
@@ -250,14 +255,16 @@ class Checked:
     message: str = ""
 
 
-def check_and_store(path: str) -> Checked:
-    """Validate and hash one file (`inspect_and_hash`, one decode) and copy its bytes into the
-    content-addressed store; runs in the hashing processes, so the copy is parallel too. The
-    stored name depends on the bytes alone, so a file stored here for a row that is never
-    inserted is reused by the next import of the same bytes."""
+def check_and_store(path: str, screen: admission.Screen | None = None) -> Checked:
+    """Validate and hash one file (`inspect_and_hash`, one decode), ask the admission checks
+    and copy its bytes into the content-addressed store; runs in the hashing processes, so the
+    copy is parallel too. The stored name depends on the bytes alone, so a file stored here for
+    a row that is never inserted is reused by the next import of the same bytes. A refused file
+    is never stored."""
     try:
         data = Path(path).read_bytes()
         hashes = inspect_and_hash(io.BytesIO(data), max_pixels=settings.MAX_IMAGE_PIXELS)
+        (screen or admission.Screen()).refuse(hashes)
     except InvalidImage as exc:
         return Checked(path, None, exc.reason, exc.message)
     except OSError as exc:
@@ -272,13 +279,16 @@ def check_and_store(path: str) -> Checked:
 
 def _iter_checked(paths: list[Path], processes: int) -> Iterator[Checked]:
     jobs = [str(p) for p in paths]
+    # The checks are read here, once, with this process's database connection: the hashing
+    # processes get them as data and never touch the database.
+    check = functools.partial(check_and_store, screen=admission.screen())
     # Forked workers inherit this process's Django setup (settings, storage); where fork is
     # not available the files are checked here.
     if processes <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        yield from map(check_and_store, jobs)
+        yield from map(check, jobs)
         return
     with multiprocessing.get_context("fork").Pool(min(processes, len(jobs))) as pool:
-        yield from pool.imap(check_and_store, jobs, chunksize=8)
+        yield from pool.imap(check, jobs, chunksize=8)
 
 
 def import_directory(
