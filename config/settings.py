@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "curation",
     "annotation",
     "modeling",
+    "rights",
 ]
 
 MIDDLEWARE = [

@@ -255,7 +255,7 @@ class Checked:
     message: str = ""
 
 
-def check_and_store(path: str, screen: admission.Screen | None = None) -> Checked:
+def check_and_store(path: str, *, screen: admission.Screen | None = None) -> Checked:
     """Validate and hash one file (`inspect_and_hash`, one decode), ask the admission checks
     and copy its bytes into the content-addressed store; runs in the hashing processes, so the
     copy is parallel too. The stored name depends on the bytes alone, so a file stored here for

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Lowest first: each may import those before it, never those after. `config` wires them all.
-CHAIN = ("humanbeauty", "core", "accounts", "curation", "annotation", "modeling")
+CHAIN = ("humanbeauty", "core", "accounts", "curation", "annotation", "modeling", "rights")
 PACKAGES = (*CHAIN, "config")
 
 

@@ -1,0 +1,1 @@
+"""Takedown requests, their matches, the blocklist and the audit trail."""
