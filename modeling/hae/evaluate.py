@@ -24,11 +24,14 @@ import torch
 from humanbeauty.standard import DIMENSION_KEYS, LEVELS, OVERALL_KEY, level_index
 
 from .data import Sample, open_image, read_split
+from .errors import ReleaseError
+from .loading import predict_batches
 from .metrics import class_metrics, official_metrics, regression_metrics
 from .model import CONFIG_NAME, HumanAesExpert, read_config
 from .prompts import parse_expert_answer
 
 OVERALL_HEADS = ("metavoter", "lm", "regression")
+DEFAULT_WORKERS = 2  # loader processes of `python -m modeling.evaluate`
 
 
 def load_model(directory: str | Path, device: str = "cpu"):
@@ -63,12 +66,20 @@ def write_report(report: dict, path: Path) -> None:
     path.write_text(json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
 
 
-def predict_samples(model, samples: Sequence[Sample], batch_size: int = 8) -> dict[str, np.ndarray]:
-    model.eval()
+def predict_samples(
+    model, samples: Sequence[Sample], batch_size: int = 8, *, workers: int = 0
+) -> dict[str, np.ndarray]:
+    """Every head's predictions, one row per sample; images read, decoded and tiled by
+    ``workers`` loader workers (:mod:`.loading`; 0: in this thread). An unreadable image
+    stops it (ReleaseError), as a release's images are checked when it is built."""
     chunks: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(samples), batch_size):
-        images = [open_image(s.image_path) for s in samples[start : start + batch_size]]
-        for key, value in model.predict(images).items():
+    items = [(i, s.image_path) for i, s in enumerate(samples)]
+    for batch in predict_batches(
+        model, items, decode=open_image, batch_size=batch_size, workers=workers
+    ):
+        if batch.failed:
+            raise ReleaseError(batch.failed[0][1])
+        for key, value in batch.predictions.items():
             chunks.setdefault(key, []).append(value.numpy())
     return {k: np.concatenate(v) for k, v in chunks.items()}
 
@@ -145,8 +156,10 @@ def build_report(
     }
 
 
-def evaluate_samples(model, samples: Sequence[Sample], batch_size: int = 8) -> dict:
-    return build_report(predict_samples(model, samples, batch_size), samples)
+def evaluate_samples(
+    model, samples: Sequence[Sample], batch_size: int = 8, *, workers: int = 0
+) -> dict:
+    return build_report(predict_samples(model, samples, batch_size, workers=workers), samples)
 
 
 def scatter_plots(pred: dict[str, np.ndarray], samples: Sequence[Sample], stem: Path) -> list[str]:
@@ -193,12 +206,13 @@ def evaluate(
     batch_size: int = 8,
     device: str = "cpu",
     lm_answers: bool = True,
+    workers: int = 0,
 ) -> dict:
     """The report of the model at ``model_dir`` on a split; ``lm_answers`` (the full model
     only) adds the LM head's generated twelve-line answers, evaluated per dimension."""
     model = load_model(model_dir, device=device)
     samples = read_split(data, split)
-    pred = predict_samples(model, samples, batch_size)
+    pred = predict_samples(model, samples, batch_size, workers=workers)
     texts = None
     if lm_answers and hasattr(model, "generate_expert_text"):
         texts = generate_lm_answers(model, [s for s in samples if s.is_expert], batch_size)
@@ -222,13 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS,
+        help="loader processes that read, decode and tile the images (0: in the main thread)",
+    )
+    parser.add_argument(
         "--no-lm-answers", action="store_true",
         help="skip generating and evaluating the LM head's twelve-line answers (full model)",
     )
     args = parser.parse_args(argv)
     report = evaluate(
         args.model, args.data, args.split, args.out, args.batch_size, args.device,
-        lm_answers=not args.no_lm_answers,
+        lm_answers=not args.no_lm_answers, workers=args.workers,
     )
     overall = {h: v.get(OVERALL_KEY, {}).get("srcc") for h, v in report["heads"].items()}
     print(f"wrote {args.out}; SRCC of the overall score per head: {overall}", file=sys.stderr)

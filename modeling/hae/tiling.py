@@ -66,14 +66,72 @@ def tile_image(image: Image.Image, settings: TileSettings) -> list[Image.Image]:
     return tiles
 
 
+def to_uint8(tiles: list[Image.Image]) -> torch.Tensor:
+    """(n_tiles, 3, size, size) uint8: the tiles' pixels as they are (4x smaller than floats,
+    so loader workers hand these over and the device normalises them)."""
+    pixels = torch.from_numpy(np.stack([np.asarray(t, dtype=np.uint8) for t in tiles]))
+    return pixels.permute(0, 3, 1, 2).contiguous()
+
+
+def normalise(pixels: torch.Tensor, settings: TileSettings) -> torch.Tensor:
+    """uint8 tiles -> float32 normalised with the settings' mean/std, on the tensor's device.
+    The same float32 operations in the same order on any device, so the CPU and a GPU give
+    bit-identical values (IEEE division and subtraction)."""
+    out = pixels.float().div_(255.0)
+    mean = torch.tensor(settings.mean, dtype=torch.float32, device=out.device).view(1, 3, 1, 1)
+    std = torch.tensor(settings.std, dtype=torch.float32, device=out.device).view(1, 3, 1, 1)
+    return out.sub_(mean).div_(std)
+
+
 def to_tensor(tiles: list[Image.Image], settings: TileSettings) -> torch.Tensor:
     """(n_tiles, 3, size, size) float32, normalised (in torch: ~6x faster than numpy floats)."""
-    pixels = torch.from_numpy(np.stack([np.asarray(t, dtype=np.uint8) for t in tiles]))
-    pixels = pixels.permute(0, 3, 1, 2).contiguous().float().div_(255.0)
-    mean = torch.tensor(settings.mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(settings.std, dtype=torch.float32).view(1, 3, 1, 1)
-    return pixels.sub_(mean).div_(std)
+    return normalise(to_uint8(tiles), settings)
 
 
 def preprocess(image: Image.Image, settings: TileSettings) -> torch.Tensor:
     return to_tensor(tile_image(image, settings), settings)
+
+
+def preprocess_uint8(image: Image.Image, settings: TileSettings) -> torch.Tensor:
+    """The tiles of :func:`preprocess` before normalising: ``normalise(preprocess_uint8(im))``
+    equals ``preprocess(im)`` bit for bit."""
+    return to_uint8(tile_image(image, settings))
+
+
+# Tiling a decoded image on its tensor's device (a GPU): the same grid and crops, resized by
+# torch's antialiased bicubic (Keys a=-0.5, PIL's filter) in PIL's order (horizontal pass,
+# rounded to uint8 levels, then vertical pass). PIL computes in fixed point, torch in float32, so
+# a pixel may differ from the PIL reference by a level or two: tests/modeling_core/test_loading.py
+# holds it to at most DEVICE_TILING_MAX_DIFF uint8 levels and a mean under DEVICE_TILING_MEAN_DIFF
+# (on noise and checkerboards too). The PIL path stays the reference and the default.
+DEVICE_TILING_MAX_DIFF = 2
+DEVICE_TILING_MEAN_DIFF = 0.01
+
+
+def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """PIL's order: a horizontal pass, rounded to uint8 levels, then a vertical pass."""
+    out = image.float()
+    for size in ((out.shape[-2], width), (height, width)):
+        if tuple(out.shape[-2:]) != size:
+            out = torch.nn.functional.interpolate(
+                out, size=size, mode="bicubic", antialias=True, align_corners=False
+            ).round_().clamp_(0, 255)
+    return out
+
+
+def tile_tensor(image: torch.Tensor, settings: TileSettings) -> torch.Tensor:
+    """(3, H, W) uint8 RGB on any device -> (n_tiles, 3, size, size) uint8 on that device:
+    :func:`tile_image`'s grid, tiles and thumbnail, resized by torch (see above)."""
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected (3, H, W) uint8, not {tuple(image.shape)} {image.dtype}")
+    size = settings.tile_size
+    height, width = int(image.shape[1]), int(image.shape[2])
+    cols, rows = choose_grid(width, height, settings)
+    batch = image.unsqueeze(0)
+    resized = _resize(batch, rows * size, cols * size)
+    # (1, 3, rows*s, cols*s) -> (rows*cols, 3, s, s), row-major like tile_image
+    grid = resized.view(3, rows, size, cols, size).permute(1, 3, 0, 2, 4)
+    tiles = grid.reshape(-1, 3, size, size)
+    if settings.use_thumbnail and rows * cols > 1:
+        tiles = torch.cat([tiles, _resize(batch, size, size)])
+    return tiles.round_().clamp_(0, 255).to(torch.uint8)

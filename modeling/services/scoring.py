@@ -1,6 +1,10 @@
 """Scoring images: decoding under the pool's validation, result rows and files, and the batch
 scoring job (a release's images or the pool) run chunk by chunk by a Celery task.
 
+Files are read, validated, decoded and tiled in loader workers (`modeling.hae.loading`:
+processes, or threads inside a daemonic Celery child), batched, and scored in the order given;
+`score_sources` is the one way, for the jobs and for `manage.py score`.
+
 The job writes one part file per chunk (named by the chunk's first and last image id) and
 then merges the parts into MEDIA_ROOT/scores/scoring-job-<id>.<jsonl|csv>; a rerun (a worker
 killed mid-job) skips the parts already written, so the result has each image once.
@@ -14,7 +18,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,6 +31,7 @@ from PIL import Image as PILImage
 from core import jobs
 from curation.imaging.validate import InvalidImage, Reason, inspect_image, open_image, read_bytes
 from curation.models import Source
+from curation.services.images import check_upload_size
 from humanbeauty.errors import DomainError
 from humanbeauty.jsonsafe import finite
 from humanbeauty.standard import DIMENSION_KEYS, score_to_level
@@ -37,6 +42,10 @@ from . import registry
 
 SCORES_DIR = "scores"
 MAX_ERRORS_KEPT = 100
+# Images per model batch, and loader workers when settings name none (0: decode and tile in
+# the calling thread; N: N worker processes, or threads in a daemonic Celery child).
+SCORING_BATCH_SIZE = 8
+DEFAULT_SCORING_WORKERS = 2
 
 
 class ScoringError(DomainError, code="scoring_error"):
@@ -60,6 +69,63 @@ def decode_image(source: str | Path | BinaryIO) -> PILImage.Image:
             return img.convert("RGB")
     except (OSError, ValueError) as exc:
         raise InvalidImage(Reason.CORRUPT, f"the image cannot be converted to RGB: {exc}") from None
+
+
+def decode_stored(name: str) -> PILImage.Image:
+    """A stored image (a name in default_storage), decoded as `decode_image` does; an
+    unreadable file is an OSError that says so. Runs in the loader's workers."""
+    try:
+        with default_storage.open(name, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise OSError(f"cannot read the file: {exc}") from None
+    return decode_image(io.BytesIO(data))
+
+
+def decode_file(path: str | Path) -> PILImage.Image:
+    """A file the command line names: its size checked like an upload, then `decode_image`."""
+    try:
+        size = Path(path).stat().st_size
+    except OSError as exc:
+        raise OSError(f"unreadable: {exc}") from None
+    check_upload_size(size)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise OSError(f"unreadable: {exc}") from None
+    return decode_image(io.BytesIO(data))
+
+
+def scoring_workers() -> int:
+    """Loader workers for scoring: settings.SCORING_WORKERS, else DEFAULT_SCORING_WORKERS."""
+    return int(getattr(settings, "SCORING_WORKERS", DEFAULT_SCORING_WORKERS))
+
+
+def score_sources(
+    model,
+    items: Iterable[tuple[dict, object]],
+    *,
+    decode: Callable[[object], PILImage.Image] = decode_stored,
+    batch_size: int = SCORING_BATCH_SIZE,
+    workers: int | None = None,
+    device_tiling: bool = False,
+) -> Iterator[tuple[dict, dict | None, str | None]]:
+    """(ident, result row, None) per image scored, (ident, None, why) per one refused
+    (InvalidImage or unreadable), in the items' order. `items`: (what identifies the image in
+    its row, what `decode` reads: a storage name, or a path with `decode_file`)."""
+    from modeling.hae.loading import score_items
+
+    results = score_items(
+        model,
+        items,
+        decode=decode,
+        bad_input=(InvalidImage, OSError),
+        batch_size=batch_size,
+        workers=scoring_workers() if workers is None else workers,
+        device_tiling=device_tiling,
+    )
+    for ident, result, error in results:
+        yield ident, (None if result is None else result_row(result, **ident)), error
 
 
 def payload(version: str, result) -> dict:
@@ -199,22 +265,24 @@ def output_name(job: ScoringJob) -> str:
     return f"{SCORES_DIR}/scoring-job-{job.pk}.{job.format}"
 
 
-def score_chunk(model, rows: Sequence[selectors.ImageRow]) -> list[dict]:
+def score_chunk(
+    model,
+    rows: Sequence[selectors.ImageRow],
+    *,
+    batch_size: int = SCORING_BATCH_SIZE,
+    workers: int | None = None,
+) -> list[dict]:
     """One record per image: its row, or its error (unreadable file, no longer an image)."""
-    records: list[dict] = []
-    good: list[tuple[dict, PILImage.Image]] = []
-    for row in rows:
-        ident = {"image_id": row.image_id, "sha256": row.sha256, "split": row.split,
-                 "path": row.path}
-        try:
-            with default_storage.open(row.file, "rb") as fh:
-                good.append((ident, decode_image(fh)))
-        except InvalidImage as exc:
-            records.append({**ident, "error": str(exc)})
-        except OSError as exc:
-            records.append({**ident, "error": f"cannot read the file: {exc}"})
-    results = model.score([img for _, img in good]) if good else []
-    records += [result_row(r, **ident) for (ident, _), r in zip(good, results, strict=True)]
+    items = [
+        ({"image_id": r.image_id, "sha256": r.sha256, "split": r.split, "path": r.path}, r.file)
+        for r in rows
+    ]
+    records = [
+        row if error is None else {**ident, "error": error}
+        for ident, row, error in score_sources(
+            model, items, batch_size=batch_size, workers=workers
+        )
+    ]
     return sorted(records, key=lambda r: r["image_id"])
 
 
