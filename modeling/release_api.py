@@ -21,6 +21,7 @@ from humanbeauty.paths import resolve_inside
 from humanbeauty.roles import Role
 
 from .models import Release, ReleaseStatus
+from .release import withdrawal
 from .selectors import release_diff
 from .serializers import ReleaseBuildSerializer, ReleaseSerializer
 from .services.releases import ReleaseError, create_release
@@ -30,18 +31,32 @@ CHUNK = 1 << 20
 
 def tar_stream(root: Path) -> Iterator[bytes]:
     """An uncompressed tar of `root`, produced file by file in 1 MiB pieces: a release of any
-    size is streamed without being built in memory or on disk."""
+    size is streamed without being built in memory or on disk. Files withdrawn on a takedown
+    request (its `withdrawn.jsonl`, `modeling.release.withdrawal`) are left out: a loose
+    image file whole, a WebDataset sample from its shard, which is streamed without it."""
+    whole, samples = withdrawal.omissions(root)
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-        info = tarfile.TarInfo(f"{root.name}/{path.relative_to(root).as_posix()}")
+        rel = path.relative_to(root).as_posix()
+        if rel in whole or rel == withdrawal.NOTICE_TEMP:
+            continue
+        info = tarfile.TarInfo(f"{root.name}/{rel}")
         stat = path.stat()
-        info.size, info.mtime, info.mode = stat.st_size, int(stat.st_mtime), 0o644
+        if rel in samples:
+            size, pieces = withdrawal.filtered_shard(path, samples[rel])
+        else:
+            size, pieces = stat.st_size, _pieces(path)
+        info.size, info.mtime, info.mode = size, int(stat.st_mtime), 0o644
         yield info.tobuf(format=tarfile.PAX_FORMAT)
-        with path.open("rb") as fh:
-            while piece := fh.read(CHUNK):
-                yield piece
-        if stat.st_size % tarfile.BLOCKSIZE:
-            yield b"\0" * (tarfile.BLOCKSIZE - stat.st_size % tarfile.BLOCKSIZE)
+        yield from pieces
+        if size % tarfile.BLOCKSIZE:
+            yield b"\0" * (tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE)
     yield b"\0" * (2 * tarfile.BLOCKSIZE)
+
+
+def _pieces(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        while piece := fh.read(CHUNK):
+            yield piece
 
 
 def release_dir(out: str) -> Path:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from humanbeauty.standard import DIMENSIONS, LEVEL_THRESHOLDS, LEVELS
 
+from . import withdrawal
 from .records import COL, DIM_COLS, KIND_EXPERT, KIND_OVERALL, KINDS
 
 N_BINS = 20
@@ -501,7 +503,16 @@ def _maintenance(about: dict | None, version: str) -> list[tuple]:
                            "unchanged. `release diff` lists them by id.")]
 
 
-def _consent(about: dict | None) -> list[tuple]:
+def _withdrawn_sentence(withdrawn: int) -> str:
+    if not withdrawn:
+        return ("No image has been withdrawn from an earlier version of this name on a "
+                "takedown request.")
+    return (f"{withdrawn:,} image(s) were withdrawn from earlier versions of this name on "
+            "takedown requests (each such version lists them in withdrawn.jsonl beside its "
+            "manifest, and its download leaves them out); this version does not hold them.")
+
+
+def _consent(about: dict | None, withdrawn: int) -> list[tuple]:
     contact = None if about is None else about.get("contact")
     return [
         ("h2", "Consent and takedown"),
@@ -510,6 +521,7 @@ def _consent(about: dict | None) -> list[tuple]:
               "consent was verified by this build."),
         ("p", f"Takedown requests: {contact}." if contact else
               "No takedown contact was given for this release (build option --contact)."),
+        ("p", _withdrawn_sentence(withdrawn)),
     ]
 
 
@@ -550,7 +562,7 @@ def _configuration(config: dict, extra_config: dict) -> list[tuple]:
 
 def _blocks(
     stats: Stats, config: dict, extra_config: dict, platform_version: str, layout: list[str],
-    report: dict, about: dict | None = None,
+    report: dict, about: dict | None = None, withdrawn: int = 0,
 ) -> list[tuple]:
     name, version = config["name"], config["version"]
     total = sum(c["total"] for c in stats.split_counts().values())
@@ -568,7 +580,7 @@ def _blocks(
         *_uses(),
         *_distribution(config, layout),
         *_maintenance(about, version),
-        *_consent(about),
+        *_consent(about, withdrawn),
         *_configuration(config, extra_config),
     ]
 
@@ -646,8 +658,13 @@ def write_datasheet(log, stats: Stats, config: dict, extra_config: dict, platfor
                     layout: list[str], report: dict, about: dict | None = None) -> None:
     """``report``: {"checks", "warnings", "excluded", "withheld"} as in the manifest;
     ``about``: what the caller knows beyond the rows (sources, projects, the previous
-    version, the contact; see ``build_release``), None when nothing."""
-    blocks = _blocks(stats, config, extra_config, platform_version, layout, report, about)
+    version, the contact; see ``build_release``), None when nothing. The images withdrawn
+    from earlier versions of the name are counted from their notices, beside the folder the
+    release is built in (``withdrawal.withdrawn_from_earlier``)."""
+    withdrawn = withdrawal.withdrawn_from_earlier(Path(log.root).parent, config["name"],
+                                                  config["version"])
+    blocks = _blocks(stats, config, extra_config, platform_version, layout, report, about,
+                     withdrawn)
     for block in blocks:
         if block[0] == "img":
             log.write_bytes(block[1], block[3].encode())
