@@ -10,7 +10,11 @@ from core.fields import user_link
 from core.jobs import JobRecord, JobStatus
 from humanbeauty.jsonsafe import FiniteJSONEncoder
 
+from .sources.terms import CONSENT_BASES
+
 __all__ = ["JobStatus"]  # the job states, beside the jobs that use them
+
+CONSENT_CHOICES = [(basis, basis.replace("_", " ")) for basis in CONSENT_BASES]
 
 
 class Source(models.Model):
@@ -27,6 +31,17 @@ class Source(models.Model):
     # Breaks ties between near-duplicates of equal resolution: the higher priority is kept.
     priority = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Provenance and terms (`curation.sources.terms`): blank is not recorded ("unknown").
+    origin = models.CharField(
+        max_length=1000, blank=True, help_text="Where the images come from: a URL or a citation."
+    )
+    licence = models.CharField(
+        max_length=64, blank=True, help_text="An SPDX id or a named dataset licence."
+    )
+    consent_basis = models.CharField(
+        max_length=32, blank=True, choices=CONSENT_CHOICES,
+        help_text="On what basis the people pictured are in the data.",
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -50,6 +65,11 @@ class Image(models.Model):
     )
     # The path the image had when it was imported (relative to the import directory).
     original_path = models.CharField(max_length=1000, blank=True)
+    # The image's own terms, over its source's (`curation.sources.terms.resolve`); blank: the
+    # source's. `consent_reference` names e.g. a signed consent form.
+    licence = models.CharField(max_length=64, blank=True)
+    consent_basis = models.CharField(max_length=32, blank=True, choices=CONSENT_CHOICES)
+    consent_reference = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Perceptual hashes (unsigned 64-bit values stored as signed bigint) and the four 16-bit
     # bands of the pHash, each indexed: near-duplicate candidates are found by band equality

@@ -23,6 +23,15 @@ from .records import LineError, Scale, parse_number
 
 KIND = "agiqa-3k"
 SCALE: Scale = (0.0, 5.0)
+# The official repository's LICENSE file (MIT), the only terms it publishes; the images are
+# downloaded from the archive its README links.
+ORIGIN = (
+    "Li et al., AGIQA-3K: An Open Database for AI-Generated Image Quality Assessment, "
+    "IEEE TCSVT 2023; "
+    "https://github.com/lcysyzxdxc/AGIQA-3k-Database"
+)
+LICENCE = "MIT"
+
 LABEL_FILES = ("data.csv",)
 IMAGE_DIRS = ("", "images")
 TEXT_COLUMNS = ("prompt", "adj1", "adj2", "style")

@@ -31,6 +31,15 @@ from .records import ParseResult, RecordBuilder, Scale, check_scale
 
 KIND = "ava"
 SCALE: Scale = (1.0, 10.0)
+# The release's readme ("Copyright Considerations"): rights to all images are retained by the
+# photographers/dpchallenge; do not redistribute images or data.
+ORIGIN = (
+    "Murray, Marchesotti and Perronnin, AVA: A Large-Scale Database for Aesthetic Visual "
+    "Analysis, CVPR 2012; "
+    "images from www.dpchallenge.com"
+)
+LICENCE = "all-rights-reserved"
+
 LABEL_FILE = "AVA.txt"
 IMAGE_DIR = "images"
 _RATINGS = range(1, 11)

@@ -22,6 +22,12 @@ from .records import Scale
 
 KIND = "baid"
 SCALE: Scale = (0.0, 10.0)
+# The official repository's README: "The dataset is licensed under CC BY-NC-ND 4.0".
+ORIGIN = (
+    "Yi et al., Towards Artistic Image Aesthetics Assessment, CVPR 2023; https://github.com/Dreemurr-T/BAID"
+)
+LICENCE = "CC-BY-NC-ND-4.0"
+
 LABEL_FILES = ("dataset/train_set.csv", "dataset/val_set.csv", "dataset/test_set.csv")
 IMAGE_DIRS = ("images",)
 

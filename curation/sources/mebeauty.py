@@ -24,6 +24,15 @@ from .records import Scale
 
 KIND = "mebeauty"
 SCALE: Scale = (1.0, 10.0)
+# The official repository's README: "The MEBeauty can be only used for non-commercial research
+# purpose".
+ORIGIN = (
+    "Lebedeva et al., MEBeauty: a multi-ethnic facial beauty dataset in-the-wild, Neural "
+    "Computing and Applications 2022; "
+    "https://github.com/fbplab/MEBeauty-database"
+)
+LICENCE = "research-only"
+
 LABEL_FILES = (
     "scores/train_universal_scores.csv",
     "scores/val_universal_scores.csv",

@@ -11,6 +11,7 @@ from humanbeauty.paths import resolve_inside
 
 from . import agiqa3k, ava, baid, manifest, mebeauty, scut_fbp5500, tad66k
 from .records import ParseResult, Scale, SourceFileError
+from .terms import UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class Parser:
     default_scale: Scale | None
     layout: str  # the one-line reminder of what PATH must be
     func: Callable[..., ParseResult]
+    # What the dataset publishes about itself (see each module): a citation or URL, its
+    # licence ("unknown" where its terms could not be verified) and the consent basis.
+    origin: str = ""
+    licence: str = UNKNOWN
+    consent_basis: str = UNKNOWN
 
     def __call__(
         self, path: str | os.PathLike[str], *, scale: Scale | None = None,
@@ -39,6 +45,8 @@ class Parser:
         return self.func(path, scale=scale, roots=roots)
 
 
+PUBLIC_TERMS = "public_dataset_terms"  # the consent basis of a published dataset
+
 PARSERS: dict[str, Parser] = {
     p.kind: p
     for p in (
@@ -48,6 +56,9 @@ PARSERS: dict[str, Parser] = {
             ava.SCALE,
             "the AVA folder (AVA.txt, images/<id>.jpg) or AVA.txt",
             ava.parse,
+            ava.ORIGIN,
+            ava.LICENCE,
+            PUBLIC_TERMS,
         ),
         Parser(
             "tad66k",
@@ -55,6 +66,9 @@ PARSERS: dict[str, Parser] = {
             tad66k.SCALE,
             "the TAD66K folder (labels/merge/{train,test}.csv, imgs/) or one of the CSVs",
             tad66k.parse,
+            tad66k.ORIGIN,
+            tad66k.LICENCE,
+            PUBLIC_TERMS,
         ),
         Parser(
             "scut-fbp5500",
@@ -62,6 +76,9 @@ PARSERS: dict[str, Parser] = {
             scut_fbp5500.SCALE,
             "the SCUT-FBP5500_v2 folder (train_test_files/All_labels.txt, Images/)",
             scut_fbp5500.parse,
+            scut_fbp5500.ORIGIN,
+            scut_fbp5500.LICENCE,
+            PUBLIC_TERMS,
         ),
         Parser(
             "mebeauty",
@@ -69,6 +86,9 @@ PARSERS: dict[str, Parser] = {
             mebeauty.SCALE,
             "the MEBeauty folder (scores/*_universal_scores.csv, images/) or one score CSV",
             mebeauty.parse,
+            mebeauty.ORIGIN,
+            mebeauty.LICENCE,
+            PUBLIC_TERMS,
         ),
         Parser(
             "baid",
@@ -76,6 +96,9 @@ PARSERS: dict[str, Parser] = {
             baid.SCALE,
             "the BAID folder (dataset/{train,val,test}_set.csv, images/) or one of the CSVs",
             baid.parse,
+            baid.ORIGIN,
+            baid.LICENCE,
+            PUBLIC_TERMS,
         ),
         Parser(
             "agiqa-3k",
@@ -83,6 +106,9 @@ PARSERS: dict[str, Parser] = {
             agiqa3k.SCALE,
             "the AGIQA-3K folder (data.csv and the images) or data.csv",
             agiqa3k.parse,
+            agiqa3k.ORIGIN,
+            agiqa3k.LICENCE,
+            PUBLIC_TERMS,
         ),
         Parser(
             "manifest",

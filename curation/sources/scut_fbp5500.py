@@ -41,6 +41,15 @@ from .xlsx import Cell, XlsxError, iter_rows, sheet_names
 
 KIND = "scut-fbp5500"
 SCALE: Scale = (1.0, 5.0)
+# The official repository's README: "The SCUT-FBP5500 database can be only used for
+# non-commercial research purpose".
+ORIGIN = (
+    "Liang et al., SCUT-FBP5500: A Diverse Benchmark Dataset for Multi-Paradigm Facial "
+    "Beauty Prediction, ICPR 2018; "
+    "https://github.com/HCIILAB/SCUT-FBP5500-Database-Release"
+)
+LICENCE = "research-only"
+
 LABEL_DIR = "train_test_files"
 LABEL_FILE = f"{LABEL_DIR}/All_labels.txt"
 SPLIT_DIR = f"{LABEL_DIR}/split_of_60%training and 40%testing"

@@ -21,6 +21,15 @@ from .records import Scale
 
 KIND = "tad66k"
 SCALE: Scale = (1.0, 10.0)
+# Not verified: the repository's Apache-2.0 badge is its code's; no licence for the dataset is
+# published beside the download link.
+ORIGIN = (
+    "He et al., Rethinking Image Aesthetics Assessment: Models, Datasets and Benchmarks, "
+    "IJCAI 2022; "
+    "https://github.com/woshidandan/TANet-image-aesthetics-and-quality-assessment"
+)
+LICENCE = "unknown"
+
 LABEL_FILES = ("labels/merge/train.csv", "labels/merge/test.csv")
 IMAGE_DIRS = ("imgs", "images")
 
