@@ -27,8 +27,10 @@ from humanbeauty.paths import resolve_inside
 from ..imaging.near_dup import DEFAULT_K
 from ..imaging.validate import InvalidImage, Reason, ValidationRules
 from ..models import FILTER_STAGES, Decision, DecisionKind, FilterJob, Image, Source, SourceItem
+from ..sources.terms import TermsError, check_permissions, rejection_reasons
 from . import dedup
 from .images import register_image
+from .provenance import terms_of
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ def default_config() -> dict[str, Any]:
             "person_threshold": 0.5,
             "inappropriate_threshold": 0.5,
         },
+        # Reject images whose terms lack any of these permissions (curation.sources.terms).
+        "terms": {"require": []},
     }
 
 
@@ -110,6 +114,10 @@ def merged_config(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
         config["clip"]["enabled"], bool
     ):
         raise JobError("faces.enabled and clip.enabled are true or false")
+    try:
+        config["terms"]["require"] = check_permissions(config["terms"]["require"])
+    except TermsError as exc:
+        raise JobError(exc.message) from None
     if config["near_dup_k"] != DEFAULT_K:
         # Clusters are a property of the pool, shared by every job and every door into it.
         raise JobError(
@@ -280,6 +288,12 @@ class _Pipeline:
         m.update(phash=image.phash, dhash=image.dhash)
         counts["hash"] += 1
         counts["dedup"] += 1
+        # terms: the image's own over its source's, against what the job requires
+        required = self.config.get("terms", {}).get("require") or []
+        if required:
+            terms = terms_of(image, item.source)
+            m.update(licence=terms.licence, consent_basis=terms.consent_basis)
+            reasons += rejection_reasons(terms.licence, required)
         # people
         if self.config["faces"]["enabled"]:
             from ..imaging.faces import detect_faces

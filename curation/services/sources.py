@@ -26,6 +26,7 @@ from humanbeauty.errors import DomainError
 from ..models import JobStatus, Source, SourceImport, SourceItem
 from ..selectors import source_in_use
 from ..sources import (
+    PARSERS,
     AllowedRoots,
     ParseResult,
     PathOutsideRoots,
@@ -36,6 +37,7 @@ from ..sources import (
     parse_source,
     resolve_inside,
 )
+from .provenance import fill_source_terms
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,8 @@ def import_source(
 
 def _source_for(result: ParseResult, kind: str, name: str, *, priority: int | None) -> Source:
     """The source named `name`: created from the parsed labels, or the same one imported
-    before (same kind and folder; another is refused), its priority updated if given."""
+    before (same kind and folder; another is refused), its priority updated if given, and the
+    terms its dataset publishes filled in where it records none."""
     source = Source.objects.filter(name=name).first()
     if source is not None and (source.kind != kind or source.location != str(result.base)):
         raise SourceFileError(
@@ -125,7 +128,10 @@ def _source_for(result: ParseResult, kind: str, name: str, *, priority: int | No
     elif priority is not None:
         source.priority = priority
         source.save(update_fields=["priority"])
-    return source
+    parser = PARSERS[kind]  # what the dataset publishes of its terms, where nothing is recorded
+    return fill_source_terms(
+        source, origin=parser.origin, licence=parser.licence, consent_basis=parser.consent_basis
+    )
 
 
 def _item(source: Source, record: SourceRecord) -> SourceItem:

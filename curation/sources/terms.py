@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from humanbeauty.errors import DomainError
+
 # What a licence may allow; filter jobs require some of them (`missing`), releases check them.
 PERMISSIONS: tuple[str, ...] = ("commercial", "redistribution", "derivatives")
 
@@ -28,8 +30,9 @@ UNKNOWN = "unknown"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+-]{0,63}$")
 
 
-class TermsError(ValueError):
-    """A licence identifier or consent basis that cannot be recorded; the message says why."""
+class TermsError(DomainError, ValueError, code="bad_terms"):
+    """A licence identifier, consent basis or required permission that cannot be used (a 400);
+    the message says why."""
 
 
 @dataclass(frozen=True)
