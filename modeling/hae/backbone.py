@@ -109,17 +109,36 @@ class PromptEncoder:
     eos_id: int
     pad_id: int
     level_token_ids: tuple[int, ...]
-    system_message: str | None = prompts.INTERNVL_SYSTEM_MESSAGE
+    system_message: str | None = prompts.INTERNVL_SYSTEM_MESSAGE  # None: no system turn
+    chat_template: str = "humanbeauty"  # prompts.CHAT_TEMPLATES
+    prefix_ids: tuple[int, ...] = ()  # put before the chat (the official template's BOS)
 
     def _text(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def prompt_ids(self, expert: bool, prompt_index: int, n_tiles: int) -> list[int]:
-        chat = prompts.chat_prompt(prompts.query(expert, prompt_index), self.system_message)
+    def _chat_parts(self, expert: bool, prompt_index: int) -> tuple[str, str]:
+        """The chat text before and after the image block."""
+        template = prompts.chat_template(self.chat_template)
+        chat = template.render(prompts.query(expert, prompt_index), self.system_message or "")
         before, after = chat.split(prompts.IMAGE_PLACEHOLDER)
+        return before, after
+
+    def prompt_text(self, expert: bool, prompt_index: int, n_tiles: int) -> str:
+        """The prompt as text, image-context tokens written out (what :meth:`prompt_ids`
+        tokenises, less :attr:`prefix_ids`)."""
+        before, after = self._chat_parts(expert, prompt_index)
+        tokens = self.tokenizer.convert_ids_to_tokens(list(self.image_token_ids))
+        block = prompts.chat_template(self.chat_template).image_block(
+            tokens[2] * (self.image_seq_length * n_tiles)
+        )
+        return before + block + after
+
+    def prompt_ids(self, expert: bool, prompt_index: int, n_tiles: int) -> list[int]:
+        before, after = self._chat_parts(expert, prompt_index)
         start, end, context = self.image_token_ids
         image = [start] + [context] * (self.image_seq_length * n_tiles) + [end]
-        return self._text(before) + image + self._text(after)
+        after = prompts.chat_template(self.chat_template).after_image + after
+        return [*self.prefix_ids, *self._text(before), *image, *self._text(after)]
 
     def pixels(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, list[int]]:
         tensors = [preprocess(im, self.tiles) for im in images]
@@ -230,8 +249,11 @@ def build_encoder(
     model: InternVLForConditionalGeneration,
     processor_or_tokenizer,
     max_tiles: int | None = None,
-    system_message: str | None = prompts.INTERNVL_SYSTEM_MESSAGE,
+    system_message: str | prompts.TemplateSystem | None = prompts.TEMPLATE_SYSTEM,
+    chat_template: str = "humanbeauty",
 ) -> PromptEncoder:
+    """``system_message``: None for no system turn; by default the chat template's own."""
+    template = prompts.chat_template(chat_template)
     tokenizer = getattr(processor_or_tokenizer, "tokenizer", processor_or_tokenizer)
     image_processor = getattr(processor_or_tokenizer, "image_processor", None)
     config = model.config
@@ -262,6 +284,10 @@ def build_encoder(
     im_end = tokenizer.convert_tokens_to_ids(prompts.IM_END)
     eos = im_end if im_end not in (None, tokenizer.unk_token_id) else tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    prefix: tuple[int, ...] = ()
+    bos = tokenizer.bos_token_id
+    if template.auto_add_bos and isinstance(bos, int) and bos in tokenizer.encode(""):
+        prefix = (bos,)
     return PromptEncoder(
         tokenizer=tokenizer,
         tiles=tiles,
@@ -270,7 +296,9 @@ def build_encoder(
         eos_id=int(eos),
         pad_id=int(pad),
         level_token_ids=level_token_ids(tokenizer),
-        system_message=system_message,
+        system_message=prompts.system_for(template, system_message),
+        chat_template=template.name,
+        prefix_ids=prefix,
     )
 
 
@@ -294,8 +322,9 @@ def load_backbone(
     spec: str | Path,
     dtype: torch.dtype = torch.float32,
     max_tiles: int | None = None,
-    system_message: str | None = prompts.INTERNVL_SYSTEM_MESSAGE,
+    system_message: str | prompts.TemplateSystem | None = prompts.TEMPLATE_SYSTEM,
     allow_download: bool | None = None,
+    chat_template: str = "humanbeauty",
 ) -> Backbone:
     source, local = resolve_checkpoint(spec, allow_download)
     local_only = local or not (_download_allowed() if allow_download is None else allow_download)
@@ -313,7 +342,7 @@ def load_backbone(
         source, dtype=dtype, local_files_only=local_only
     )
     processor = load_processor(source, local_only)
-    encoder = build_encoder(model, processor, max_tiles, system_message)
+    encoder = build_encoder(model, processor, max_tiles, system_message, chat_template)
     return Backbone(model=model, processor=processor, encoder=encoder, source=source)
 
 

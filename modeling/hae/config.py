@@ -1,15 +1,22 @@
-"""Training configuration: defaults, overridden by a JSON or TOML file, overridden by flags."""
+"""Training configuration: defaults, overridden by the recipe's (:mod:`.recipes`), overridden by
+a JSON or TOML file, overridden by flags."""
 
 from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+
+from .prompts import CHAT_TEMPLATES
+from .recipes import DEFAULT_RECIPE, RecipeError, get_recipe, grad_accum_for
+
+REGRESSION_HEADS = ("mlp", "linear")
 
 
 @dataclass
 class TrainConfig:
+    recipe: str = DEFAULT_RECIPE  # named defaults (modeling/hae/recipes.py): humanbeauty, official
     data: str | None = None  # release directory (or --data)
     out: str | None = None  # run directory (or --out)
     backbone: str = "tiny"  # hub id or directory of an InternVL checkpoint, "tiny" or "lite"
@@ -18,10 +25,16 @@ class TrainConfig:
     max_steps: int | None = None  # optimizer steps of the main stage; default from epochs
     epochs: float = 1.0
     batch_size: int = 4  # per process
-    grad_accum: int = 1
+    # Micro-batches per optimizer step; default 1, or what effective_batch makes it.
+    grad_accum: int | None = None
+    # batch_size x grad_accum x processes; when set, grad_accum follows from it (and a batch
+    # size and process count that cannot make it are refused). A grad_accum given without it
+    # turns the recipe's effective batch off.
+    effective_batch: int | None = None
     lr: float = 1e-4  # LoRA adapters
     head_lr: float = 1e-3  # regression and Expert heads
     weight_decay: float = 0.01
+    decay_bias_and_norm: bool = True  # False: no weight decay on biases and norm weights
     warmup_ratio: float = 0.03  # share of the steps with the LR rising linearly
     min_lr_ratio: float = 0.0  # the cosine decay's floor, a share of the peak LR
     max_grad_norm: float = 1.0  # gradients clipped to this norm
@@ -30,6 +43,10 @@ class TrainConfig:
     lora_dropout: float = 0.05
     lora_language: bool = True
     lora_vision: bool = True
+    lora_projector: bool = False  # the vision-language projector (mlp1)
+    lora_all_linear: bool = False  # every linear layer of the LLM, not only attention and MLP
+    regression_head: str = "mlp"  # mlp (sigmoid output) or linear (one layer, the official)
+    chat_template: str = "humanbeauty"  # modeling/hae/prompts.py CHAT_TEMPLATES
     head_hidden: int = 256
     loss_lm: float = 1.0
     loss_regression: float = 1.0
@@ -51,8 +68,27 @@ class TrainConfig:
     lite_batch_size: int = 64
     lite_embed_batch_size: int = 64
 
+    def __post_init__(self) -> None:
+        get_recipe(self.recipe)  # an unknown name is a RecipeError
+        if self.regression_head not in REGRESSION_HEADS:
+            raise RecipeError(
+                f"regression_head must be one of {', '.join(REGRESSION_HEADS)}, "
+                f"not {self.regression_head!r}"
+            )
+        if self.chat_template not in CHAT_TEMPLATES:
+            raise RecipeError(
+                f"chat_template must be one of {', '.join(CHAT_TEMPLATES)}, "
+                f"not {self.chat_template!r}"
+            )
+        for name in ("batch_size", "grad_accum", "effective_batch"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise RecipeError(f"{name} must be a positive whole number, not {value!r}")
+
     @classmethod
     def load(cls, path: str | Path | None, **overrides: object) -> TrainConfig:
+        """Dataclass defaults < the recipe's (``recipe`` from the flags, else the file, else
+        the default) < the file's values < the flags (``overrides``; None means not given)."""
         values: dict = {}
         if path:
             p = Path(path)
@@ -64,8 +100,28 @@ class TrainConfig:
             unknown = sorted(set(values) - known)
             if unknown:
                 raise ValueError(f"{p}: unknown setting(s) {', '.join(unknown)}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        name = given.get("recipe") or values.get("recipe") or DEFAULT_RECIPE
+        explicit = {**values, **given}
+        merged = {**get_recipe(str(name)).defaults, **explicit, "recipe": name}
+        if "grad_accum" in explicit and "effective_batch" not in explicit:
+            merged["effective_batch"] = None  # the user's accumulation replaces the recipe's
+        return cls(**merged)
+
+    def for_world(self, world: int) -> TrainConfig:
+        """This config for ``world`` processes: ``grad_accum`` settled (from ``effective_batch``
+        when set). Refuses an effective batch that the batch size and processes cannot make, and
+        a ``grad_accum`` that contradicts it."""
+        if self.effective_batch is None:
+            return replace(self, grad_accum=self.grad_accum or 1)
+        accum = grad_accum_for(self.effective_batch, self.batch_size, world)
+        if self.grad_accum is not None and self.grad_accum != accum:
+            raise RecipeError(
+                f"grad_accum {self.grad_accum} contradicts effective_batch "
+                f"{self.effective_batch}: {self.batch_size} per process x {world} process(es) "
+                f"needs grad_accum {accum}; give one of the two"
+            )
+        return replace(self, grad_accum=accum)
 
     def as_dict(self) -> dict:
         return asdict(self)

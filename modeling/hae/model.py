@@ -1,11 +1,14 @@
-"""HumanAesExpert: an InternVL backbone (LoRA on the LLM and the vision tower, LM head frozen)
-with the LM-head score, a regression head, the 12-dimension Expert head and a MetaVoter.
+"""HumanAesExpert: an InternVL backbone (LoRA adapters where the recipe puts them: the project's
+on the LLM and the vision tower, the official on every linear layer of the LLM and the projector;
+LM head frozen) with the LM-head score, a regression head (MLP or the official linear one), the
+12-dimension Expert head and a MetaVoter.
 
 Scoring runs two forward passes, as the paper's "switch" does: the overall question (its answer
 prefix appended) gives the LM-head score and the regression head; the 12-dimension question gives
 the Expert head; the MetaVoter combines them.
 
-A saved model directory holds ``hae_config.json``, ``heads.safetensors``, the LoRA adapter
+A saved model directory holds ``hae_config.json`` (with the recipe, chat template and regression
+head it was trained with, so scoring reads it the same way), ``heads.safetensors``, the LoRA adapter
 (``adapter/``, peft format) and, unless saved with ``include_base=False``, the base backbone and
 its processor (``backbone/``, transformers format) so the directory is self-contained.
 """
@@ -31,7 +34,7 @@ from humanbeauty.standard import DIMENSION_KEYS, LEVELS, score_to_level
 from . import prompts
 from .backbone import Backbone, EncodedBatch, load_backbone
 from .errors import CheckpointNotFoundError, IncompatibleCheckpointError
-from .heads import ExpertHead, MetaVoter, RegressionHead, lm_level_score
+from .heads import ExpertHead, LinearRegressionHead, MetaVoter, RegressionHead, lm_level_score
 
 FORMAT = "humanaesexpert"
 FORMAT_VERSION = 1
@@ -48,8 +51,11 @@ class LoraSettings:
     dropout: float = 0.05
     language: bool = True
     vision: bool = True
+    projector: bool = False  # the vision-language projector (mlp1 in the official layout)
+    all_linear: bool = False  # every linear layer of the LLM, not only LLM_MODULES
 
     def target_regex(self) -> str:
+        """The project's placement (LLM attention and MLP, vision tower) as a peft regex."""
         parts = []
         if self.language:
             parts.append(rf".*\.language_model\..*\.({'|'.join(LLM_MODULES)})")
@@ -58,6 +64,32 @@ class LoraSettings:
         if not parts:
             raise ValueError("LoRA needs the language model, the vision tower or both")
         return "|".join(f"(?:{p})" for p in parts)
+
+    def targets(self, model: nn.Module) -> str | list[str]:
+        """What peft adapts in ``model`` (an InternVLForConditionalGeneration). Without the
+        projector and all-linear options, :meth:`target_regex` (the project's placement);
+        otherwise the names of the linear layers chosen: every ``nn.Linear`` of the language
+        model (or its LLM_MODULES), of the projector, and the tower's VISION_MODULES."""
+        if not (self.projector or self.all_linear):
+            return self.target_regex()
+        names = []
+        for name, module in model.named_modules():
+            if not isinstance(module, nn.Linear):
+                continue
+            leaf = name.rsplit(".", 1)[-1]
+            if ".language_model." in f".{name}":
+                chosen = self.language and (self.all_linear or leaf in LLM_MODULES)
+            elif ".multi_modal_projector." in f".{name}":
+                chosen = self.projector
+            elif ".vision_tower." in f".{name}":
+                chosen = self.vision and leaf in VISION_MODULES
+            else:  # the LM head
+                chosen = False
+            if chosen:
+                names.append(name)
+        if not names:
+            raise ValueError("LoRA settings select no linear layer of this model")
+        return sorted(names)
 
 
 @dataclass
@@ -69,6 +101,9 @@ class HaeConfig:
     head_hidden: int = 256
     system_message: str | None = prompts.INTERNVL_SYSTEM_MESSAGE
     prompt_index: int = 1  # "Rate the aesthetics of this human picture." for scoring
+    recipe: str = "humanbeauty"  # what it was trained with (modeling/hae/recipes.py)
+    chat_template: str = "humanbeauty"  # prompts.CHAT_TEMPLATES
+    regression_head: str = "mlp"  # mlp (heads.RegressionHead) or linear (LinearRegressionHead)
     lora: dict | None = field(default_factory=lambda: asdict(LoraSettings()))
     dimensions: list[str] = field(default_factory=lambda: list(DIMENSION_KEYS))
     levels: list[str] = field(default_factory=lambda: list(LEVELS))
@@ -144,10 +179,20 @@ def _quiet_peft() -> Iterator[None]:
         yield
 
 
+def regression_head(kind: str, hidden_size: int, head_hidden: int) -> nn.Module:
+    if kind == "mlp":
+        return RegressionHead(hidden_size, head_hidden)
+    if kind == "linear":
+        return LinearRegressionHead(hidden_size)
+    raise IncompatibleCheckpointError(f"unknown regression head {kind!r} (mlp or linear)")
+
+
 class Heads(nn.Module):
-    def __init__(self, hidden_size: int, head_hidden: int, n_candidates: int):
+    def __init__(
+        self, hidden_size: int, head_hidden: int, n_candidates: int, regression: str = "mlp"
+    ):
         super().__init__()
-        self.regression = RegressionHead(hidden_size, head_hidden)
+        self.regression = regression_head(regression, hidden_size, head_hidden)
         self.expert = ExpertHead(hidden_size, head_hidden)
         self.metavoter = MetaVoter(n_candidates)
 
@@ -161,7 +206,9 @@ class HumanAesExpert(nn.Module):
         self.backbone_info = backbone
         self.config = config
         self.encoder = backbone.encoder
-        self.heads = Heads(config.hidden_size, config.head_hidden, len(self.candidates))
+        self.heads = Heads(
+            config.hidden_size, config.head_hidden, len(self.candidates), config.regression_head
+        )
 
     # construction -------------------------------------------------------------------------
     @classmethod
@@ -172,16 +219,31 @@ class HumanAesExpert(nn.Module):
         head_hidden: int = 256,
         dtype: torch.dtype = torch.float32,
         max_tiles: int | None = None,
-        system_message: str | None = prompts.INTERNVL_SYSTEM_MESSAGE,
+        system_message: str | prompts.TemplateSystem | None = prompts.TEMPLATE_SYSTEM,
         allow_download: bool | None = None,
+        *,
+        chat_template: str = "humanbeauty",
+        regression_head: str = "mlp",
+        recipe: str = "humanbeauty",
     ) -> HumanAesExpert:
-        """A new model on a base checkpoint: fresh heads, fresh LoRA adapters (if ``lora``)."""
-        backbone = load_backbone(spec, dtype, max_tiles, system_message, allow_download)
-        return cls.wrap(backbone, lora, head_hidden)
+        """A new model on a base checkpoint: fresh heads, fresh LoRA adapters (if ``lora``).
+        ``system_message``: by default the chat template's own; None for no system turn."""
+        backbone = load_backbone(
+            spec, dtype, max_tiles, system_message, allow_download, chat_template=chat_template
+        )
+        return cls.wrap(
+            backbone, lora, head_hidden, regression_head=regression_head, recipe=recipe
+        )
 
     @classmethod
     def wrap(
-        cls, backbone: Backbone, lora: LoraSettings | None = None, head_hidden: int = 256
+        cls,
+        backbone: Backbone,
+        lora: LoraSettings | None = None,
+        head_hidden: int = 256,
+        *,
+        regression_head: str = "mlp",
+        recipe: str = "humanbeauty",
     ) -> HumanAesExpert:
         """Fresh heads (and LoRA adapters) around an already loaded backbone."""
         vlm: nn.Module = backbone.model
@@ -192,7 +254,7 @@ class HumanAesExpert(nn.Module):
                 r=lora.r,
                 lora_alpha=lora.alpha,
                 lora_dropout=lora.dropout,
-                target_modules=lora.target_regex(),
+                target_modules=lora.targets(vlm),
             )
             with _quiet_peft():
                 vlm = get_peft_model(vlm, settings)
@@ -204,6 +266,9 @@ class HumanAesExpert(nn.Module):
             head_hidden=head_hidden,
             system_message=backbone.encoder.system_message,
             lora=asdict(lora) if lora else None,
+            recipe=recipe,
+            chat_template=backbone.encoder.chat_template,
+            regression_head=regression_head,
         )
         return cls(vlm, backbone, config)
 
@@ -391,7 +456,12 @@ class HumanAesExpert(nn.Module):
         config = HaeConfig(**{k: v for k, v in raw.items() if k in known})
         base = root / "backbone" if (root / "backbone").is_dir() else config.backbone
         backbone = load_backbone(
-            base, dtype, max_tiles or config.max_tiles, config.system_message, allow_download
+            base,
+            dtype,
+            max_tiles or config.max_tiles,
+            config.system_message,
+            allow_download,
+            chat_template=config.chat_template,
         )
         text = backbone.model.config.text_config
         if text.hidden_size != config.hidden_size:

@@ -3,8 +3,10 @@
 ``python -m modeling.train --data RELEASE_DIR --out RUN_DIR [--backbone HUB_ID_OR_PATH|tiny|lite]
 [--config FILE] [--max-steps N] [--resume]``; the trained model lands in ``RUN_DIR/final/``.
 
-Stage 1 trains LoRA adapters (LLM and vision tower) and the regression and Expert heads with the
-LM loss plus the (masked) score losses; stage 2 trains the MetaVoter with everything else
+Stage 1 trains LoRA adapters (where the recipe puts them: ``--recipe humanbeauty``, the default,
+on the LLM and the vision tower; ``--recipe official`` on every linear layer of the LLM and the
+projector, :mod:`.recipes`) and the regression and Expert heads with the LM loss plus the
+(masked) score losses; stage 2 trains the MetaVoter with everything else
 frozen, on the validation split (or a held-out share of train when the release has none), never
 on the images the heads trained on.
 Checkpoints go to ``RUN_DIR/checkpoints/step-N/`` and ``--resume`` continues from the newest;
@@ -45,6 +47,7 @@ from .loop import (
 )
 from .losses import LossWeights, hae_loss
 from .model import HumanAesExpert, LoraSettings
+from .recipes import DEFAULT_RECIPE, RECIPES, RecipeError
 from .tiny import build_tiny_checkpoint
 
 
@@ -118,7 +121,7 @@ def base_checkpoint(cfg: TrainConfig, run_dir: Path, rt: Runtime) -> str:
 
 
 def plan_steps(cfg: TrainConfig, n_samples: int, world: int) -> tuple[int, int]:
-    per_step = cfg.batch_size * cfg.grad_accum * world
+    per_step = cfg.batch_size * (cfg.grad_accum or 1) * world
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * n_samples / per_step))
     voter = cfg.metavoter_steps if cfg.metavoter_steps is not None else max(1, total // 10)
     return total, voter
@@ -127,6 +130,7 @@ def plan_steps(cfg: TrainConfig, n_samples: int, world: int) -> tuple[int, int]:
 def train_hae(cfg: TrainConfig, data: str, run_dir: Path, resume: bool) -> Path:
     rt = setup_runtime()
     try:
+        cfg = cfg.for_world(rt.world)  # grad_accum from the effective batch, or refused
         return train(
             lambda latest, state: HaeTraining(cfg, data, run_dir, rt, latest, state),
             cfg, data, run_dir, resume, rt,
@@ -178,10 +182,23 @@ class HaeTraining:
             model = HumanAesExpert.from_pretrained(latest, dtype=dtype, trainable=True)
         else:
             lora = LoraSettings(
-                cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_language, cfg.lora_vision
+                cfg.lora_r,
+                cfg.lora_alpha,
+                cfg.lora_dropout,
+                cfg.lora_language,
+                cfg.lora_vision,
+                projector=cfg.lora_projector,
+                all_linear=cfg.lora_all_linear,
             )
             model = HumanAesExpert.from_backbone(
-                base_checkpoint(cfg, run_dir, rt), lora, cfg.head_hidden, dtype, cfg.max_tiles
+                base_checkpoint(cfg, run_dir, rt),
+                lora,
+                cfg.head_hidden,
+                dtype,
+                cfg.max_tiles,
+                chat_template=cfg.chat_template,
+                regression_head=cfg.regression_head,
+                recipe=cfg.recipe,
             )
         model.to(rt.device)
         if cfg.gradient_checkpointing:
@@ -204,11 +221,24 @@ class HaeTraining:
         return plan_steps(cfg, len(self.dataset), self.rt.world)
 
     def param_groups(self) -> list[dict]:
+        """LoRA at ``lr``, heads at ``head_lr``; with ``decay_bias_and_norm`` off (the official
+        recipe, as the Hugging Face Trainer does) biases and norm weights get no weight decay."""
         groups = [{"params": self.head_params, "lr": self.cfg.head_lr}]
         lora_params = self.model.lora_parameters()
         if lora_params:
             groups.insert(0, {"params": lora_params, "lr": self.cfg.lr})
-        return groups
+        if self.cfg.decay_bias_and_norm:
+            return groups
+        exempt = {id(p) for p in no_decay_parameters(self.model)}
+        split = []
+        for group in groups:
+            decay = [p for p in group["params"] if id(p) not in exempt]
+            rest = [p for p in group["params"] if id(p) in exempt]
+            if decay:
+                split.append({**group, "params": decay})
+            if rest:
+                split.append({**group, "params": rest, "weight_decay": 0.0})
+        return split
 
     def accumulate(self, step: int, scaler: torch.amp.GradScaler) -> tuple[dict[str, float], int]:
         cfg, rt = self.cfg, self.rt
@@ -240,6 +270,18 @@ class HaeTraining:
         from .evaluate import evaluate_samples
 
         return evaluate_samples(self.model, test, batch_size=self.cfg.eval_batch_size)
+
+
+def no_decay_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Biases and the weights of norm layers (LayerNorm, RMSNorm): what the Hugging Face
+    Trainer, and so the official recipe, leaves out of weight decay."""
+    found = []
+    for module in model.modules():
+        is_norm = isinstance(module, torch.nn.LayerNorm) or "norm" in type(module).__name__.lower()
+        for name, p in module.named_parameters(recurse=False):
+            if is_norm or name == "bias":
+                found.append(p)
+    return found
 
 
 def _inputs(batch: EncodedBatch) -> dict[str, torch.Tensor | None]:
@@ -297,6 +339,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", help="run directory; or 'out' in --config")
     parser.add_argument("--backbone", help="hub id or path of an InternVL checkpoint, tiny, lite")
     parser.add_argument("--config", help="JSON or TOML file of TrainConfig settings")
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        help="named defaults that --config and the flags override: humanbeauty (the "
+        "project's, the default) or official (HumanAesExpert as published)",
+    )
     parser.add_argument("--max-steps", type=int, help="optimizer steps of the main stage")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     parser.add_argument("--clip-model", help="lite: open_clip model name, or tiny")
@@ -306,8 +354,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        return _main(args)
+    except RecipeError as exc:
+        raise SystemExit(f"python -m modeling.train: {exc}") from exc
+
+
+def _main(args: argparse.Namespace) -> int:
     cfg = TrainConfig.load(
         args.config,
+        recipe=args.recipe,
         data=args.data,
         out=args.out,
         backbone=args.backbone,
@@ -317,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not cfg.data or not cfg.out:
         raise SystemExit("give the release with --data and the run directory with --out")
+    if cfg.backbone == "lite" and cfg.recipe != DEFAULT_RECIPE:
+        raise RecipeError(
+            f"the {cfg.recipe} recipe trains an InternVL model; the lite backbone (heads on "
+            "CLIP embeddings) has no language model to adapt"
+        )
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.backbone == "lite":
