@@ -5,8 +5,9 @@ project's recipe unchanged.
 Official sources quoted below:
 - KwaiVGI/HumanAesExpert ``finetune-workspace/finetune-HumanAesExpert-1b.sh`` (``swift sft
   --sft_type lora`` with no ``--lora_target_modules``, so ms-swift's DEFAULT for the model type)
-  and ``HumanAesExpert_register.py`` (template ``Internvl2_HumanAesExpertTemplate(InternvlTemplate)``,
-  query ``'<image>\\n' + prompt``, model type registered with ``LoRATM.internvl``);
+  and ``HumanAesExpert_register.py`` (template ``Internvl2_HumanAesExpertTemplate``, a subclass
+  of ``InternvlTemplate``; query ``'<image>\\n' + prompt``; model type registered with
+  ``LoRATM.internvl``);
 - its ms-swift 2.x: ``swift/utils/module_mapping.py`` ``get_regex_for_mm_default_lora`` (the
   regex over module names, INTERNVL_KEYS language_model='language_model', connector='mlp1'),
   ``swift/tuners/peft.py`` ``_create_and_replace_hook2`` (a matched module of a multimodal
@@ -75,7 +76,7 @@ def official_name(native: str) -> str:
 
 
 # ms-swift InternvlTemplate (the base of Internvl2_HumanAesExpertTemplate)
-SWIFT_SYSTEM = "You are an AI assistant whose name is InternLM (书生·浦语)."  # noqa: RUF001
+SWIFT_SYSTEM = "You are an AI assistant whose name is InternLM (书生·浦语)."
 SWIFT_SYSTEM_PREFIX = "<|im_start|>system\n{{SYSTEM}}<|im_end|>"
 SWIFT_PROMPT = "<|im_start|>user\n{{QUERY}}<|im_end|><|im_start|>assistant\n"
 SWIFT_SUFFIX = "<|im_end|>"
@@ -199,7 +200,8 @@ def test_project_recipe_is_unchanged(tiny_checkpoint, tiny_release, tmp_path):
     assert not any("multi_modal_projector" in n for n in adapted)
     assert isinstance(task.model.heads.regression, RegressionHead)
     groups = task.param_groups()
-    assert [g["lr"] for g in groups] == [1e-4, 1e-3] and all("weight_decay" not in g for g in groups)
+    assert [g["lr"] for g in groups] == [1e-4, 1e-3]
+    assert all("weight_decay" not in g for g in groups)
 
     encoder = task.model.encoder
     text = encoder.prompt_text(False, 1, 1)
