@@ -8,3 +8,10 @@ class RightsConfig(AppConfig):
 
     name = "rights"
     verbose_name = "Rights and takedown"
+
+    def ready(self) -> None:
+        from curation import admission
+
+        from .blocklist import load_blocklist
+
+        admission.register(load_blocklist)

@@ -96,6 +96,7 @@ class Match(models.Model):
     sha256 = models.CharField(max_length=64)
     phash = models.BigIntegerField(null=True, blank=True)
     original_path = models.CharField(max_length=1000, blank=True)
+    stored_name = models.CharField(max_length=300, help_text="Its file in the store.")
     how = models.CharField(max_length=20, choices=MatchHow.choices)
     # Hamming distance of the pHashes for a near-duplicate; what it was near (photo or image).
     distance = models.PositiveSmallIntegerField(null=True, blank=True)
