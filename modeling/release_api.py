@@ -98,6 +98,7 @@ class ReleaseViewSet(LongJobViewSet):
             shard_size=d["shard_size"],
             na=d["na"],
             contact=d["contact"],
+            licence=d["licence"],
             user=request.user,
         )
         release.refresh_from_db()

@@ -30,6 +30,7 @@ from core.jobs import live
 from curation.imaging.hashing import from_signed64, int_to_hex
 from curation.models import FilterJob, Image, Source
 from curation.selectors import accepted_decisions, job_summary, latest_finished_job
+from curation.sources.terms import Terms, resolve
 from humanbeauty.standard import DIMENSION_KEYS, OVERALL_KEY
 
 from .models import (
@@ -46,6 +47,13 @@ from .release.errors import ReleaseError
 
 OVERALL_INDEX = DIMENSION_KEYS.index(OVERALL_KEY)
 IMAGE_FIELDS = ("id", "file", "sha256", "phash", "cluster_id", "width", "height", "format")
+# An image's own terms, then its source's (`curation.sources.terms.resolve` decides).
+TERMS_FIELDS = ("licence", "consent_basis", "source__licence", "source__consent_basis")
+
+
+def _terms(own_licence: str, own_basis: str, licence: str, basis: str) -> dict[str, str]:
+    terms = resolve(Terms(own_licence, own_basis), Terms(licence, basis))
+    return {"licence": terms.licence, "consent_basis": terms.consent_basis}
 
 
 def _image_parts(values: Sequence, media_root: str) -> dict:
@@ -102,10 +110,13 @@ def expert_rows(
     labels = (
         _labels(projects, min_raters, max_disagreement)
         .order_by("image_id", "project_id")
-        .values_list("project__name", "scores", "final", *(f"image__{f}" for f in IMAGE_FIELDS))
+        .values_list("project__name", "scores", "final", *(f"image__{f}" for f in IMAGE_FIELDS),
+                     *(f"image__{f}" for f in TERMS_FIELDS))
     )
     last = None
-    for project_name, cells_by_key, final, *image in labels.iterator(chunk_size=5000):
+    n = len(IMAGE_FIELDS)
+    for project_name, cells_by_key, final, *fields in labels.iterator(chunk_size=5000):
+        image, terms = fields[:n], fields[n:]
         if image[0] == last:  # an image in two projects: the first project wins
             continue
         last = image[0]
@@ -120,6 +131,7 @@ def expert_rows(
             scores=label.scores,
             std=label.std,
             n=label.n,
+            **_terms(*terms),
         )
 
 
@@ -139,9 +151,11 @@ def overall_rows(sources: Sequence[Source], skip: set[int]) -> Iterator[ReleaseR
         accepted = (
             _accepted(job)
             .order_by("item__image_id")
-            .values_list("item__score", *(f"item__image__{f}" for f in IMAGE_FIELDS))
+            .values_list("item__score", *(f"item__image__{f}" for f in IMAGE_FIELDS),
+                         "item__image__licence", "item__image__consent_basis")
         )
-        for score, *image in accepted.iterator(chunk_size=5000):
+        # The record is this source's: its terms under the image's own.
+        for score, *image, own_licence, own_basis in accepted.iterator(chunk_size=5000):
             if image[0] in skip:
                 continue
             skip.add(image[0])
@@ -152,6 +166,7 @@ def overall_rows(sources: Sequence[Source], skip: set[int]) -> Iterator[ReleaseR
                 scores=None,
                 std=None,
                 n=None,
+                **_terms(own_licence, own_basis, source.licence, source.consent_basis),
             )
 
 
@@ -243,8 +258,9 @@ def excluded_in(projects: Sequence[Project]) -> set[int]:
 
 
 def source_facts(source: Source) -> dict[str, Any]:
-    """A source's provenance and its newest finished filter job (the one a release takes):
-    settings, final counts and rejection reasons. The platform records no licence."""
+    """A source's provenance (origin, licence, consent basis as recorded; None where not) and
+    its newest finished filter job (the one a release takes): settings, final counts and
+    rejection reasons."""
     job = latest_finished_job(source)
     summary = job_summary(job) if job is not None else None
     scale = None if source.score_min is None else [source.score_min, source.score_max]
@@ -253,7 +269,9 @@ def source_facts(source: Source) -> dict[str, Any]:
         "kind": source.kind,
         "description": source.description,
         "location": source.location,
-        "licence": None,
+        "licence": source.licence or None,
+        "origin": source.origin or None,
+        "consent_basis": source.consent_basis or None,
         "score_scale": scale,
         "filter_job": None if job is None else {
             "id": job.pk,

@@ -182,6 +182,13 @@ class ReleaseBuildSerializer(serializers.Serializer):
         required=False, default="unknown", max_length=64,
         help_text="The dataset card's licence identifier (e.g. cc-by-4.0).",
     )
+    licence = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=64,
+        help_text="The licence the release declares, one the platform knows (CC-BY-4.0, "
+        "CC-BY-NC-4.0, research-only...): the build refuses images whose terms it does not "
+        "allow. Empty: none declared, nothing refused, the images' licences are stated. "
+        "Checked with the rest of the configuration.",
+    )
     shard_size = serializers.IntegerField(
         required=False, default=10_000, min_value=1, max_value=1_000_000,
         help_text="WebDataset samples per tar shard.",

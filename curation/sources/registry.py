@@ -11,7 +11,6 @@ from humanbeauty.paths import resolve_inside
 
 from . import agiqa3k, ava, baid, manifest, mebeauty, scut_fbp5500, tad66k
 from .records import ParseResult, Scale, SourceFileError
-from .terms import UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -30,10 +29,11 @@ class Parser:
     layout: str  # the one-line reminder of what PATH must be
     func: Callable[..., ParseResult]
     # What the dataset publishes about itself (see each module): a citation or URL, its
-    # licence ("unknown" where its terms could not be verified) and the consent basis.
+    # licence ("unknown" where its terms could not be verified) and the consent basis; blank
+    # for a kind that is no one dataset (a manifest): nothing is recorded for it.
     origin: str = ""
-    licence: str = UNKNOWN
-    consent_basis: str = UNKNOWN
+    licence: str = ""
+    consent_basis: str = ""
 
     def __call__(
         self, path: str | os.PathLike[str], *, scale: Scale | None = None,

@@ -92,6 +92,8 @@ _BY_LOWER = {key.lower(): key for key in LICENCES}
 def normalize_licence(value: str | None) -> str:
     """A licence identifier as stored: a known one in the table's spelling (any case), another
     well-formed identifier as written, blank as "" (not set). Raises TermsError otherwise."""
+    if value is not None and not isinstance(value, str):
+        raise TermsError(f"a licence is an identifier such as CC-BY-4.0, not {value!r}")
     text = (value or "").strip()
     if not text:
         return ""
@@ -108,6 +110,8 @@ def normalize_licence(value: str | None) -> str:
 
 def normalize_consent_basis(value: str | None) -> str:
     """A consent basis as stored ("" when not set), or TermsError naming the choices."""
+    if value is not None and not isinstance(value, str):
+        raise TermsError(f"consent basis must be one of {', '.join(CONSENT_BASES)}")
     text = (value or "").strip().lower().replace("-", "_").replace(" ", "_")
     if not text:
         return ""
@@ -176,6 +180,8 @@ def rejection_reasons(licence_id: str, required: Iterable[str]) -> list[str]:
 def declared_licence(value: str | None) -> str:
     """A release's declared licence: "" (none declared: nothing refused, the mix is stated)
     or an id of the table (its spelling). Raises TermsError for any other."""
+    if value is not None and not isinstance(value, str):
+        raise TermsError(f"a release's licence is a licence identifier, not {value!r}")
     text = (value or "").strip()
     if not text:
         return ""

@@ -12,11 +12,14 @@ import json
 import os
 import shutil
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from curation.sources.terms import licence_mix_error
 
 from .card import write_card
 from .config import ReleaseConfig, ReleaseRow
@@ -209,6 +212,8 @@ class _Builder:
         self.n_hashed = 0
         self.n_image_files = 0
         self.n_linked = 0  # of those, hard links (--images link; the rest were written)
+        # (source, licence, consent basis) -> images: the release's terms, as written
+        self.terms: Counter[tuple[str, str, str]] = Counter()
         # 12-dim images with a not-applicable dimension, and what the official layout did
         self.na_counts = {"with_na": 0, "filled": 0, "dropped": 0, "as_overall": 0}
 
@@ -256,7 +261,7 @@ class _Builder:
         record = (
             rel, row.image_id, split, row.source, kind, expert, overall, overall_level, *dims,
             name, sha, row.phash, row.cluster, width, height, row.format,
-            row.file if config.images == "none" else None,
+            row.file if config.images == "none" else None, row.licence, row.consent_basis,
         )
         if self.official:
             self.write_official(name, split, expert, row.source, dims, overall, overall_level)
@@ -268,6 +273,7 @@ class _Builder:
         if len(buf) >= BATCH_ROWS:
             self.flush(split)
         self.stats.counts[(split, row.source, kind)] += 1
+        self.terms[(row.source, row.licence, row.consent_basis)] += 1
         self.ids.append(row.image_id)
         self.split_codes.append(self.names.index(split))
         self.name_keys.append(int(name[:16], 16))
@@ -371,6 +377,23 @@ class _Builder:
         }
 
 
+def terms_summary(counts: Mapping[tuple[str, str, str], int]) -> dict[str, Any]:
+    """The release's terms as counted: images per licence and per consent basis, and per
+    source {source: {licence: images}} (keys sorted)."""
+    licences: Counter[str] = Counter()
+    bases: Counter[str] = Counter()
+    by_source: dict[str, Counter[str]] = {}
+    for (source, licence, basis), n in counts.items():
+        licences[licence] += n
+        bases[basis] += n
+        by_source.setdefault(source, Counter())[licence] += n
+    return {
+        "licences": dict(sorted(licences.items())),
+        "consent_bases": dict(sorted(bases.items())),
+        "by_source": {s: dict(sorted(c.items())) for s, c in sorted(by_source.items())},
+    }
+
+
 def _verify(checks: dict[str, Any]) -> None:
     """Refuse a release whose own output breaks a promise."""
     problems = []
@@ -410,6 +433,10 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
             raise ReleaseConfigError(
                 "the selection is empty: no image matches the chosen sources, projects and rules"
             )
+        refusal = licence_mix_error(config.licence, terms_summary(builder.terms)["licences"],
+                                    ships_images=config.images != "none")
+        if refusal:
+            raise ReleaseConfigError(refusal + "; nothing was released")
         if builder.official and not builder.official.lines["test"]:
             na = builder.na_counts["dropped"]
             raise ReleaseConfigError(
@@ -428,8 +455,10 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
     splits_sha256 = builder.splits_sha256()
     checks = {**builder.checks(plan.history), **report["verified"]}
     _verify(checks)
+    terms = {"declared": config.licence or None, **terms_summary(builder.terms)}
     report = {
         **report,
+        "terms": terms,
         "checks": checks,
         "image_files": {"written": builder.n_image_files, "linked": builder.n_linked},
         "withheld": [{"image_id": i, **w} for i, w in sorted(withheld.items())],
@@ -447,7 +476,7 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
     split_counts = stats.split_counts()
     write_card(log, config, split_counts, platform_version=platform_version, layout=layout,
                sources=list(stats.source_counts()),
-               summary=summary(report["about"], config_dict))
+               summary=summary(report["about"], config_dict), terms=terms)
     if progress:
         progress("datasheet", 1, 1)
 
@@ -469,6 +498,7 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
             **({"official": official} if official else {}),
         },
         "scores": stats.measure_summary(),
+        "terms": terms,
         "checks": checks,
         "withheld": report["withheld"],
         "excluded": report["excluded"],

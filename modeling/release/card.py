@@ -12,7 +12,7 @@ client (the tests run every snippet).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -97,7 +97,7 @@ def card_header(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
     splits = [s for s in config.splits if split_counts[s]["total"]]
     header: dict[str, Any] = {
         "pretty_name": f"{config.name} {config.version}" + (f" ({fmt})" if in_folder else ""),
-        "license": config.license,
+        "license": config.card_license,
         "task_categories": list(TASK_CATEGORIES),
         "tags": list(TAGS),
         "size_categories": [size_category(total)],
@@ -174,7 +174,8 @@ def _counts_table(config: ReleaseConfig, split_counts: dict[str, dict[str, int]]
 def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
               digests: dict[str, str], *,
               platform_version: str, layout: list[str],
-              sources: list[str], summary: Sequence[str] = ()) -> str:
+              sources: list[str], summary: Sequence[str] = (),
+              terms: Mapping[str, Any] | None = None) -> str:
     """README.md at the release root: the YAML header, then the summary."""
     total = sum(c["total"] for c in split_counts.values())
     experts = sum(c[KIND_EXPERT] for c in split_counts.values())
@@ -184,8 +185,9 @@ def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
         f"# {config.name} {config.version}", "",
         f"A HumanBeauty dataset release of {total:,} images ({total - experts:,} with an overall "
         f"score only, {experts:,} rated on the 12 dimensions), built by the HumanBeauty platform "
-        f"{platform_version}. Sources: {', '.join(sources) or 'none'}. Licence: "
-        f"{config.license}. The datasheet (datasheet.md, datasheet.html) describes how it was "
+        f"{platform_version}. Sources: {', '.join(sources) or 'none'}. "
+        + licence_line(config, terms)
+        + " The datasheet (datasheet.md, datasheet.html) describes how it was "
         "made; manifest.json holds the sha256 of every file.", "",
         *(f"- {line}" for line in summary), *([""] if summary else []),
         "## Splits", "",
@@ -222,7 +224,9 @@ def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
         "(consensus score in [0, 1]), `{key}_std`, `{key}_n` (raters) and `{key}_level`, "
         "null for overall-only images and where a dimension does not apply; then `name`, "
         "`sha256`, `phash`, `cluster` (near-duplicate cluster, null when alone), `width`, "
-        "`height`, `format` (of the original file) and `original_file` (images=none only).", "",
+        "`height`, `format` (of the original file), `original_file` (images=none only), "
+        "`licence` and `consent_basis` (the image's terms: its own over its source's; "
+        "`unknown` where none is recorded).", "",
         "Dimensions, in the official order: " + ", ".join(f"`{k}`" for k in DIMENSION_KEYS)
         + ".", "",
         *(_CSV_NOTE if "csv" in config.formats else ()),
@@ -257,9 +261,23 @@ def folder_card(config: ReleaseConfig, fmt: str, split_counts: dict[str, dict[st
             "see ../README.md.\n")
 
 
+def licence_line(config: ReleaseConfig, terms: Mapping[str, Any] | None) -> str:
+    """The card's licence sentence, from what the build counted: the declared licence (or the
+    card's identifier), then the images' licences with how many images each."""
+    declared = config.licence or config.license
+    line = f"Licence: {declared}" + ("" if config.licence else " (no licence declared)") + "."
+    if terms:
+        mix = ", ".join(f"{lic} ({n:,} image{'s' if n != 1 else ''})"
+                        for lic, n in terms["licences"].items())
+        line += (f" The images' own terms: {mix}; per image in the `licence` and "
+                 "`consent_basis` columns, per source in manifest.json (`terms`).")
+    return line
+
+
 def write_card(log, config: ReleaseConfig, split_counts: dict[str, dict[str, int]], *,
                platform_version: str, layout: list[str],
-               sources: list[str], summary: Sequence[str] = ()) -> None:
+               sources: list[str], summary: Sequence[str] = (),
+               terms: Mapping[str, Any] | None = None) -> None:
     """README.md at the root, and in each folder of FOLDER_CARDS that was built."""
     digests = {}
     for fmt in CARD_FORMATS:
@@ -268,7 +286,7 @@ def write_card(log, config: ReleaseConfig, split_counts: dict[str, dict[str, int
         digests[fmt] = hashlib.sha256(lines.encode()).hexdigest()
     log.write_bytes("README.md", card_text(
         config, split_counts, digests, platform_version=platform_version,
-        layout=layout, sources=sources, summary=summary,
+        layout=layout, sources=sources, summary=summary, terms=terms,
     ).encode("utf-8"))
     for fmt in FOLDER_CARDS:
         if fmt in config.formats:

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from curation.sources.terms import UNKNOWN, TermsError, declared_licence, licence_of
 from humanbeauty.standard import DIMENSION_KEYS
 
 from .errors import ReleaseConfigError
@@ -48,6 +49,9 @@ class ReleaseRow:
     scores: tuple[float | None, ...] | None = None
     std: tuple[float | None, ...] | None = None
     n: tuple[int, ...] | None = None
+    # The terms that hold for the image (its own over its source's; curation.sources.terms).
+    licence: str = UNKNOWN
+    consent_basis: str = UNKNOWN
 
     @property
     def is_expert(self) -> bool:
@@ -73,6 +77,10 @@ class ReleaseConfig:
     shard_size: int = 10_000  # WebDataset samples per tar shard
     license: str = "unknown"  # the dataset card's licence: a Hub identifier (e.g. cc-by-4.0)
     na: str = "fill"  # the official layout's not-applicable dimensions: NA_POLICIES
+    # The licence the release declares, from the platform's table (curation.sources.terms);
+    # the build refuses images whose terms it does not allow. "": none declared (nothing is
+    # refused; the mix of the images' licences is stated).
+    licence: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -142,6 +150,11 @@ class ReleaseConfig:
                 f"{self.license!r}"
             )
 
+        try:
+            object.__setattr__(self, "licence", declared_licence(self.licence))
+        except TermsError as exc:
+            raise ReleaseConfigError(exc.message) from None
+
         if self.na not in NA_POLICIES:
             raise ReleaseConfigError(
                 f"na must be one of {', '.join(NA_POLICIES)}, got {self.na!r}"
@@ -166,6 +179,13 @@ class ReleaseConfig:
         return self.images != "none" and "webdataset" in self.formats and not self.loose_images
 
     @property
+    def card_license(self) -> str:
+        """The card's `license:`: the one given, else the declared licence's identifier."""
+        if self.license == "unknown" and self.licence:
+            return licence_of(self.licence).hub_id
+        return self.license
+
+    @property
     def splits(self) -> tuple[str, ...]:
         """The configured splits in canonical order (train, val, test)."""
         return tuple(s for s in SPLITS if s in self.split)
@@ -184,4 +204,5 @@ class ReleaseConfig:
             "shard_size": self.shard_size,
             "license": self.license,
             "na": self.na,
+            "licence": self.licence,
         }

@@ -47,6 +47,8 @@ TAIL: tuple[tuple[str, str], ...] = (
     ("height", "int32"),
     ("format", "string"),  # of the original stored file
     ("original_file", "string"),  # where the image was left, for images=none; else null
+    ("licence", "string"),  # the image's terms: its own over its source's ("unknown": none)
+    ("consent_basis", "string"),
 )
 COLUMNS: tuple[tuple[str, str], ...] = HEAD + DIMS + TAIL
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
@@ -155,7 +157,8 @@ WDS_JSON: tuple[tuple[str, str], ...] = (
     ("levels", "list:string"),  # "" where not rated
     *TAIL,
 )
-_TAIL_PLACEHOLDER = {"phash": "", "cluster": -1, "original_file": ""}  # for a null
+_TAIL_PLACEHOLDER = {"phash": "", "cluster": -1, "original_file": "", "licence": "",
+                     "consent_basis": ""}  # for a null
 _HEAD_N, _TAIL_START = len(HEAD), len(HEAD) + len(DIMS)
 
 

@@ -30,6 +30,7 @@ from core import jobs
 from curation.models import Source
 from curation.selectors import unverified_image_ids
 from curation.services.images import ensure_hashed
+from curation.sources.terms import licence_mix_error
 
 from .. import selectors
 from ..models import Release, ReleaseItem, ReleaseStatus
@@ -43,7 +44,7 @@ from ..release import (
     diff_splits,
     plan_splits,
 )
-from ..release.errors import ReleaseError
+from ..release.errors import ReleaseConfigError, ReleaseError
 from ..release.intervals import agreement_intervals, resamples
 
 PLATFORM_VERSION = "0.1.0"
@@ -88,6 +89,7 @@ def release_config(name: str, version: str, config: Mapping[str, Any]) -> Releas
         license=config.get("license", "unknown"),
         shard_size=config.get("shard_size", 10_000),
         na=config.get("na", "fill"),
+        licence=config.get("licence", ""),
     )
 
 
@@ -117,9 +119,12 @@ def create_release(
     shard_size: int = 10_000,
     na: str = "fill",
     contact: str = "",
+    licence: str = "",
     user: AbstractBaseUser | None = None,
 ) -> Release:
-    """Check a release configuration and queue its build; releases are immutable."""
+    """Check a release configuration and queue its build; releases are immutable. With a
+    declared `licence`, a selection whose images' terms it does not allow is refused here, by
+    the check the build makes again over what it writes (`terms.licence_mix_error`)."""
     if not name.strip() or not version.strip():
         raise ReleaseError("a release needs a name and a version")
     existing = Release.objects.filter(name=name, version=version).first()
@@ -144,9 +149,11 @@ def create_release(
         "shard_size": shard_size,
         "na": na,
         "contact": contact.strip(),  # for takedown requests, in the datasheet
+        "licence": licence,
     }
     checked = release_config(name, version, config)  # what the worker will build, or a 400
     config["formats"] = list(checked.formats)
+    config["licence"] = checked.licence
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and any(out.iterdir()):
         raise ReleaseError(f"{out} is not empty; a release is written into a new directory")
@@ -159,6 +166,8 @@ def create_release(
             "the selection is empty: the projects have no rated images passing the rules "
             "and the sources no accepted images with scores"
         )
+    if checked.licence:
+        _check_licence_mix(project_objs, source_objs, config, checked)
     if existing is not None:
         existing.delete()
     release = Release.objects.create(
@@ -170,6 +179,16 @@ def create_release(
     )
     jobs.enqueue(release)
     return release
+
+
+def _check_licence_mix(projects: Sequence[Project], sources: Sequence[Source], config: Mapping,
+                       checked: ReleaseConfig) -> None:
+    """The selection's licences against the declared one (one streamed read of its rows, less
+    the images held back), refused with the build's own words."""
+    counts = Counter(row.licence for row in _Selection(projects, sources, config).rows())
+    refusal = licence_mix_error(checked.licence, counts, ships_images=checked.images != "none")
+    if refusal:
+        raise ReleaseConfigError(refusal + "; nothing was queued")
 
 
 def fail(release_id: int, message: str) -> None:
