@@ -9,12 +9,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.access import RolePermissionMixin
+from humanbeauty.errors import DomainError
 from humanbeauty.roles import Role
 
 from . import services
 from .imaging.validate import InvalidImage
 from .models import Image, Source
 from .serializers import ImageSerializer, ImageUploadSerializer
+from .services.provenance import checked_terms, give_images_terms
+
+
+class TermsConflict(DomainError, status=409, code="conflict"):
+    """An upload of an image already stored with other terms of its own."""
 
 
 class ImageViewSet(
@@ -36,6 +42,11 @@ class ImageViewSet(
         form = ImageUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]
+        terms = checked_terms(  # a bad licence id is refused before anything is stored
+            licence=form.validated_data.get("licence"),
+            consent_basis=form.validated_data.get("consent_basis"),
+            consent_reference=form.validated_data.get("consent_reference"),
+        )
         try:
             services.check_upload_size(upload.size)
         except InvalidImage as exc:
@@ -60,6 +71,12 @@ class ImageViewSet(
             if created:
                 Image.objects.filter(pk=image.pk, source__isnull=True).update(source=source)
                 image.refresh_from_db(fields=["source"])
+        if give_images_terms([image], terms).conflicts:
+            raise TermsConflict(
+                f"image {image.pk} is stored already with terms of its own (licence "
+                f"{image.licence or 'not set'}, consent basis {image.consent_basis or 'not set'}"
+                "); they were kept: change them deliberately, not by uploading the file again"
+            )
         data = ImageSerializer(image, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

@@ -46,9 +46,11 @@ from .serializers import (
     SourceImportResultSerializer,
     SourceImportSerializer,
     SourceSerializer,
+    SourceTermsSerializer,
 )
 from .services.contact_sheets import SHEET_LIMIT, contact_sheet
 from .services.jobs import override_decision, start_job
+from .services.provenance import set_source_terms
 from .services.sources import delete_source, start_import, wait_for_import
 
 READ_ROLES = (Role.CURATOR, Role.RESEARCHER, Role.ADMIN)
@@ -94,7 +96,16 @@ class SourceViewSet(
 
     serializer_class = SourceSerializer
     filterset_fields = ["kind", "name"]
-    write_actions = frozenset({"create", "destroy"})
+    write_actions = frozenset({"create", "destroy", "partial_update"})
+
+    @extend_schema(request=SourceTermsSerializer, responses={200: SourceSerializer})
+    def partial_update(self, request: Request, pk: int | None = None) -> Response:
+        """Set or change the source's provenance (origin, licence, consent_basis); a field
+        left out keeps its value, an empty one clears it."""
+        form = SourceTermsSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        set_source_terms(self.get_object(), **form.validated_data)
+        return Response(SourceSerializer(self.get_queryset().get(pk=pk)).data)
 
     @extend_schema(responses={204: None, 409: OpenApiResponse(description="In use: kept.")})
     def destroy(self, request: Request, pk: int | None = None) -> Response:

@@ -1,22 +1,40 @@
+import dataclasses
+
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from . import selectors
 from .models import Decision, FilterJob, Image, Source, SourceImport
+from .services.provenance import terms_of
 from .sources import PARSERS
+from .sources.terms import CONSENT_BASES, PERMISSIONS, UNKNOWN, licence_of
+
+
+class TermsSerializer(serializers.Serializer):
+    licence = serializers.CharField()
+    consent_basis = serializers.CharField()
+    consent_reference = serializers.CharField()
 
 
 class ImageSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     source = serializers.CharField(source="source.name", default=None, read_only=True)
+    terms = serializers.SerializerMethodField(
+        help_text="The terms that hold: the image's own (licence, consent_basis, "
+        "consent_reference) over its source's; 'unknown' where neither records one."
+    )
 
     class Meta:
         model = Image
         fields = [
             "id", "url", "sha256", "width", "height", "format", "source", "original_path",
-            "created_at",
+            "created_at", "licence", "consent_basis", "consent_reference", "terms",
         ]
+
+    @extend_schema_field(TermsSerializer)
+    def get_terms(self, image: Image) -> dict:
+        return dataclasses.asdict(terms_of(image, image.source))
 
     def get_url(self, image: Image) -> str:
         url = reverse("image-file", args=[image.pk])
@@ -27,6 +45,34 @@ class ImageSerializer(serializers.ModelSerializer):
 class ImageUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     source = serializers.CharField(required=False, max_length=200)
+    licence = serializers.CharField(
+        required=False, allow_blank=True, max_length=64,
+        help_text="The image's own licence (an SPDX id such as CC-BY-4.0, or research-only, "
+        "all-rights-reserved...), over its source's.",
+    )
+    consent_basis = serializers.ChoiceField(
+        required=False, allow_blank=True, choices=list(CONSENT_BASES),
+        help_text="On what basis the person pictured is in the data.",
+    )
+    consent_reference = serializers.CharField(
+        required=False, allow_blank=True, max_length=500,
+        help_text="e.g. the signed consent form's reference.",
+    )
+
+
+class SourceTermsSerializer(serializers.Serializer):
+    """A curator's change of a source's provenance; a field left out keeps its value."""
+
+    origin = serializers.CharField(
+        required=False, allow_blank=True, max_length=1000, help_text="A URL or a citation."
+    )
+    licence = serializers.CharField(
+        required=False, allow_blank=True, max_length=64,
+        help_text="An SPDX id (CC-BY-4.0...) or a named dataset licence (research-only...).",
+    )
+    consent_basis = serializers.ChoiceField(
+        required=False, allow_blank=True, choices=list(CONSENT_BASES)
+    )
 
 
 # --- sources, filter jobs and decisions ---------------------------------------------------------
@@ -62,12 +108,22 @@ class SourceSerializer(serializers.ModelSerializer):
         help_text="Images in the pool, stored files or filter jobs point to it: it cannot be "
         "deleted.",
     )
+    allows = serializers.SerializerMethodField(
+        help_text="What its licence allows, from the platform's table of known licences "
+        "(an unknown licence allows nothing)."
+    )
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_allows(self, source: Source) -> list[str]:
+        licence = licence_of(source.licence or UNKNOWN)
+        return [p for p in PERMISSIONS if licence.allows(p)]
 
     class Meta:
         model = Source
         fields = [
             "id", "name", "kind", "description", "location", "scale", "priority", "created_at",
-            "items", "scored", "linked", "jobs", "latest_job", "in_use",
+            "items", "scored", "linked", "jobs", "latest_job", "in_use", "origin", "licence",
+            "consent_basis", "allows",
         ]
 
     @extend_schema_field(serializers.ListField(child=serializers.FloatField(), allow_null=True))

@@ -1,4 +1,5 @@
-"""python manage.py import_images DIR --project NAME [--overlap N] [--source NAME]"""
+"""python manage.py import_images DIR --project NAME [--overlap N] [--source NAME]
+[--licence ID] [--consent-basis BASIS] [--consent-reference TEXT]"""
 
 from pathlib import Path
 
@@ -8,6 +9,8 @@ from annotation import services
 from core.cli import require_positive
 from curation.selectors import count_in_clusters
 from curation.services import get_or_create_source, import_directory
+from curation.services.provenance import checked_terms, give_images_terms
+from curation.sources.terms import CONSENT_BASES, TermsError
 
 
 class Command(BaseCommand):
@@ -23,6 +26,11 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="project name (created if new)")
         parser.add_argument("--overlap", type=int, help="raters per image (new projects: 3)")
         parser.add_argument("--source", help="source name to record (default: the directory)")
+        parser.add_argument("--licence", help="the images' own licence, over their source's: "
+                            "an SPDX id such as CC-BY-4.0, or research-only...")
+        parser.add_argument("--consent-basis", help=f"one of {', '.join(CONSENT_BASES)}")
+        parser.add_argument("--consent-reference",
+                            help="e.g. the signed consent forms' reference")
 
     def handle(self, directory: Path, project: str, overlap: int | None, source: str | None,
                **options):
@@ -30,6 +38,14 @@ class Command(BaseCommand):
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory")
         require_positive(overlap=overlap)
+        try:  # checked before anything is imported
+            terms = checked_terms(
+                licence=options.get("licence"),
+                consent_basis=options.get("consent_basis"),
+                consent_reference=options.get("consent_reference"),
+            )
+        except TermsError as exc:
+            raise CommandError(exc.message) from None
         proj, created = services.get_or_create_project(project, overlap=overlap)
         if not created and overlap is not None and overlap != proj.overlap:
             self.stderr.write(
@@ -41,6 +57,12 @@ class Command(BaseCommand):
         added = services.add_images(proj, report.images)
         for path, reason, message in report.bad:
             self.stderr.write(f"bad file {path}: [{reason}] {message}")
+        kept = give_images_terms(report.images, terms).conflicts
+        if kept:
+            self.stderr.write(
+                f"note: {len(kept)} image(s) were stored before with other terms of their own, "
+                f"kept as they were (ids {kept[:10]})"
+            )
         self.stdout.write(
             f"project '{proj.name}' (id {proj.pk}, {'created' if created else 'existing'}): "
             f"{len(report.created)} new images, {len(report.existing)} already stored, "
