@@ -1,6 +1,9 @@
 """The Celery app. With no CELERY_BROKER_URL, settings make tasks run eagerly in-process; with
 `filesystem://` (the quick start) the web process and the worker share a folder instead of a
-Redis (config/settings.py names the folders)."""
+Redis (config/settings.py names the folders).
+
+Tasks go to queues by the resource they need (settings.CELERY_TASK_ROUTES, WORKER_QUEUES:
+cpu, gpu, io); each worker process records a heartbeat row the admin can see (core.health)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import os
 import uuid
 from time import monotonic
 
-from celery import Celery
+from celery import Celery, signals
 from kombu.transport import filesystem
 from kombu.utils.json import dumps
 
@@ -34,6 +37,40 @@ class FilesystemChannel(filesystem.Channel):
 
 class FilesystemTransport(filesystem.Transport):
     Channel = FilesystemChannel
+
+
+def route_filter_chunk(name: str, args: tuple, kwargs: dict, options: dict, task=None, **kw):
+    """A filter job's chunk runs every stage of its items; with CLIP on, that includes the GPU
+    stage, so the chunk goes to the gpu queue (the CPU stages run there too); without CLIP it
+    stays on cpu. Other tasks: None, the table of routes decides."""
+    if name != "curation.tasks.process_chunk" or not args:
+        return None
+    from curation.models import FilterJob
+
+    config = FilterJob.objects.filter(pk=args[0]).values_list("config", flat=True).first()
+    if config and (config.get("clip") or {}).get("enabled"):
+        return {"queue": "gpu"}
+    return None
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender=None, **kwargs) -> None:
+    """sender: the worker's consumer (its hostname, the queues it listens to)."""
+    from core import health
+
+    queues: list[str] = []
+    task_consumer = getattr(sender, "task_consumer", None)
+    if task_consumer is not None:
+        queues = sorted(q.name for q in task_consumer.queues)
+    hostname = getattr(sender, "hostname", "") or ""
+    health.start_heartbeat(hostname, queues=queues)
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(sender=None, **kwargs) -> None:
+    from core import health
+
+    health.stop_heartbeat()
 
 
 app = Celery("humanbeauty")

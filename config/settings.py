@@ -157,8 +157,48 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Where the platform keeps its files (pool images, contact sheets): MEDIA_STORAGE=filesystem (the
+# default, under MEDIA_ROOT) or s3 (any S3-compatible server: AWS, MinIO), so that workers on
+# many machines share files without sharing a disk. The bucket stays private: no ACL is granted,
+# and a URL the storage signs expires in AWS_QUERYSTRING_EXPIRE seconds; the app itself streams
+# images to the users who may see them (curation.views.image_file).
+def s3_storage(env: dict[str, str]) -> dict:
+    """The S3 backend (django-storages) that the AWS_* variables of `env` describe."""
+    if not env.get("AWS_STORAGE_BUCKET_NAME"):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
+    endpoint = env.get("AWS_S3_ENDPOINT_URL") or None
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env["AWS_STORAGE_BUCKET_NAME"],
+            "endpoint_url": endpoint,
+            "access_key": env.get("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env.get("AWS_SECRET_ACCESS_KEY") or None,
+            "region_name": env.get("AWS_S3_REGION_NAME") or None,
+            # MinIO and other self-hosted servers answer on one host: the bucket in the path.
+            "addressing_style": "path" if endpoint else None,
+            "signature_version": "s3v4",
+            "default_acl": None,  # the bucket's own (private) policy; never public-read
+            "querystring_auth": True,
+            "querystring_expire": int(env.get("AWS_QUERYSTRING_EXPIRE") or "300"),
+            "file_overwrite": True,  # names are content addresses: same name, same bytes
+        },
+    }
+
+
+MEDIA_STORAGE = os.environ.get("MEDIA_STORAGE", "filesystem").strip().lower() or "filesystem"
+if MEDIA_STORAGE == "s3":
+    _MEDIA_BACKEND = s3_storage(dict(os.environ))
+elif MEDIA_STORAGE == "filesystem":
+    _MEDIA_BACKEND = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+else:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"MEDIA_STORAGE is filesystem or s3, not {MEDIA_STORAGE!r}")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _MEDIA_BACKEND,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -170,6 +210,11 @@ STORAGES = {
 # Media are never served publicly: image files go through a permission-checked view.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "/media/"
+# Local copies of stored files for the stages that need a file on disk (faces, CLIP, contact
+# sheets) when the storage is remote: a size-bounded cache per machine (core/scratch.py), safe to
+# lose at any moment (files are fetched again).
+SCRATCH_DIR = Path(os.environ.get("SCRATCH_DIR", VAR_DIR / "scratch"))
+SCRATCH_MAX_BYTES = int(os.environ.get("SCRATCH_MAX_BYTES", str(2 * 1024**3)))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rate-home"
@@ -191,7 +236,15 @@ FILE_UPLOAD_HANDLERS = [
 CLIP_MODEL = os.environ.get("CLIP_MODEL", "ViT-B-32")
 CLIP_CHECKPOINT = os.environ.get("CLIP_CHECKPOINT", "")
 # Directories that imports may read from (comma-separated); anything else is refused.
-IMPORT_ROOTS = [Path(p).resolve() for p in env_list("IMPORT_ROOTS")]
+# An entry `storage:PREFIX` names a folder of the media storage instead (MEDIA_STORAGE's bucket):
+# an import path `storage:PREFIX/…/manifest.csv` reads the manifest and its images from there.
+IMPORT_ROOTS = [
+    Path(p).resolve() for p in env_list("IMPORT_ROOTS") if not p.startswith("storage:")
+]
+IMPORT_STORAGE_ROOTS = [
+    p.removeprefix("storage:").strip("/") for p in env_list("IMPORT_ROOTS")
+    if p.startswith("storage:") and p.removeprefix("storage:").strip("/")
+]
 # An import always runs on a worker; a request without `background` waits this long for its
 # outcome before answering 202 with the import to follow (keep it under the web timeout).
 IMPORT_WAIT_SECONDS = float(os.environ.get("IMPORT_WAIT_SECONDS", "10"))
@@ -316,10 +369,34 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_ACCEPT_CONTENT = ["json"]
+# Queues by resource (docs/deployment.md): a worker started with `-Q cpu` takes only CPU work, a
+# GPU box runs `-Q gpu`. cpu: filter jobs and their chunks without CLIP (validate, hash,
+# near-duplicates, faces), statistics and housekeeping; gpu: chunks of a job with CLIP, scoring,
+# training; io: source imports and releases. A worker for everything passes all of WORKER_QUEUES.
+WORKER_QUEUES = ("cpu", "gpu", "io")
+CELERY_TASK_DEFAULT_QUEUE = "cpu"
+CELERY_TASK_ROUTES = (
+    "config.celery.route_filter_chunk",  # a chunk follows its job's CLIP setting
+    {
+        "curation.tasks.run_filter_job": {"queue": "cpu"},
+        "curation.tasks.process_chunk": {"queue": "cpu"},
+        "curation.tasks.import_source_task": {"queue": "io"},
+        "modeling.tasks.build_release_task": {"queue": "io"},
+        "modeling.tasks.score_job": {"queue": "gpu"},
+        "modeling.tasks.train_model": {"queue": "gpu"},
+        "annotation.tasks.*": {"queue": "cpu"},
+        "core.tasks.*": {"queue": "cpu"},
+    },
+)
+# How often each worker writes its WorkerHeartbeat row (core.health; the admin's Workers page and
+# /api/workers/); a worker silent for three periods reads as lost.
+WORKER_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_SECONDS", "30"))
 
 # --- Security ---------------------------------------------------------------------------------
 HTTPS = env_bool("HTTPS", not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS
+# Probes (compose healthchecks, load balancers) speak plain HTTP to the app itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000")) if HTTPS else 0

@@ -11,6 +11,8 @@ from accounts import api as accounts_api
 from annotation import api as annotation_api
 from annotation import curation_api as annotation_curation_api
 from annotation import guides_api, members_api, quality_api
+from core import api as core_api
+from core import views as core_views
 from core.web import ApiDocsView
 from curation import api as curation_api
 from curation import jobs_api as curation_jobs_api
@@ -45,6 +47,7 @@ router.register("decisions", curation_jobs_api.DecisionViewSet, basename="decisi
 router.register("models", modeling_api.ModelVersionViewSet, basename="model-version")
 router.register("scoring-jobs", modeling_api.ScoringJobViewSet, basename="scoring-job")
 router.register("training-runs", modeling_api.TrainingRunViewSet, basename="training-run")
+router.register("workers", core_api.WorkerViewSet, basename="worker")
 
 # The API's views outside the router: (route, view class, name).
 API_VIEWS = [
@@ -105,3 +108,9 @@ handler400 = "config.exceptions.bad_request"
 handler403 = "config.exceptions.permission_denied"
 handler404 = "config.exceptions.page_not_found"
 handler500 = "config.exceptions.server_error"
+
+# Health (#16): liveness and readiness for load balancers, unauthenticated, revealing nothing.
+urlpatterns += [
+    path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+]

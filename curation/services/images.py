@@ -30,6 +30,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from core import scratch
 from humanbeauty.errors import DomainError
 
 from .. import admission
@@ -184,29 +185,24 @@ def ensure_hashed(image_ids: Iterable[int], *, progress: bool = False) -> int:
 
 
 def _hash_stored(images: list[Image], *, progress: bool) -> dict[int, ImageHashes | str]:
-    """Hashes of stored files (on all cores where the storage has paths and this process may
-    fork), or why a file could not be hashed; a file whose bytes changed is refused."""
+    """Hashes of stored files, or why a file could not be hashed; a file whose bytes changed is
+    refused. Files are read through the storage: in place on the file system, else from local
+    copies (`core.scratch`); then hashed on all cores where this process may fork."""
     out: dict[int, ImageHashes | str] = {}
     if not images:
         return out
-    try:
-        paths = [default_storage.path(image.file.name) for image in images]
-    except NotImplementedError:  # a remote storage: read each file through it
-        paths = None
-    if paths is not None:
-        outcomes = hash_files(paths, processes=_processes_for(len(paths)),
-                              progress=progress, max_pixels=settings.MAX_IMAGE_PIXELS,
-                              validate=True)
-        results = [o.hashes or f"[{o.reason}] {o.message}" for o in outcomes]
-    else:
-        results = []
-        for image in images:
-            try:
-                with image.file.open("rb") as fh:
-                    results.append(inspect_and_hash(fh, max_pixels=settings.MAX_IMAGE_PIXELS))
-            except (InvalidImage, OSError) as exc:
-                results.append(str(exc))
-    for image, result in zip(images, results, strict=True):
+    local: dict[int, str] = {}
+    for image in images:
+        try:
+            local[image.pk] = str(scratch.local_copy(image.file.name))
+        except OSError as exc:
+            out[image.pk] = f"[unreadable] {exc}"
+    readable = [image for image in images if image.pk in local]
+    paths = [local[image.pk] for image in readable]
+    outcomes = hash_files(paths, processes=_processes_for(len(paths)), progress=progress,
+                          max_pixels=settings.MAX_IMAGE_PIXELS, validate=True)
+    for image, outcome in zip(readable, outcomes, strict=True):
+        result = outcome.hashes or f"[{outcome.reason}] {outcome.message}"
         if isinstance(result, ImageHashes) and result.sha256 != image.sha256:
             result = f"the stored file no longer matches its sha256 {image.sha256[:12]}…"
         out[image.pk] = result
@@ -287,8 +283,19 @@ def _iter_checked(paths: list[Path], processes: int) -> Iterator[Checked]:
     if processes <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         yield from map(check, jobs)
         return
-    with multiprocessing.get_context("fork").Pool(min(processes, len(jobs))) as pool:
+    context = multiprocessing.get_context("fork")
+    with context.Pool(min(processes, len(jobs)), initializer=_own_storage) as pool:
         yield from pool.imap(check, jobs, chunksize=8)
+
+
+def _own_storage() -> None:
+    """In a forked hashing process: open the storage afresh (a remote storage's client and its
+    connections, made in the parent, are not to be shared across a fork)."""
+    from django.core.files.storage import storages
+    from django.utils.functional import empty
+
+    storages._storages = {}
+    default_storage._wrapped = empty
 
 
 def import_directory(
