@@ -19,6 +19,7 @@ from curation import jobs_api as curation_jobs_api
 from curation import views as curation_views
 from modeling import api as modeling_api
 from modeling import release_api
+from rights import api as rights_api
 
 
 class Router(DefaultRouter):
@@ -47,6 +48,8 @@ router.register("decisions", curation_jobs_api.DecisionViewSet, basename="decisi
 router.register("models", modeling_api.ModelVersionViewSet, basename="model-version")
 router.register("scoring-jobs", modeling_api.ScoringJobViewSet, basename="scoring-job")
 router.register("training-runs", modeling_api.TrainingRunViewSet, basename="training-run")
+router.register("takedowns", rights_api.TakedownViewSet, basename="takedown")
+router.register("takedown-removals", rights_api.RemovalViewSet, basename="takedown-removal")
 router.register("workers", core_api.WorkerViewSet, basename="worker")
 
 # The API's views outside the router: (route, view class, name).
@@ -102,6 +105,7 @@ urlpatterns = [
     path("curation/", include("curation.urls")),
     path("", include("modeling.urls")),
     path("", include("annotation.urls")),
+    path("", include("rights.urls")),
 ]
 
 handler400 = "config.exceptions.bad_request"
