@@ -40,7 +40,7 @@ def check_broker() -> None:
         return
     from celery import current_app
 
-    with current_app.connection_for_write() as conn:
+    with current_app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2,
                                timeout=3)
 

@@ -44,8 +44,9 @@ trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# One worker for everything: every queue (cpu, gpu, io: settings.WORKER_QUEUES).
 setsid "$PY" -m celery -A config worker -B --schedule "$VAR_DIR/celerybeat-schedule" \
-	--pool threads --concurrency 2 --loglevel warning \
+	-Q cpu,gpu,io --pool threads --concurrency 2 --loglevel warning \
 	--without-gossip --without-mingle --without-heartbeat &
 worker=$!
 setsid "$PY" manage.py runserver --noreload "127.0.0.1:$port" &
