@@ -38,6 +38,7 @@ from ..sources import (
     resolve_inside,
 )
 from .provenance import fill_source_terms
+from .stored_sources import check_stored_path, is_storage_path, parse_stored, stored_item_file
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,10 @@ class SourceImportReport:
 
 
 def item_file(item: SourceItem) -> Path:
-    """The file behind an item, refused (PathOutsideRoots) outside the import roots."""
+    """The file behind an item, refused (PathOutsideRoots) outside the import roots (for a
+    source in the media storage: a local copy, stored_sources)."""
+    if is_storage_path(item.source.location):
+        return stored_item_file(item.path, item.source.location)
     return resolve_inside(item.path, settings.IMPORT_ROOTS, base=item.source.location or None)
 
 
@@ -79,7 +83,11 @@ def import_source(
     """
     from tqdm import tqdm
 
-    result = parse_source(kind, path, scale=scale, roots=settings.IMPORT_ROOTS)
+    result = (
+        parse_stored(kind, path, scale=scale)  # `storage:…`: a manifest in the bucket
+        if is_storage_path(path)
+        else parse_source(kind, path, scale=scale, roots=settings.IMPORT_ROOTS)
+    )
     source = _source_for(result, kind, name, priority=priority)
     report = SourceImportReport(source=source, errors=[str(e) for e in result.errors])
     existing = set(SourceItem.objects.filter(source=source).values_list("path", flat=True))
@@ -203,7 +211,10 @@ def start_import(
     The path is checked against the import roots first, so nothing is said about paths
     elsewhere (not even whether they exist), and a bad request never becomes a job.
     """
-    resolve_inside(path, settings.IMPORT_ROOTS)
+    if is_storage_path(path):
+        check_stored_path(path)
+    else:
+        resolve_inside(path, settings.IMPORT_ROOTS)
     if scale is not None:  # what the request alone can tell is refused before anything is queued
         try:
             scale = check_scale(scale)
