@@ -1,52 +1,73 @@
-"""HumanAesExpert training-step throughput: samples/s, peak memory and (on a GPU) MFU.
+"""HumanAesExpert training throughput: samples/s, MFU and the ratio to the FLOP limit, model only
+and fed from JPEG files (serial loading against loader workers), in one run.
 
     python benchmarks/train_step.py --quick              # tiny random InternVL on the CPU
     python benchmarks/train_step.py --size 1b            # InternVL2-1B-shaped random model (GPU)
 
-One step = forward + backward + AdamW over LoRA adapters (LLM and vision tower) and the heads,
-with the LM loss and the masked score losses, exactly as `python -m modeling.train` runs it
-(bf16 autocast and bf16 backbone weights on a GPU, fp32 on the CPU). Inputs are pre-encoded
-batches of synthetic images (tiling and tokenising are timed separately as "encode"). The 1b
-shape is InternViT-300M + Qwen2-0.5B (InternVL2-1B) with random weights: speed, not quality.
+One step = forward + backward + AdamW over the LoRA adapters and the heads, with the LM loss and
+the masked score losses, as `python -m modeling.train` runs it (bf16 autocast and bf16 backbone
+weights on a GPU, fp32 on the CPU). Rows:
+- "step, batch encoded beforehand": the model alone (one batch, tiled and tokenised once);
+- "loop from files, serial loading": a DataLoader over JPEG files with the trainer's collator
+  (`modeling.hae.train.TrainCollator`: tile and tokenise) and num_workers 0 - the previous
+  pipeline, the peer;
+- "loop from files, N workers": the same with N worker processes, pinned memory and
+  non-blocking copies (what `num_workers` in the training config gives).
+The 1b shape is InternViT-300M + Qwen2-0.5B (InternVL2-1B) with random weights: speed, not
+quality.
 
-MFU counts the FLOPs the step really needs with a frozen base: forward 2*N*T per tower
-(N = parameters without embeddings, T = tokens; vision T = tiles * patches) plus attention
-4*L*S^2*d, and a backward of the same size for activation gradients (frozen weights get none),
-so step FLOPs = 2 * forward. Peak bf16 dense: 989 TFLOP/s for H100/H200 (SXM).
+MFU = model FLOPs per step / step time / peak. Model FLOPs (modeling/hae/flops.py, from the
+config): matmul FLOPs of the vision tower per tile, the projector per tile and the LLM per token
+(with causal attention and the LM head on the answer tokens), counted x3 (forward + backward) for
+every part at or above the lowest part with trainable parameters and x1 (forward only) for frozen
+parts below it:  step = sum over samples of  k_v * V(tiles) + k_p * P(tiles) + k_l * L(seq, answer).
+Peak: bf16 dense from a table for known GPUs (H100/H200 989, A100 312 TFLOP/s), on the CPU a fp32
+matmul measured in this run. FLOP limit = peak / model FLOPs per sample (samples/s). The last
+line, `RESULT ...`, repeats the main figures for scripts.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import torch
+from torch.utils.data import DataLoader
 
-from modeling.hae.data import Sample
+from modeling.hae.backbone import EncodedBatch
+from modeling.hae.data import ReleaseDataset, Sample
+from modeling.hae.flops import Shapes, device_peak, trained_parts, training_flops
 from modeling.hae.losses import hae_loss
 from modeling.hae.model import HumanAesExpert, LoraSettings
 from modeling.hae.synthetic import Factors, render
 from modeling.hae.tiny import random_backbone
+from modeling.hae.train import TrainCollator
 
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
-
-def synthetic_batch(n: int, size: tuple[int, int], seed: int = 0):
+def synthetic_samples(folder: Path, n: int, size: tuple[int, int], seed: int = 0):
+    """``n`` JPEG files (a few distinct images repeated) and their Samples (half 12-dimension)."""
     rng = random.Random(seed)
-    images, samples = [], []
-    for i in range(n):
+    distinct = []
+    for _ in range(min(n, 16)):
         f = Factors(*(rng.random() for _ in range(4)))
-        images.append(render(f, size, rng))
+        distinct.append((f, render(f, size, rng)))
+    samples = []
+    for i in range(n):
+        f, image = distinct[i % len(distinct)]
+        path = folder / f"{i:05d}.jpg"
+        image.save(path, quality=90)
         expert = i % 2 == 0
         scores = tuple(f.dimensions()) if expert else (None,) * 11 + (f.overall(),)
-        samples.append(Sample(Path(f"{i}.png"), f"{i}.png", "bench", scores, expert, "fair"))
-    return images, samples
+        samples.append(Sample(path, path.name, "bench", scores, expert, "fair"))
+    return samples
 
 
 def peak_memory(device: torch.device) -> str:
@@ -55,26 +76,27 @@ def peak_memory(device: torch.device) -> str:
     return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (RSS)"
 
 
-def non_embedding_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for n, p in module.named_parameters() if "embed" not in n)
-
-
-def step_flops(model: HumanAesExpert, batch) -> float:
-    core = model.core
-    vcfg, tcfg = core.config.vision_config, core.config.text_config
-    tiles = batch.pixel_values.shape[0]
-    patches = (vcfg.image_size[0] // vcfg.patch_size[0]) ** 2 + 1
-    vision = non_embedding_params(core.model.vision_tower) + non_embedding_params(
-        core.model.multi_modal_projector
+def batch_flops(model: HumanAesExpert, batch: EncodedBatch, n_tiles: list[int]) -> float:
+    shapes = Shapes.of(model.core.config)
+    trained = trained_parts(model.core)
+    lengths = batch.attention_mask.sum(1).tolist()
+    answers = (batch.labels != -100).sum(1).tolist()
+    return sum(
+        training_flops(shapes, t, int(s), int(a), trained)
+        for t, s, a in zip(n_tiles, lengths, answers, strict=True)
     )
-    llm = non_embedding_params(core.model.language_model)
-    seq, rows = batch.input_ids.shape[1], batch.input_ids.shape[0]
-    fwd = 2 * vision * tiles * patches + 2 * llm * seq * rows
-    fwd += 4 * vcfg.num_hidden_layers * patches**2 * vcfg.hidden_size * tiles
-    fwd += 4 * tcfg.num_hidden_layers * seq**2 * tcfg.hidden_size * rows
-    answer = int((batch.labels != -100).sum())
-    fwd += 2 * tcfg.hidden_size * tcfg.vocab_size * answer  # LM head on answer tokens only
-    return 2.0 * fwd
+
+
+def to_device(batch: EncodedBatch, device: torch.device) -> EncodedBatch:
+    moved = {
+        k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+        for k, v in batch.__dict__.items()
+    }
+    return EncodedBatch(**moved)
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,8 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--max-tiles", type=int, default=12)
     ap.add_argument("--image-size", default="640x480", help="WxH of the synthetic images")
+    ap.add_argument("--workers", type=int, default=default_workers(), help="loader processes")
     ap.add_argument("--gradient-checkpointing", action="store_true")
-    ap.add_argument("--lora-dropout", type=float, default=0.05)
+    ap.add_argument("--lora-r", type=int, default=16)
+    ap.add_argument("--lora-alpha", type=int, default=32)
+    ap.add_argument("--lora-dropout", type=float, default=0.05,
+                    help="0 lets peft skip the dropout copy of every adapted input")
+    ap.add_argument("--no-lora-vision", action="store_true",
+                    help="freeze the vision tower (the official recipe does): forward only")
+    ap.add_argument("--fused-adamw", action="store_true", help="AdamW(fused=True) (CUDA)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     ap.add_argument("--quick", action="store_true", help="a short smoke run")
     args = ap.parse_args(argv)
@@ -102,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     backbone = random_backbone(args.size, device, dtype, max_tiles=args.max_tiles)
-    model = HumanAesExpert.wrap(
-        backbone, LoraSettings(r=16, alpha=32, dropout=args.lora_dropout)
-    ).to(device)
+    lora = LoraSettings(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
+                        vision=not args.no_lora_vision)
+    model = HumanAesExpert.wrap(backbone, lora).to(device)
     if args.gradient_checkpointing:
         model.core.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": False}
@@ -116,74 +145,117 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for p in params:
         p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True if args.fused_adamw else None)
 
-    images, samples = synthetic_batch(bs, (w, h))
+    folder = Path(tempfile.mkdtemp(prefix="hae-train-bench-"))
+    n_files = bs * (args.warmup + steps)
+    samples = synthetic_samples(folder, n_files, (w, h))
+    dataset = ReleaseDataset(samples)
+    collate = TrainCollator(model.encoder)
     t0 = time.perf_counter()
-    batch = model.encoder.encode_training(images, samples, random.Random(0))
+    first = collate([dataset[i] for i in range(bs)])
     encode_s = time.perf_counter() - t0
-    batch = batch.to(device)
+    n_tiles = model.encoder.pixels([dataset[i][0] for i in range(bs)])[1]
+    batch = first.to(device)
     amp = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if gpu
         else torch.autocast("cpu", enabled=False)
     )
 
-    def step() -> None:
+    def step(b: EncodedBatch) -> None:
         with amp:
-            out = model.run(batch, train=True)
-            loss, _ = hae_loss(out, batch.targets, batch.mask)
+            out = model.run(b, train=True)
+            loss, _ = hae_loss(out, b.targets, b.mask)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    def sync() -> None:
+        if gpu:
+            torch.cuda.synchronize(device)
+
     model.train()
     for _ in range(args.warmup):
-        step()
+        step(batch)
+    sync()
     if gpu:
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     for _ in range(steps):
-        step()
-    if gpu:
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - t0
+        step(batch)
+    sync()
+    model_s = (time.perf_counter() - t0) / steps
 
+    def loop(workers: int) -> float:
+        """Seconds per step over the files, loader start-up and warm-up steps excluded."""
+        loader = DataLoader(
+            dataset, batch_size=bs, shuffle=False, collate_fn=collate, num_workers=workers,
+            pin_memory=gpu, prefetch_factor=4 if workers else None,
+        )
+        it = iter(loader)
+        for _ in range(args.warmup):
+            step(to_device(next(it), device))
+        sync()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(to_device(next(it), device))
+        sync()
+        return (time.perf_counter() - start) / steps
+
+    serial_s = loop(0)
+    workers_s = loop(args.workers)
+
+    flops = batch_flops(model, first, n_tiles)
+    peak, peak_from = device_peak(device, dtype)
+    limit = peak * bs / flops  # samples/s
     total = sum(p.numel() for p in model.core.parameters())
-    per_step = elapsed / steps
-    flops = step_flops(model, batch)
-    name = torch.cuda.get_device_name(device) if gpu else "CPU"
-    peak = next((v for k, v in PEAK_BF16.items() if k in name), None) if gpu else None
-    rows = [
-        ("device", f"{name} ({torch.get_num_threads()} threads)" if not gpu else name),
-        ("backbone", f"random {args.size} InternVL, {total / 1e6:.1f} M params"),
-        ("trainable (LoRA + heads)", f"{sum(p.numel() for p in params) / 1e6:.2f} M params"),
-        (
-            "batch",
-            f"{bs} images {w}x{h}, {batch.pixel_values.shape[0]} tiles of "
-            f"{model.encoder.tiles.tile_size} px, seq {batch.input_ids.shape[1]} tokens",
-        ),
+    parts = ", ".join(sorted(trained_parts(model.core)))
+    info = [
+        ("device", peak_from),
+        ("backbone", f"random {args.size} InternVL, {total / 1e6:.1f} M params, attention "
+                     f"{model.core.config._attn_implementation}"),
+        ("trainable (LoRA + heads)", f"{sum(p.numel() for p in params) / 1e6:.2f} M params "
+                                     f"(parts with trainable weights: {parts})"),
+        ("batch", f"{bs} images {w}x{h}, {batch.pixel_values.shape[0]} tiles of "
+                  f"{model.encoder.tiles.tile_size} px, seq {batch.input_ids.shape[1]} tokens"),
         ("precision", "bf16 autocast, bf16 base weights" if gpu else "fp32"),
-        ("LoRA", f"r 16, alpha 32, dropout {args.lora_dropout}, LLM + vision tower"),
+        ("LoRA", f"r {args.lora_r}, alpha {args.lora_alpha}, dropout {args.lora_dropout}, "
+                 f"{'LLM' if args.no_lora_vision else 'LLM + vision tower'}; AdamW "
+                 f"{'fused' if args.fused_adamw else 'default'}; gradient checkpointing "
+                 f"{'on' if args.gradient_checkpointing else 'off'}"),
         ("build model (s)", f"{build_s:.2f}"),
-        ("encode batch on CPU (s)", f"{encode_s:.3f}  ({bs / encode_s:.1f} images/s)"),
-        ("train step (s)", f"{per_step:.4f}  (mean of {steps} after {args.warmup} warm-up)"),
-        ("samples/s", f"{bs / per_step:.2f}"),
-        ("step TFLOP (model)", f"{flops / 1e12:.3f}"),
-        ("achieved TFLOP/s", f"{flops / per_step / 1e12:.2f}"),
-        (
-            "MFU",
-            f"{100 * flops / per_step / peak:.1f} % of {peak / 1e12:.0f} TFLOP/s bf16"
-            if peak
-            else "n/a (no known peak for this device)",
-        ),
+        ("encode one batch on CPU (s)", f"{encode_s:.3f}  ({bs / encode_s:.1f} samples/s)"),
+        ("model FLOPs per sample", f"{flops / bs / 1e12:.4f} TFLOP (x3 fwd+bwd from the "
+                                   "lowest trained part up)"),
+        ("FLOP limit", f"{limit:.2f} samples/s"),
         ("peak memory", peak_memory(device)),
     ]
-    width = max(len(k) for k, _ in rows)
+    width = max(len(k) for k, _ in info)
     print(f"| {'train_step':<{width}} | value |\n|{'-' * (width + 2)}|-------|")
-    for k, v in rows:
+    for k, v in info:
         print(f"| {k:<{width}} | {v} |")
+    print()
+    print("| path | samples/s | s/step | MFU | vs serial |")
+    print("|------|-----------|--------|-----|-----------|")
+    rows = [
+        ("step, batch encoded beforehand", model_s),
+        ("loop from files, serial loading", serial_s),
+        (f"loop from files, {args.workers} workers", workers_s),
+    ]
+    for name, seconds in rows:
+        versus = f"{serial_s / seconds:.2f}x" if name.startswith("loop") else ""
+        mfu = flops / seconds / peak
+        print(f"| {name} | {bs / seconds:.2f} | {seconds:.4f} | {100 * mfu:.1f} % | {versus} |")
+    print(
+        f"RESULT train size={args.size} model_samples_s={bs / model_s:.2f} "
+        f"loader_samples_s={bs / workers_s:.2f} serial_samples_s={bs / serial_s:.2f} "
+        f"mfu_pct={100 * flops / model_s / peak:.1f} "
+        f"loader_mfu_pct={100 * flops / workers_s / peak:.1f} limit_samples_s={limit:.2f}"
+    )
+    for s in samples:
+        s.image_path.unlink(missing_ok=True)
+    folder.rmdir()
     return 0
 
 
