@@ -180,6 +180,12 @@ class HaeTraining:
         dtype = backbone_dtype(cfg, rt.device)
         if latest is not None:
             model = HumanAesExpert.from_pretrained(latest, dtype=dtype, trainable=True)
+            if model.config.recipe != cfg.recipe:
+                raise RecipeError(
+                    f"{latest} was trained with the {model.config.recipe} recipe; resume it "
+                    f"with --recipe {model.config.recipe}, or train the {cfg.recipe} recipe "
+                    "into a new run directory"
+                )
         else:
             lora = LoraSettings(
                 cfg.lora_r,

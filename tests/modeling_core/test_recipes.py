@@ -411,3 +411,38 @@ def test_train_under_each_recipe_then_load_final_and_score(
         assert set(result.heads) == {"lm", "regression", "expert"}
         assert 0.0 <= result.overall <= 1.0
         assert all(0.0 <= v <= 1.0 for v in result.scores.values())
+
+
+def test_resuming_under_another_recipe_is_refused(tiny_checkpoint, tiny_release, tmp_path):
+    config = tmp_path / "settings.json"
+    config.write_text(json.dumps({"metavoter_steps": 1, "eval_at_end": False}))
+    run = tmp_path / "run"
+    argv = ["--data", str(tiny_release), "--out", str(run), "--backbone", str(tiny_checkpoint),
+            "--config", str(config), "--max-steps", "1"]
+    assert train_main(argv) == 0
+    log = (run / "metrics.jsonl").read_text()
+    with pytest.raises(SystemExit, match="trained with the humanbeauty recipe"):
+        train_main([*argv[:-1], "2", "--resume", "--recipe", "official"])
+    assert (run / "metrics.jsonl").read_text() == log  # nothing trained, nothing logged
+
+
+def test_a_model_saved_before_recipes_loads_as_the_project_recipe(
+    tiny_checkpoint, tiny_release, tmp_path
+):
+    torch.manual_seed(0)
+    model = HumanAesExpert.from_backbone(
+        tiny_checkpoint, lora=LoraSettings(r=4, alpha=8, dropout=0.0), head_hidden=32
+    )
+    saved = model.save_pretrained(tmp_path / "model")
+    raw = json.loads((saved / "hae_config.json").read_text())
+    for key in ("recipe", "chat_template", "regression_head"):
+        del raw[key]  # what a directory written before recipes holds
+    (saved / "hae_config.json").write_text(json.dumps(raw))
+    loaded = HumanAesExpert.from_pretrained(saved)
+    assert (loaded.config.recipe, loaded.encoder.chat_template) == ("humanbeauty", "humanbeauty")
+    assert isinstance(loaded.heads.regression, RegressionHead)
+    images = [open_image(s.image_path) for s in read_split(tiny_release, "test")]
+    model.eval()
+    before, after = model.predict(images), loaded.predict(images)
+    for key in ("lm", "regression", "expert", "metavoter"):
+        assert torch.equal(before[key], after[key]), key
