@@ -203,8 +203,8 @@ def release_conflict(declared: str, image_licence: str, *, ships_images: bool) -
 
     The release gives what its licence grants: the image's licence must allow at least that
     (commercial use, derivatives), allow sharing its images when the release ships them, not
-    require attribution the declared licence drops, and be the very same licence when it is
-    share-alike."""
+    require attribution that a licence letting others share without it (CC0) drops, and be the
+    very same licence when it is share-alike and its images are shipped."""
     if not declared:
         return None
     release, image = licence_of(declared), licence_of(image_licence)
@@ -213,9 +213,9 @@ def release_conflict(declared: str, image_licence: str, *, ships_images: bool) -
     for permission in ("commercial", "derivatives"):
         if release.allows(permission) and not image.allows(permission):
             return f"does not allow {_WORDS[permission]}"
-    if image.attribution and not release.attribution:
+    if image.attribution and release.redistribution and not release.attribution:
         return f"requires attribution, which {release.id} does not"
-    if image.share_alike and image.id != release.id:
+    if image.share_alike and ships_images and image.id != release.id:
         return f"is share-alike: only under {image.id}"
     return None
 

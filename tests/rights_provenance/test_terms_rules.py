@@ -82,6 +82,12 @@ def test_a_declared_licence_refuses_what_it_does_not_allow():
     assert release_conflict("research-only", "research-only", ships_images=False) is None
     assert release_conflict("research-only", "research-only", ships_images=True) is not None
     assert release_conflict("", "unknown", ships_images=True) is None  # none declared
+    # a release granting no rights of its own passes no attribution away; share-alike binds
+    # only the images it shares
+    assert release_conflict("research-only", "CC-BY-4.0", ships_images=True) is None
+    assert release_conflict("CC-BY-NC-4.0", "CC-BY-NC-SA-4.0", ships_images=False) is None
+    assert release_conflict("CC-BY-NC-4.0", "CC-BY-NC-SA-4.0", ships_images=True) == (
+        "is share-alike: only under CC-BY-NC-SA-4.0")
 
 
 def test_the_mix_error_names_the_count_and_the_licences():
