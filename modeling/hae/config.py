@@ -37,6 +37,9 @@ class TrainConfig:
     decay_bias_and_norm: bool = True  # False: no weight decay on biases and norm weights
     warmup_ratio: float = 0.03  # share of the steps with the LR rising linearly
     min_lr_ratio: float = 0.0  # the cosine decay's floor, a share of the peak LR
+    # The Hugging Face Trainer's warmup (the official recipe): ceil(warmup_ratio x steps) steps
+    # rising from LR 0; otherwise floor(...) steps rising from peak / warmup.
+    hf_schedule: bool = False
     max_grad_norm: float = 1.0  # gradients clipped to this norm
     lora_r: int = 16
     lora_alpha: int = 32

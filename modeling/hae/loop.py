@@ -107,10 +107,14 @@ class EpochSampler(Sampler[int]):
         return len(self.indices)
 
 
-def cosine_with_warmup(total: int, warmup: int, min_ratio: float = 0.0):
+def cosine_with_warmup(total: int, warmup: int, min_ratio: float = 0.0, *, from_zero: bool = False):
+    """LR factor per optimizer step: a linear warmup over ``warmup`` steps (from 1/warmup, or
+    with ``from_zero`` from 0 as the Hugging Face schedule starts), then a cosine to
+    ``min_ratio``."""
+
     def factor(step: int) -> float:
         if warmup and step < warmup:
-            return (step + 1) / warmup
+            return (step if from_zero else step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -230,8 +234,11 @@ class Optimisation:
         cls, groups: list[dict], cfg: TrainConfig, total: int, amp: torch.dtype | None
     ) -> Optimisation:
         optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        hf = cfg.hf_schedule
+        # The Hugging Face Trainer (the official recipe's) warms up ceil(ratio x steps) from 0.
+        warmup = math.ceil(cfg.warmup_ratio * total) if hf else int(cfg.warmup_ratio * total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, cosine_with_warmup(total, int(cfg.warmup_ratio * total), cfg.min_lr_ratio)
+            optimizer, cosine_with_warmup(total, warmup, cfg.min_lr_ratio, from_zero=hf)
         )
         scaler = torch.amp.GradScaler(enabled=amp is torch.float16)
         return cls(optimizer, scheduler, scaler, [p for g in groups for p in g["params"]])

@@ -14,8 +14,9 @@ way it was trained.
   KwaiVGI/HumanAesExpert ``finetune-workspace/``, ms-swift 2.x defaults): LoRA on every linear
   layer of the language model and of the vision-language projector ``mlp1``, vision tower
   frozen; r 8, alpha 32, dropout 0.05; LR 1e-4 for LoRA and heads; effective batch 16 (ms-swift:
-  batch 1, gradient accumulation 16 / processes); cosine schedule, warmup 5 %, weight decay 0.1
-  (not on biases and norm weights, as the Hugging Face Trainer does); the ms-swift InternVL chat
+  batch 1, gradient accumulation 16 / processes); cosine schedule with the Hugging Face Trainer's
+  warmup (5 %, rounded up, from LR 0), weight decay 0.1 (not on biases and norm weights, as the
+  Trainer does); the ms-swift InternVL chat
   template (system "You are an AI assistant whose name is InternLM (书生·浦语).", turns joined
   without newlines); a linear regression head.
 """
@@ -65,6 +66,7 @@ RECIPES: dict[str, Recipe] = {
             "weight_decay": 0.1,
             "decay_bias_and_norm": False,
             "warmup_ratio": 0.05,
+            "hf_schedule": True,
             "min_lr_ratio": 0.0,
             "max_grad_norm": 1.0,
             "regression_head": "linear",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import warnings
 
 import pytest
 import torch
@@ -31,7 +32,7 @@ from modeling.hae.backbone import load_backbone
 from modeling.hae.config import TrainConfig
 from modeling.hae.data import ReleaseDataset, open_image, read_split
 from modeling.hae.heads import LinearRegressionHead, RegressionHead
-from modeling.hae.loop import Runtime
+from modeling.hae.loop import Optimisation, Runtime
 from modeling.hae.losses import lm_target
 from modeling.hae.model import HumanAesExpert, LoraSettings
 from modeling.hae.recipes import RecipeError
@@ -446,3 +447,41 @@ def test_a_model_saved_before_recipes_loads_as_the_project_recipe(
     before, after = model.predict(images), loaded.predict(images)
     for key in ("lm", "regression", "expert", "metavoter"):
         assert torch.equal(before[key], after[key]), key
+
+
+def learning_rates(optimizer, scheduler, steps: int) -> list[float]:
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()  # no gradients: nothing moves, but the scheduler sees a step
+        scheduler.step()
+    return rates
+
+
+@pytest.mark.parametrize("total", [7, 37, 200])
+def test_official_schedule_is_the_hugging_face_trainers(total, tmp_path):
+    """ms-swift trains with the Hugging Face Trainer: cosine with warmup over
+    ``TrainingArguments.get_warmup_steps`` (ceil of the ratio) steps, starting at LR 0."""
+    from transformers import TrainingArguments, get_cosine_schedule_with_warmup
+
+    official = TrainConfig.load(None, recipe="official")
+    ours = Optimisation.create(
+        [{"params": [nn.Parameter(torch.zeros(1))], "lr": 1e-4}], official, total, None
+    )
+    args = TrainingArguments(output_dir=str(tmp_path), warmup_steps=official.warmup_ratio)
+    reference = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1e-4)
+    schedule = get_cosine_schedule_with_warmup(reference, args.get_warmup_steps(total), total)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = learning_rates(reference, schedule, total)
+        got = learning_rates(ours.optimizer, ours.scheduler, total)
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-18)
+    assert got[0] == 0.0
+
+    project = Optimisation.create(
+        [{"params": [nn.Parameter(torch.zeros(1))], "lr": 1e-4}], TrainConfig(), total, None
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = learning_rates(project.optimizer, project.scheduler, 1)[0]
+    assert first > 0.0  # the project's schedule is unchanged: its first step already learns
