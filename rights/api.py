@@ -7,7 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -38,7 +38,6 @@ class TakedownViewSet(
 ):
     serializer_class = TakedownSerializer
     permission_classes = [AdminOnly]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         return selectors.requests()
@@ -52,7 +51,7 @@ class TakedownViewSet(
         return Response(TakedownSerializer(row).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PhotosSerializer, responses={201: TakedownSerializer})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser])
     def photos(self, request: Request, pk: int | None = None) -> Response:
         """Add the person's photos (multipart, field `photos`): only their hashes are kept."""
         row = self.get_object()
