@@ -10,8 +10,9 @@ Official sources quoted below:
   ``LoRATM.internvl``);
 - its ms-swift 2.x: ``swift/utils/module_mapping.py`` ``get_regex_for_mm_default_lora`` (the
   regex over module names, INTERNVL_KEYS language_model='language_model', connector='mlp1'),
-  ``swift/tuners/peft.py`` ``_create_and_replace_hook2`` (a matched module of a multimodal
-  model is adapted only if its class name holds "linear", or it is an Embedding/Conv), and
+  ``swift/tuners/peft.py`` ``_create_and_replace_hook2``, which ``hot_patch_peft_module``
+  installs for LoRA when the target is a regex string (a matched module of a multimodal model
+  is adapted only if its class name holds "linear", or it is an Embedding/Conv), and
   ``swift/llm/utils/template.py`` ``InternvlTemplate`` (prefix, prompt, suffix, system, the image
   tag) and ``SftArguments`` defaults (rank 8, alpha 32, dropout 0.05, LR 1e-4, weight decay 0.1,
   warmup 0.05, cosine, gradient accumulation 16 / batch / processes).
