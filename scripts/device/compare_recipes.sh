@@ -18,7 +18,7 @@
 #               accumulates to 16).
 # Each run's folder under --out (default $TMPDIR/compare-recipes) keeps metrics.jsonl,
 # eval_test.json and final/; a rerun reuses the release and the backbone.
-# GPU check:   scripts/device/compare_recipes.sh --size 1b --train 512 --test 256 --epochs 1
+# GPU check:   scripts/device/compare_recipes.sh --size 1b --train 256 --test 128 --epochs 1
 # CPU smoke:   scripts/device/compare_recipes.sh --train 32 --test 16
 set -euo pipefail
 cd "$(dirname "$0")/../.."
