@@ -60,7 +60,8 @@ def read_rgb(source: Source) -> Image.Image:
 
 def _image_tensor(image: Image.Image) -> torch.Tensor:
     """(3, H, W) uint8 RGB."""
-    return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
+    pixels = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8))
+    return pixels.permute(2, 0, 1).contiguous()
 
 
 @dataclass

@@ -135,7 +135,7 @@ def tile_tensor(image: torch.Tensor, settings: TileSettings) -> torch.Tensor:
     batch = image.unsqueeze(0)
     resized = _resize(batch, rows * size, cols * size)
     # (1, 3, rows*s, cols*s) -> (rows*cols, 3, s, s), row-major like tile_image
-    grid = resized.view(3, rows, size, cols, size).permute(1, 3, 0, 2, 4)
+    grid = resized.reshape(3, rows, size, cols, size).permute(1, 3, 0, 2, 4)
     tiles = grid.reshape(-1, 3, size, size)
     if settings.use_thumbnail and rows * cols > 1:
         tiles = torch.cat([tiles, _resize(batch, size, size)])

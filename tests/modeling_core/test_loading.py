@@ -56,7 +56,8 @@ def _hard(size, kind, seed=0):
 
 
 def _as_tensor(image: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
+    """(3, H, W) uint8, a strided view of the HWC array (tile_tensor takes any strides)."""
+    return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -207,3 +208,11 @@ def test_loader_options_are_checked():
     dataset = ScoringItems([], _shape_of)
     with pytest.raises(ValueError, match="at least"):
         list(load_batches(dataset, ScoringCollate(None, 0, False), batch_size=0))
+
+
+def test_device_tiling_of_an_image_already_at_tile_size_is_the_image_itself():
+    settings = TileSettings(tile_size=28, max_tiles=12)
+    image = _hard((28, 28), "noise")
+    tiled = tile_tensor(_as_tensor(image), settings)
+    assert torch.equal(tiled, preprocess_uint8(image, settings))
+    assert tiled.shape == (1, 3, 28, 28)
