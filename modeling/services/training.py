@@ -47,6 +47,17 @@ def _train_config_fields() -> set[str]:
     return {f.name for f in fields(TrainConfig)}
 
 
+def _check_settings(overrides: dict) -> None:
+    """The settings as the trainer will read them (recipe, then these; one process): a bad
+    recipe or an effective batch the batch size cannot make is refused here, not in the worker."""
+    from modeling.hae.config import TrainConfig
+
+    try:
+        TrainConfig.load(None, **overrides).for_world(1)
+    except (TypeError, ValueError) as exc:  # RecipeError is a ValueError
+        raise TrainingError(f"settings: {exc}") from exc
+
+
 def _release_dir(release: Release) -> str:
     if release.status != ReleaseStatus.READY:
         raise TrainingError(f"release {release.name} {release.version} is {release.status}")
@@ -111,6 +122,7 @@ def create_training_run(
     unknown = sorted(set(overrides) - (_train_config_fields() - RESERVED))
     if unknown:
         raise TrainingError(f"unknown or reserved training setting(s): {', '.join(unknown)}")
+    _check_settings(overrides)
     if version:
         if not registry.VERSION_NAME.match(version):
             raise TrainingError(f"version {version!r}: letters, digits, '.', '_', '+', '-'")

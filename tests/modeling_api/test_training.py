@@ -92,6 +92,16 @@ def test_training_requests_are_checked_before_anything_runs(
     assert no_weights.status_code == 400 and "clip_checkpoint" in no_weights.json()["detail"]
     unknown = post(data=str(tiny_release), backbone="tiny", settings={"data": "/etc"})
     assert unknown.status_code == 400 and "reserved" in unknown.json()["detail"]
+    recipe = post(data=str(tiny_release), backbone="tiny", settings={"recipe": "nonesuch"})
+    assert recipe.status_code == 400 and "nonesuch" in recipe.json()["detail"]
+    # the official recipe's batch of 16 cannot be made of 5 per process: refused at the request
+    batch = post(data=str(tiny_release), backbone="tiny",
+                 settings={"recipe": "official", "batch_size": 5})
+    assert batch.status_code == 400 and "effective" in batch.json()["detail"], batch.json()
+    official = post(data=str(tiny_release), backbone="tiny", max_steps=1,
+                    settings={"recipe": "official", "batch_size": 4})
+    assert official.status_code == 201, official.json()
+    TrainingRun.objects.all().delete()
     neither = post(backbone="tiny")
     assert neither.status_code == 400
     flag = post(data=str(tiny_release), backbone="--help")
