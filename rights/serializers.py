@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import Match, Removal, TakedownRequest
@@ -33,13 +34,21 @@ class RemovalSerializer(serializers.ModelSerializer):
 class TakedownSerializer(serializers.ModelSerializer):
     filed_by = serializers.CharField(source="filed_by.username", read_only=True, default=None)
     photos = serializers.SerializerMethodField()
-    matches = MatchSerializer(many=True, read_only=True)
-    removals = RemovalSerializer(many=True, read_only=True)
+    matches = serializers.SerializerMethodField()
+    removals = serializers.SerializerMethodField()
 
     class Meta:
         model = TakedownRequest
         fields = ["id", "person", "contact", "reason", "status", "names", "decision_note",
                   "filed_by", "created_at", "updated_at", "photos", "matches", "removals"]
+
+    @extend_schema_field(MatchSerializer(many=True))
+    def get_matches(self, obj: TakedownRequest) -> list[dict]:
+        return MatchSerializer(obj.matches.order_by("image_ref"), many=True).data
+
+    @extend_schema_field(RemovalSerializer(many=True))
+    def get_removals(self, obj: TakedownRequest) -> list[dict]:
+        return RemovalSerializer(obj.removals.order_by("id"), many=True).data
 
     def get_photos(self, obj: TakedownRequest) -> list[dict]:
         return [{"id": p.pk, "label": p.label, "sha256": p.sha256, "width": p.width,

@@ -56,11 +56,11 @@
   function renderReport(report) {
     const box = $("report");
     const matches = report.matches.map((m) => node("div", { class: "report-image" },
-      node("h4", { text: `Image ${m.image_id} (${m.original_path || m.sha256.slice(0, 12)}): ${m.decision}` }),
-      m.places.length ? node("ul", {}, m.places.map((p) => node("li", { text: `${p.place}: ${p.what} — ${p.done}` })))
+      node("h4", { class: "record-path", text: `Image ${m.image_id} (${m.original_path || m.sha256.slice(0, 12)}): ${m.decision}` }),
+      m.places.length ? node("ul", {}, m.places.map((p) => node("li", { class: "record-path", text: `${p.place}: ${p.what} — ${p.done}` })))
         : node("p", { class: "muted", text: "Not removed (yet)." })));
     const audit = node("ol", { class: "audit", id: "audit" }, report.audit.map((e) =>
-      node("li", { text: `${new Date(e.at).toLocaleString()} · ${e.actor || "system"} · ${e.action}${e.why ? ` — ${e.why}` : ""}` })));
+      node("li", { class: "record-path", text: `${new Date(e.at).toLocaleString()} · ${e.actor || "system"} · ${e.action}${e.why ? ` — ${e.why}` : ""}` })));
     box.replaceChildren(...matches, node("h4", { text: "Audit trail" }), audit);
   }
 
@@ -81,8 +81,8 @@
     )) : [node("tr", {}, node("td", { colspan: 5, text: "No matches yet." }))]));
     const open_ = ["open", "matched"].includes(r.status);
     $("photos-form").hidden = !open_;
-    $("remove-btn").hidden = r.status !== "matched";
-    $("reject-btn").hidden = !open_;
+    $("remove-actions").hidden = r.status !== "matched";
+    $("reject-actions").hidden = !open_;
     renderReport(await api("GET", url(cfg.urls.report, id)));
     const live = r.removals.find((x) => ["queued", "running"].includes(x.status));
     if (live) window.setTimeout(() => follow(live.id), POLL_MS);
@@ -117,7 +117,7 @@
 
   $("photos-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    const files = $("td-photos").files;
+    const files = [...$("td-photos").files]; // a copy: the input's own list empties below
     if (!files.length) { showMessage($("request-msg"), "Choose the photos first.", "error"); return; }
     const form = new FormData();
     for (const f of files) form.append("photos", f);
