@@ -28,6 +28,32 @@
     );
   }
 
+  function showTerms(source) {
+    $("terms-licence").textContent = source.licence || "licence unknown";
+    $("terms-consent").textContent = source.consent_basis ? source.consent_basis.replaceAll("_", " ") : "consent basis unknown";
+    $("terms-allows").textContent = source.allows.length ? `allows ${source.allows.join(", ")}` : "allows no commercial use, redistribution or derivatives";
+    $("terms-origin").textContent = source.origin || "";
+  }
+
+  function termsForm() {
+    const form = $("terms-form");
+    if (!form) return;
+    jsonForm(form, {
+      errorEl: $("terms-error"),
+      submit: $("terms-submit"),
+      body: () => ({
+        origin: $("terms-origin-input").value.trim(),
+        licence: $("terms-licence-input").value.trim(),
+        consent_basis: $("terms-consent-input").value,
+      }),
+      post: (payload) => api("PATCH", cfg.urls.source, payload),
+      done: (source) => {
+        showTerms(source);
+        $("terms-licence-input").value = source.licence;
+      },
+    });
+  }
+
   async function load() {
     clearTimeout(timer);
     try {
@@ -38,6 +64,7 @@
       $("kpi-linked").textContent = fmt(source.linked);
       $("kpi-jobs").textContent = fmt(source.jobs);
       $("kpi-latest").textContent = source.latest_job ? `latest: job ${source.latest_job.id}, ${source.latest_job.status}` : "none yet";
+      showTerms(source);
       const body = $("jobs-table").tBodies[0];
       body.replaceChildren(
         ...(jobs.results.length
@@ -62,6 +89,7 @@
         const config = {
           clip: { enabled: $("job-clip").checked },
           faces: { enabled: $("job-faces").checked },
+          terms: { require: [...form.querySelectorAll('input[name="require"]:checked')].map((i) => i.value) },
         };
         for (const [id, key, label] of [["job-chunk", "chunk_size", "Chunk size"], ["job-min-side", "min_short_side", "Min short side"]]) {
           const v = intField($(id), label);
@@ -77,6 +105,7 @@
   }
 
   jobForm();
+  termsForm();
   projectForm(cfg.urls.project);
   load();
 })();

@@ -71,6 +71,7 @@
       split: {},
     };
     if (text("rel-contact")) out.contact = text("rel-contact");
+    if (text("rel-licence")) out.licence = text("rel-licence");
     for (const input of document.querySelectorAll("[data-split]")) {
       const share = numberField(input, `The ${input.dataset.split} share`, { integer: false });
       if (share !== null) out.split[input.dataset.split] = share;
