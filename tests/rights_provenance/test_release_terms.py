@@ -3,48 +3,18 @@ source in the manifest, on the card) and a declared licence refuses images whose
 does not allow: at the edge (a 400 via the API) and in the build itself."""
 
 import csv
-import io
 import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from curation.models import Image, JobStatus, Source
-from curation.services.jobs import start_job
-from curation.services.provenance import set_source_terms
-from curation.services.sources import import_source
+from curation.models import Image, Source
 from modeling.models import Release, ReleaseStatus
 from modeling.release import ReleaseConfig, ReleaseConfigError, ReleaseRow, build_release
 
-from .conftest import NO_MODELS, photo_folder
-
 pytestmark = pytest.mark.django_db(transaction=True)
 FORMATS = ["parquet", "csv", "webdataset"]
-
-
-@pytest.fixture
-def mixed(import_root, eager_celery, client_as):
-    """Two curated sources: "open" (CC-BY-4.0, 2 images) and "closed" (research-only, 3
-    images, one uploaded before with its own CC0-1.0 and explicit consent)."""
-    open_ = import_source("manifest", photo_folder(import_root / "open", ["o1.jpg", "o2.jpg"],
-                                                   seed=60), "open", scale=(1, 10)).source
-    set_source_terms(open_, licence="CC-BY-4.0", consent_basis="public_dataset_terms")
-    closed = import_source("manifest", photo_folder(
-        import_root / "closed", ["c1.jpg", "c2.jpg", "c3.jpg"], seed=70), "closed",
-        scale=(1, 10)).source
-    set_source_terms(closed, licence="research-only", consent_basis="public_dataset_terms")
-    fh = io.BytesIO((import_root / "closed" / "c3.jpg").read_bytes())
-    fh.name = "c3.jpg"
-    r = client_as("curator").post("/api/images/", {
-        "file": fh, "licence": "CC0-1.0", "consent_basis": "explicit_consent"},
-        format="multipart")
-    assert r.status_code == 201, r.content
-    for source in (open_, closed):
-        job = start_job(source, overrides=NO_MODELS)
-        job.refresh_from_db()
-        assert job.status == JobStatus.DONE, job.progress
-    return open_, closed
 
 
 def post_release(client, settings, tmp_path, name: str, **fields):
