@@ -48,7 +48,7 @@ from .writers import (
     image_dir,
 )
 
-MANIFEST_FORMAT = 2  # 2: checks, withheld, excluded and warnings
+MANIFEST_FORMAT = 3  # 2: checks, withheld, excluded and warnings; 3: terms
 BATCH_ROWS = 4096
 PROGRESS_EVERY = 1000
 
