@@ -212,7 +212,7 @@ def start_import(
     elsewhere (not even whether they exist), and a bad request never becomes a job.
     """
     if is_storage_path(path):
-        check_stored_path(path)
+        check_stored_path(path, kind=kind)
     else:
         resolve_inside(path, settings.IMPORT_ROOTS)
     if scale is not None:  # what the request alone can tell is refused before anything is queued

@@ -39,10 +39,16 @@ __all__ = ["StoredParseResult", "check_stored_path", "is_storage_path", "parse_s
            "stored_item_file"]
 
 
-def check_stored_path(path: str) -> str:
+def check_stored_path(path: str, *, kind: str = "manifest") -> str:
     """The storage name of an import path, refused (PathOutsideRoots) outside the storage
-    import roots."""
-    return resolve_storage_inside(path, settings.IMPORT_STORAGE_ROOTS)
+    import roots, or (SourceFileError) for a kind that cannot be read from the storage."""
+    name = resolve_storage_inside(path, settings.IMPORT_STORAGE_ROOTS)
+    if kind != "manifest":
+        raise SourceFileError(
+            f"a source in the storage ({SCHEME}…) is imported from a manifest; {kind!r} "
+            "needs its dataset's folder on a disk (IMPORT_ROOTS)"
+        )
+    return name
 
 
 @dataclass
@@ -59,12 +65,7 @@ class StoredParseResult(ParseResult):
 
 def parse_stored(kind: str, path: str, *, scale: Scale | None = None) -> StoredParseResult:
     """Parse a manifest that lies in the storage (see the module's text)."""
-    name = check_stored_path(path)
-    if kind != "manifest":
-        raise SourceFileError(
-            f"a source in the storage ({SCHEME}…) is imported from a manifest; {kind!r} "
-            "needs its dataset's folder on a disk (IMPORT_ROOTS)"
-        )
+    name = check_stored_path(path, kind=kind)
     with tempfile.TemporaryDirectory(prefix="stored-manifest-") as tmp:
         local = Path(tmp) / (posixpath.basename(name) or "manifest")
         try:
