@@ -24,6 +24,7 @@ from ..models import (
     Assignment,
     AssignmentStatus,
     ConsensusLabel,
+    GuideExample,
     Project,
     ProjectImage,
     Rating,
@@ -124,6 +125,10 @@ def _withdraw_from(project: Project, items: list[ProjectImage], ids: list[int],
         if review is not None:
             _note(out, image_id, "review queue", name,
                   f"{review.status} review item deleted ({', '.join(review.reasons)})")
+        if item is not None:
+            pinned = GuideExample.objects.filter(item=item).count()
+            if pinned:
+                _note(out, image_id, "guides", name, f"{pinned} pinned example(s) removed")
         if ConsensusLabel.objects.filter(project=project, image_id=image_id).exists():
             _note(out, image_id, "consensus", name, "consensus label deleted")
     if ratings == "aggregate" and rated.exists():

@@ -3,9 +3,10 @@ near-duplicate clusters, the cached contact sheets that drew them, and their sto
 
 The apps above delete their own rows that point at the images first (annotation's queues,
 leases, ratings and reviews; releases' items); `remove_images` then deletes the pool rows in
-one transaction under the clustering lock: a cluster that loses its representative gets the
-next one by the usual rule (`near_dup.choose_representative`) and its members' job decisions
-are reconciled as after any cluster change; a cluster left with one member is dissolved. The
+one transaction under the clustering lock: each cluster they were in is split into what stays
+connected without them (a removed image may have been the only link), each part with its
+representative by the usual rule (`near_dup.choose_representative`), a member left alone out
+of any cluster, and the members' job decisions are reconciled as after any cluster change. The
 source records that linked to an image keep their rows (the source still lists them) with no
 image; an admission check of the app above keeps the bytes from coming back.
 
@@ -18,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from ..imaging.near_dup import choose_representative
+from ..imaging.hashing import from_signed64
+from ..imaging.near_dup import DEFAULT_K, choose_representative
 from ..models import (
     Decision,
     DuplicateCluster,
@@ -116,26 +119,59 @@ def _forget_sheets(ids: list[int], out: PoolRemoval) -> None:
 
 
 def _recluster(cluster_ids: Iterable[int], *, removed: set[int]) -> None:
-    """Each cluster without the removed images: a new representative where it lost its own,
-    dissolved where one member is left; the members' decisions follow."""
+    """Each cluster without the removed images, as the connected components of "pHash within
+    the pool's k" among the members left (a removed image may have been the only link): the
+    first component of two or more keeps the cluster, any other gets a new one, a member left
+    alone leaves it; each has its representative by the usual rule, and the members'
+    decisions follow."""
     plans: dedup.Plans = {}
-    for cluster in DuplicateCluster.objects.filter(pk__in=list(cluster_ids)):
-        members = list(
+    for cluster in DuplicateCluster.objects.filter(pk__in=list(cluster_ids)).order_by("id"):
+        rows = list(
             Image.objects.filter(cluster=cluster).exclude(pk__in=removed)
-            .values_list("id", flat=True)
+            .order_by("id").values_list("id", "phash")
         )
-        if len(members) <= 1:
-            Image.objects.filter(pk__in=members).update(cluster=None)
-            plans.update((pk, (pk, None, None)) for pk in members)
+        kept = False
+        for group in _components(rows):
+            if len(group) == 1:
+                Image.objects.filter(pk=group[0]).update(cluster=None)
+                plans[group[0]] = (group[0], None, None)
+                continue
+            rep = choose_representative(dedup.members_of(group)).id
+            if kept:
+                target = DuplicateCluster.objects.create(representative_id=rep)
+            else:
+                target, kept = cluster, True
+                DuplicateCluster.objects.filter(pk=cluster.pk).update(representative_id=rep)
+                cluster.representative_id = rep
+            Image.objects.filter(pk__in=group).update(cluster=target)
+            plans.update((pk, (rep, target, None)) for pk in group)
+        if not kept:
             cluster.delete()
-            continue
-        rep = cluster.representative_id
-        if rep in removed:
-            rep = choose_representative(dedup.members_of(sorted(members))).id
-            DuplicateCluster.objects.filter(pk=cluster.pk).update(representative_id=rep)
-            cluster.representative_id = rep
-        plans.update((pk, (rep, cluster, None)) for pk in members)
     dedup._reconcile_decisions(plans)
+
+
+def _components(rows: list[tuple[int, int | None]]) -> list[list[int]]:
+    """Connected components of "pHash within DEFAULT_K" over (id, signed pHash) rows (a
+    cluster's members: few, so every pair is compared)."""
+    ids = [pk for pk, _ in rows]
+    hashes = np.array([from_signed64(h) if h is not None else 0 for _, h in rows],
+                      dtype=np.uint64)
+    parent = list(range(len(ids)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if len(ids) > 1:
+        near = np.bitwise_count(hashes[:, None] ^ hashes[None, :]) <= DEFAULT_K
+        for i, j in zip(*np.nonzero(np.triu(near, 1)), strict=True):
+            parent[find(int(i))] = find(int(j))
+    groups: dict[int, list[int]] = {}
+    for i, pk in enumerate(ids):
+        groups.setdefault(find(i), []).append(pk)
+    return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
 
 
 def delete_stored(names: Iterable[str]) -> list[str]:

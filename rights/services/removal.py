@@ -109,6 +109,14 @@ def _notices(request: TakedownRequest, batch: list[Match]) -> dict[int, list[dic
     for release in Release.objects.filter(pk__in=list(held)).order_by("name", "created_at"):
         root = Path(release.out_dir)
         ids = sorted(held[release.pk])
+        if not (root / withdrawal.MANIFEST).is_file():
+            for i in ids:
+                places[i].append({
+                    "place": "release",
+                    "what": f"{release.name} {release.version} ({release.status})",
+                    "done": f"no manifest at {root}: no published files to withdraw",
+                })
+            continue
         files = withdrawal.image_files(root, [by_id[i].sha256 for i in ids])
         withdrawal.write_notice(root, [
             {"image_sha256": by_id[i].sha256.lower(), "image_id": i, "request": request.pk,

@@ -17,6 +17,7 @@ from annotation.models import ProjectImage, Rating
 from curation.imaging.validate import InvalidImage
 from curation.models import DuplicateCluster, Image, SourceItem
 from curation.services import import_directory, register_image
+from humanbeauty.standard import DIMENSIONS
 from rights.models import AuditEvent, Match, TakedownRequest, WithdrawnRatings
 from rights.services import TakedownError
 from tests.conftest import client_for, image_bytes, make_user
@@ -272,8 +273,11 @@ def test_the_ratings_setting_keeps_aggregates_or_nothing(users, pool, settings, 
     if policy == "aggregate":
         assert [(a.project_id, a.n_images, a.n_ratings, a.n_raters) for a in aggregates] == [
             (project.pk, 1, 2, 2)]
-        assert set(aggregates[0].means) == {d for d in aggregates[0].means}
-        assert "image" not in str(aggregates[0].means)
+        means = aggregates[0].means
+        assert set(means) == {d.key for d in DIMENSIONS}
+        assert all(m["n"] <= 2 and (m["mean"] is None or 0 <= m["mean"] <= 1)
+                   for m in means.values())
+        assert means["comprehensive_aesthetic"]["n"] == 2
     else:
         assert aggregates == []
     assert ProjectImage.objects.filter(project=project).count() == 1
