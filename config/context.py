@@ -14,6 +14,7 @@ NAV_LINKS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
     ("curation-home", "Curation", (Role.CURATOR, Role.RESEARCHER, Role.ADMIN)),
     ("releases", "Releases", (Role.RESEARCHER, Role.ADMIN)),
     ("models", "Models", (Role.RESEARCHER, Role.ADMIN)),
+    ("takedowns", "Takedowns", (Role.ADMIN,)),
 )
 
 

@@ -264,6 +264,9 @@ RELEASE_ROOT = Path(os.environ.get("RELEASE_ROOT", VAR_DIR / "releases")).resolv
 MODEL_CACHE_SIZE = int(os.environ.get("MODEL_CACHE_SIZE", "2"))
 MODEL_DEVICE = os.environ.get("MODEL_DEVICE", "auto")
 SCORING_CHUNK_SIZE = int(os.environ.get("SCORING_CHUNK_SIZE", "256"))
+# What a takedown does with the removed images' ratings: "aggregate" (anonymised per-project
+# counts and means, no image, no rater) or "delete" (rights/services; a bad value fails the job).
+TAKEDOWN_RATINGS = os.environ.get("TAKEDOWN_RATINGS", "aggregate")
 # How often a training task reads its run's metrics.jsonl into the TrainingRun row.
 TRAINING_POLL_SECONDS = float(os.environ.get("TRAINING_POLL_SECONDS", "5"))
 
