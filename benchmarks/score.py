@@ -80,6 +80,27 @@ def timed(fn, device: torch.device, repeats: int, warmup: int) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
+def same_scores(model, items, bs: int, args, amp) -> list[str]:
+    """The loader's scores against the serial pipeline's on the same files and batches: equal
+    (CPU tiling: the device normalises the same uint8 tiles) or, with device tiling, close."""
+    with amp:
+        serial = model.score([read_rgb(p) for _, p in items], batch_size=bs)
+        lines = []
+        for label, device_tiling in (("loader", False), ("loader + device tiling", True)):
+            if device_tiling and args.no_device_tiling:
+                continue
+            got = [r for _, r, _ in score_items(model, items, batch_size=bs,
+                                                workers=args.workers,
+                                                device_tiling=device_tiling)]
+            worst = max(abs(a.overall - b.overall) for a, b in zip(got, serial, strict=True))
+            worst = max(worst, *(abs(a.scores[k] - b.scores[k])
+                                 for a, b in zip(got, serial, strict=True) for k in a.scores))
+            same = all(a.as_dict() == b.as_dict() for a, b in zip(got, serial, strict=True))
+            lines.append(f"{label} vs serial on {len(items)} files: max |score difference| "
+                         f"{worst:.2e}{' (bit-identical)' if same else ''}")
+    return lines
+
+
 def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
@@ -187,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[str, float] = {}
     for name, fn, n, reps, warm in plan:
         rates[name] = n / timed(fn, device, reps, warm)
+    checks = [] if args.model_only else same_scores(model, items[: 2 * bs], bs, args, amp)
 
     # Model FLOPs of one image at this tiling, and the device's limit.
     shapes = Shapes.of(model.core.config)
@@ -214,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"model FLOPs per image: {per_image / 1e12:.4f} TFLOP; peak: {peak_from}; "
           f"FLOP limit: {limit:.2f} images/s")
+    for line in checks:
+        print(line)
     serial = rates.get("files: serial (previous pipeline)", float("nan"))
     print("| path | images/s | ms/image | % of limit | vs serial |")
     print("|------|----------|----------|------------|-----------|")
