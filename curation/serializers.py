@@ -5,10 +5,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from . import selectors
-from .models import Decision, FilterJob, Image, Source, SourceImport
+from .models import CONSENT_CHOICES, Decision, FilterJob, Image, Source, SourceImport
 from .services.provenance import terms_of
 from .sources import PARSERS
-from .sources.terms import CONSENT_BASES, PERMISSIONS, UNKNOWN, licence_of
+from .sources.terms import PERMISSIONS, UNKNOWN, licence_of
 
 
 class TermsSerializer(serializers.Serializer):
@@ -51,7 +51,7 @@ class ImageUploadSerializer(serializers.Serializer):
         "all-rights-reserved...), over its source's.",
     )
     consent_basis = serializers.ChoiceField(
-        required=False, allow_blank=True, choices=list(CONSENT_BASES),
+        required=False, allow_blank=True, choices=CONSENT_CHOICES,
         help_text="On what basis the person pictured is in the data.",
     )
     consent_reference = serializers.CharField(
@@ -71,7 +71,7 @@ class SourceTermsSerializer(serializers.Serializer):
         help_text="An SPDX id (CC-BY-4.0...) or a named dataset licence (research-only...).",
     )
     consent_basis = serializers.ChoiceField(
-        required=False, allow_blank=True, choices=list(CONSENT_BASES)
+        required=False, allow_blank=True, choices=CONSENT_CHOICES
     )
 
 
