@@ -22,8 +22,12 @@ SCHEME = "storage:"
 
 
 def is_storage_path(path: object) -> bool:
-    """Whether an import path (or a source's location) names the media storage."""
-    return isinstance(path, str) and path.startswith(SCHEME)
+    """Whether an import path (or a source's location) names the media storage (a `Path` made
+    of one too: the command line's)."""
+    try:
+        return os.fspath(path).startswith(SCHEME)  # type: ignore[arg-type]
+    except TypeError:
+        return False
 
 
 def has_local_paths(storage: Storage | None = None) -> bool:

@@ -14,6 +14,7 @@ not have.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import shutil
 import tempfile
@@ -63,8 +64,11 @@ class StoredParseResult(ParseResult):
         )
 
 
-def parse_stored(kind: str, path: str, *, scale: Scale | None = None) -> StoredParseResult:
+def parse_stored(
+    kind: str, path: str | os.PathLike[str], *, scale: Scale | None = None
+) -> StoredParseResult:
     """Parse a manifest that lies in the storage (see the module's text)."""
+    path = os.fspath(path)
     name = check_stored_path(path, kind=kind)
     with tempfile.TemporaryDirectory(prefix="stored-manifest-") as tmp:
         local = Path(tmp) / (posixpath.basename(name) or "manifest")

@@ -210,3 +210,16 @@ def test_the_import_api_checks_storage_paths_against_the_storage_roots(stored_da
     assert wrong_kind.status_code == 400 and "manifest" in wrong_kind.json()["detail"]
     with pytest.raises(MissingLabelFile, match=r"storage:imports/none\.csv does not exist"):
         import_source("manifest", "storage:imports/none.csv", "none", scale=(1, 10))
+
+
+@pytest.mark.django_db
+def test_the_command_line_imports_a_manifest_from_the_bucket(stored_dataset):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("import_source", "manifest", stored_dataset, "--name", "cli", "--scale", "1",
+                 "10", stdout=out, stderr=StringIO())
+    source = SourceItem.objects.filter(source__name="cli").first().source
+    assert source.location == "storage:imports/set1" and source.items.count() == 9
