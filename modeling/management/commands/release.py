@@ -15,7 +15,7 @@ from modeling.services.releases import FORMATS, create_release
 
 # The build options create_release takes as they are, and those given as comma lists.
 BUILD_OPTIONS = ("seed", "split", "images", "max_side", "min_raters", "max_disagreement",
-                 "license", "shard_size", "na", "contact")
+                 "license", "shard_size", "na", "contact", "licence")
 LIST_OPTIONS = ("projects", "sources", "formats")
 
 
@@ -42,6 +42,10 @@ class Command(BaseCommand):
         build.add_argument("--max-disagreement", type=float)
         build.add_argument("--license", default="unknown",
                            help="the dataset card's licence identifier, e.g. cc-by-4.0")
+        build.add_argument("--licence", default="",
+                           help="the licence the release declares (CC-BY-4.0, research-only...):"
+                           " images whose terms it does not allow are refused; none declared:"
+                           " nothing refused, the images' licences stated")
         build.add_argument("--shard-size", type=int, default=10_000,
                            help="WebDataset samples per tar shard")
         build.add_argument("--na", default="fill",
