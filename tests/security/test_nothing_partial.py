@@ -161,7 +161,7 @@ class State:
 # --- the world the requests are sent into -----------------------------------------------------
 
 
-USERS = ("root", "cora", "remy", "rita", "alice", "bob", "otto")
+USERS = ("root", "ada", "cora", "remy", "rita", "alice", "bob", "otto")
 PASSWORD = "pw-123456-long"
 
 
@@ -169,7 +169,8 @@ PASSWORD = "pw-123456-long"
 class World:
     """Users of every role, a project with leases, a review, a source with a finished and a
     queued filter job, a ready release, a registered model, scoring jobs and training runs,
-    and real files in every root (see `world`)."""
+    takedown requests in every state with a queued and a finished removal, and real files in
+    every root (see `world`)."""
 
     root: Path
     capture: Callable[..., Any]  # django_capture_on_commit_callbacks
@@ -269,6 +270,9 @@ def world(settings, tmp_path, django_capture_on_commit_callbacks) -> Iterator[Wo
     remy = User.objects.create_user("remy")
     remy.groups.add(Group.objects.get_or_create(name="researcher")[0])
     User.objects.create_user("otto")
+    # A platform admin by the group alone (root is a superuser, who holds every role anyway).
+    ada = User.objects.create_user("ada")
+    ada.groups.add(Group.objects.get_or_create(name="admin")[0])
     alice = User.objects.get(username="alice")
     alice.set_password(PASSWORD)
     alice.save()
@@ -315,6 +319,8 @@ def world(settings, tmp_path, django_capture_on_commit_callbacks) -> Iterator[Wo
     done_run = TrainingRun.objects.create(data_dir=str(world.import_root), backbone="tiny",
                                           status="done", finished_at=timezone.now())
 
+    takedowns = _takedown_world(images, world.users["ada"])
+
     for name in USERS:
         token, key = issue_token(world.users[name], device="sweep")
         world.tokens[name] = key
@@ -336,13 +342,61 @@ def world(settings, tmp_path, django_capture_on_commit_callbacks) -> Iterator[Wo
         queued_scoring=queued_scoring.pk, done_scoring=done_scoring.pk,
         queued_run=queued_run.pk, done_run=done_run.pk, queued_import=queued_import.pk,
         done_import=done_import.pk, invitation=invitation.pk,
-        invitation_token=invitation_token,
+        invitation_token=invitation_token, **takedowns,
     )
     yield world
     if settings.CELERY_BROKER_URL:
         from config.celery import app
 
         app.control.purge()  # what the positive controls queued: no worker takes it here
+
+
+def _takedown_world(images: list, admin: Any) -> dict[str, int]:
+    """Takedown requests in each state an action may meet: open (naming an image), naming
+    nothing, matched with a pending match, decided (a match confirmed), declined (its only
+    match rejected), rejected, one whose removal is queued and one removed (its removal done).
+    Filed, matched and decided through the services, as the API does."""
+    from rights import services as rights
+    from rights.models import Removal, RequestStatus, TakedownRequest
+
+    def filed(person: str, **names: Any) -> Any:
+        return rights.file_request(person=person, contact=f"{person.lower()}@example.org",
+                                   reason="photos of me without my consent", user=admin,
+                                   **names)
+
+    def matched(person: str, image: Any, decision: str | None = None) -> tuple[Any, Any]:
+        request = filed(person, image_ids=[image.pk])
+        match = next(m for m in rights.find_matches(request, user=admin)
+                     if m.image_ref == image.pk)
+        if decision:
+            rights.decide_matches(request, [{"match": match.pk, "decision": decision}],
+                                  user=admin)
+        return request, match
+
+    open_request = filed("Olive", image_ids=[images[1].pk],
+                         file_names=["p1.jpg"])
+    bare = filed("Nadia")  # names nothing, has no photos yet
+    pending, match = matched("Mona", images[2])
+    decided, decided_match = matched("Dora", images[3], "confirmed")
+    declined, _ = matched("Dina", images[0], "rejected")
+    rejected = filed("Rhea", image_ids=[images[1].pk])
+    rights.reject_request(rejected, why="not a photo of her", user=admin)
+    removing = TakedownRequest.objects.create(person="Cleo", contact="c@example.org",
+                                              reason="mine", status=RequestStatus.CONFIRMED)
+    queued_removal = Removal.objects.create(request=removing, progress={"done": 0, "total": 1})
+    removed = TakedownRequest.objects.create(person="Gwen", contact="g@example.org",
+                                             reason="mine", status=RequestStatus.REMOVED)
+    done_removal = Removal.objects.create(request=removed, status="done",
+                                          progress={"done": 1, "total": 1},
+                                          finished_at=timezone.now())
+    return {
+        "takedown_open": open_request.pk, "takedown_bare": bare.pk,
+        "takedown_matched": pending.pk, "match": match.pk,
+        "takedown_decided": decided.pk, "decided_match": decided_match.pk,
+        "takedown_declined": declined.pk, "takedown_rejected": rejected.pk,
+        "takedown_removing": removing.pk, "takedown_removed": removed.pk,
+        "queued_removal": queued_removal.pk, "done_removal": done_removal.pk,
+    }
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -371,9 +425,16 @@ class Req:
             return call(self.url)
         if isinstance(self.data, str | bytes):
             return call(self.url, self.data, content_type=self.content_type)
-        if any(isinstance(v, SimpleUploadedFile) for v in self.data.values()):
+        if any(_is_upload(v) for v in self.data.values()):
             return call(self.url, self.data, format="multipart")
         return call(self.url, self.data, format="json")
+
+
+def _is_upload(value: Any) -> bool:
+    """A file, or a list of files (sent as one multipart field repeated)."""
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(v, SimpleUploadedFile) for v in value)
+    return isinstance(value, SimpleUploadedFile)
 
 
 def check_refused(world: World, reqs: list[Req]) -> list[str]:
@@ -915,6 +976,23 @@ OPS: list[Op] = [
         ],
     ),
     Op(
+        "patch", "/api/sources/{id}/", id_of="source",
+        allowed="cora", refused=CURATION_REFUSED, success=(200,),
+        valid=lambda w: {"licence": "CC-BY-4.0", "consent_basis": "public_dataset_terms"},
+        bad=lambda w: [
+            ("licence 'CC BY!'", {"licence": "CC BY!"}),
+            ("licence over 64", {"licence": "L" * 65}),
+            ("licence a list", {"licence": ["CC-BY-4.0"]}),
+            ("licence null", {"licence": None}),
+            # One bad field of three: the good ones are not saved either.
+            ("consent_basis 'maybe'", {"origin": "x", "consent_basis": "maybe"}),
+            ("a good licence and a bad consent_basis", {"licence": "CC-BY-4.0",
+                                                         "consent_basis": "maybe"}),
+            ("origin over 1000", {"origin": "o" * 1001}),
+            ("origin an object", {"origin": {"url": "https://example.org"}}),
+        ],
+    ),
+    Op(
         "delete", "/api/sources/{id}/", id_of="empty_source",
         allowed="cora", refused=CURATION_REFUSED, json_body=False, success=(204,),
         bad=lambda w: [
@@ -1096,6 +1174,185 @@ OPS += [
                 {"username": LONG_NAME, "password": "A-long-pass-2026"}),
         ],
     ),
+]
+
+
+# --- takedowns (platform admins only) ---------------------------------------------------------
+
+ADMIN_REFUSED = ("alice", "bob", "rita", "cora", "remy", "otto")
+
+
+def _takedown_url(w: World, key: str, action: str) -> str:
+    return f"/api/takedowns/{w.ids[key]}/{action}/"
+
+
+def _takedown(**fields: Any) -> dict:
+    body = {"person": "Ann Example", "contact": "ann@example.org",
+            "reason": "a photo of me I never agreed to"}
+    return {**body, **fields}
+
+
+def _without(field_name: str) -> dict:
+    body = _takedown()
+    del body[field_name]
+    return body
+
+
+def _decision(match: Any, decision: Any = "confirmed", **more: Any) -> dict:
+    return {"decisions": [{"match": match, "decision": decision, **more}]}
+
+
+def _in_states(w: World, action: str, body: Any, *keys: str) -> list[Req]:
+    """The action on requests whose state does not allow it: a 409 each. `body`: a callable
+    gives each request its own (an uploaded file is read once)."""
+    return [Req(f"a request {key.removeprefix('takedown_')}", "ada",
+                _takedown_url(w, key, action), body() if callable(body) else body,
+                statuses=(409,)) for key in keys]
+
+
+def _photos_bad(w: World) -> list:
+    url = _takedown_url(w, "takedown_open", "photos")
+    good = png(seed=61)
+
+    def fresh(seed: int) -> SimpleUploadedFile:
+        """A good photo no case before has sent (a photo already kept is not kept again)."""
+        return upload(f"good{seed}.png", png(seed=seed))
+
+    return [
+        *corrupt_image_files("photos"),
+        *bomb_and_oversized("photos"),
+        ("a photo under another field", {"photo": upload("p.png", good)}),
+        Req("JSON instead of a file", "ada", url, {"photos": "aGVsbG8="}),
+        # Several photos are checked before any is kept: one bad photo keeps none.
+        ("a good photo and a corrupt one", {"photos": [
+            fresh(62), upload("bad.png", png(seed=3)[:300])]}),
+        ("a good photo and a bomb", {"photos": [
+            fresh(63), upload("bomb.png", flat_png((300, 300)))]}),
+        ("a good photo and one too big", {"photos": [
+            fresh(64), upload("big.png", png(seed=6, size=(80, 80)))]}),
+        ("101 photos (past DATA_UPLOAD_MAX_NUMBER_FILES)", {"photos": [
+            upload(f"p{i}.png", good) for i in range(101)]}),
+        *_in_states(w, "photos", lambda: {"photos": fresh(65)},
+                    "takedown_rejected", "takedown_removing", "takedown_removed"),
+    ]
+
+
+OPS += [
+    Op(
+        "post", "/api/takedowns/",
+        allowed="ada", refused=ADMIN_REFUSED, success=(201,),
+        valid=lambda w: _takedown(image_ids=[w.ids["image"]]),
+        bad=lambda w: [
+            ("no person", _without("person")),
+            ("no contact", _without("contact")),
+            ("no reason", _without("reason")),
+            ("blank person", _takedown(person="   ")),
+            ("person null", _takedown(person=None)),
+            ("person a list", _takedown(person=["Ann"])),
+            ("person over 200", _takedown(person="p" * 201)),
+            ("contact over 300", _takedown(contact="c" * 301)),
+            ("reason over 10,000", _takedown(reason="r" * 10_001)),
+            ("image_ids a number", _takedown(image_ids=w.ids["image"])),
+            ("image_ids an object", _takedown(image_ids={"id": w.ids["image"]})),
+            ("an image id as text", _takedown(image_ids=["one"])),
+            ("an image id 0", _takedown(image_ids=[0])),
+            ("an image id -1", _takedown(image_ids=[-1])),
+            ("an image id 2.5", _takedown(image_ids=[2.5])),
+            ("an image id true", _takedown(image_ids=[True])),
+            ("an image id past a bigint", _takedown(image_ids=[2**63])),
+            ("a good image id and a bad one", _takedown(image_ids=[w.ids["image"], "x"])),
+            ("1001 image ids", _takedown(image_ids=list(range(1, 1002)))),
+            ("1001 file names", _takedown(file_names=[f"f{i}.jpg" for i in range(1001)])),
+            ("a blank file name", _takedown(file_names=["  "])),
+            ("a file name over 1000", _takedown(file_names=["f" * 1001])),
+            ("a file name a number", _takedown(file_names=[7])),
+            ("a source record as text", _takedown(source_records=["set1:photos/p0.jpg"])),
+            ("a source record without its path", _takedown(source_records=[{"source": "set1"}])),
+            ("a source record with more keys", _takedown(
+                source_records=[{"source": "set1", "path": "photos/p0.jpg", "image": 1}])),
+            ("a source record with a blank path", _takedown(
+                source_records=[{"source": "set1", "path": " "}])),
+            ("1001 source records", _takedown(
+                source_records=[{"source": "set1", "path": f"x{i}.jpg"} for i in range(1001)])),
+        ],
+    ),
+    Op(
+        "post", "/api/takedowns/{id}/photos/", id_of="takedown_open",
+        allowed="ada", refused=ADMIN_REFUSED, json_body=False, success=(201,),
+        valid=lambda w: {"photos": upload("me.png", png(seed=60))},
+        bad=_photos_bad,
+    ),
+    Op(
+        "post", "/api/takedowns/{id}/match/", id_of="takedown_open",
+        allowed="ada", refused=ADMIN_REFUSED, success=(200,),
+        valid=lambda w: {"faces": False},
+        bad=lambda w: [
+            ("faces without a recognition model", {"faces": True}),
+            ("faces 'maybe'", {"faces": "maybe"}),
+            ("faces a list", {"faces": [True]}),
+            Req("a request naming nothing, with no photos", "ada",
+                _takedown_url(w, "takedown_bare", "match"), {}),
+            *_in_states(w, "match", {}, "takedown_rejected", "takedown_removing",
+                        "takedown_removed"),
+        ],
+    ),
+    Op(
+        "post", "/api/takedowns/{id}/decide/", id_of="takedown_matched",
+        allowed="ada", refused=ADMIN_REFUSED, success=(200,),
+        valid=lambda w: _decision(w.ids["match"], note="her face, her tattoo"),
+        bad=lambda w: [
+            ("no decisions", {}),
+            ("no decision in the list", {"decisions": []}),
+            ("decisions an object", {"decisions": {"match": w.ids["match"],
+                                                   "decision": "confirmed"}}),
+            ("a decision that is a number", {"decisions": [w.ids["match"]]}),
+            ("a decision without its match", {"decisions": [{"decision": "confirmed"}]}),
+            ("decision 'maybe'", _decision(w.ids["match"], "maybe")),
+            ("decision 'pending'", _decision(w.ids["match"], "pending")),
+            ("decision null", _decision(w.ids["match"], None)),
+            ("match id as text", _decision(str(w.ids["match"]))),
+            ("match id true", _decision(True)),
+            ("match id past a bigint", _decision(2**63)),
+            ("note over 5000", _decision(w.ids["match"], note="n" * 5001)),
+            ("note a number", _decision(w.ids["match"], note=5)),
+            ("a match that does not exist", _decision(MISSING)),
+            ("a match of another request", _decision(w.ids["decided_match"])),
+            # A good decision with a bad one: neither is taken.
+            ("a good decision and an unknown match", {"decisions": [
+                {"match": w.ids["match"], "decision": "confirmed"},
+                {"match": MISSING, "decision": "rejected"}]}),
+            ("a good decision and a bad one", {"decisions": [
+                {"match": w.ids["match"], "decision": "confirmed"},
+                {"match": w.ids["decided_match"], "decision": "maybe"}]}),
+            ("10,000 decisions on matches that do not exist", {"decisions": [
+                {"match": MISSING + i, "decision": "rejected"} for i in range(10_000)]}),
+            *_in_states(w, "decide", _decision(w.ids["match"]), "takedown_open",
+                        "takedown_rejected", "takedown_removing", "takedown_removed"),
+        ],
+    ),
+    Op(
+        "post", "/api/takedowns/{id}/remove/", id_of="takedown_decided",
+        allowed="ada", refused=ADMIN_REFUSED, json_body=False, success=(202,),
+        bad=lambda w: _in_states(w, "remove", None, "takedown_matched", "takedown_declined",
+                                 "takedown_open", "takedown_rejected", "takedown_removing",
+                                 "takedown_removed"),
+    ),
+    Op(
+        "post", "/api/takedowns/{id}/reject/", id_of="takedown_open",
+        allowed="ada", refused=ADMIN_REFUSED, success=(200,),
+        valid=lambda w: {"why": "the photos are not of her"},
+        bad=lambda w: [
+            ("no why", {}),
+            ("blank why", {"why": "   "}),
+            ("why null", {"why": None}),
+            ("why a list", {"why": ["no"]}),
+            ("why over 5000", {"why": "w" * 5001}),
+            *_in_states(w, "reject", {"why": "no"}, "takedown_rejected",
+                        "takedown_removing", "takedown_removed"),
+        ],
+    ),
+    cancel_op("/api/takedown-removals/{id}/cancel/", "queued_removal", "ada", ADMIN_REFUSED,
+              ended=("a finished removal", "done_removal")),
 ]
 
 
