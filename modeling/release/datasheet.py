@@ -476,12 +476,29 @@ def _uses() -> list[tuple]:
     ]
 
 
-def _distribution(config: dict, layout: list[str]) -> list[tuple]:
+def _counted(by_key: dict[str, int] | None) -> str:
+    return ", ".join(f"{k} ({n})" for k, n in (by_key or {}).items()) or "none counted"
+
+
+def _distribution(config: dict, layout: list[str], terms: dict | None) -> list[tuple]:
+    declared = config.get("licence") or None
+    if terms is None:  # a build from before images carried their terms
+        licences = ("The licences of the source images are listed under Collection process "
+                    "where recorded.")
+    else:
+        licences = (f"Images per licence, as this build counted them: "
+                    f"{_counted(terms.get('licences'))}; per image in the split files' "
+                    "`licence` column and per source in manifest.json `terms`.")
     return [
         ("h2", "Distribution and licence"),
-        ("p", f"Licence given to this release: {config['license']}. The licences of the "
-              "source images are listed under Collection process where recorded. Formats: "
-              f"{', '.join(config['formats'])}; every file's sha256 is in manifest.json."),
+        ("p", f"Licence given to this release: {config['license']}. "
+              + (f"Licence declared: {declared}; the build refused any image whose terms it "
+                 "does not allow. " if declared else
+                 "No licence declared (build option --licence): nothing was refused for its "
+                 "terms. ")
+              + licences
+              + f" Formats: {', '.join(config['formats'])}; every file's sha256 is in "
+                "manifest.json."),
         ("list", layout),
     ]
 
@@ -512,13 +529,23 @@ def _withdrawn_sentence(withdrawn: int) -> str:
             "manifest, and its download leaves them out); this version does not hold them.")
 
 
-def _consent(about: dict | None, withdrawn: int) -> list[tuple]:
+def _consent_sentence(terms: dict | None) -> str:
+    bases = (terms or {}).get("consent_bases") or {}
+    if not bases or set(bases) == {"unknown"}:
+        return ("The platform does not record whether the people shown consented to being "
+                "photographed, to the images' publication or to their use here: nothing about "
+                "consent was verified by this build.")
+    return (f"Consent basis of the images, as recorded for them or their source: "
+            f"{_counted(bases)}. These are the records the platform holds (consent references "
+            "are kept per image in the platform); this build did not verify the consent "
+            "itself.")
+
+
+def _consent(about: dict | None, withdrawn: int, terms: dict | None = None) -> list[tuple]:
     contact = None if about is None else about.get("contact")
     return [
         ("h2", "Consent and takedown"),
-        ("p", "The platform does not record whether the people shown consented to being "
-              "photographed, to the images' publication or to their use here: nothing about "
-              "consent was verified by this build."),
+        ("p", _consent_sentence(terms)),
         ("p", f"Takedown requests: {contact}." if contact else
               "No takedown contact was given for this release (build option --contact)."),
         ("p", _withdrawn_sentence(withdrawn)),
@@ -578,9 +605,9 @@ def _blocks(
         *_annotation(about),
         *_preprocessing(config, report["image_files"]),
         *_uses(),
-        *_distribution(config, layout),
+        *_distribution(config, layout, report.get("terms")),
         *_maintenance(about, version),
-        *_consent(about, withdrawn),
+        *_consent(about, withdrawn, report.get("terms")),
         *_configuration(config, extra_config),
     ]
 

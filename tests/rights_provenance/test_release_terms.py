@@ -58,6 +58,13 @@ def test_a_release_states_its_licences_per_image_source_and_in_the_manifest(
     assert ("The images' own terms: CC-BY-4.0 (2 images), CC0-1.0 (1 image), research-only "
             "(2 images)") in card
     assert "license: unknown" in card
+    sheet = (out / "datasheet.md").read_text()
+    assert ("Images per licence, as this build counted them: CC-BY-4.0 (2), CC0-1.0 (1), "
+            "research-only (2)") in sheet
+    assert "No licence declared (build option --licence)" in sheet
+    assert ("Consent basis of the images, as recorded for them or their source: "
+            "explicit_consent (1), public_dataset_terms (4).") in sheet
+    assert "The platform does not record whether" not in sheet
 
 
 def test_a_declared_licence_refuses_a_research_only_image_with_a_clear_400(
@@ -92,6 +99,9 @@ def test_a_declared_licence_refuses_a_research_only_image_with_a_clear_400(
     assert manifest["config"]["licence"] == "CC-BY-4.0"
     card = (out / "README.md").read_text()
     assert "license: cc-by-4.0" in card and "Licence: CC-BY-4.0." in card
+    sheet = (out / "datasheet.md").read_text()
+    assert "Licence declared: CC-BY-4.0; the build refused any image" in sheet
+    assert "Images per licence, as this build counted them: CC-BY-4.0 (2)" in sheet
     # scores only (images=none) under research-only: the images are not shared, so allowed
     scores = post_release(researcher, settings, tmp_path, "scores", licence="research-only",
                           images="none")
