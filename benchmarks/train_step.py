@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader
 from modeling.hae.backbone import EncodedBatch
 from modeling.hae.data import ReleaseDataset, Sample
 from modeling.hae.flops import Shapes, device_peak, trained_parts, training_flops
+from modeling.hae.loading import PinningCollate, to_device
 from modeling.hae.losses import hae_loss
 from modeling.hae.model import HumanAesExpert, LoraSettings
 from modeling.hae.synthetic import Factors, render
@@ -85,37 +86,6 @@ def batch_flops(model: HumanAesExpert, batch: EncodedBatch, n_tiles: list[int]) 
         training_flops(shapes, t, int(s), int(a), trained)
         for t, s, a in zip(n_tiles, lengths, answers, strict=True)
     )
-
-
-class Pinnable:
-    """An EncodedBatch that DataLoader(pin_memory=True) pins: the loader pins a batch only
-    through its ``pin_memory()`` method, which EncodedBatch (a dataclass) lacks, so without this
-    the copies would not be asynchronous."""
-
-    def __init__(self, batch: EncodedBatch):
-        self.batch = batch
-
-    def pin_memory(self) -> Pinnable:
-        return Pinnable(EncodedBatch(**{
-            k: (v.pin_memory() if isinstance(v, torch.Tensor) else v)
-            for k, v in self.batch.__dict__.items()
-        }))
-
-
-class PinnableCollate:
-    def __init__(self, collate: TrainCollator):
-        self.collate = collate
-
-    def __call__(self, items: list) -> Pinnable:
-        return Pinnable(self.collate(items))
-
-
-def to_device(batch: EncodedBatch, device: torch.device) -> EncodedBatch:
-    moved = {
-        k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
-        for k, v in batch.__dict__.items()
-    }
-    return EncodedBatch(**moved)
 
 
 def default_workers() -> int:
@@ -213,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     def loop(workers: int) -> float:
         """Seconds per step over the files, loader start-up and warm-up steps excluded."""
         loader = DataLoader(
-            dataset, batch_size=bs, shuffle=False, collate_fn=PinnableCollate(collate),
+            dataset, batch_size=bs, shuffle=False, collate_fn=PinningCollate(collate),
             num_workers=workers, pin_memory=gpu, prefetch_factor=4 if workers else None,
+            timeout=300 if workers else 0,
         )
         it = iter(loader)
         for _ in range(args.warmup):

@@ -46,6 +46,9 @@ from .tiling import choose_grid, normalise, preprocess_uint8, tile_tensor
 Source = str | Path | bytes
 Decode = Callable[[Any], Image.Image]
 BAD_INPUT: tuple[type[BaseException], ...] = (OSError, ValueError, ReleaseError)
+# Seconds a batch may take in a worker process: past it the DataLoader raises instead of
+# waiting for ever (a worker whose result cannot be sent back would otherwise hang the caller).
+WORKER_TIMEOUT = 600
 
 
 def read_rgb(source: Source) -> Image.Image:
@@ -86,6 +89,40 @@ class LoadedBatch:
         elif self.pixels and isinstance(self.pixels[0], torch.Tensor):
             self.pixels = [p.pin_memory() for p in self.pixels]
         return self
+
+
+class PinnableBatch:
+    """An EncodedBatch (or what a training collate returns) that ``DataLoader(pin_memory=True)``
+    pins: the loader pins an object only through its ``pin_memory()`` method, which the
+    EncodedBatch dataclass lacks, so without this wrapper non-blocking copies stay synchronous.
+    Defined here (importable) so that worker processes can send it back."""
+
+    def __init__(self, batch: EncodedBatch):
+        self.batch = batch
+
+    def pin_memory(self) -> PinnableBatch:
+        return PinnableBatch(EncodedBatch(**{
+            k: (v.pin_memory() if isinstance(v, torch.Tensor) else v)
+            for k, v in self.batch.__dict__.items()
+        }))
+
+
+class PinningCollate:
+    """Wraps a collate function (the trainer's ``TrainCollator``) to return PinnableBatch."""
+
+    def __init__(self, collate: Callable[[list], EncodedBatch]):
+        self.collate = collate
+
+    def __call__(self, items: list) -> PinnableBatch:
+        return PinnableBatch(self.collate(items))
+
+
+def to_device(batch: EncodedBatch, device: torch.device | str) -> EncodedBatch:
+    """The batch on ``device``, copied without blocking (asynchronous from pinned memory)."""
+    return EncodedBatch(**{
+        k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+        for k, v in batch.__dict__.items()
+    })
 
 
 class ScoringItems:
@@ -223,6 +260,7 @@ def load_batches(
         prefetch_factor=prefetch,
         persistent_workers=False,
         multiprocessing_context="fork" if fork else None,
+        timeout=WORKER_TIMEOUT,
     )
     yield from loader
 
@@ -350,6 +388,8 @@ def score_items(
 
 __all__ = [
     "LoadedBatch",
+    "PinnableBatch",
+    "PinningCollate",
     "PredictedBatch",
     "ScoringItems",
     "load_batches",
@@ -358,4 +398,5 @@ __all__ = [
     "predict_loaded",
     "read_rgb",
     "score_items",
+    "to_device",
 ]

@@ -216,3 +216,31 @@ def test_device_tiling_of_an_image_already_at_tile_size_is_the_image_itself():
     tiled = tile_tensor(_as_tensor(image), settings)
     assert torch.equal(tiled, preprocess_uint8(image, settings))
     assert tiled.shape == (1, 3, 28, 28)
+
+
+def test_training_batches_come_back_from_worker_processes_pinnable(tiny_model, tiny_release):
+    """PinningCollate wraps the trainer's collate so that DataLoader(pin_memory=True) can pin
+    the batch (pinning itself needs a GPU); the batch is the collate's own, moved by to_device."""
+    from modeling.hae.data import ReleaseDataset, read_split
+    from modeling.hae.loading import PinnableBatch, PinningCollate, to_device
+
+    samples = read_split(tiny_release, "train")[:4]
+
+    def collate(items):
+        images, chosen = zip(*items, strict=True)
+        return tiny_model.encoder.encode_training(images, chosen, random.Random(0))
+
+    loader = torch.utils.data.DataLoader(
+        ReleaseDataset(samples), batch_size=2, collate_fn=PinningCollate(collate),
+        num_workers=2, multiprocessing_context="fork", timeout=120,
+    )
+    got = list(loader)
+    assert all(isinstance(b, PinnableBatch) for b in got) and len(got) == 2
+    dataset = ReleaseDataset(samples)
+    expected = collate([dataset[0], dataset[1]])
+    moved = to_device(got[0].batch, "cpu")
+    for key, value in expected.__dict__.items():
+        if value is None:  # scoring-only fields
+            assert getattr(moved, key) is None, key
+        else:
+            assert torch.equal(getattr(moved, key), value), key
