@@ -91,7 +91,8 @@ def same_scores(model, items, bs: int, args, amp) -> list[str]:
                 continue
             got = [r for _, r, _ in score_items(model, items, batch_size=bs,
                                                 workers=args.workers,
-                                                device_tiling=device_tiling)]
+                                                device_tiling=device_tiling,
+                                                threads=args.thread_workers)]
             worst = max(abs(a.overall - b.overall) for a, b in zip(got, serial, strict=True))
             worst = max(worst, *(abs(a.scores[k] - b.scores[k])
                                  for a, b in zip(got, serial, strict=True) for k in a.scores))
@@ -116,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=None, help="JPEG files scored end to end")
     ap.add_argument("--workers", type=int, default=default_workers(), help="loader processes")
     ap.add_argument("--prefetch", type=int, default=4, help="batches ahead per worker")
+    ap.add_argument("--thread-workers", action="store_true",
+                    help="loader workers as threads, not processes (small /dev/shm)")
     ap.add_argument("--no-device-tiling", action="store_true", help="skip that row")
     ap.add_argument("--model-only", action="store_true", help="skip the rows from files")
     ap.add_argument("--compile", action="store_true",
@@ -177,11 +180,13 @@ def main(argv: list[str] | None = None) -> int:
                 for _, result, error in score_items(
                     model, items, batch_size=bs, workers=args.workers,
                     device_tiling=device_tiling, prefetch=args.prefetch,
+                    threads=args.thread_workers,
                 ):
                     assert error is None and result is not None
 
         return fn
 
+    kind = "threads" if args.thread_workers else "workers"
     # (name, function, images per call, repeats, warm-up calls); compiled code recompiles for a
     # new sequence length a couple of times before it settles
     warm = 3 if args.compile else 1
@@ -193,10 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model_only:
         plan += [
             ("files: serial (previous pipeline)", serial_files, n_files, 1, 0),
-            (f"files: loader, {args.workers} workers", loader_files(False), n_files, 1, 0),
+            (f"files: loader, {args.workers} {kind}", loader_files(False), n_files, 1, 0),
         ]
     if not args.no_device_tiling and not args.model_only:
-        plan.append((f"files: loader, {args.workers} workers + device tiling",
+        plan.append((f"files: loader, {args.workers} {kind} + device tiling",
                      loader_files(True), n_files, 1, 0))
     if not args.no_lite:
         from modeling.hae.lite import HumanAesLite
@@ -206,9 +211,18 @@ def main(argv: list[str] | None = None) -> int:
                      lambda: lite.predict(images), bs, repeats, 1))
 
     rates: dict[str, float] = {}
+    failures: list[str] = []
     for name, fn, n, reps, warm in plan:
-        rates[name] = n / timed(fn, device, reps, warm)
-    checks = [] if args.model_only else same_scores(model, items[: 2 * bs], bs, args, amp)
+        try:
+            rates[name] = n / timed(fn, device, reps, warm)
+        except Exception as exc:  # one row's failure (e.g. no shared memory) keeps the others
+            failures.append(f"{name}: failed: {type(exc).__name__}: {exc}")
+            rates[name] = float("nan")
+    try:
+        checks = [] if args.model_only else same_scores(model, items[: 2 * bs], bs, args, amp)
+    except Exception as exc:
+        checks = [f"loader vs serial check failed: {type(exc).__name__}: {exc}"]
+    checks += failures
 
     # Model FLOPs of one image at this tiling, and the device's limit.
     shapes = Shapes.of(model.core.config)
@@ -246,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         full = row.startswith("files") or row == "model: all heads"  # both questions, all heads
         pct = f"{100 * rate / limit:.1f} %" if full else ""
         print(f"| {row} | {rate:.2f} | {1000 / rate:.2f} | {pct} | {versus} |")
-    best_files = max((v for k, v in rates.items() if k.startswith("files: loader")),
+    best_files = max((v for k, v in rates.items() if k.startswith("files: loader") and v == v),
                      default=float("nan"))
     print(
         f"RESULT score size={args.size} compiled={int(args.compile)} "

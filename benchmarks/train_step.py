@@ -197,8 +197,17 @@ def main(argv: list[str] | None = None) -> int:
         sync()
         return (time.perf_counter() - start) / steps
 
-    serial_s = loop(0)
-    workers_s = loop(args.workers)
+    failures = []
+
+    def guarded(workers: int) -> float:
+        try:
+            return loop(workers)
+        except Exception as exc:  # one row's failure (e.g. no shared memory) keeps the others
+            failures.append(f"loop with {workers} workers failed: {type(exc).__name__}: {exc}")
+            return float("nan")
+
+    serial_s = guarded(0)
+    workers_s = guarded(args.workers)
 
     flops = batch_flops(model, first, n_tiles)
     peak, peak_from = device_peak(device, dtype)
@@ -241,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         versus = f"{serial_s / seconds:.2f}x" if name.startswith("loop") else ""
         mfu = flops / seconds / peak
         print(f"| {name} | {bs / seconds:.2f} | {seconds:.4f} | {100 * mfu:.1f} % | {versus} |")
+    for line in failures:
+        print(line)
     print(
         f"RESULT train size={args.size} model_samples_s={bs / model_s:.2f} "
         f"loader_samples_s={bs / workers_s:.2f} serial_samples_s={bs / serial_s:.2f} "

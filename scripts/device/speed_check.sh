@@ -46,6 +46,13 @@ fi
 
 echo "speed check: size $SIZE, python $($PY -c 'import sys; print(sys.version.split()[0])'), torch $($PY -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")'), $CPUS CPUs, $WORKERS loader workers; logs in $LOGS"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true
+# Loader processes hand batches over in shared memory; where /dev/shm is small (containers),
+# scoring's loader uses threads instead (PIL releases the GIL while it decodes and resizes).
+SHM_MB=$(df -Pm /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }' || true)
+echo "/dev/shm free: ${SHM_MB:-unknown} MB"
+if [ -n "$SHM_MB" ] && [ "$SHM_MB" -lt 4096 ] && [ "$SIZE" = 1b ]; then
+  SCORE+=(--thread-workers)
+fi
 
 run() {  # name, time limit (s), then the command: its output to the screen and $LOGS/name.log
   local name=$1 limit=$2; shift 2
