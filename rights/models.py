@@ -59,6 +59,12 @@ class SuppliedPhoto(models.Model):
     height = models.PositiveIntegerField()
     added_by = user_link()
     created_at = models.DateTimeField(auto_now_add=True)
+    # With a face model configured (TAKEDOWN_FACE_MODEL), the faces found in the photo when it
+    # was added, as that model embeds them (rights.faces), kept for matching and re-matching:
+    # derived data, deleted with the request. face_model: the model file's sha256 ("" none).
+    face_model = models.CharField(max_length=64, blank=True)
+    faces = models.PositiveSmallIntegerField(null=True, blank=True)
+    face_vectors = models.BinaryField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -75,7 +81,7 @@ class MatchHow(models.TextChoices):
     SOURCE_RECORD = "source_record"  # the request named a source record linked to it
     EXACT = "exact_sha256"  # a supplied photo has the same bytes
     NEAR_DUPLICATE = "near_duplicate"  # pHash within the pool's threshold of a photo or image
-    FACE = "same_face"  # a face model found the same face (none configured so far)
+    FACE = "same_face"  # the face model (TAKEDOWN_FACE_MODEL) found the same face
 
 
 class MatchDecision(models.TextChoices):
@@ -100,6 +106,8 @@ class Match(models.Model):
     how = models.CharField(max_length=20, choices=MatchHow.choices)
     # Hamming distance of the pHashes for a near-duplicate; what it was near (photo or image).
     distance = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Cosine similarity of the face embeddings, for a match found by face.
+    similarity = models.FloatField(null=True, blank=True)
     evidence = models.CharField(max_length=300, blank=True)
     decision = models.CharField(
         max_length=10, choices=MatchDecision.choices, default=MatchDecision.PENDING
@@ -119,6 +127,30 @@ class Match(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.image_ref} for request {self.request_id} ({self.decision})"
+
+
+class FaceEmbedding(models.Model):
+    """A pool image's faces as one face model embeds them (rights.faces): derived data, filled
+    on demand by matching and `manage.py index_faces`, one row per image and model (faces = 0:
+    none found; error: the file could not be read). Goes with the image."""
+
+    image = models.ForeignKey("curation.Image", on_delete=models.CASCADE, related_name="+")
+    model_sha256 = models.CharField(max_length=64)
+    faces = models.PositiveSmallIntegerField(default=0)
+    # faces x 128 little-endian float32, L2-normalised; boxes: [[x, y, width, height]].
+    vectors = models.BinaryField(default=bytes)
+    boxes = models.JSONField(default=list, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_sha256"], name="faceembedding_once")
+        ]
+        indexes = [models.Index(fields=["model_sha256", "faces"])]
+
+    def __str__(self) -> str:
+        return f"{self.faces} face(s) of image {self.image_id} ({self.model_sha256[:12]})"
 
 
 class Removal(JobRecord):

@@ -1,36 +1,38 @@
-"""Reads for takedown requests: candidate pool images, the face-matching answer, the report."""
+"""Reads for takedown requests: candidate pool images, the face-matching settings, answer and
+search, the report."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from curation.imaging.hashing import from_signed64
 from curation.imaging.near_dup import DB_SCHEME, DEFAULT_K
 from curation.models import Image, SourceItem
 
-from .models import AuditEvent, Match, TakedownRequest
+from .faces import (
+    EMBEDDING_DIM,
+    SFACE_THRESHOLD,
+    FaceModelError,
+    FaceVectors,
+    best_hits,
+    load_embedder,
+)
+from .models import AuditEvent, FaceEmbedding, Match, TakedownRequest
 
 FACE_MATCHING_MISSING = (
-    "face matching is not available: the platform has no face recognition model (its face "
-    "stage only detects faces, with OpenCV's Haar cascades, and cannot tell whose face it is); "
+    "face matching is not available: the platform has no face recognition model configured "
+    "(set TAKEDOWN_FACE_MODEL to the OpenCV Zoo SFace file face_recognition_sface_2021dec.onnx; "
+    "the face stage alone only detects faces and cannot tell whose face it is); "
     "matches are found by exact bytes and near-duplicate perceptual hashes"
 )
-
-
-def face_matching() -> dict[str, Any]:
-    """Whether requests can be matched by face: a recognition model named by the setting
-    TAKEDOWN_FACE_MODEL. None ships with the platform, so the answer says so."""
-    model = getattr(settings, "TAKEDOWN_FACE_MODEL", "") or ""
-    if not model:
-        return {"available": False, "why": FACE_MATCHING_MISSING}
-    return {"available": False, "why": f"face model {model!r} is set, but the platform has no "
-                                       "face recognition code to run it; " + FACE_MATCHING_MISSING}
+DEFAULT_FACE_INDEX_LIMIT = 100  # pool images one match request indexes (~0.1-0.3 s each)
 
 
 def pool_threshold() -> int:
@@ -144,3 +146,91 @@ def request_report(request: TakedownRequest) -> dict[str, Any]:
     }
 
 
+
+
+# --- faces (TAKEDOWN_FACE_MODEL) ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FaceSettings:
+    model: str  # path of the ONNX face model ("" none)
+    threshold: float  # cosine similarity from which two faces are the same person
+    index_limit: int  # pool images a match request may index itself before it asks for the command
+
+
+def face_settings() -> FaceSettings:
+    """The face-matching settings, checked: a threshold that is not a number in [-1, 1] or a
+    limit under 1 is a FaceModelError (a configuration error), as a broken model file is."""
+    model = str(getattr(settings, "TAKEDOWN_FACE_MODEL", "") or "").strip()
+    raw = getattr(settings, "TAKEDOWN_FACE_THRESHOLD", SFACE_THRESHOLD)
+    try:
+        threshold = float(raw)
+    except (TypeError, ValueError):
+        raise FaceModelError(f"TAKEDOWN_FACE_THRESHOLD {raw!r} is not a number") from None
+    if not -1.0 <= threshold <= 1.0:
+        raise FaceModelError(f"TAKEDOWN_FACE_THRESHOLD {threshold} is not a cosine similarity "
+                             "(between -1 and 1)")
+    limit = getattr(settings, "TAKEDOWN_FACE_INDEX_LIMIT", DEFAULT_FACE_INDEX_LIMIT)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise FaceModelError(f"TAKEDOWN_FACE_INDEX_LIMIT {limit!r} is not a positive integer")
+    return FaceSettings(model, threshold, limit)
+
+
+def images_without_faces(model_sha256: str) -> QuerySet[Image]:
+    """Pool images the face model has not indexed yet."""
+    done = FaceEmbedding.objects.filter(model_sha256=model_sha256, image_id=OuterRef("pk"))
+    return Image.objects.filter(~Exists(done)).order_by("id")
+
+
+@dataclass(frozen=True)
+class SameFace:
+    image_id: int
+    similarity: float
+    seed: str  # what it has the same face as: "photo LABEL" or "image ID"
+
+
+def same_faces(seeds: Sequence[tuple[str, np.ndarray]], *, model_sha256: str,
+               threshold: float, chunk: int = 5000) -> list[SameFace]:
+    """Pool images with a face whose embedding (by this model) is at least `threshold` similar
+    to a seed face; seeds: (what, vectors of its faces). The index is read in chunks."""
+    labels = [label for label, vectors in seeds for _ in range(len(vectors))]
+    if not labels:
+        return []
+    query = np.concatenate([vectors for _, vectors in seeds if len(vectors)]).astype(np.float32)
+    best: dict[int, SameFace] = {}
+    rows = (FaceEmbedding.objects.filter(model_sha256=model_sha256, faces__gt=0)
+            .order_by("image_id").values_list("image_id", "vectors"))
+    for start in range(0, rows.count(), chunk):
+        part = list(rows[start:start + chunk])
+        owners = np.concatenate([np.full(n, i, np.int64) for i, n in
+                                 ((i, len(v) // (4 * EMBEDDING_DIM)) for i, v in part)])
+        found = np.concatenate([FaceVectors.vectors_from_bytes(v) for _, v in part])
+        for hit in best_hits(query, found, owners, threshold=threshold):
+            if hit.owner not in best or hit.similarity > best[hit.owner].similarity:
+                best[hit.owner] = SameFace(hit.owner, hit.similarity, labels[hit.seed])
+    return sorted(best.values(), key=lambda s: s.image_id)
+
+
+def face_matching() -> dict[str, Any]:
+    """Whether requests can be matched by face: a recognition model named by the setting
+    TAKEDOWN_FACE_MODEL (none ships with the platform). A model that is set but cannot be
+    used is answered as unavailable with the configuration error (never a silent fallback:
+    asking to match by face then fails with the same message)."""
+    try:
+        cfg = face_settings()
+        if not cfg.model:
+            return {"available": False, "why": FACE_MATCHING_MISSING}
+        model = load_embedder(cfg.model)
+    except FaceModelError as exc:
+        return {"available": False, "configuration_error": True,
+                "why": f"face matching is misconfigured: {exc}"}
+    return {
+        "available": True,
+        "model": Path(cfg.model).name,
+        "sha256": model.sha256,
+        "threshold": cfg.threshold,
+        "index_limit": cfg.index_limit,
+        "indexed": FaceEmbedding.objects.filter(model_sha256=model.sha256).count(),
+        "pool": Image.objects.count(),
+        "why": (f"faces are found with the platform's detector and compared with "
+                f"{Path(cfg.model).name} (cosine similarity at least {cfg.threshold})"),
+    }

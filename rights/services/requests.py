@@ -17,8 +17,10 @@ from curation.imaging.validate import InvalidImage
 from curation.models import Image
 
 from .. import selectors
+from ..faces import FaceVectors
 from ..models import (
     AuditEvent,
+    FaceEmbedding,
     Match,
     MatchDecision,
     MatchHow,
@@ -27,6 +29,7 @@ from ..models import (
     SuppliedPhoto,
     TakedownRequest,
 )
+from . import faces as face_index
 from .errors import FaceMatchingUnavailable, TakedownConflict, TakedownError, TakedownNotFound
 
 MAX_NAMED = 1000  # ids, file names or source records one request may name, each
@@ -146,6 +149,7 @@ def add_photo(
     except InvalidImage as exc:
         raise TakedownError(f"the photo {label or ''} is not usable: {exc.message}".replace(
             "  ", " ")) from None
+    faces = face_index.photo_faces(fileobj, label=label)  # None without a face model
     with transaction.atomic():
         request = _locked(request.pk)
         _must_be(request, DECIDING, "take photos any more")
@@ -155,6 +159,8 @@ def add_photo(
                       "dhash": to_signed64(info.dhash), "width": info.width,
                       "height": info.height, "added_by": jobs.creator(user)},
         )
+        if faces is not None:
+            face_index.keep_photo_faces(photo, faces)
         if created:
             record(request, user, "photo_added", label=photo.label, sha256=info.sha256,
                    phash=f"{info.phash:016x}")
@@ -170,11 +176,23 @@ def find_matches(
     """Find the pool images the request means: named ids, file names and source records;
     supplied photos by exact bytes; near-duplicates (pHash within the pool's threshold) of
     the photos and of every named image. Matches found before keep their decisions. `faces`:
-    also by face, refused while no face recognition model is configured."""
+    also the pool images with the same face as a photo or a named image (TAKEDOWN_FACE_MODEL;
+    refused while none is configured, a configuration error when it cannot be used); the pool
+    images not yet indexed are indexed first, at most TAKEDOWN_FACE_INDEX_LIMIT of them per
+    call (FaceIndexIncomplete beyond: call again, or run `manage.py index_faces`)."""
+    model = None
     if faces:
-        answer = selectors.face_matching()
-        if not answer["available"]:
-            raise FaceMatchingUnavailable(answer["why"])
+        model = face_index.face_model()
+        if model is None:
+            raise FaceMatchingUnavailable(selectors.face_matching()["why"])
+        limit = selectors.face_settings().index_limit
+        outcome = face_index.index_faces(model=model, limit=limit)
+        if outcome.left:
+            raise face_index.FaceIndexIncomplete(
+                f"{outcome.left} pool image(s) are not indexed for faces yet (a match indexes "
+                f"at most {limit}, TAKEDOWN_FACE_INDEX_LIMIT; it indexed {outcome.images} now): "
+                "match again, or run `python manage.py index_faces` first"
+            )
     with transaction.atomic():
         request = _locked(request.pk)
         _must_be(request, DECIDING, "be matched again")
@@ -222,12 +240,43 @@ def find_matches(
         for near in selectors.near_duplicates([h for _, h in seeds]):
             take(near.image_id, MatchHow.NEAR_DUPLICATE, near.distance,
                  f"{near.distance} bits from {seeds[near.of][0]}")
+        similarity: dict[int, float] = {}
+        face_details: dict[str, Any] = {}
+        if model is not None:
+            stale = [p.label or p.sha256[:12] for p in photos if p.face_model != model.sha256]
+            if stale:
+                raise face_index.PhotoFacesMissing(
+                    f"photo(s) {', '.join(stale[:5])} were added before the face model "
+                    f"{model.path.name} was configured: their faces are unknown (their bytes "
+                    "were not kept); add them again"
+                )
+            # The faces of every photo and of every image found so far, against the pool's.
+            face_seeds = [(f"photo {p.label or p.sha256[:12]}",
+                           FaceVectors.vectors_from_bytes(p.face_vectors)) for p in photos]
+            face_seeds += [(f"image {i}", FaceVectors.vectors_from_bytes(v)) for i, v in
+                           FaceEmbedding.objects.filter(model_sha256=model.sha256,
+                                                        image_id__in=list(found))
+                           .values_list("image_id", "vectors")]
+            threshold = selectors.face_settings().threshold
+            for hit in selectors.same_faces(face_seeds, model_sha256=model.sha256,
+                                            threshold=threshold):
+                if hit.image_id not in found:
+                    similarity[hit.image_id] = hit.similarity
+                take(hit.image_id, MatchHow.FACE, None,
+                     f"same face as {hit.seed} (cosine {hit.similarity:.3f})")
+            face_details = {"faces": {
+                "model": model.path.name, "sha256": model.sha256, "threshold": threshold,
+                "faces_searched": sum(len(v) for _, v in face_seeds),
+                "no_face": [label for label, v in face_seeds
+                            if label.startswith("photo ") and not len(v)],
+            }}
         rows = Image.objects.in_bulk(list(found))
         known = set(request.matches.values_list("image_ref", flat=True))
         new = [
             Match(request=request, image=rows[i], image_ref=i, sha256=rows[i].sha256,
                   phash=rows[i].phash, original_path=rows[i].original_path,
-                  stored_name=rows[i].file.name, how=how, distance=dist, evidence=evidence)
+                  stored_name=rows[i].file.name, how=how, distance=dist, evidence=evidence,
+                  similarity=similarity.get(i) if how == MatchHow.FACE else None)
             for i, (how, dist, evidence) in sorted(found.items()) if i not in known
         ]
         Match.objects.bulk_create(new)
@@ -235,8 +284,9 @@ def find_matches(
         request.save(update_fields=["status", "updated_at"])
         record(request, user, "matched", found=len(found), new=len(new),
                threshold=selectors.pool_threshold(), not_found=missing,
-               matches=[{"image_id": m.image_ref, "how": m.how, "distance": m.distance}
-                        for m in new])
+               matches=[{"image_id": m.image_ref, "how": m.how, "distance": m.distance,
+                         **({"similarity": m.similarity} if m.similarity is not None else {})}
+                        for m in new], **face_details)
     return list(selectors.matches_of(request))
 
 
