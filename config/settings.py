@@ -264,6 +264,8 @@ RELEASE_ROOT = Path(os.environ.get("RELEASE_ROOT", VAR_DIR / "releases")).resolv
 MODEL_CACHE_SIZE = int(os.environ.get("MODEL_CACHE_SIZE", "2"))
 MODEL_DEVICE = os.environ.get("MODEL_DEVICE", "auto")
 SCORING_CHUNK_SIZE = int(os.environ.get("SCORING_CHUNK_SIZE", "256"))
+# Loader workers that read, decode and tile images while the model scores (modeling.hae.loading).
+SCORING_WORKERS = int(os.environ.get("SCORING_WORKERS", "2"))
 # What a takedown does with the removed images' ratings: "aggregate" (anonymised per-project
 # counts and means, no image, no rater) or "delete" (rights/services; a bad value fails the job).
 TAKEDOWN_RATINGS = os.environ.get("TAKEDOWN_RATINGS", "aggregate")

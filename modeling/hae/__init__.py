@@ -5,6 +5,9 @@
 - :mod:`.heads`, :mod:`.model` - LM-head score, regression and Expert heads, MetaVoter
 - :mod:`.lite` - the same heads on open_clip image embeddings
 - :mod:`.losses`, :mod:`.metrics`, :mod:`.data`, :mod:`.train`, :mod:`.evaluate`
+- :mod:`.recipes` - the training recipes (the project's and the official one)
+- :mod:`.loading` - decode and tile in loader workers, batched (scoring, evaluation, training)
+- :mod:`.flops` - model FLOPs from the config, for MFU and the FLOP limit in the benchmarks
 
 Importing this package loads nothing heavy; ``load_model`` imports torch on first use.
 """

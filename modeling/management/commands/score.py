@@ -9,8 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from core.cli import require_positive
-from curation.imaging.validate import InvalidImage
-from curation.services.images import check_upload_size, iter_image_files
+from curation.services.images import iter_image_files
 from humanbeauty.errors import DomainError
 from modeling.services import registry, scoring
 
@@ -32,6 +31,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--out", required=True, help="FILE.csv or FILE.jsonl")
         parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument(
+            "--workers", type=int, default=None,
+            help="processes that read, check, decode and tile the images while the model "
+            "scores (default: SCORING_WORKERS, 2; 0: all in this process)",
+        )
 
     def load(self, model: str | None):
         """(label, loaded model) from a directory or the registry."""
@@ -53,35 +57,26 @@ class Command(BaseCommand):
         if not root.is_dir():
             raise CommandError(f"'{root}' is not a directory")
         require_positive(batch_size=opts["batch_size"])
+        if opts["workers"] is not None and opts["workers"] < 0:
+            raise CommandError("--workers must be 0 or more")
         try:
             scoring.file_format(opts["out"])
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         label, model = self.load(opts["model"])
-        files = list(iter_image_files(root))
+        items = [({"path": str(p.relative_to(root))}, p) for p in iter_image_files(root)]
         bad: list[tuple[str, str]] = []
-        batch: list[tuple[str, object]] = []
-
-        def flush(out: scoring.ResultsFile) -> None:
-            if batch:
-                for (rel, _), result in zip(batch, model.score([im for _, im in batch]),
-                                            strict=True):
-                    out.write(scoring.result_row(result, path=rel))
-                batch.clear()
-
         with scoring.ResultsFile(opts["out"], COLUMNS) as out:
-            for path in tqdm(files, desc="score", unit="img", file=sys.stderr, mininterval=1):
-                rel = str(path.relative_to(root))
-                try:
-                    check_upload_size(path.stat().st_size)
-                    batch.append((rel, scoring.decode_image(path)))
-                except InvalidImage as exc:
-                    bad.append((rel, str(exc)))
-                except OSError as exc:
-                    bad.append((rel, f"unreadable: {exc}"))
-                if len(batch) >= opts["batch_size"]:
-                    flush(out)
-            flush(out)
+            results = scoring.score_sources(
+                model, items, decode=scoring.decode_file, batch_size=opts["batch_size"],
+                workers=opts["workers"],
+            )
+            for ident, row, error in tqdm(results, total=len(items), desc="score", unit="img",
+                                          file=sys.stderr, mininterval=1):
+                if error is None:
+                    out.write(row)
+                else:
+                    bad.append((ident["path"], error))
         for rel, why in bad:
             self.stderr.write(f"skipped {rel}: {why}")
         self.stdout.write(
