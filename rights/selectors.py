@@ -169,9 +169,13 @@ def face_settings() -> FaceSettings:
     if not -1.0 <= threshold <= 1.0:
         raise FaceModelError(f"TAKEDOWN_FACE_THRESHOLD {threshold} is not a cosine similarity "
                              "(between -1 and 1)")
-    limit = getattr(settings, "TAKEDOWN_FACE_INDEX_LIMIT", DEFAULT_FACE_INDEX_LIMIT)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise FaceModelError(f"TAKEDOWN_FACE_INDEX_LIMIT {limit!r} is not a positive integer")
+    raw = getattr(settings, "TAKEDOWN_FACE_INDEX_LIMIT", DEFAULT_FACE_INDEX_LIMIT)
+    try:
+        limit = int(raw) if not isinstance(raw, bool | float) else 0
+    except (TypeError, ValueError):
+        limit = 0
+    if limit < 1:
+        raise FaceModelError(f"TAKEDOWN_FACE_INDEX_LIMIT {raw!r} is not a positive integer")
     return FaceSettings(model, threshold, limit)
 
 

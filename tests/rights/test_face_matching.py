@@ -300,13 +300,24 @@ def test_a_model_that_cannot_be_used_is_a_clear_configuration_error(
     assert r.status_code == 200 and [m["how"] for m in r.json()] == ["named_id"]
 
 
-def test_a_bad_threshold_setting_is_a_configuration_error(admin, pool, face_model, settings):
-    settings.TAKEDOWN_FACE_THRESHOLD = 2
+@pytest.mark.parametrize("name,value", [
+    ("TAKEDOWN_FACE_THRESHOLD", 2), ("TAKEDOWN_FACE_THRESHOLD", "high"),
+    ("TAKEDOWN_FACE_INDEX_LIMIT", 0), ("TAKEDOWN_FACE_INDEX_LIMIT", "many"),
+])
+def test_a_bad_face_setting_is_a_configuration_error(admin, pool, face_model, settings, name,
+                                                     value):
+    setattr(settings, name, value)
     answer = admin.get("/api/takedowns/face-matching/").json()
-    assert answer["available"] is False and "TAKEDOWN_FACE_THRESHOLD" in answer["why"]
+    assert answer["available"] is False and name in answer["why"]
     rid = filed(admin, image_ids=[pool["pasted.jpg"].pk])
     r = admin.post(f"/api/takedowns/{rid}/match/", {"faces": True}, format="json")
-    assert r.status_code == 503 and "TAKEDOWN_FACE_THRESHOLD" in r.json()["detail"]
+    assert r.status_code == 503 and name in r.json()["detail"]
+
+
+def test_face_settings_may_come_as_text_from_the_environment(admin, pool, face_model, settings):
+    settings.TAKEDOWN_FACE_THRESHOLD, settings.TAKEDOWN_FACE_INDEX_LIMIT = "0.9", "5"
+    answer = admin.get("/api/takedowns/face-matching/").json()
+    assert (answer["threshold"], answer["index_limit"]) == (0.9, 5)
 
 
 def test_matching_indexes_a_bounded_number_and_the_command_indexes_the_rest(
