@@ -269,6 +269,12 @@ SCORING_WORKERS = int(os.environ.get("SCORING_WORKERS", "2"))
 # What a takedown does with the removed images' ratings: "aggregate" (anonymised per-project
 # counts and means, no image, no rater) or "delete" (rights/services; a bad value fails the job).
 TAKEDOWN_RATINGS = os.environ.get("TAKEDOWN_RATINGS", "aggregate")
+# Matching takedown photos by face (rights/README.md): an ONNX model with the SFace interface,
+# the cosine similarity from which two faces are one person, and how many unindexed pool images
+# one match request indexes itself. Kept as text: rights.selectors.face_settings checks them.
+TAKEDOWN_FACE_MODEL = os.environ.get("TAKEDOWN_FACE_MODEL", "")
+TAKEDOWN_FACE_THRESHOLD = os.environ.get("TAKEDOWN_FACE_THRESHOLD", "0.363")
+TAKEDOWN_FACE_INDEX_LIMIT = os.environ.get("TAKEDOWN_FACE_INDEX_LIMIT", "100")
 # How often a training task reads its run's metrics.jsonl into the TrainingRun row.
 TRAINING_POLL_SECONDS = float(os.environ.get("TRAINING_POLL_SECONDS", "5"))
 

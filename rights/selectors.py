@@ -122,6 +122,7 @@ def request_report(request: TakedownRequest) -> dict[str, Any]:
         "matches": [
             {"id": m.pk, "image_id": m.image_ref, "sha256": m.sha256,
              "original_path": m.original_path, "how": m.how, "distance": m.distance,
+             "similarity": m.similarity,
              "evidence": m.evidence, "decision": m.decision,
              "decided_by": _user(m.decided_by), "decided_at": m.decided_at, "note": m.note,
              "removed_at": m.removed_at, "places": m.places}

@@ -17,7 +17,7 @@ class MatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = Match
         fields = ["id", "image_id", "in_pool", "sha256", "original_path", "how", "distance",
-                  "evidence", "decision", "decided_by", "decided_at", "note", "places",
+                  "similarity", "evidence", "decision", "decided_by", "decided_at", "note", "places",
                   "removed_at"]
 
     def get_in_pool(self, obj: Match) -> bool:

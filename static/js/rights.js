@@ -75,7 +75,8 @@
     body.replaceChildren(...(r.matches.length ? r.matches.map((m) => node("tr", { dataset: { match: m.id } },
       node("td", { text: String(m.image_id) }),
       node("td", { text: m.original_path || m.sha256.slice(0, 12) }),
-      node("td", { text: m.how + (m.distance ? ` (${m.distance} bits)` : "") }),
+      node("td", { text: m.how + (m.distance ? ` (${m.distance} bits)` : "")
+        + (m.similarity != null ? ` (cosine ${m.similarity.toFixed(3)})` : ""), title: m.evidence || "" }),
       node("td", { text: m.decision }),
       node("td", {}, decideButtons(r, m)),
     )) : [node("tr", {}, node("td", { colspan: 5, text: "No matches yet." }))]));
@@ -133,7 +134,9 @@
 
   $("match-btn").addEventListener("click", async () => {
     try {
-      const found = await api("POST", url(cfg.urls.match, current), {});
+      // With a face model configured, the same face is searched for too.
+      const found = await api("POST", url(cfg.urls.match, current),
+        { faces: Boolean(cfg.face_matching && cfg.face_matching.available) });
       await open(current);
       showMessage($("request-msg"), `${found.length} match(es).`, "info");
       loadList();

@@ -14,7 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-PROJECT_APPS = ("core", "accounts", "curation", "annotation", "modeling")
+PROJECT_APPS = ("core", "accounts", "curation", "annotation", "modeling", "rights")
 PROJECT_PACKAGES = (*PROJECT_APPS, "config", "humanbeauty")
 
 
