@@ -95,3 +95,24 @@ def test_secrets_come_from_the_environment_and_monitoring_stays_private():
         assert env[key].startswith("${") and ":?" in env[key], key
     init = SERVICES["minio-init"]["entrypoint"]
     assert "mc anonymous set none" in init  # a private bucket
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"MEDIA_STORAGE": "ftp"}, "MEDIA_STORAGE"),
+        ({"MEDIA_STORAGE": "s3"}, "AWS_STORAGE_BUCKET_NAME"),
+    ],
+)
+def test_nonsense_storage_settings_stop_the_app_with_their_name(tmp_path, env, named):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "SECRET_KEY": "x", "VAR_DIR": str(tmp_path),
+             "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", **env},
+    )
+    assert done.returncode != 0 and "ImproperlyConfigured" in done.stderr
+    assert named in done.stderr.splitlines()[-1]
