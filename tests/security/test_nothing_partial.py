@@ -232,6 +232,7 @@ def world(settings, tmp_path, django_capture_on_commit_callbacks) -> Iterator[Wo
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "uploads")
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1_000  # bigger uploads go through a temp file
     settings.CLIP_CHECKPOINT = ""
+    settings.TAKEDOWN_FACE_MODEL = ""  # matching by face: see test_a_refused_match_by_face_...
     settings.IMPORT_WAIT_SECONDS = 1
 
     # Files in every root, and outside them (with a link from inside pointing out).
@@ -1472,6 +1473,41 @@ def test_refusals_commit_nothing_either(world, tight_limits):
         reqs += wrong_roles(op, world)[:2] + op.bad_requests(world)[:6]
     problems = check_refused(world, reqs)
     assert not problems, report(problems, reqs)
+
+
+def test_a_refused_match_by_face_indexes_nothing(world, settings):
+    """With a face model configured (the random SFace-like model of tests/rights), a match by
+    face that the request's state or input refuses writes nothing, not even the pool's face
+    index; an accepted one indexes the pool and finds its matches."""
+    from rights.models import FaceEmbedding
+    from tests.rights.test_face_matching import TEST_THRESHOLD, sface_like_onnx
+
+    model = world.model_root / "sface_like.onnx"
+    model.write_bytes(sface_like_onnx())
+    settings.TAKEDOWN_FACE_MODEL = str(model)
+    settings.TAKEDOWN_FACE_THRESHOLD = TEST_THRESHOLD
+    reqs = [
+        *_in_states(world, "match", {"faces": True}, "takedown_rejected", "takedown_removing",
+                    "takedown_removed"),
+        Req("a request naming nothing, with no photos", "ada",
+            _takedown_url(world, "takedown_bare", "match"), {"faces": True}),
+        Req("faces 'maybe'", "ada", _takedown_url(world, "takedown_open", "match"),
+            {"faces": "maybe"}),
+        Req("no admin", "cora", _takedown_url(world, "takedown_open", "match"),
+            {"faces": True}, statuses=(403,)),
+    ]
+    problems = []
+    for req in reqs:  # each into a pool not indexed yet (a refusal may not index it)
+        FaceEmbedding.objects.all().delete()
+        problems += check_refused(world, [req])
+    assert not problems, report(problems, reqs)
+    FaceEmbedding.objects.all().delete()
+    before = State.now(world.roots())
+    response = world.client("ada").post(_takedown_url(world, "takedown_open", "match"),
+                                        {"faces": True}, format="json")
+    assert response.status_code == 200, response.content[:500]
+    changes = before.changes(State.now(world.roots()))
+    assert any("rights.FaceEmbedding" in c for c in changes), changes
 
 
 # --- the second submit of a form --------------------------------------------------------------
