@@ -131,7 +131,9 @@ def documented_variables(text: str) -> set[str]:
 
 def read_in_project(name: str) -> bool:
     """Whether the project's own code reads `name` from the environment anywhere."""
-    reading = re.compile(rf"(environ(\.get)?|getenv)\(?\[?\s*[\"']{name}[\"']")
+    # os.environ.get("X"), os.getenv("X"), os.environ["X"], and env.get("X") / env["X"] where a
+    # function is handed the environment (config.settings.s3_storage)
+    reading = re.compile(rf"(\benv|environ)(\.get)?\(?\[?\s*[\"']{name}[\"']|getenv\(\s*[\"']{name}[\"']")
     return any(
         reading.search(path.read_text())
         for package in PROJECT_PACKAGES
