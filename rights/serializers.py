@@ -17,8 +17,8 @@ class MatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = Match
         fields = ["id", "image_id", "in_pool", "sha256", "original_path", "how", "distance",
-                  "similarity", "evidence", "decision", "decided_by", "decided_at", "note", "places",
-                  "removed_at"]
+                  "similarity", "evidence", "decision", "decided_by", "decided_at", "note",
+                  "places", "removed_at"]
 
     def get_in_pool(self, obj: Match) -> bool:
         return obj.image_id is not None

@@ -133,7 +133,9 @@ def read_in_project(name: str) -> bool:
     """Whether the project's own code reads `name` from the environment anywhere."""
     # os.environ.get("X"), os.getenv("X"), os.environ["X"], and env.get("X") / env["X"] where a
     # function is handed the environment (config.settings.s3_storage)
-    reading = re.compile(rf"(\benv|environ)(\.get)?\(?\[?\s*[\"']{name}[\"']|getenv\(\s*[\"']{name}[\"']")
+    reading = re.compile(
+        rf"(\benv|environ)(\.get)?\(?\[?\s*[\"']{name}[\"']|getenv\(\s*[\"']{name}[\"']"
+    )
     return any(
         reading.search(path.read_text())
         for package in PROJECT_PACKAGES
