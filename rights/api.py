@@ -63,8 +63,7 @@ class TakedownViewSet(
                 check_upload_size(f.size)
             except InvalidImage as exc:
                 raise services.TakedownError(f"photo {f.name}: {exc.message}") from None
-        for f in files:
-            services.add_photo(row, f, label=f.name, user=request.user)
+        services.add_photos(row, [(f, f.name) for f in files], user=request.user)
         return Response(TakedownSerializer(self.get_object()).data,
                         status=status.HTTP_201_CREATED)
 

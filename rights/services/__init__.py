@@ -4,6 +4,7 @@ from .errors import FaceMatchingUnavailable, TakedownConflict, TakedownError, Ta
 from .removal import RATINGS_SETTING, rating_policy, remove_confirmed
 from .requests import (
     add_photo,
+    add_photos,
     decide_matches,
     file_request,
     find_matches,
@@ -18,6 +19,7 @@ __all__ = [
     "TakedownError",
     "TakedownNotFound",
     "add_photo",
+    "add_photos",
     "decide_matches",
     "file_request",
     "find_matches",

@@ -144,27 +144,58 @@ def add_photo(
 ) -> SuppliedPhoto:
     """Hash a photo the person supplied (validated as any pool image is); its bytes are read
     once and never stored."""
+    return add_photos(request, [(fileobj, label)], user=user)[0]
+
+
+def add_photos(
+    request: TakedownRequest,
+    files: Sequence[tuple[BinaryIO, str]],
+    *,
+    user: AbstractBaseUser | None = None,
+) -> list[SuppliedPhoto]:
+    """Hash several photos (file, label), every one before any is kept: one that is not
+    usable keeps none (nothing partial)."""
+    read = [(*_read_photo(fileobj, label), label) for fileobj, label in files]
+    with transaction.atomic():
+        request = _locked(request.pk)
+        _must_be(request, DECIDING, "take photos any more")
+        return [_keep_photo(request, info, faces, label=label, user=user)
+                for info, faces, label in read]
+
+
+def _read_photo(fileobj: BinaryIO, label: str) -> tuple[Any, Any]:
     try:
         info = inspect_and_hash(fileobj, max_pixels=settings.MAX_IMAGE_PIXELS)
     except InvalidImage as exc:
         raise TakedownError(f"the photo {label or ''} is not usable: {exc.message}".replace(
             "  ", " ")) from None
-    faces = face_index.photo_faces(fileobj, label=label)  # None without a face model
-    with transaction.atomic():
-        request = _locked(request.pk)
-        _must_be(request, DECIDING, "take photos any more")
-        photo, created = SuppliedPhoto.objects.get_or_create(
-            request=request, sha256=info.sha256,
-            defaults={"label": label[:300], "phash": to_signed64(info.phash),
-                      "dhash": to_signed64(info.dhash), "width": info.width,
-                      "height": info.height, "added_by": jobs.creator(user)},
-        )
-        if faces is not None:
-            face_index.keep_photo_faces(photo, faces)
-        if created:
-            record(request, user, "photo_added", label=photo.label, sha256=info.sha256,
-                   phash=f"{info.phash:016x}")
+    return info, face_index.photo_faces(fileobj, label=label)  # None without a face model
+
+
+def _keep_photo(request: TakedownRequest, info: Any, faces: Any, *, label: str,
+                user: AbstractBaseUser | None) -> SuppliedPhoto:
+    photo, created = SuppliedPhoto.objects.get_or_create(
+        request=request, sha256=info.sha256,
+        defaults={"label": label[:300], "phash": to_signed64(info.phash),
+                  "dhash": to_signed64(info.dhash), "width": info.width,
+                  "height": info.height, "added_by": jobs.creator(user)},
+    )
+    if faces is not None:
+        face_index.keep_photo_faces(photo, faces)
+    if created:
+        record(request, user, "photo_added", label=photo.label, sha256=info.sha256,
+               phash=f"{info.phash:016x}")
     return photo
+
+
+def _must_be_matchable(request: TakedownRequest) -> None:
+    _must_be(request, DECIDING, "be matched again")
+    names = request.names or {}
+    if not request.photos.exists() and not any(
+            names.get(k) for k in ("image_ids", "file_names", "source_records")):
+        raise TakedownError(
+            "nothing to match: name images (ids, file names, source records) or add photos"
+        )
 
 
 def find_matches(
@@ -185,6 +216,8 @@ def find_matches(
         model = face_index.face_model()
         if model is None:
             raise FaceMatchingUnavailable(selectors.face_matching()["why"])
+        # Refused before the pool is indexed (checked again below, under the lock).
+        _must_be_matchable(TakedownRequest.objects.get(pk=request.pk))
         limit = selectors.face_settings().index_limit
         outcome = face_index.index_faces(model=model, limit=limit)
         if outcome.left:
@@ -195,14 +228,9 @@ def find_matches(
             )
     with transaction.atomic():
         request = _locked(request.pk)
-        _must_be(request, DECIDING, "be matched again")
+        _must_be_matchable(request)
         photos = list(request.photos.order_by("id"))
         names = request.names or {}
-        if not photos and not any(names.get(k) for k in
-                                  ("image_ids", "file_names", "source_records")):
-            raise TakedownError(
-                "nothing to match: name images (ids, file names, source records) or add photos"
-            )
         found: dict[int, tuple[str, int | None, str]] = {}  # image id -> how, distance, evidence
         missing: list[str] = []
 
