@@ -1,6 +1,6 @@
-"""The admins' takedown page in Chromium, on a phone and a tablet: file a request, add the
-person's photo, find the matches, confirm them, remove them, read the report; the page never
-scrolls sideways."""
+"""The admins' takedown page in Chromium, on a phone, a tablet and a desktop: file a request,
+add the person's photo, find the matches, confirm them, remove them, read the report; the page
+never scrolls sideways."""
 
 from __future__ import annotations
 
@@ -31,7 +31,10 @@ def buttons_inside(page) -> None:
             button.inner_text(), box)
 
 
-@pytest.mark.parametrize("viewport", [PHONE, TABLET], ids=["phone", "tablet"])
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.mark.parametrize("viewport", [PHONE, TABLET, DESKTOP], ids=["phone", "tablet", "desktop"])
 def test_an_admin_takes_a_photo_down_from_a_phone(page, transactional_db, tmp_path,
                                                   eager_celery, viewport):
     folder = tmp_path / "pool"
