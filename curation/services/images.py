@@ -256,11 +256,12 @@ def check_and_store(path: str, *, screen: admission.Screen | None = None) -> Che
     and copy its bytes into the content-addressed store; runs in the hashing processes, so the
     copy is parallel too. The stored name depends on the bytes alone, so a file stored here for
     a row that is never inserted is reused by the next import of the same bytes. A refused file
-    is never stored."""
+    is never stored. `screen`: the checks, read by the parent before it forks (default: read
+    here, as `register_image` does; never no checks at all)."""
     try:
         data = Path(path).read_bytes()
         hashes = inspect_and_hash(io.BytesIO(data), max_pixels=settings.MAX_IMAGE_PIXELS)
-        (screen or admission.Screen()).refuse(hashes)
+        (screen or admission.screen()).refuse(hashes)
     except InvalidImage as exc:
         return Checked(path, None, exc.reason, exc.message)
     except OSError as exc:
