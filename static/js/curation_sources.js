@@ -133,6 +133,8 @@
         if (tr) tr.classList.add("is-new");
       },
     });
+    // Disabled in the HTML until now, so a click before this script ran cannot be lost.
+    if (sample && cfg.sample) sample.disabled = false;
   }
 
   const IMPORT_POLL_MS = 700;

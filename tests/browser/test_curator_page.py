@@ -82,7 +82,7 @@ def test_import_filter_watch_and_override(page, live_server, curator, worker, im
     form.get_by_label("Highest score").fill("10")
     form.get_by_role("button", name="Import").click()
     result = page.locator("#import-result")
-    expect(result).to_contain_text("Imported “portraits”")
+    expect(result).to_contain_text("Imported “portraits”", timeout=30_000)
     expect(result).to_contain_text(f"{len(EXPECTED)} new records")
     row = page.locator("#sources-table tbody tr", has_text="portraits")
     expect(row).to_contain_text("9")

@@ -122,7 +122,7 @@ def test_the_curator_deletes_an_unused_source_and_imports_the_sample(
     expect(page.get_by_label("Highest score")).to_have_value("10")
     page.get_by_role("button", name="Import").click()
     expect(page.locator("#import-result")).to_contain_text(
-        "Imported “sample-portraits”: 4 new records"
+        "Imported “sample-portraits”: 4 new records", timeout=30_000
     )
     source = Source.objects.get(name="sample-portraits")
     assert source.items.count() == 4 and source.score_min == 1 and source.score_max == 10
