@@ -66,7 +66,9 @@ def test_the_whole_loop(page, browser, live_server, worker, import_root, setting
     page.get_by_role("button", name="Use the sample").click()
     page.get_by_role("button", name="Import").click()
     # The import runs on the worker: allow for a loaded machine.
-    expect(page.locator("#import-result")).to_contain_text("Imported “sample-portraits”", timeout=30_000)
+    expect(page.locator("#import-result")).to_contain_text(
+        "Imported “sample-portraits”", timeout=30_000
+    )
     source = Source.objects.get(name="sample-portraits")
     page.locator("#sources-table tbody tr", has_text="sample-portraits").get_by_role(
         "link", name="sample-portraits"
