@@ -7,9 +7,10 @@ active model, 400 a directory that does not load, 503 a registered model that no
 
 from __future__ import annotations
 
-from pathlib import Path
+import posixpath
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -210,12 +211,15 @@ class ScoringJobViewSet(ResearcherMixin, LongJobViewSet):
         job = self.get_object()
         if not job.output_path:
             raise Http404("the job has no results file yet")
-        path = Path(settings.MEDIA_ROOT) / job.output_path
-        if not path.is_file():
+        # Streamed from the media storage (MEDIA_ROOT, or the bucket the worker wrote it to).
+        if not default_storage.exists(job.output_path):
             raise Http404("the results file is gone")
         content_type = "text/csv" if job.format == "csv" else "application/x-ndjson"
         return FileResponse(
-            path.open("rb"), as_attachment=True, filename=path.name, content_type=content_type
+            default_storage.open(job.output_path, "rb"),
+            as_attachment=True,
+            filename=posixpath.basename(job.output_path),
+            content_type=content_type,
         )
 
 

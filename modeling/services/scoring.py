@@ -5,9 +5,12 @@ Files are read, validated, decoded and tiled in loader workers (`modeling.hae.lo
 processes, or threads inside a daemonic Celery child), batched, and scored in the order given;
 `score_sources` is the one way, for the jobs and for `manage.py score`.
 
-The job writes one part file per chunk (named by the chunk's first and last image id) and
-then merges the parts into MEDIA_ROOT/scores/scoring-job-<id>.<jsonl|csv>; a rerun (a worker
-killed mid-job) skips the parts already written, so the result has each image once.
+The job writes one part per chunk (named by the chunk's first and last image id) and then
+merges the parts into scores/scoring-job-<id>.<jsonl|csv>, all in the media storage
+(default_storage: MEDIA_ROOT, or the bucket), so a job redelivered to a worker on another
+machine finds the parts of the first. A part or the merged file appears whole (a file renamed in
+place, or one PUT) and a rewrite replaces it; a rerun (a worker killed mid-job) skips the parts
+already written, so the result has each image once.
 """
 
 from __future__ import annotations
@@ -17,18 +20,21 @@ import io
 import json
 import math
 import os
-import shutil
+import posixpath
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import Image as PILImage
 
 from core import jobs
+from core.storage import has_local_paths
 from curation.imaging.validate import InvalidImage, Reason, inspect_image, open_image, read_bytes
 from curation.models import Source
 from curation.services.images import check_upload_size
@@ -257,12 +263,69 @@ def create_scoring_job(
     return job
 
 
+def parts_folder(job: ScoringJob) -> str:
+    """The storage folder of a job's per-chunk parts."""
+    return f"{SCORES_DIR}/scoring-job-{job.pk}.parts"
+
+
 def parts_dir(job: ScoringJob) -> Path:
-    return Path(settings.MEDIA_ROOT) / SCORES_DIR / f"scoring-job-{job.pk}.parts"
+    """parts_folder on the file-system storage (under MEDIA_ROOT)."""
+    return Path(settings.MEDIA_ROOT) / parts_folder(job)
 
 
 def output_name(job: ScoringJob) -> str:
     return f"{SCORES_DIR}/scoring-job-{job.pk}.{job.format}"
+
+
+def part_name(job: ScoringJob, rows: Sequence[selectors.ImageRow]) -> str:
+    """A chunk's part, named by its first and last image id: a rerun finds it again."""
+    return f"{parts_folder(job)}/{rows[0].image_id:012d}-{rows[-1].image_id:012d}.jsonl"
+
+
+def store_file(name: str, local: Path) -> None:
+    """Put a finished local file at the storage name `name`, replacing what is there, so that
+    a reader sees the old file or the new one, never a mix or a second name: on the file
+    system a rename in place (`local` must be on the same disk), in a bucket one upload."""
+    if has_local_paths(default_storage):
+        target = Path(default_storage.path(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(local, target)
+        return
+    with local.open("rb") as fh:
+        saved = default_storage.save(name, File(fh, name=posixpath.basename(name)))
+    if saved != name:  # a storage that keeps both files would double the rows
+        default_storage.delete(saved)
+        raise ScoringError(f"the storage did not replace '{name}' (it wrote '{saved}'); "
+                           "configure it to overwrite files")
+
+
+def _work_file(name: str) -> Path:
+    """A new local file to write `name` into before `store_file`: beside its final place on the
+    file system (one disk: the rename is atomic), else in the scratch folder (hidden, so the
+    scratch cache deletes it once abandoned by a killed worker)."""
+    if has_local_paths(default_storage):
+        folder = Path(default_storage.path(name)).parent
+    else:
+        folder = Path(settings.SCRATCH_DIR) / "scoring"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=f".tmp{Path(name).suffix}")
+    os.close(fd)
+    os.chmod(tmp, settings.FILE_UPLOAD_PERMISSIONS or 0o644)  # as the storage's own files
+    return Path(tmp)
+
+
+def delete_folder(folder: str) -> None:
+    """Remove a storage folder's files (a job's parts), leftovers of killed writers too."""
+    try:
+        subdirs, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for sub in subdirs:
+        delete_folder(f"{folder}/{sub}")
+    for f in files:
+        default_storage.delete(f"{folder}/{f}")
+    if has_local_paths(default_storage):
+        default_storage.delete(folder)  # the empty directory
 
 
 def score_chunk(
@@ -286,15 +349,43 @@ def score_chunk(
     return sorted(records, key=lambda r: r["image_id"])
 
 
-def _write_part(path: Path, records: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def write_part(name: str, records: list[dict]) -> None:
+    """Store a chunk's records as its part, replacing any earlier one (a chunk scored again
+    rewrites its part: its rows are never there twice)."""
+    tmp = _work_file(name)
+    try:
+        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
+        tmp.write_text(text, encoding="utf-8")
+        store_file(name, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def _read_part(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+def read_part(name: str) -> list[dict]:
+    with default_storage.open(name, "rb") as fh:
+        text = fh.read().decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def _merge(job: ScoringJob, parts: list[str]) -> list[dict]:
+    """Write the parts' rows into the job's results file (stored whole at the end); the first
+    MAX_ERRORS_KEPT refused images are returned."""
+    errors: list[dict] = []
+    name = output_name(job)
+    tmp = _work_file(name)
+    try:
+        with ResultsFile(tmp, JOB_COLUMNS) as results:
+            for part in parts:  # parts of another plan (the images changed since) are left out
+                for record in read_part(part):
+                    if "error" in record:
+                        if len(errors) < MAX_ERRORS_KEPT:
+                            errors.append(record)
+                    else:
+                        results.write(record)
+        store_file(name, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return errors
 
 
 def run_scoring_job(job_id: int) -> ScoringJob:
@@ -309,17 +400,15 @@ def run_scoring_job(job_id: int) -> ScoringJob:
         if job.model_version is None:
             raise ScoringError("the job's model version was deleted; start a new job")
         model = registry.model_for(job.model_version)
-        folder = parts_dir(job)
-        folder.mkdir(parents=True, exist_ok=True)
-        parts: list[Path] = []
+        parts: list[str] = []
         done = failed = 0
         for rows in selectors.scoring_chunks(job, job.config.get("chunk_size", 256)):
-            part = folder / f"{rows[0].image_id:012d}-{rows[-1].image_id:012d}.jsonl"
-            if part.is_file():  # written by an earlier run of this job
-                records = _read_part(part)
+            part = part_name(job, rows)
+            if default_storage.exists(part):  # written by an earlier run of this job
+                records = read_part(part)
             else:
                 records = score_chunk(model, rows)
-                _write_part(part, records)
+                write_part(part, records)
             parts.append(part)
             done += len(rows)
             failed += sum(1 for r in records if "error" in r)
@@ -327,16 +416,7 @@ def run_scoring_job(job_id: int) -> ScoringJob:
             progress["total"] = max(progress.get("total", 0), done)
             jobs.beat(ScoringJob, job.pk, progress=progress)
             job.progress = progress
-        errors: list[dict] = []
-        out = Path(settings.MEDIA_ROOT) / output_name(job)
-        with ResultsFile(out, JOB_COLUMNS) as results:
-            for part in parts:  # parts of another plan (the images changed since) are left out
-                for record in _read_part(part):
-                    if "error" in record:
-                        if len(errors) < MAX_ERRORS_KEPT:
-                            errors.append(record)
-                    else:
-                        results.write(record)
+        errors = _merge(job, parts)
         try:
             jobs.beat(
                 ScoringJob,
@@ -348,12 +428,12 @@ def run_scoring_job(job_id: int) -> ScoringJob:
                 finished_at=timezone.now(),
             )
         except jobs.JobCancelled:
-            out.unlink(missing_ok=True)  # cancelled while the file was being written
+            default_storage.delete(output_name(job))  # cancelled while the file was written
             raise
-        shutil.rmtree(folder, ignore_errors=True)
+        delete_folder(parts_folder(job))
         return ScoringJob.objects.get(pk=job_id)
     except jobs.JobCancelled:
-        shutil.rmtree(parts_dir(job), ignore_errors=True)  # a cancelled job does not resume
+        delete_folder(parts_folder(job))  # a cancelled job does not resume
     except DomainError as exc:
         _fail(job, exc.message)
     except Exception as exc:
