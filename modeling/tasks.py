@@ -25,7 +25,7 @@ def build_release_task(self, release_id: int) -> str:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def score_job(job_id: int) -> str:
-    """Score a release's images or the pool chunk by chunk into MEDIA_ROOT/scores/."""
+    """Score a release's images or the pool chunk by chunk into the media storage's scores/."""
     from .services.scoring import run_scoring_job
 
     return run_scoring_job(job_id).status

@@ -6,13 +6,28 @@ random weights). One version at most is active (a partial unique constraint); `a
 it in one transaction. Loaded models are kept per process, keyed by (version, directory,
 checkpoint mtime), so the API does not reload per request and a rewritten checkpoint is
 picked up.
+
+A model directory may also be a folder of the media storage, written `storage:models/<name>`
+(the bucket, so that workers and web processes on other machines load the same files); the API
+accepts one only under the `storage:` entries of MODEL_ROOTS (settings.MODEL_STORAGE_ROOTS).
+With a remote storage it is fetched whole into a local folder per (directory, listing of names,
+sizes and ETags), complete before use (written under a hidden name, then renamed), and loaded
+from there by the same loader; a rewritten file changes the listing, so it is fetched and loaded
+again (the listing is read at most every STORAGE_RECHECK_SECONDS per directory).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
+import posixpath
 import re
+import shutil
+import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,8 +35,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
+from core.storage import SCHEME, has_local_paths, is_storage_path, resolve_storage_inside
 from humanbeauty.errors import DomainError
 from humanbeauty.paths import resolve_inside
 
@@ -59,7 +76,7 @@ class ModelUnavailable(DomainError, status=503, code="model_unavailable"):
 # --- the cache of loaded models ---------------------------------------------------------------
 
 _lock = threading.Lock()
-_cache: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+_cache: OrderedDict[tuple[str, str, object], Any] = OrderedDict()
 _stats = {"loads": 0, "hits": 0}
 
 
@@ -88,11 +105,194 @@ def _load(directory: Path):
     return load_model(directory, device=device())
 
 
-def cached_model(label: str, directory: str | Path):
-    """The loaded model for `label` (a version, or "dir:<path>" for the CLI) from `directory`;
-    raises the loader's errors (CheckpointNotFoundError, IncompatibleCheckpointError, ...)."""
-    path = Path(directory).expanduser().resolve()
-    key = (label, str(path), checkpoint_mtime(path))
+# --- model directories in the media storage -------------------------------------------------
+
+STORAGE_RECHECK_SECONDS = 30.0
+# A fetched folder another process may still be loading is kept this long after its last use.
+FETCH_GRACE_SECONDS = 600.0
+CHUNK = 1024 * 1024
+
+_listings: dict[str, tuple[float, tuple]] = {}
+
+
+def model_storage_roots() -> list[str]:
+    """The storage prefixes the API may register models from: the `storage:` entries of
+    MODEL_ROOTS, as settings.MODEL_STORAGE_ROOTS lists them (without the scheme)."""
+    roots = getattr(settings, "MODEL_STORAGE_ROOTS", None) or []
+    return [str(r).strip("/") for r in roots if str(r).strip("/")]
+
+
+def storage_folder(directory: str | Path) -> str:
+    """The storage name of a `storage:` model directory, normalised; a name that is empty,
+    absolute or climbs out of the storage is refused."""
+    raw = os.fspath(directory)
+    joined = raw[len(SCHEME):].replace("\\", "/")
+    name = posixpath.normpath(joined) if joined.strip("/ ") else ""
+    if "\x00" in raw or not name or joined.startswith("/") or name == ".." or name.startswith(
+        "../"
+    ):
+        raise InvalidModelDirectory(
+            f"'{raw}' is not a folder of the media storage: write storage:PREFIX/NAME"
+        )
+    return name
+
+
+def scratch_models_dir() -> Path:
+    """Where model directories of a remote storage are fetched: settings.MODEL_SCRATCH_DIR, by
+    default beside the scratch cache (SCRATCH_DIR-models; not inside it, whose eviction removes
+    single files)."""
+    configured = getattr(settings, "MODEL_SCRATCH_DIR", None)
+    return Path(configured or f"{settings.SCRATCH_DIR}-models")
+
+
+def _bucket_prefix(folder: str):
+    """(boto3 bucket, key prefix) where the storage is an S3 bucket, else (None, "")."""
+    bucket = getattr(default_storage, "bucket", None)
+    normalize = getattr(default_storage, "_normalize_name", None)
+    if bucket is None or normalize is None:
+        return None, ""
+    return bucket, normalize(folder).rstrip("/") + "/"
+
+
+def stored_files(folder: str) -> tuple[tuple[str, int, str], ...]:
+    """(name relative to `folder`, size, ETag or mtime) of every file under a storage folder,
+    sorted: one listing request on S3."""
+    bucket, prefix = _bucket_prefix(folder)
+    if bucket is not None:
+        found = [
+            (o.key[len(prefix):], int(o.size), str(o.e_tag).strip('"'))
+            for o in bucket.objects.filter(Prefix=prefix)
+            if not o.key.endswith("/")
+        ]
+        return tuple(sorted(found))
+    found = []
+
+    def walk(rel: str) -> None:
+        try:
+            subdirs, files = default_storage.listdir(f"{folder}/{rel}".rstrip("/"))
+        except FileNotFoundError:
+            return
+        for f in files:
+            name = f"{folder}/{rel}{f}"
+            found.append((f"{rel}{f}", default_storage.size(name),
+                          default_storage.get_modified_time(name).isoformat()))
+        for sub in subdirs:
+            walk(f"{rel}{sub}/")
+
+    walk("")
+    return tuple(sorted(found))
+
+
+def _listing(folder: str, *, fresh: bool = False) -> tuple:
+    now = time.monotonic()
+    seen = _listings.get(folder)
+    if fresh or seen is None or now - seen[0] > STORAGE_RECHECK_SECONDS:
+        seen = (now, stored_files(folder))
+        _listings[folder] = seen
+    return seen[1]
+
+
+def _download(folder: str, rel: str, dest: Path) -> None:
+    bucket, prefix = _bucket_prefix(folder)
+    if bucket is not None:  # streamed to disk (storage.open would hold the file in memory)
+        bucket.download_file(prefix + rel, str(dest))
+        return
+    with default_storage.open(f"{folder}/{rel}", "rb") as src, dest.open("wb") as out:
+        shutil.copyfileobj(src, out, CHUNK)
+
+
+def fetch_directory(folder: str, files: tuple) -> Path:
+    """A local folder holding the storage folder's `files` (its listing): fetched now unless
+    an earlier fetch of the same listing is there; it appears whole or not at all."""
+    from modeling.hae.errors import CheckpointNotFoundError
+
+    if not files:
+        raise CheckpointNotFoundError(
+            f"'{SCHEME}{folder}' holds no files: upload a saved model directory (hae_config.json "
+            "and its weights) there first"
+        )
+    signature = hashlib.sha256(json.dumps(files).encode()).hexdigest()[:24]
+    home = scratch_models_dir() / hashlib.sha256(folder.encode()).hexdigest()[:24]
+    target = home / signature
+    if target.is_dir():
+        with contextlib.suppress(OSError):
+            os.utime(target)  # in use: not pruned
+        return target
+    home.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=home, prefix=".", suffix=".part"))
+    try:
+        for rel, size, _ in files:
+            clean = posixpath.normpath(rel)
+            if clean.startswith(("../", "/")) or clean in ("..", "."):
+                raise CheckpointNotFoundError(f"'{SCHEME}{folder}': a file named {rel!r}")
+            dest = partial / clean
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _download(folder, rel, dest)
+            if dest.stat().st_size != size:
+                raise OSError(f"'{SCHEME}{folder}/{rel}' changed while it was fetched; retry")
+        try:
+            os.rename(partial, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            shutil.rmtree(partial, ignore_errors=True)  # another process fetched it first
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _prune(home, keep=target)
+    return target
+
+
+def _prune(home: Path, *, keep: Path) -> None:
+    """Remove older fetches of a directory (and abandoned partial ones) unused for a while."""
+    cutoff = time.time() - FETCH_GRACE_SECONDS
+    for entry in home.iterdir():
+        with contextlib.suppress(OSError):
+            if entry != keep and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry)
+
+
+def _load_stored(folder: str, files: tuple):
+    """Fetch and load a storage model directory; the loader's message names the storage
+    location, not the local copy."""
+    from modeling.hae.errors import CheckpointNotFoundError, IncompatibleCheckpointError
+
+    local = fetch_directory(folder, files)
+    try:
+        return _load(local)
+    except (CheckpointNotFoundError, IncompatibleCheckpointError) as exc:
+        raise type(exc)(str(exc).replace(str(local), f"{SCHEME}{folder}")) from exc
+
+
+def local_directory(directory: str | Path) -> Path:
+    """A local folder with a model directory's files: the directory itself, the stored folder
+    on the file-system storage, else its fetched copy."""
+    if not is_storage_path(directory):
+        return Path(directory).expanduser().resolve()
+    folder = storage_folder(directory)
+    if has_local_paths(default_storage):
+        return Path(default_storage.path(folder))
+    return fetch_directory(folder, _listing(folder))
+
+
+def cached_model(label: str, directory: str | Path, *, fresh: bool = False):
+    """The loaded model for `label` (a version, or "dir:<path>" for the CLI) from `directory`
+    (a local path, or `storage:NAME`); raises the loader's errors (CheckpointNotFoundError,
+    IncompatibleCheckpointError, ...). `fresh`: list a storage directory now."""
+    if is_storage_path(directory) and not has_local_paths(default_storage):
+        folder = storage_folder(directory)
+        files = _listing(folder, fresh=fresh)
+        key = (label, f"{SCHEME}{folder}", files)
+
+        def load():
+            return _load_stored(folder, files)
+    else:
+        path = local_directory(directory)
+        key = (label, str(path), checkpoint_mtime(path))
+
+        def load():
+            return _load(path)
+
     with _lock:  # one load at a time: two requests for a cold model load it once
         model = _cache.get(key)
         if model is not None:
@@ -101,7 +301,7 @@ def cached_model(label: str, directory: str | Path):
             return model
         for stale in [k for k in _cache if k[0] == label]:
             del _cache[stale]
-        model = _load(path)
+        model = load()
         _stats["loads"] += 1
         _cache[key] = model
         while len(_cache) > max(1, settings.MODEL_CACHE_SIZE):
@@ -117,6 +317,7 @@ def cache_info() -> dict:
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+        _listings.clear()
         _stats.update(loads=0, hits=0)
 
 
@@ -192,9 +393,20 @@ def metrics_from_report(directory: Path) -> dict:
     return {}
 
 
-def check_directory(directory: str | Path, label: str) -> tuple[Path, dict]:
+def check_directory(directory: str | Path, label: str) -> tuple[str, dict, Path]:
     """Load the directory (which also warms the cache under `label`); InvalidModelDirectory
-    with the loader's message if it does not load."""
+    with the loader's message if it does not load. Returns (what to register: the resolved
+    path or the `storage:` name, its config, a local folder holding its files)."""
+    if is_storage_path(directory):
+        stored = f"{SCHEME}{storage_folder(directory)}"
+        try:
+            cached_model(label, stored, fresh=True)
+            local = local_directory(stored)
+        except Exception as exc:
+            raise InvalidModelDirectory(
+                f"cannot register '{stored}': {load_error(stored, exc)}"
+            ) from exc
+        return stored, json.loads((local / CONFIG_NAME).read_text()), local
     path = Path(directory).expanduser()
     if not path.is_dir():
         raise InvalidModelDirectory(
@@ -208,7 +420,7 @@ def check_directory(directory: str | Path, label: str) -> tuple[Path, dict]:
         raise InvalidModelDirectory(
             f"cannot register '{directory}': {load_error(directory, exc)}"
         ) from exc
-    return path, json.loads((path / CONFIG_NAME).read_text())
+    return str(path), json.loads((path / CONFIG_NAME).read_text()), path
 
 
 def register_version(
@@ -224,25 +436,36 @@ def register_version(
     roots: Sequence[Path] | None = None,
 ) -> ModelVersion:
     """Register a model directory under `version` once it has loaded. With `roots` (the API),
-    the directory must lie inside one of them."""
+    the directory must lie inside one of them, or a `storage:` one under the storage prefixes
+    of MODEL_ROOTS (`model_storage_roots`)."""
     if not VERSION_NAME.match(version or ""):
         raise InvalidModelDirectory(
             f"version {version!r} must be 1-100 letters, digits, '.', '_', '+' or '-', "
             "starting with a letter or digit"
         )
-    if roots is not None:
+    if roots is not None and is_storage_path(directory):
+        directory = SCHEME + resolve_storage_inside(
+            os.fspath(directory), model_storage_roots(), setting="MODEL_ROOTS"
+        )
+    elif roots is not None:
         directory = resolve_inside(directory, roots, setting="MODEL_ROOTS")
     if selectors.get_version(version) is not None:
         raise VersionExists(f"model version '{version}' is already registered")
-    path, raw = check_directory(directory, version)
+    location, raw, local = check_directory(directory, version)
+    if metrics is None:
+        metrics = metrics_from_report(local)
+        if metrics.get("report") and is_storage_path(location):  # name it as stored
+            report = Path(metrics["report"])
+            folder = location if report.parent == local else posixpath.dirname(location)
+            metrics["report"] = f"{folder}/{report.name}"
     try:
         with transaction.atomic():
             model = ModelVersion.objects.create(
                 version=version,
                 backbone=(backbone or default_backbone(raw))[:300],
-                checkpoint_path=str(path),
+                checkpoint_path=location,
                 release=release,
-                metrics=metrics if metrics is not None else metrics_from_report(path),
+                metrics=metrics,
                 notes=notes,
                 created_by=user if user is not None and user.is_authenticated else None,
             )
@@ -251,6 +474,13 @@ def register_version(
     if activate:
         model = activate_version(version)
     return model
+
+
+def has_config(directory: str) -> bool:
+    """Whether a registered directory (a path, or `storage:NAME`) still holds its config."""
+    if is_storage_path(directory):
+        return default_storage.exists(f"{storage_folder(directory)}/{CONFIG_NAME}")
+    return (Path(directory) / CONFIG_NAME).is_file()
 
 
 def activate_version(version: str) -> ModelVersion:
@@ -265,7 +495,7 @@ def activate_version(version: str) -> ModelVersion:
                 target = ModelVersion.objects.filter(version=version).first()
                 if target is None:
                     resolve_version(version)  # raises ModelNotFound with the known names
-                if not (Path(target.checkpoint_path) / CONFIG_NAME).is_file():
+                if not has_config(target.checkpoint_path):
                     raise InvalidModelDirectory(
                         f"model {version}'s directory '{target.checkpoint_path}' is gone or no "
                         "longer a model directory; restore it or register another version"

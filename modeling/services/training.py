@@ -4,6 +4,10 @@ row, and the final model registered when it succeeds.
 
 A rerun of the task (a worker killed mid-run) resumes from the run's newest checkpoint
 (`--resume`); the subprocess dies with its worker (Linux), so two never train one directory.
+
+With a remote media storage (a bucket) the worker's disk is its own: the final model directory
+is uploaded to `models/<version>/` in the storage and registered as `storage:models/<version>`,
+so a web process or worker on another machine loads it from there.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
 from core import jobs
+from core.storage import SCHEME, has_local_paths
 from humanbeauty.errors import DomainError
 from humanbeauty.paths import resolve_inside
 
@@ -33,6 +40,8 @@ from . import registry
 LOG_NAME = "train.log"
 REQUEST_NAME = "train_request.json"
 LOG_TAIL_LINES = 40
+MODELS_PREFIX = "models"  # the storage folder trained models are uploaded to
+REPORT_NAME = "eval_test.json"  # the run's test evaluation, beside RUN/final
 # Settings that the run's own fields decide; everything else of TrainConfig may be overridden.
 RESERVED = {"data", "out", "backbone", "clip_model", "clip_checkpoint", "max_steps"}
 
@@ -241,9 +250,12 @@ def run_training(run_id: int) -> TrainingRun:
     final = run_dir / "final"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        published = _published(run)
+        if published:  # uploaded and registered by an earlier delivery, maybe on another machine
+            return _register(run, published)
         if not (final / registry.CONFIG_NAME).is_file():
             _train(run, run_dir)
-        return _register(run, final)
+        return _register(run, _model_location(run, final))
     except jobs.JobCancelled:
         pass  # the trainer is stopped; its checkpoints stay in the run directory
     except DomainError as exc:
@@ -305,7 +317,63 @@ def _stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
         proc.wait()
 
 
-def _register(run: TrainingRun, final: Path) -> TrainingRun:
+def version_name(run: TrainingRun) -> str:
+    return run.config.get("version") or f"run-{run.pk}"
+
+
+def _published(run: TrainingRun) -> str:
+    """The `storage:` location an earlier delivery of this run registered its model from, or
+    "" (its files on that worker's disk, if any, are not needed again)."""
+    existing = selectors.get_version(version_name(run))
+    location = f"{SCHEME}{MODELS_PREFIX}/{version_name(run)}"
+    if existing is not None and existing.checkpoint_path == location and (
+        existing.notes == _notes(run)
+    ):
+        return location
+    return ""
+
+
+def _notes(run: TrainingRun) -> str:
+    return f"trained by training run {run.pk}"
+
+
+def _model_location(run: TrainingRun, final: Path) -> str:
+    """What to register: the final directory itself where stored files are local files, else
+    its upload to the storage."""
+    if has_local_paths(default_storage):
+        return str(final.resolve())
+    return publish_model(final, version_name(run))
+
+
+def publish_model(final: Path, version: str) -> str:
+    """Upload a saved model directory (and the run's test report beside it) to
+    `models/<version>/` in the media storage; returns its `storage:` location. Files already
+    there under the same names are replaced (a rerun); a folder holding other files is
+    someone else's and is refused. The config goes last: a reader never finds a config
+    without its weights."""
+    folder = f"{MODELS_PREFIX}/{version}"
+    files = {p.relative_to(final).as_posix(): p for p in final.rglob("*") if p.is_file()}
+    report = final.parent / REPORT_NAME
+    if report.is_file():
+        files.setdefault(REPORT_NAME, report)
+    foreign = sorted({rel for rel, _, _ in registry.stored_files(folder)} - set(files))
+    if foreign:
+        raise TrainingError(
+            f"'{SCHEME}{folder}' in the storage already holds other files ({', '.join(foreign[:5])}"
+            "); remove them or train under another version name"
+        )
+    order = sorted(files, key=lambda rel: (rel == registry.CONFIG_NAME, rel))
+    for rel in order:
+        name = f"{folder}/{rel}"
+        with files[rel].open("rb") as fh:
+            saved = default_storage.save(name, File(fh, name=files[rel].name))
+        if saved != name:
+            default_storage.delete(saved)
+            raise TrainingError(f"the storage did not replace '{name}' (it wrote '{saved}')")
+    return f"{SCHEME}{folder}"
+
+
+def _register(run: TrainingRun, final: str) -> TrainingRun:
     # Under the run's row lock: a cancel either comes first (nothing is registered) or waits
     # and finds the run done.
     with transaction.atomic():
@@ -315,10 +383,11 @@ def _register(run: TrainingRun, final: Path) -> TrainingRun:
         return _register_locked(run, final)
 
 
-def _register_locked(run: TrainingRun, final: Path) -> TrainingRun:
-    name = run.config.get("version") or f"run-{run.pk}"
+def _register_locked(run: TrainingRun, final: str) -> TrainingRun:
+    """Register `final` (the model directory: a path, or its `storage:` upload)."""
+    name = version_name(run)
     existing = selectors.get_version(name)
-    if existing is not None and Path(existing.checkpoint_path) == final.resolve():
+    if existing is not None and existing.checkpoint_path == final:
         model = existing  # registered by an earlier attempt that stopped before finishing
     else:
         model = registry.register_version(
@@ -326,7 +395,7 @@ def _register_locked(run: TrainingRun, final: Path) -> TrainingRun:
             final,
             backbone=run.backbone if run.backbone != "lite" else "",
             release=run.release,
-            notes=f"trained by training run {run.pk}",
+            notes=_notes(run),
             user=run.created_by,
         )
     if run.config.get("activate"):
