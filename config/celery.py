@@ -39,20 +39,6 @@ class FilesystemTransport(filesystem.Transport):
     Channel = FilesystemChannel
 
 
-def route_filter_chunk(name: str, args: tuple, kwargs: dict, options: dict, task=None, **kw):
-    """A filter job's chunk runs every stage of its items; with CLIP on, that includes the GPU
-    stage, so the chunk goes to the gpu queue (the CPU stages run there too); without CLIP it
-    stays on cpu. Other tasks: None, the table of routes decides."""
-    if name != "curation.tasks.process_chunk" or not args:
-        return None
-    from curation.models import FilterJob
-
-    config = FilterJob.objects.filter(pk=args[0]).values_list("config", flat=True).first()
-    if config and (config.get("clip") or {}).get("enabled"):
-        return {"queue": "gpu"}
-    return None
-
-
 @signals.worker_ready.connect
 def _start_heartbeat(sender=None, **kwargs) -> None:
     """sender: the worker's consumer (its hostname, the queues it listens to)."""

@@ -386,19 +386,17 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # training; io: source imports and releases. A worker for everything passes all of WORKER_QUEUES.
 WORKER_QUEUES = ("cpu", "gpu", "io")
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_TASK_ROUTES = (
-    "config.celery.route_filter_chunk",  # a chunk follows its job's CLIP setting
-    {
-        "curation.tasks.run_filter_job": {"queue": "cpu"},
-        "curation.tasks.process_chunk": {"queue": "cpu"},
-        "curation.tasks.import_source_task": {"queue": "io"},
-        "modeling.tasks.build_release_task": {"queue": "io"},
-        "modeling.tasks.score_job": {"queue": "gpu"},
-        "modeling.tasks.train_model": {"queue": "gpu"},
-        "annotation.tasks.*": {"queue": "cpu"},
-        "core.tasks.*": {"queue": "cpu"},
-    },
-)
+CELERY_TASK_ROUTES = {
+    "curation.tasks.run_filter_job": {"queue": "cpu"},
+    "curation.tasks.process_chunk": {"queue": "cpu"},  # validate, hash, terms, faces
+    "curation.tasks.clip_chunk": {"queue": "gpu"},  # the CLIP stage of a chunk
+    "curation.tasks.import_source_task": {"queue": "io"},
+    "modeling.tasks.build_release_task": {"queue": "io"},
+    "modeling.tasks.score_job": {"queue": "gpu"},
+    "modeling.tasks.train_model": {"queue": "gpu"},
+    "annotation.tasks.*": {"queue": "cpu"},
+    "core.tasks.*": {"queue": "cpu"},
+}
 # How often each worker writes its WorkerHeartbeat row (core.health; the admin's Workers page and
 # /api/workers/); a worker silent for three periods reads as lost.
 WORKER_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_SECONDS", "30"))

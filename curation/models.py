@@ -250,3 +250,24 @@ class Decision(models.Model):
     @property
     def final(self) -> str:
         return self.override or self.decision
+
+
+class StagedItem(models.Model):
+    """An item that passed a job's CPU stages (validate, hash, terms, faces) and waits for the
+    GPU stage (CLIP) on another worker: what the CPU stages found, carried to the GPU worker
+    through the database so the two share no disk. Deleted once the item is decided."""
+
+    job = models.ForeignKey(FilterJob, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey(SourceItem, on_delete=models.CASCADE, related_name="+")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    reasons = models.JSONField(default=list, encoder=FiniteJSONEncoder)
+    measurements = models.JSONField(default=dict, encoder=FiniteJSONEncoder)
+    staged_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "item"], name="staged_once_per_item")
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} of job {self.job_id}, waiting for CLIP"

@@ -16,9 +16,19 @@ def run_filter_job(job_id: int) -> int:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
-    """Decide one chunk of a job's items (idempotent: a redelivered chunk redoes only the rest)."""
-    return jobs.process_chunk(job_id, item_ids, chunk_index)
+def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> bool:
+    """The CPU stages of one chunk (idempotent: a redelivered chunk redoes only the rest); with
+    CLIP on, the chunk's GPU stage is queued next."""
+    waits_for_gpu = jobs.process_chunk(job_id, item_ids, chunk_index)
+    if waits_for_gpu:
+        clip_chunk.delay(job_id, item_ids, chunk_index)
+    return waits_for_gpu
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def clip_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
+    """The GPU stage (CLIP) of one chunk, on the `gpu` queue."""
+    return jobs.clip_chunk(job_id, item_ids, chunk_index)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -159,11 +159,19 @@ def load_clip(
             "supported here; give an open_clip model name and a checkpoint file"
         )
     model_config = open_clip.get_model_config(model.replace("/", "-"))
+    if model_config is None and checkpoint:
+        # A custom architecture's config may travel beside its weights (`<model>.json`), so a
+        # worker on another machine needs nothing registered by hand.
+        beside = Path(checkpoint).parent / f"{model.replace('/', '-')}.json"
+        if beside.is_file():
+            open_clip.add_model_config(beside)
+            model_config = open_clip.get_model_config(model.replace("/", "-"))
     if model_config is None:
         raise ClipUnavailable(
             f"unknown open_clip model {model!r} (open_clip knows no model by that name): use "
-            "one of open_clip.list_models() (e.g. ViT-B-32) or register its config with "
-            f"open_clip.add_model_config(). {how_to_provide}"
+            "one of open_clip.list_models() (e.g. ViT-B-32), put its config beside the "
+            f"checkpoint as {model}.json, or register it with open_clip.add_model_config(). "
+            f"{how_to_provide}"
         )
     pretrained, kwargs = _resolve_checkpoint(
         model, checkpoint, cache_dir=cache_dir, allow_download=allow_download,

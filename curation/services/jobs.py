@@ -1,7 +1,9 @@
 """Filter jobs: validate, hash, near-duplicates, faces and CLIP for every item of a source.
 
 A job keeps a snapshot of its configuration. Its items are split into chunks that Celery
-workers process (`curation.tasks.process_chunk`); each item is decided in its own short
+workers process: the CPU stages on the `cpu` queue (`curation.tasks.process_chunk`) and, with
+CLIP on, the GPU stage on the `gpu` queue (`curation.tasks.clip_chunk`, fed through StagedItem
+rows), so a GPU worker takes only GPU work; each item is decided in its own short
 transaction under a unique (job, item) constraint, so a chunk redone after a worker died skips
 what was decided and decides the rest exactly once. One bad image becomes an `error` decision
 and the chunk goes on. Progress is kept per stage on the job row.
@@ -26,7 +28,16 @@ from humanbeauty.paths import resolve_inside
 
 from ..imaging.near_dup import DEFAULT_K
 from ..imaging.validate import InvalidImage, Reason, ValidationRules
-from ..models import FILTER_STAGES, Decision, DecisionKind, FilterJob, Image, Source, SourceItem
+from ..models import (
+    FILTER_STAGES,
+    Decision,
+    DecisionKind,
+    FilterJob,
+    Image,
+    Source,
+    SourceItem,
+    StagedItem,
+)
 from ..sources.terms import TermsError, check_permissions, rejection_reasons
 from . import dedup
 from .images import register_image
@@ -225,7 +236,7 @@ class _Pipeline:
 
     def prefetch_clip(self, items: list[SourceItem]) -> None:
         """Score a chunk's images with CLIP in batches (decoding overlaps the model) up front;
-        an image that cannot be scored here is left to `decide`, which reports it."""
+        an image that cannot be scored here is left to `clip_stage`, which reports it."""
         if not self.config["clip"]["enabled"] or not items:
             return
         paths = {}
@@ -303,74 +314,143 @@ class _Pipeline:
             if report.count < int(self.config["faces"]["min_faces"]):
                 reasons.append("no_face")
             counts["faces"] += 1
-        if self.config["clip"]["enabled"]:
-            from ..imaging.clip_filter import reasons_for
-
-            clip = self.clip()
-            scores = self.clip_scores.get(item.pk) or clip.score([path])[0]
-            m.update(clip_person=scores.person, clip_inappropriate=scores.inappropriate)
-            reasons += reasons_for(scores, clip.config)
-            counts["clip"] += 1
         decision = DecisionKind.REJECTED if reasons else DecisionKind.ACCEPTED
         return decision, reasons, m, image
 
+    def clip_stage(self, staged: StagedItem, counts: dict[str, int]) -> tuple[list[str], dict]:
+        """The GPU stage for an item the CPU stages passed on: its reasons and measurements
+        with CLIP's added (scored now unless `prefetch_clip` scored it)."""
+        from ..imaging.clip_filter import reasons_for
 
-def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
-    """Decide every undecided item of a chunk; returns how many were decided now."""
+        clip = self.clip()
+        scores = self.clip_scores.get(staged.item_id) or clip.score(
+            [self.path_of(staged.item)]
+        )[0]
+        m = {**staged.measurements, "clip_person": scores.person,
+             "clip_inappropriate": scores.inappropriate}
+        counts["clip"] += 1
+        return [*staged.reasons, *reasons_for(scores, clip.config)], m
+
+
+def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> bool:
+    """The CPU stages of a chunk (curation.tasks.process_chunk, queue `cpu`): every item not
+    decided or staged yet is validated, registered, hashed and screened for terms and faces.
+    Without CLIP each is decided now and the chunk reported; with CLIP an item the CPU stages
+    could read is staged for the GPU stage instead (an unreadable one is decided now). True
+    when the chunk waits for its GPU stage (`clip_chunk`)."""
     job = FilterJob.objects.select_related("source").get(pk=job_id)
     if job.is_over:
-        return 0
+        return False
+    gpu = bool(job.config["clip"]["enabled"])
     pipeline = _Pipeline(job)
-    done = set(
+    seen = set(
         Decision.objects.filter(job=job, item_id__in=item_ids).values_list("item_id", flat=True)
+    ) | set(
+        StagedItem.objects.filter(job=job, item_id__in=item_ids).values_list("item_id", flat=True)
     )
     counts = dict.fromkeys(STAGES, 0)
-    decided = 0
     items = list(
-        SourceItem.objects.filter(pk__in=set(item_ids) - done)
+        SourceItem.objects.filter(pk__in=set(item_ids) - seen)
         .select_related("source")
         .order_by("id")
     )
-    pipeline.prefetch_clip(items)
     beat = core_jobs.Throttled(FilterJob, job_id, every_s=HEARTBEAT_EVERY_S)
     for item in items:
         try:
             beat()  # the heartbeat, and how a chunk learns that its job was cancelled
         except core_jobs.JobCancelled:
-            return decided
+            return False
         try:
             decision, reasons, measurements, image = pipeline.decide(item, counts)
         except Exception as exc:  # one bad image must not stop the job
-            log.exception("job %s: item %s failed", job_id, item.pk)
-            decision, reasons, image = DecisionKind.ERROR, ["error"], None
-            measurements = {
-                "error": f"{type(exc).__name__}: {exc}",
-                "trace": traceback.format_exc(limit=3),
-            }
-        if dedup.record_decision(job, item, image, decision, reasons, measurements):
+            decision, reasons, measurements, image = _error(job_id, item, exc)
+        if gpu and image is not None and decision != DecisionKind.ERROR:
+            StagedItem.objects.get_or_create(
+                job=job, item=item,
+                defaults={"image": image, "reasons": reasons, "measurements": measurements},
+            )
+        else:
+            dedup.record_decision(job, item, image, decision, reasons, measurements)
+    if gpu:
+        _add_counts(job_id, counts)
+        return True
+    _record_chunk(job_id, chunk_index, counts)
+    return False
+
+
+def clip_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
+    """The GPU stage of a chunk (curation.tasks.clip_chunk, queue `gpu`): CLIP for every item
+    of the chunk the CPU stages staged, then its decision; the chunk is reported once none is
+    left. Idempotent like the CPU stages: a redelivery decides only what is still staged.
+    Returns how many items were decided now."""
+    job = FilterJob.objects.select_related("source").get(pk=job_id)
+    if job.is_over:
+        return 0
+    pipeline = _Pipeline(job)
+    staged = list(
+        StagedItem.objects.filter(job=job, item_id__in=item_ids)
+        .select_related("item__source", "image")
+        .order_by("item_id")
+    )
+    pipeline.prefetch_clip([s.item for s in staged])
+    counts = dict.fromkeys(STAGES, 0)
+    decided = 0
+    beat = core_jobs.Throttled(FilterJob, job_id, every_s=HEARTBEAT_EVERY_S)
+    for s in staged:
+        try:
+            beat()
+        except core_jobs.JobCancelled:
+            return decided
+        try:
+            reasons, measurements = pipeline.clip_stage(s, counts)
+            decision = DecisionKind.REJECTED if reasons else DecisionKind.ACCEPTED
+            image = s.image
+        except Exception as exc:
+            decision, reasons, measurements, image = _error(job_id, s.item, exc)
+        if dedup.record_decision(job, s.item, image, decision, reasons, measurements):
             decided += 1
+        s.delete()  # decided (now, or by an earlier delivery)
     _record_chunk(job_id, chunk_index, counts)
     return decided
 
 
+def _error(job_id: int, item: SourceItem, exc: Exception) -> tuple[str, list[str], dict, None]:
+    log.exception("job %s: item %s failed", job_id, item.pk)
+    return DecisionKind.ERROR, ["error"], {
+        "error": f"{type(exc).__name__}: {exc}",
+        "trace": traceback.format_exc(limit=3),
+    }, None
+
+
+def _add_counts(job_id: int, counts: Mapping[str, int]) -> None:
+    """Add a chunk's stage counts to its job's progress (its GPU stage is still to come)."""
+    _report(job_id, counts, None)
+
+
 def _record_chunk(job_id: int, chunk_index: int, counts: Mapping[str, int]) -> None:
     """Add a chunk's stage counts and, once every chunk reported, close the job."""
+    _report(job_id, counts, chunk_index)
+
+
+def _report(job_id: int, counts: Mapping[str, int], chunk_index: int | None) -> None:
     with transaction.atomic():
         job = FilterJob.objects.select_for_update().get(pk=job_id)
         progress = dict(job.progress)
         stages = dict(progress.get("stages", {}))
         for stage, n in counts.items():
             stages[stage] = stages.get(stage, 0) + n
-        chunks_done = sorted(set(progress.get("chunks_done", [])) | {chunk_index})
-        progress.update(stages=stages, chunks_done=chunks_done)
+        progress["stages"] = stages
         progress["decided"] = Decision.objects.filter(job=job).count()
+        fields = ["progress", "heartbeat_at"]
+        if chunk_index is not None:
+            chunks_done = sorted(set(progress.get("chunks_done", [])) | {chunk_index})
+            progress["chunks_done"] = chunks_done
+            if job.status == job.STATES.running and len(chunks_done) >= progress.get("chunks", 0):
+                job.status = job.STATES.done
+                job.finished_at = timezone.now()
+                fields += ["status", "finished_at"]
         job.progress = progress
         job.heartbeat_at = timezone.now()
-        fields = ["progress", "heartbeat_at"]
-        if job.status == job.STATES.running and len(chunks_done) >= progress.get("chunks", 0):
-            job.status = job.STATES.done
-            job.finished_at = timezone.now()
-            fields += ["status", "finished_at"]
         job.save(update_fields=fields)
 
 

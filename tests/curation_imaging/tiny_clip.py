@@ -46,11 +46,14 @@ def register_tiny_config(folder: Path, name: str = TINY_MODEL, **overrides) -> s
 
 def write_tiny_clip(folder: Path, *, name: str = TINY_MODEL, seed: int = 0,
                     fmt: str = "pt", **overrides) -> Path:
-    """Register the tiny config and save seeded random weights; returns the weights file.
+    """Register the tiny config and save seeded random weights; returns the weights file
+    (its config beside it as `<name>.json`).
 
     fmt: "pt" (torch.save of the state dict) or "safetensors".
     """
     register_tiny_config(folder / "configs", name, **overrides)
+    # ... and a copy beside the weights, where a worker process finds it (humanbeauty.clip).
+    (folder / f"{name}.json").write_text((folder / "configs" / f"{name}.json").read_text())
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG alone
         torch.manual_seed(seed)
         model = open_clip.create_model(name, pretrained=None)  # random on purpose: a test model

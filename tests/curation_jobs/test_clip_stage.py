@@ -3,7 +3,8 @@ configuration (this checks the wiring, not accuracy)."""
 
 import pytest
 
-from curation.models import Decision, Source
+from curation.models import Decision, FilterJob, Source, StagedItem
+from curation.services import jobs
 from curation.services.jobs import start_job
 from curation.services.sources import import_source
 from tests.curation_imaging.tiny_clip import TINY_MODEL, write_tiny_clip
@@ -36,3 +37,36 @@ def test_clip_scores_and_reasons_reach_the_decisions(
         assert 0.0 <= d.measurements["clip_inappropriate"] <= 1.0
         expected = set(EXPECTED[d.item.path][1]) | ({"no_person"} if adds_no_person else set())
         assert set(d.reasons) == expected, d.item.path
+
+
+def test_a_redelivered_cpu_or_gpu_stage_redoes_nothing(import_root, tmp_path, settings):
+    """The CPU stages stage each readable item once; the GPU stage decides each once; the job's
+    counts are those of one pass, however often Celery delivers either part."""
+    checkpoint = write_tiny_clip(tmp_path / "clip")
+    manifest = write_dataset(import_root / "twice")
+    source = import_source("manifest", manifest, "twice", scale=(1, 10)).source
+    config = jobs.merged_config({
+        "clip": {"model": TINY_MODEL, "checkpoint": str(checkpoint), "person_threshold": 0.0,
+                 "inappropriate_threshold": 1.0},
+        "faces": {"enabled": False},
+    })
+    job = FilterJob.objects.create(source=source, config=config)
+    (chunk,) = jobs.plan_chunks(job)
+    jobs.mark_running(job.pk, 1)
+
+    assert jobs.process_chunk(job.pk, chunk, 0) is True  # waits for its GPU stage
+    staged = set(StagedItem.objects.filter(job=job).values_list("item_id", flat=True))
+    unreadable = {d.item_id for d in Decision.objects.filter(job=job)}
+    assert len(staged) == 7 and len(unreadable) == 2 and not staged & unreadable
+    assert jobs.process_chunk(job.pk, chunk, 0) is True  # redelivered: nothing new
+    assert set(StagedItem.objects.filter(job=job).values_list("item_id", flat=True)) == staged
+
+    assert jobs.clip_chunk(job.pk, chunk, 0) == 7
+    assert jobs.clip_chunk(job.pk, chunk, 0) == 0  # redelivered: nothing left to decide
+    job.refresh_from_db()
+    assert job.status == "done" and not StagedItem.objects.filter(job=job).exists()
+    assert job.progress["stages"]["validate"] == 9 and job.progress["stages"]["clip"] == 7
+    assert Decision.objects.filter(job=job).count() == 9
+    for d in Decision.objects.filter(job=job).select_related("item"):
+        assert ("clip_person" in d.measurements) == (d.item_id in staged)
+        assert set(d.reasons) == set(EXPECTED[d.item.path][1]) - {"no_face"}, d.item.path

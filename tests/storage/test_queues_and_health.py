@@ -11,11 +11,12 @@ from django.conf import settings
 
 from config.celery import app as celery_app
 from core.models import WorkerHeartbeat
-from curation.models import FilterJob, JobStatus, Source
+from curation.models import Decision, FilterJob, JobStatus, StagedItem
 from curation.services.jobs import start_job
 from curation.services.sources import import_source
 from tests.celery_worker import start_worker, stop_worker, worker_env
 from tests.conftest import client_for, make_user, write_image
+from tests.curation_imaging.tiny_clip import TINY_MODEL, write_tiny_clip
 
 from .conftest import s3_storage
 
@@ -34,13 +35,11 @@ def test_tasks_are_routed_by_the_resource_they_need():
     assert _queue_of("curation.tasks.run_filter_job", 1) == "cpu"
     assert _queue_of("core.tasks.reap_lost_jobs") == "cpu"
     assert _queue_of("annotation.tasks.refresh_stale_projects") == "cpu"
-    source = Source.objects.create(name="s", kind="manifest", location="/x")
-    with_clip = FilterJob.objects.create(source=source, config={"clip": {"enabled": True}})
-    without = FilterJob.objects.create(source=source, config={"clip": {"enabled": False}})
-    assert _queue_of("curation.tasks.process_chunk", with_clip.pk, [1], 0) == "gpu"
-    assert _queue_of("curation.tasks.process_chunk", without.pk, [1], 0) == "cpu"
+    # A filter job's CPU stages and its CLIP stage go to different queues, whatever the job.
+    assert _queue_of("curation.tasks.process_chunk", 1, [1], 0) == "cpu"
+    assert _queue_of("curation.tasks.clip_chunk", 1, [1], 0) == "gpu"
     # Every queue a route names is one a worker for everything listens to.
-    _, table = settings.CELERY_TASK_ROUTES
+    table = settings.CELERY_TASK_ROUTES
     assert {r["queue"] for r in table.values()} <= set(settings.WORKER_QUEUES)
 
 
@@ -94,6 +93,77 @@ def test_a_worker_on_the_cpu_queue_never_takes_gpu_work(settings, tmp_path):
     ]
     assert client_for(make_user("cur", "curator")).get("/api/workers/").status_code == 403
     assert client_for(None).get("/api/workers/").status_code == 401
+
+
+def _wait_for(check, what: str, workers: list, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        for w in workers:
+            assert w.poll() is None, w.stdout.read().decode()
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_clip_job_runs_its_cpu_stages_on_cpu_workers_and_only_clip_on_gpu_workers(
+    settings, tmp_path
+):
+    root = tmp_path / "imports"
+    (root / "set").mkdir(parents=True)
+    lines = ["path"]
+    for i in range(4):
+        write_image(root / "set" / f"p{i}.jpg", size=(300, 300), seed=i)
+        lines.append(f"p{i}.jpg")
+    (root / "set" / "broken.jpg").write_bytes(b"not a picture")
+    lines.append("broken.jpg")
+    (root / "set" / "m.csv").write_text("\n".join(lines) + "\n")
+    settings.IMPORT_ROOTS = [root.resolve()]
+    checkpoint = write_tiny_clip(tmp_path / "clip")  # its config travels beside it
+    settings.MODEL_ROOTS = [(tmp_path / "clip").resolve()]
+    source = import_source("manifest", root / "set" / "m.csv", "set").source
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    for queue in settings.WORKER_QUEUES:
+        broker.delete(queue)
+    clip = {"enabled": True, "model": TINY_MODEL, "checkpoint": str(checkpoint),
+            "person_threshold": 0.0, "inappropriate_threshold": 1.0}
+
+    cpu = start_worker(worker_env(), queue="cpu")
+    try:
+        job = start_job(source, overrides={"clip": clip, "faces": {"enabled": False},
+                                           "chunk_size": 2})
+        # The CPU worker validates and hashes everything, decides the unreadable file, and
+        # hands the rest to the gpu queue: three chunks' CLIP stages wait there.
+        _wait_for(lambda: broker.llen("gpu") == 3, "the chunks' CLIP stages were not queued",
+                  [cpu])
+    finally:
+        stop_worker(cpu)
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING
+    assert StagedItem.objects.filter(job=job).count() == 4
+    assert [d.item.path for d in Decision.objects.filter(job=job)] == ["broken.jpg"]
+    assert job.progress["stages"]["validate"] == 5 and job.progress["stages"]["clip"] == 0
+
+    gpu = start_worker(worker_env(), queue="gpu")  # takes nothing but the CLIP stages
+    try:
+        _wait_for(lambda: FilterJob.objects.get(pk=job.pk).status == JobStatus.DONE,
+                  "the GPU worker did not finish the job", [gpu])
+    finally:
+        stop_worker(gpu)
+    job.refresh_from_db()
+    assert job.progress["stages"]["validate"] == 5  # not redone on the GPU worker
+    assert job.progress["stages"]["clip"] == 4
+    assert sorted(job.progress["chunks_done"]) == [0, 1, 2]
+    assert not StagedItem.objects.filter(job=job).exists()
+    decisions = Decision.objects.filter(job=job).select_related("item")
+    assert decisions.count() == 5
+    for d in decisions:
+        if d.item.path == "broken.jpg":
+            assert d.decision == "rejected" and "clip_person" not in d.measurements
+        else:
+            assert d.decision == "accepted", d.reasons
+            assert 0.0 <= d.measurements["clip_person"] <= 1.0
+            assert d.measurements["width"] == 300  # the CPU stages' measurements kept
 
 
 @pytest.mark.django_db
