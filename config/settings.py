@@ -381,9 +381,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_ACCEPT_CONTENT = ["json"]
 # Queues by resource (docs/deployment.md): a worker started with `-Q cpu` takes only CPU work, a
-# GPU box runs `-Q gpu`. cpu: filter jobs and their chunks without CLIP (validate, hash,
-# near-duplicates, faces), statistics and housekeeping; gpu: chunks of a job with CLIP, scoring,
-# training; io: source imports and releases. A worker for everything passes all of WORKER_QUEUES.
+# GPU box runs `-Q gpu`. cpu: filter jobs and the CPU stages of their chunks (validate, hash,
+# near-duplicates, terms, faces), statistics and housekeeping; gpu: the CLIP stage of a chunk,
+# scoring, training; io: source imports and releases. A worker for everything passes all of WORKER_QUEUES.
 WORKER_QUEUES = ("cpu", "gpu", "io")
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_ROUTES = {
