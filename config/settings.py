@@ -378,12 +378,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.reap_lost_jobs",
         "schedule": 60.0,
     },
+    "prune-worker-heartbeats": {
+        "task": "core.tasks.prune_worker_heartbeats",
+        "schedule": 3600.0,
+    },
 }
 CELERY_ACCEPT_CONTENT = ["json"]
 # Queues by resource (docs/deployment.md): a worker started with `-Q cpu` takes only CPU work, a
 # GPU box runs `-Q gpu`. cpu: filter jobs and the CPU stages of their chunks (validate, hash,
 # near-duplicates, terms, faces), statistics and housekeeping; gpu: the CLIP stage of a chunk,
-# scoring, training; io: source imports and releases. A worker for everything passes all of WORKER_QUEUES.
+# scoring, training; io: source imports and releases. A worker for everything passes all of
+# WORKER_QUEUES.
 WORKER_QUEUES = ("cpu", "gpu", "io")
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_ROUTES = {
@@ -400,6 +405,8 @@ CELERY_TASK_ROUTES = {
 # How often each worker writes its WorkerHeartbeat row (core.health; the admin's Workers page and
 # /api/workers/); a worker silent for three periods reads as lost.
 WORKER_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_SECONDS", "30"))
+# A worker not heard from in this many days leaves the list (core.health.prune_heartbeats, hourly).
+WORKER_HEARTBEAT_KEEP_DAYS = float(os.environ.get("WORKER_HEARTBEAT_KEEP_DAYS", "7"))
 
 # --- Security ---------------------------------------------------------------------------------
 HTTPS = env_bool("HTTPS", not DEBUG)

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -106,6 +107,16 @@ def record_heartbeat(name: str, *, queues: list[str] | None = None, started: boo
 
 def record_stop(name: str) -> None:
     WorkerHeartbeat.objects.filter(name=name).update(stopped_at=timezone.now())
+
+
+def prune_heartbeats() -> int:
+    """Delete the rows of workers not heard from in WORKER_HEARTBEAT_KEEP_DAYS (stopped, or lost
+    with their machine): a fleet whose workers come and go under new names would otherwise grow
+    the admin's list for ever. A worker that comes back records itself again. Returns how many
+    rows went."""
+    cutoff = timezone.now() - timedelta(days=float(settings.WORKER_HEARTBEAT_KEEP_DAYS))
+    deleted, _ = WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()
+    return deleted
 
 
 def start_heartbeat(name: str, *, queues: list[str]) -> None:

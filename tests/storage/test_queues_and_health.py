@@ -194,3 +194,32 @@ def test_healthz_needs_nothing_and_readyz_says_what_is_down(
     # Nothing about where or why: no host, port, bucket or error text.
     body = down.content.decode()
     assert "127.0.0.1" not in body and "no-such-bucket" not in body and ":1/" not in body
+
+
+@pytest.mark.django_db
+def test_workers_not_heard_from_for_days_leave_the_list(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.tasks import prune_worker_heartbeats
+
+    settings.WORKER_HEARTBEAT_KEEP_DAYS = 7
+    now = timezone.now()
+
+    def worker(name: str, days_silent: float, stopped: bool) -> None:
+        seen = now - timedelta(days=days_silent)
+        WorkerHeartbeat.objects.create(name=name, started_at=seen, last_seen=seen,
+                                       stopped_at=seen if stopped else None)
+
+    worker("running@a", 0, stopped=False)
+    worker("stopped-yesterday@b", 1, stopped=True)
+    worker("stopped-long-ago@c", 8, stopped=True)
+    worker("lost-with-its-machine@d", 30, stopped=False)
+    assert prune_worker_heartbeats() == 2
+    assert sorted(WorkerHeartbeat.objects.values_list("name", flat=True)) == [
+        "running@a", "stopped-yesterday@b"
+    ]
+    assert "core.tasks.prune_worker_heartbeats" in {
+        entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
