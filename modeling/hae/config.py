@@ -17,7 +17,11 @@ REGRESSION_HEADS = ("mlp", "linear")
 @dataclass
 class TrainConfig:
     recipe: str = DEFAULT_RECIPE  # named defaults (modeling/hae/recipes.py): humanbeauty, official
-    data: str | None = None  # release directory (or --data)
+    data: str | None = None  # release directory or s3://bucket/prefix/ (or --data)
+    # Read the release's WebDataset shards as streams (always for an s3:// release) instead
+    # of its label files and loose images (modeling/hae/shards.py).
+    stream: bool = False
+    shuffle_buffer: int = 64  # streamed samples shuffled in a seeded buffer of this many
     out: str | None = None  # run directory (or --out)
     backbone: str = "tiny"  # hub id or directory of an InternVL checkpoint, "tiny" or "lite"
     clip_model: str | None = None  # lite: open_clip model name or "tiny"
@@ -61,6 +65,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     max_tiles: int | None = None  # default: the checkpoint's processor (12 for InternVL)
     num_workers: int = 0
+    # Each process writes the names of the samples of every micro-batch and a checksum of its
+    # final weights to RUN_DIR/trace/rank-N.jsonl (checks of distributed runs; --trace).
+    trace: bool = False
     log_every: int = 10  # optimizer steps between metrics records
     save_every: int = 500  # optimizer steps between checkpoints (and one at the end)
     keep_checkpoints: int = 2  # the newest kept; older ones are removed
@@ -83,6 +90,11 @@ class TrainConfig:
                 f"chat_template must be one of {', '.join(CHAT_TEMPLATES)}, "
                 f"not {self.chat_template!r}"
             )
+        if isinstance(self.shuffle_buffer, bool) or not isinstance(self.shuffle_buffer, int) or (
+            self.shuffle_buffer < 0
+        ):
+            raise RecipeError(f"shuffle_buffer must be a whole number >= 0, not "
+                              f"{self.shuffle_buffer!r}")
         for name in ("batch_size", "grad_accum", "effective_batch"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

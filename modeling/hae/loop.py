@@ -12,6 +12,7 @@ each trainer hands in (`train.HaeTraining`, `train_lite.LiteTraining`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -32,6 +33,7 @@ from tqdm import tqdm
 if TYPE_CHECKING:
     from .config import TrainConfig
     from .data import Sample, TrainingData
+    from .shards import ShardSet, StreamedTrainingData
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,38 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return dirs[-1] if dirs else None
 
 
+def streams(cfg: TrainConfig, data: str) -> bool:
+    """Whether training reads the release's shards as streams (always from a bucket)."""
+    from .shards import is_bucket_url
+
+    return cfg.stream or is_bucket_url(data)
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """sha256 of every tensor of ``module``'s state, by name: equal only for equal weights."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+class Trace:
+    """``RUN_DIR/trace/rank-N.jsonl`` of one process (with ``cfg.trace``): the samples of each
+    micro-batch, then a checksum of the final weights, so a distributed run can be checked
+    (disjoint, covering shares of the data; the same weights on every rank)."""
+
+    def __init__(self, run_dir: Path, rank: int, enabled: bool):
+        self.path, self.enabled = run_dir / "trace" / f"rank-{rank}.jsonl", enabled
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+
 # --- the loop ---------------------------------------------------------------------------------
 
 
@@ -190,7 +224,7 @@ class HeadsTraining(Protocol):
     loss_weights: Mapping[str, float]  # loss part -> its weight in the logged loss
     epoch: int  # where the last batch came from: epoch, and batches done in it
     done: int
-    data: TrainingData  # the heads' images and the MetaVoter's held-out ones
+    data: TrainingData | StreamedTrainingData  # the heads' images, the MetaVoter's held-out
 
     def plan(self, cfg: TrainConfig) -> tuple[int, int]:
         """(optimizer steps of stage 1, MetaVoter steps)."""
@@ -211,8 +245,9 @@ class HeadsTraining(Protocol):
 
     def train_metavoter(self, steps: int, log: MetricsLog) -> None: ...
 
-    def test_report(self, test: list[Sample]) -> dict:
-        """`evaluate.build_report` of the trained model's predictions on the test split."""
+    def test_report(self, test: list[Sample] | ShardSet) -> dict:
+        """`evaluate.build_report` of the trained model's predictions on the test split (its
+        shards when training streamed)."""
         ...
 
 
@@ -282,6 +317,9 @@ def train(
                "images": len(task.data.voter)})
     task.train_metavoter(voter_steps, log)
     final = save_final(task, cfg, run_dir, log, rt)
+    Trace(run_dir, rt.rank, cfg.trace).write(
+        {"event": "final", "rank": rt.rank, "world": rt.world,
+         "weights_sha256": weights_sha256(task.model)})
     evaluate_on_test(task, cfg, data, final, run_dir, log, rt)
     return final
 
@@ -316,6 +354,7 @@ def train_heads(
         window.add(samples)
         if step % cfg.log_every == 0 or step == total:
             record = heads_record(task, step, parts, grad_norm, opt.lr, window.take())
+            record["samples"] = samples  # of this step, over all processes
             log.write(record)
             bar.set_postfix(loss=f"{record['loss']:.4f}")
         if step % cfg.save_every == 0 or step == total:
@@ -402,13 +441,25 @@ def evaluate_on_test(
     log: MetricsLog,
     rt: Runtime,
 ) -> None:
-    """``eval_test.json`` and a metrics record, when the release has a test split."""
+    """``eval_test.json`` and a metrics record, when the release has a test split (streamed
+    from its shards when training streamed)."""
     from .data import find_root, read_split
     from .evaluate import write_report
 
-    if not (cfg.eval_at_end and rt.main and (find_root(data) / "test_label.jsonl").is_file()):
+    if not (cfg.eval_at_end and rt.main):
         return
-    report = task.test_report(read_split(data, "test"))
+    if streams(cfg, data):
+        from .shards import open_store, read_manifest, split_shards
+
+        store = open_store(data)
+        manifest = read_manifest(store)
+        if not manifest["counts"]["splits"].get("test"):
+            return
+        report = task.test_report(split_shards(store, "test", manifest))
+    else:
+        if not (find_root(data) / "test_label.jsonl").is_file():
+            return
+        report = task.test_report(read_split(data, "test"))
     report.update(model=str(final), data=str(data), split="test")
     write_report(report, run_dir / "eval_test.json")
     summary = {

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -35,19 +36,23 @@ from tqdm import tqdm
 from .backbone import EncodedBatch, PromptEncoder
 from .config import TrainConfig
 from .data import ReleaseDataset, Sample, TrainingData, training_data
+from .errors import ReleaseError
 from .loop import (
     EpochSampler,
     MetricsLog,
     Runtime,
+    Trace,
     autocast,
     resolve_precision,
     setup_runtime,
+    streams,
     teardown,
     train,
 )
 from .losses import LossWeights, hae_loss
 from .model import HumanAesExpert, LoraSettings
 from .recipes import DEFAULT_RECIPE, RECIPES, RecipeError
+from .shards import ShardSet, ShardStream, StreamedTrainingData, streamed_training_data
 from .tiny import build_tiny_checkpoint
 
 
@@ -75,15 +80,34 @@ class VoterCollator:
         return overall, expert, torch.tensor([s.overall for s in samples])
 
 
+class Named:
+    """A collate function that also answers the batch's sample names (for `Trace`)."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, items: list) -> tuple[list[str], object]:
+        return [sample.image_name for _image, sample in items], self.collate(items)
+
+
+def _as_is(item):
+    return item
+
+
 def micro_batches(
-    dataset: ReleaseDataset,
+    dataset: ReleaseDataset | ShardSet,
     collate,
     cfg: TrainConfig,
     rt: Runtime,
     epoch: int,
     done: int,
-) -> Iterator[tuple[int, int, object]]:
-    """Yields (epoch, micro-batches done in that epoch, batch) forever, resuming at ``done``."""
+) -> Iterator[tuple[int, int, list[str], object]]:
+    """Yields (epoch, micro-batches done, the batch's sample names, batch) forever, resuming at
+    ``done``: done in that epoch for a release's files; for streamed shards, done since the
+    start (`ShardStream` skips them)."""
+    if isinstance(dataset, ShardSet):
+        yield from streamed_batches(dataset, collate, cfg, rt, done)
+        return
     while True:
         sampler = EpochSampler(
             len(dataset), cfg.seed, epoch, rt.rank, rt.world, skip=done * cfg.batch_size
@@ -92,14 +116,40 @@ def micro_batches(
             dataset,
             batch_size=cfg.batch_size,
             sampler=sampler,
-            collate_fn=collate,
+            collate_fn=Named(collate),
             num_workers=cfg.num_workers,
             persistent_workers=False,
         )
-        for batch in loader:
+        for names, batch in loader:
             done += 1
-            yield epoch, done, batch
+            yield epoch, done, names, batch
         epoch, done = epoch + 1, 0
+
+
+def streamed_batches(
+    shards: ShardSet, collate, cfg: TrainConfig, rt: Runtime, done: int
+) -> Iterator[tuple[int, int, list[str], object]]:
+    """This rank's batches of its own shards (`ShardStream`), after the ``done`` it saw."""
+    stream = ShardStream(
+        shards, Named(collate), batch_size=cfg.batch_size, seed=cfg.seed, rank=rt.rank,
+        world=rt.world, skip=done, shuffle_buffer=cfg.shuffle_buffer,
+    )
+    loader = DataLoader(
+        stream, batch_size=None, collate_fn=_as_is,
+        num_workers=stream.workers(cfg.num_workers), persistent_workers=False,
+    )
+    # The epoch of each batch: every rank takes `quota(epoch)` samples per epoch.
+    epoch, left = 0, stream.quota(0)
+    for _ in range(done):
+        left -= cfg.batch_size
+        while left <= 0:
+            epoch, left = epoch + 1, left + stream.quota(epoch + 1)
+    for names, batch in loader:
+        done += 1
+        yield epoch, done, names, batch
+        left -= cfg.batch_size
+        while left <= 0:
+            epoch, left = epoch + 1, left + stream.quota(epoch + 1)
 
 
 def backbone_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
@@ -157,8 +207,15 @@ class HaeTraining:
         state: dict,
     ) -> None:
         self.cfg, self.rt = cfg, rt
-        self.data: TrainingData = training_data(data, seed=cfg.seed)
-        self.dataset = ReleaseDataset(self.data.heads)
+        self.trace = Trace(run_dir, rt.rank, cfg.trace)
+        self.data: TrainingData | StreamedTrainingData
+        self.dataset: ReleaseDataset | ShardSet
+        if streams(cfg, data):
+            self.data = streamed_training_data(data, seed=cfg.seed, world=rt.world)
+            self.dataset = self.data.heads
+        else:
+            self.data = training_data(data, seed=cfg.seed)
+            self.dataset = ReleaseDataset(self.data.heads)
         self.amp = resolve_precision(cfg.precision, rt.device)
         self.model = self.train_module = self._build(run_dir, latest)
         self._prepare_stage1()
@@ -251,7 +308,9 @@ class HaeTraining:
         parts_sum: dict[str, float] = {}
         samples = 0
         for micro in range(cfg.grad_accum):
-            self.epoch, self.done, batch = next(self.batches)
+            self.epoch, self.done, names, batch = next(self.batches)
+            self.trace.write({"stage": "heads", "step": step + 1, "epoch": self.epoch,
+                              "names": names})
             batch = batch.to(rt.device)
             # Under DDP, gradients are all-reduced on the step's last micro-batch only.
             sync = micro == cfg.grad_accum - 1 or rt.world == 1
@@ -269,13 +328,49 @@ class HaeTraining:
         self.model.save_pretrained(directory, include_base=False)
 
     def train_metavoter(self, steps: int, log: MetricsLog) -> None:
-        voter_set = ReleaseDataset(self.data.voter)
-        train_metavoter(self.model, voter_set, self.cfg, self.rt, steps, self.amp, log)
+        voter = self.data.voter
+        voter_set = voter if isinstance(voter, ShardSet) else ReleaseDataset(voter)
+        train_metavoter(
+            self.model, voter_set, self.cfg, self.rt, steps, self.amp, log, self.trace
+        )
 
-    def test_report(self, test: list[Sample]) -> dict:
-        from .evaluate import evaluate_samples
+    def test_report(self, test: list[Sample] | ShardSet) -> dict:
+        from .evaluate import build_report, evaluate_samples
 
-        return evaluate_samples(self.model, test, batch_size=self.cfg.eval_batch_size)
+        if not isinstance(test, ShardSet):
+            return evaluate_samples(self.model, test, batch_size=self.cfg.eval_batch_size)
+        pred, samples = predict_streamed(self.model, test, self.cfg.eval_batch_size)
+        return build_report(pred, samples)
+
+
+def predict_streamed(
+    model: HumanAesExpert, shards: ShardSet, batch_size: int, chunk: int = 256
+) -> tuple[dict[str, np.ndarray], list[Sample]]:
+    """Every head's predictions on the samples of ``shards``, streamed: ``chunk`` images in
+    memory at a time."""
+    from .loading import predict_batches
+    from .shards import iter_samples
+
+    parts: dict[str, list[np.ndarray]] = {}
+    samples: list[Sample] = []
+
+    def run(items: list[tuple[int, bytes]]) -> None:
+        for batch in predict_batches(model, items, batch_size=batch_size):
+            if batch.failed:
+                raise ReleaseError(f"{shards.store.url}: {batch.failed[0][1]}")
+            for key, value in batch.predictions.items():
+                parts.setdefault(key, []).append(value.numpy())
+
+    items: list[tuple[int, bytes]] = []
+    for image, sample in iter_samples(shards):
+        items.append((len(samples), image))
+        samples.append(sample)
+        if len(items) == chunk:
+            run(items)
+            items = []
+    if items:
+        run(items)
+    return {k: np.concatenate(v) for k, v in parts.items()}, samples
 
 
 def no_decay_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -304,12 +399,13 @@ def _inputs(batch: EncodedBatch) -> dict[str, torch.Tensor | None]:
 
 def train_metavoter(
     model: HumanAesExpert,
-    dataset: ReleaseDataset,
+    dataset: ReleaseDataset | ShardSet,
     cfg: TrainConfig,
     rt: Runtime,
     steps: int,
     amp: torch.dtype | None,
     log: MetricsLog,
+    trace: Trace | None = None,
 ) -> None:
     """Stage 2: only the MetaVoter learns, on the frozen heads' scores of `dataset`: held-out
     images (`data.training_data`), never the ones the heads trained on."""
@@ -324,7 +420,9 @@ def train_metavoter(
     collate = VoterCollator(model.encoder, model.config.prompt_index)
     batches = micro_batches(dataset, collate, cfg, rt, epoch=10_000, done=0)
     for step in tqdm(range(1, steps + 1), desc="metavoter", disable=not rt.main, mininterval=1):
-        _, _, (overall_b, expert_b, target) = next(batches)
+        epoch, _, names, (overall_b, expert_b, target) = next(batches)
+        if trace is not None:
+            trace.write({"stage": "metavoter", "step": step, "epoch": epoch, "names": names})
         with torch.no_grad(), autocast(rt.device, amp):
             out = model.heads_on(overall_b, expert_b)
         dims = out["expert"].float()
@@ -341,7 +439,11 @@ def train_metavoter(
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m modeling.train", description=__doc__)
-    parser.add_argument("--data", help="release directory (official layout); or 'data' in --config")
+    parser.add_argument(
+        "--data",
+        help="release directory (official layout), or s3://BUCKET/PREFIX/ of a release in a "
+        "bucket (its shards streamed); or 'data' in --config",
+    )
     parser.add_argument("--out", help="run directory; or 'out' in --config")
     parser.add_argument("--backbone", help="hub id or path of an InternVL checkpoint, tiny, lite")
     parser.add_argument("--config", help="JSON or TOML file of TrainConfig settings")
@@ -353,6 +455,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--max-steps", type=int, help="optimizer steps of the main stage")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    parser.add_argument(
+        "--stream", action="store_true", default=None,
+        help="read the release's WebDataset shards as streams (always for s3://)",
+    )
+    parser.add_argument(
+        "--trace", action="store_true", default=None,
+        help="each process writes its samples and final weights' checksum to RUN_DIR/trace/",
+    )
     parser.add_argument("--clip-model", help="lite: open_clip model name, or tiny")
     parser.add_argument("--clip-checkpoint", help="lite: local open_clip checkpoint file")
     return parser.parse_args(argv)
@@ -362,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return _main(args)
-    except RecipeError as exc:
+    except (RecipeError, ReleaseError) as exc:
         raise SystemExit(f"python -m modeling.train: {exc}") from exc
 
 
@@ -376,6 +486,8 @@ def _main(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         clip_model=args.clip_model,
         clip_checkpoint=args.clip_checkpoint,
+        stream=args.stream,
+        trace=args.trace,
     )
     if not cfg.data or not cfg.out:
         raise SystemExit("give the release with --data and the run directory with --out")
@@ -395,3 +507,7 @@ def _main(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") == "0":
         print(f"model saved to {final}", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":  # python -m modeling.hae.train, as python -m modeling.train
+    raise SystemExit(main())

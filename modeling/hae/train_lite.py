@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from .config import TrainConfig
 from .data import Sample, TrainingData, open_image, training_data
-from .errors import CheckpointNotFoundError
+from .errors import CheckpointNotFoundError, ReleaseError
 from .lite import HumanAesLite
-from .loop import EpochSampler, MetricsLog, Runtime, train
+from .loop import EpochSampler, MetricsLog, Runtime, streams, train
 from .losses import masked_mse
 
 
@@ -55,6 +55,11 @@ def train_lite(cfg: TrainConfig, data: str, run_dir: Path, resume: bool) -> Path
         raise CheckpointNotFoundError(
             "--backbone lite needs --clip-model NAME with --clip-checkpoint PATH "
             "(or --clip-model tiny for the random smoke-test CLIP)"
+        )
+    if streams(cfg, data):
+        raise ReleaseError(
+            "--backbone lite embeds a release folder's image files once; it does not stream "
+            "shards (train the full model from s3://, or download the release to a folder)"
         )
     # One process: the heads train on cached embeddings in minutes, with no use for DDP.
     rt = Runtime(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
