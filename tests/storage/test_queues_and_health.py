@@ -43,21 +43,34 @@ def test_tasks_are_routed_by_the_resource_they_need():
     assert {r["queue"] for r in table.values()} <= set(settings.WORKER_QUEUES)
 
 
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_a_worker_on_the_cpu_queue_never_takes_gpu_work(settings, tmp_path):
+def _photo_source(settings, tmp_path, *, photos: int, broken: bool = False):
+    """A manifest source of `photos` 300 x 300 photos (and a file that is no picture)."""
     root = tmp_path / "imports"
     (root / "set").mkdir(parents=True)
     lines = ["path"]
-    for i in range(3):
+    for i in range(photos):
         write_image(root / "set" / f"p{i}.jpg", size=(300, 300), seed=i)
         lines.append(f"p{i}.jpg")
+    if broken:
+        (root / "set" / "broken.jpg").write_bytes(b"not a picture")
+        lines.append("broken.jpg")
     (root / "set" / "m.csv").write_text("\n".join(lines) + "\n")
     settings.IMPORT_ROOTS = [root.resolve()]
-    source = import_source("manifest", root / "set" / "m.csv", "set").source
+    return import_source("manifest", root / "set" / "m.csv", "set").source
+
+
+def _empty_broker() -> redis.Redis:
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     for queue in settings.WORKER_QUEUES:
         broker.delete(queue)
+    return broker
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_on_the_cpu_queue_never_takes_gpu_work(settings, tmp_path):
+    source = _photo_source(settings, tmp_path, photos=3)
+    broker = _empty_broker()
 
     settings.WORKER_HEARTBEAT_SECONDS = 0.5
     worker = start_worker(worker_env(WORKER_HEARTBEAT_SECONDS="0.5"), queue="cpu",
@@ -109,22 +122,10 @@ def _wait_for(check, what: str, workers: list, timeout: float = 120) -> None:
 def test_a_clip_job_runs_its_cpu_stages_on_cpu_workers_and_only_clip_on_gpu_workers(
     settings, tmp_path
 ):
-    root = tmp_path / "imports"
-    (root / "set").mkdir(parents=True)
-    lines = ["path"]
-    for i in range(4):
-        write_image(root / "set" / f"p{i}.jpg", size=(300, 300), seed=i)
-        lines.append(f"p{i}.jpg")
-    (root / "set" / "broken.jpg").write_bytes(b"not a picture")
-    lines.append("broken.jpg")
-    (root / "set" / "m.csv").write_text("\n".join(lines) + "\n")
-    settings.IMPORT_ROOTS = [root.resolve()]
+    source = _photo_source(settings, tmp_path, photos=4, broken=True)
     checkpoint = write_tiny_clip(tmp_path / "clip")  # its config travels beside it
     settings.MODEL_ROOTS = [(tmp_path / "clip").resolve()]
-    source = import_source("manifest", root / "set" / "m.csv", "set").source
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    for queue in settings.WORKER_QUEUES:
-        broker.delete(queue)
+    broker = _empty_broker()
     clip = {"enabled": True, "model": TINY_MODEL, "checkpoint": str(checkpoint),
             "person_threshold": 0.0, "inappropriate_threshold": 1.0}
 
