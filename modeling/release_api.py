@@ -22,30 +22,32 @@ from humanbeauty.roles import Role
 
 from .models import Release, ReleaseStatus
 from .release import withdrawal
+from .release.store import ReleaseFiles, files_of
 from .selectors import release_diff
 from .serializers import ReleaseBuildSerializer, ReleaseSerializer
-from .services.releases import ReleaseError, create_release
+from .services.releases import ReleaseError, create_release, release_files
 
 CHUNK = 1 << 20
 
 
-def tar_stream(root: Path) -> Iterator[bytes]:
-    """An uncompressed tar of `root`, produced file by file in 1 MiB pieces: a release of any
-    size is streamed without being built in memory or on disk. Files withdrawn on a takedown
-    request (its `withdrawn.jsonl`, `modeling.release.withdrawal`) are left out: a loose
-    image file whole, a WebDataset sample from its shard, which is streamed without it."""
-    whole, samples = withdrawal.omissions(root)
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-        rel = path.relative_to(root).as_posix()
+def tar_stream(root: Path | ReleaseFiles) -> Iterator[bytes]:
+    """An uncompressed tar of the release at `root` (its folder, or its files in the storage),
+    produced file by file in 1 MiB pieces: a release of any size is streamed without being
+    built in memory or on disk. Files withdrawn on a takedown request (its `withdrawn.jsonl`,
+    `modeling.release.withdrawal`) are left out: a loose image file whole, a WebDataset
+    sample from its shard, which is streamed without it."""
+    files = files_of(root)
+    whole, samples = withdrawal.omissions(files)
+    for stored in files.listing():
+        rel = stored.path
         if rel in whole or rel == withdrawal.NOTICE_TEMP:
             continue
-        info = tarfile.TarInfo(f"{root.name}/{rel}")
-        stat = path.stat()
+        info = tarfile.TarInfo(f"{files.name}/{rel}")
         if rel in samples:
-            size, pieces = withdrawal.filtered_shard(path, samples[rel])
+            size, pieces = withdrawal.filtered_shard(files, rel, samples[rel])
         else:
-            size, pieces = stat.st_size, _pieces(path)
-        info.size, info.mtime, info.mode = size, int(stat.st_mtime), 0o644
+            size, pieces = stored.size, _pieces(files, rel)
+        info.size, info.mtime, info.mode = size, int(stored.mtime), 0o644
         yield info.tobuf(format=tarfile.PAX_FORMAT)
         yield from pieces
         if size % tarfile.BLOCKSIZE:
@@ -53,8 +55,8 @@ def tar_stream(root: Path) -> Iterator[bytes]:
     yield b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
-def _pieces(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as fh:
+def _pieces(files: ReleaseFiles, rel: str) -> Iterator[bytes]:
+    with files.open(rel) as fh:
         while piece := fh.read(CHUNK):
             yield piece
 
@@ -131,10 +133,11 @@ class ReleaseViewSet(LongJobViewSet):
     @extend_schema(responses={(200, "application/x-tar"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: int | None = None) -> StreamingHttpResponse:
-        """The whole release directory as a tar, streamed."""
+        """The whole release directory as a tar, streamed (from the storage where it is kept
+        there)."""
         release = self._ready()
-        root = Path(release.out_dir)
-        response = StreamingHttpResponse(tar_stream(root), content_type="application/x-tar")
+        files = release_files(release)
+        response = StreamingHttpResponse(tar_stream(files), content_type="application/x-tar")
         response["Content-Disposition"] = (
             f'attachment; filename="{release.name}-{release.version}.tar"'
         )
@@ -144,7 +147,7 @@ class ReleaseViewSet(LongJobViewSet):
     @action(detail=True, methods=["get"])
     def datasheet(self, request: Request, pk: int | None = None) -> FileResponse:
         release = self._ready()
-        path = Path(release.out_dir) / "datasheet.html"
-        if not path.is_file():
+        files = release_files(release)
+        if not files.exists("datasheet.html"):
             raise Http404("this release has no datasheet")
-        return FileResponse(path.open("rb"), content_type="text/html; charset=utf-8")
+        return FileResponse(files.open("datasheet.html"), content_type="text/html; charset=utf-8")

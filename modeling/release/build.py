@@ -37,6 +37,7 @@ from .records import (
     wds_record,
 )
 from .splits import SplitHistory, SplitPlan, share_warnings
+from .store import ReleaseFiles
 from .writers import (
     OFFICIAL_ROOT,
     PARTS,
@@ -149,6 +150,7 @@ def build_release(
     verified: Mapping[str, Any] | None = None,
     excluded: Mapping[str, Sequence[int]] | None = None,
     about: Mapping[str, Any] | None = None,
+    earlier: Iterable[ReleaseFiles] | None = None,
 ) -> dict:
     """Write the release under ``out_dir`` and return its manifest (also ``manifest.json``).
 
@@ -160,6 +162,8 @@ def build_release(
     of test and images trained on before now in test are counted over the written assignment
     and fail the build. ``verified`` (facts the caller checked, e.g. ``{"clustered": n}``) and
     ``excluded`` ({reason: image ids the caller left out}) go to the manifest and datasheet.
+    ``earlier``: the other versions of the name, whose withdrawal notices the datasheet counts
+    (None: the release folders beside ``out_dir``).
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
@@ -178,7 +182,8 @@ def build_release(
     work.mkdir(parents=True)
     log = FileLog(work)
     try:
-        manifest = _build(rows, plan, config, log, platform_version, extra, progress, report)
+        manifest = _build(rows, plan, config, log, platform_version, extra, progress, report,
+                          earlier)
         _check_out_dir(out_dir)
         if out_dir.exists():
             out_dir.rmdir()
@@ -416,7 +421,8 @@ def _verify(checks: dict[str, Any]) -> None:
         )
 
 
-def _build(rows, plan, config, log, platform_version, extra, progress, report) -> dict:
+def _build(rows, plan, config, log, platform_version, extra, progress, report,
+           earlier=None) -> dict:
     splits, withheld = plan.splits, plan.withheld
     builder = _Builder(config, log, splits)
     total = len(splits)
@@ -472,7 +478,7 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report) -
     official = builder.official_counts() if builder.official else None
     layout = layout_lines(config, official)
     write_datasheet(log, stats, config_dict, extra, platform_version, layout, report,
-                    report["about"])
+                    report["about"], earlier)
     split_counts = stats.split_counts()
     write_card(log, config, split_counts, platform_version=platform_version, layout=layout,
                sources=list(stats.source_counts()),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from humanbeauty.standard import DIMENSIONS, LEVEL_THRESHOLDS, LEVELS
 
 from . import withdrawal
 from .records import COL, DIM_COLS, KIND_EXPERT, KIND_OVERALL, KINDS
+from .store import ReleaseFiles
 
 N_BINS = 20
 MEASURES: tuple[tuple[str, str], ...] = (
@@ -682,14 +684,19 @@ def render_html(blocks: list[tuple], title: str) -> str:
 
 
 def write_datasheet(log, stats: Stats, config: dict, extra_config: dict, platform_version: str,
-                    layout: list[str], report: dict, about: dict | None = None) -> None:
+                    layout: list[str], report: dict, about: dict | None = None,
+                    earlier: Iterable[ReleaseFiles] | None = None) -> None:
     """``report``: {"checks", "warnings", "excluded", "withheld"} as in the manifest;
     ``about``: what the caller knows beyond the rows (sources, projects, the previous
     version, the contact; see ``build_release``), None when nothing. The images withdrawn
-    from earlier versions of the name are counted from their notices, beside the folder the
+    from earlier versions of the name are counted from their notices: those of ``earlier``
+    (the other versions, wherever they are kept) or, when None, beside the folder the
     release is built in (``withdrawal.withdrawn_from_earlier``)."""
-    withdrawn = withdrawal.withdrawn_from_earlier(Path(log.root).parent, config["name"],
-                                                  config["version"])
+    if earlier is None:
+        withdrawn = withdrawal.withdrawn_from_earlier(Path(log.root).parent, config["name"],
+                                                      config["version"])
+    else:
+        withdrawn = withdrawal.withdrawn_from(earlier, config["name"], config["version"])
     blocks = _blocks(stats, config, extra_config, platform_version, layout, report, about,
                      withdrawn)
     for block in blocks:

@@ -14,30 +14,37 @@ An image's files are found by its stable name, ``{sha256[:16]}.{ext}``
 (`modeling.release.images.stable_name`): in the manifest's file list for loose files, among
 the shards' members for samples. A later version of the same name never holds the image (it
 is gone from the pool); its datasheet counts the images withdrawn from the earlier versions
-found beside it (`withdrawn_from_earlier`).
+found beside it (`withdrawn_from_earlier`) or handed to the build (`withdrawn_from`).
+
+A release is read through `modeling.release.store`: a folder (RELEASE_ROOT) or, kept in the
+media storage, the objects under its prefix; every function takes either.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .store import LocalFiles, ReleaseFiles, files_of
+
 NOTICE = "withdrawn.jsonl"
-NOTICE_TEMP = f".{NOTICE}.tmp"  # the notice being rewritten; never part of a download
+NOTICE_TEMP = f".{NOTICE}.tmp"  # the notice being rewritten (a folder's); never downloaded
 MANIFEST = "manifest.json"
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE  # shards are padded to whole records, as tarfile pads them
 _PIECE = 1 << 20
 
+Root = ReleaseFiles | Path | str  # a release: its files, or the folder holding them
 
-def _manifest(root: Path) -> dict[str, Any] | None:
+
+def _manifest(files: ReleaseFiles) -> dict[str, Any] | None:
     try:
-        return json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+        with files.open(MANIFEST) as fh:
+            return json.loads(fh.read().decode("utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -50,19 +57,20 @@ def _is_shard(rel: str) -> bool:
     return rel.startswith("webdataset/") and rel.endswith(".tar")
 
 
-def image_files(root: Path, sha256s: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+def image_files(root: Root, sha256s: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """Per image sha256 (full, lower-case hex): the files of the release at ``root`` that hold
     it, ``{"path", "sha256", "size"}`` each (a shard sample's path is ``{shard}#{member}``).
     An image the release holds no file of (``images=none``) maps to an empty list."""
+    files = files_of(root)
     wanted = {s.lower()[:16]: s.lower() for s in sha256s}
     found: dict[str, list[dict[str, Any]]] = {s: [] for s in wanted.values()}
-    manifest = _manifest(root)
+    manifest = _manifest(files)
     if manifest is None or not wanted:
         return found
     for entry in manifest.get("files", []):
         rel = entry["path"]
         if _is_shard(rel):
-            for member in _shard_members(root / rel):
+            for member in _shard_members(files, rel):
                 sha = wanted.get(_stem(member["name"]))
                 if sha is not None:
                     found[sha].append({"path": f"{rel}#{member['name']}",
@@ -72,13 +80,13 @@ def image_files(root: Path, sha256s: Iterable[str]) -> dict[str, list[dict[str, 
             if sha is not None:
                 found[sha].append({"path": rel, "sha256": entry["sha256"],
                                    "size": entry["size"]})
-    for files in found.values():
-        files.sort(key=lambda f: f["path"])
+    for listed in found.values():
+        listed.sort(key=lambda f: f["path"])
     return found
 
 
-def _shard_members(path: Path) -> Iterator[dict[str, Any]]:
-    with tarfile.open(path, "r:") as tar:
+def _shard_members(files: ReleaseFiles, rel: str) -> Iterator[dict[str, Any]]:
+    with files.open(rel) as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
         for info in tar:
             if not info.isfile():
                 continue
@@ -89,34 +97,34 @@ def _shard_members(path: Path) -> Iterator[dict[str, Any]]:
             yield {"name": info.name, "sha256": digest.hexdigest(), "size": info.size}
 
 
-def read_notice(root: Path) -> list[dict[str, Any]]:
+def read_notice(root: Root) -> list[dict[str, Any]]:
     """The withdrawal notice's lines (none when the release has no notice)."""
-    path = root / NOTICE
-    if not path.is_file():
+    files = files_of(root)
+    if not files.exists(NOTICE):
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    with files.open(NOTICE) as fh:
+        text = fh.read().decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def write_notice(root: Path, entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def write_notice(root: Root, entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Add ``entries`` ({"image_sha256", "image_id", "request", "withdrawn_at", "files"}) to
-    the release's notice, one line each, an image already listed kept as it was; written to
-    a temporary file and renamed into place, so a reader never sees half a notice. Returns
-    the lines added."""
-    lines = read_notice(root)
+    the release's notice, one line each, an image already listed kept as it was; written
+    whole (a folder's: to a temporary file renamed into place; a stored object: replaced in
+    one write), so a reader never sees half a notice. Returns the lines added."""
+    files = files_of(root)
+    lines = read_notice(files)
     listed = {line["image_sha256"] for line in lines}
     added = [dict(e) for e in entries if e["image_sha256"] not in listed]
     if not added:
         return []
     lines += added
-    tmp = root / NOTICE_TEMP
-    tmp.write_text("".join(json.dumps(line, sort_keys=True) + "\n" for line in lines),
-                   encoding="utf-8")
-    os.replace(tmp, root / NOTICE)
+    text = "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines)
+    files.replace(NOTICE, text.encode("utf-8"))
     return added
 
 
-def omissions(root: Path) -> tuple[set[str], dict[str, set[str]]]:
+def omissions(root: Root) -> tuple[set[str], dict[str, set[str]]]:
     """What a download leaves out: loose files by relative path, and per shard the member
     names of withdrawn samples."""
     whole: set[str] = set()
@@ -131,10 +139,10 @@ def omissions(root: Path) -> tuple[set[str], dict[str, set[str]]]:
     return whole, members
 
 
-def _kept_spans(path: Path, drop: set[str]) -> list[tuple[int, int]]:
+def _kept_spans(files: ReleaseFiles, rel: str, drop: set[str]) -> list[tuple[int, int]]:
     """(start, end) byte spans of the members kept: each header with its padded data."""
     spans = []
-    with tarfile.open(path, "r:") as tar:
+    with files.open(rel) as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
         for info in tar:
             if info.name in drop:
                 continue
@@ -143,23 +151,24 @@ def _kept_spans(path: Path, drop: set[str]) -> list[tuple[int, int]]:
     return spans
 
 
-def filtered_shard(path: Path, drop: set[str]) -> tuple[int, Iterator[bytes]]:
-    """A shard without the members named in ``drop``: its size and its bytes in pieces (the
-    kept members' headers and data copied as they are, then the end-of-archive blocks, padded
-    to a whole record as the original was)."""
-    spans = _kept_spans(path, drop)
+def filtered_shard(root: Root, rel: str, drop: set[str]) -> tuple[int, Iterator[bytes]]:
+    """The shard ``rel`` of the release without the members named in ``drop``: its size and
+    its bytes in pieces (the kept members' headers and data copied as they are, then the
+    end-of-archive blocks, padded to a whole record as the original was)."""
+    files = files_of(root)
+    spans = _kept_spans(files, rel, drop)
     body = sum(end - start for start, end in spans) + 2 * _BLOCK
     size = -(-body // _RECORD) * _RECORD
 
     def pieces() -> Iterator[bytes]:
-        with path.open("rb") as fh:
+        with files.open(rel) as fh:
             for start, end in spans:
                 fh.seek(start)
                 left = end - start
                 while left:
                     piece = fh.read(min(_PIECE, left))
                     if not piece:
-                        raise OSError(f"{path} ended early: was it changed?")
+                        raise OSError(f"{rel} of {files.name} ended early: was it changed?")
                     left -= len(piece)
                     yield piece
         yield b"\0" * (size - body + 2 * _BLOCK)
@@ -167,20 +176,27 @@ def filtered_shard(path: Path, drop: set[str]) -> tuple[int, Iterator[bytes]]:
     return size, pieces()
 
 
+def withdrawn_from(releases: Iterable[Root], name: str, version: str) -> int:
+    """How many images were withdrawn from the other versions of release ``name`` among
+    ``releases`` (each told by its manifest)."""
+    shas: set[str] = set()
+    for root in releases:
+        files = files_of(root)
+        if not files.exists(NOTICE):
+            continue
+        manifest = _manifest(files)
+        if manifest is None or manifest.get("name") != name or manifest.get("version") == version:
+            continue
+        shas.update(line["image_sha256"] for line in read_notice(files))
+    return len(shas)
+
+
 def withdrawn_from_earlier(parent: Path, name: str, version: str) -> int:
     """How many images were withdrawn from the other versions of release ``name`` that lie in
     ``parent`` (each release is a folder with its manifest; a version is never built outside
     the folder its earlier ones share in practice: RELEASE_ROOT)."""
-    shas: set[str] = set()
     try:
         folders = [p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
     except OSError:
         return 0
-    for folder in folders:
-        if not (folder / NOTICE).is_file():
-            continue
-        manifest = _manifest(folder)
-        if manifest is None or manifest.get("name") != name or manifest.get("version") == version:
-            continue
-        shas.update(line["image_sha256"] for line in read_notice(folder))
-    return len(shas)
+    return withdrawn_from((LocalFiles(f) for f in folders), name, version)

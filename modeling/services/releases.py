@@ -8,25 +8,41 @@ A build verifies, never assumes: it brings each project's consensus up to date w
 refresh task's code, leaves out images with open flags or reviewer exclusions (listed),
 hashes and clusters against the pool whatever the selection holds that was not yet, refuses
 images still unverified, and the core counts what the written assignment shows.
+
+Where a release is kept follows the media storage. With the file system, in its folder under
+RELEASE_ROOT, as built. With a remote storage (an S3 bucket: workers share no disk), the
+worker builds it in a temporary folder of its own, then copies every file to the storage under
+``releases/<id>/`` (the folder's layout) once the build succeeded; the release's ``out_dir``
+is then ``storage:releases/<id>``, and a failed or cancelled build leaves nothing there.
+Readers (the download, withdrawal notices, later versions) go through `release_files`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import itertools
+import posixpath
 import shutil
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, default_storage
 from django.db import transaction
 
 from annotation.models import Project
 from annotation.services.quality import ensure_fresh
 from core import jobs
+from core.scratch import local_copy
+from core.storage import SCHEME, has_local_paths, is_storage_path
 from curation.models import Source
 from curation.selectors import unverified_image_ids
 from curation.services.images import ensure_hashed
@@ -44,10 +60,13 @@ from ..release import (
     diff_splits,
     plan_splits,
 )
-from ..release.errors import ReleaseConfigError, ReleaseError
+from ..release.errors import ReleaseConfigError, ReleaseDataError, ReleaseError
 from ..release.intervals import agreement_intervals, resamples
+from ..release.store import LocalFiles, ReleaseFiles, StoredFile, path_order
 
 PLATFORM_VERSION = "0.1.0"
+RELEASE_PREFIX = "releases"  # of the media storage: releases/<id>/ holds one release
+CHUNK = 1 << 20
 
 
 class EarlierVersionPending(ReleaseError, code="release_pending"):
@@ -93,6 +112,180 @@ def release_config(name: str, version: str, config: Mapping[str, Any]) -> Releas
     )
 
 
+# --- where a release is kept ------------------------------------------------------------------
+
+
+def _s3(storage: Storage):
+    """The S3 backend behind `storage` (django-storages), or None for another backend."""
+    try:
+        from storages.backends.s3 import S3Storage
+    except ImportError:  # the library is there wherever MEDIA_STORAGE=s3 can be set
+        return None
+    return storage if isinstance(storage, S3Storage) else None
+
+
+class _ObjectReader(io.RawIOBase):
+    """An S3 object read as it goes: one ranged GET from where reading starts, read in the
+    caller's pieces, and a new one only after a seek away from it (skipping short gaps, as
+    between a tar's members). `default_storage.open` would fetch the whole object first."""
+
+    SKIP = 1 << 20  # reading past a gap costs less than another request
+
+    def __init__(self, obj: Any, size: int):
+        self._obj, self._size = obj, size
+        self._pos = 0
+        self._body: Any = None
+        self._body_pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+
+    def readinto(self, buffer) -> int:
+        if self._pos >= self._size or not len(buffer):
+            return 0
+        if self._body is not None and self._body_pos != self._pos:
+            gap = self._pos - self._body_pos
+            if 0 < gap <= self.SKIP and len(self._body.read(gap)) == gap:
+                self._body_pos += gap
+            else:
+                self._drop_body()
+        if self._body is None:
+            self._body = self._obj.get(Range=f"bytes={self._pos}-")["Body"]
+            self._body_pos = self._pos
+        data = self._body.read(min(len(buffer), self._size - self._pos))
+        if not data:
+            raise OSError(f"{self._obj.key} ended at {self._pos} of {self._size} bytes")
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        self._body_pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._drop_body()
+        super().close()
+
+
+class StoredRelease:
+    """A release kept in the media storage: the objects under ``prefix`` (a `ReleaseFiles`)."""
+
+    def __init__(self, prefix: str, name: str, storage: Storage | None = None):
+        self.prefix = prefix.strip("/")
+        self.name = name
+        self.storage = storage or default_storage
+
+    def __str__(self) -> str:
+        return f"{SCHEME}{self.prefix}"
+
+    def key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}"
+
+    def listing(self) -> list[StoredFile]:
+        s3 = _s3(self.storage)
+        found = []
+        if s3 is not None:  # one listing gives sizes and dates: no request per file
+            start = s3._normalize_name(self.prefix) + "/"
+            for obj in s3.bucket.objects.filter(Prefix=start):
+                found.append(StoredFile(obj.key[len(start):], obj.size,
+                                        obj.last_modified.timestamp()))
+        else:
+            folders = [""]
+            while folders:
+                folder = folders.pop()
+                subs, names = self.storage.listdir(self.key(folder).rstrip("/"))
+                folders += [posixpath.join(folder, d) for d in subs]
+                for n in names:
+                    rel = posixpath.join(folder, n)
+                    found.append(StoredFile(rel, self.storage.size(self.key(rel)),
+                                            self.storage.get_modified_time(self.key(rel))
+                                            .timestamp()))
+        return sorted(found, key=lambda f: path_order(f.path))
+
+    def exists(self, rel: str) -> bool:
+        return self.storage.exists(self.key(rel))
+
+    def open(self, rel: str) -> BinaryIO:
+        s3 = _s3(self.storage)
+        if s3 is None:
+            return self.storage.open(self.key(rel), "rb")
+        from botocore.exceptions import ClientError
+
+        obj = s3.bucket.Object(s3._normalize_name(self.key(rel)))
+        try:
+            size = obj.content_length  # a HEAD: a missing file is told here
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                raise FileNotFoundError(f"no stored file {self.key(rel)!r}") from None
+            raise
+        return io.BufferedReader(_ObjectReader(obj, size), CHUNK)
+
+    def replace(self, rel: str, data: bytes) -> None:
+        self._put(rel, ContentFile(data))  # one PUT: the object is replaced whole
+
+    def upload(self, rel: str, path: Path) -> None:
+        with path.open("rb") as fh:
+            self._put(rel, File(fh))
+
+    def _put(self, rel: str, content: File) -> None:
+        key = self.key(rel)
+        saved = self.storage.save(key, content)
+        if saved != key:  # a storage that renames rather than overwrites
+            self.storage.delete(saved)
+            raise ReleaseError(f"the media storage would not write {key} under its own name")
+
+    def delete_all(self) -> int:
+        """Remove every object under the prefix; how many there were."""
+        names = [self.key(f.path) for f in self.listing()]
+        s3 = _s3(self.storage)
+        if s3 is not None:
+            for at in range(0, len(names), 1000):  # S3's batch limit
+                s3.bucket.delete_objects(Delete={
+                    "Objects": [{"Key": s3._normalize_name(n)} for n in names[at:at + 1000]],
+                    "Quiet": True,
+                })
+        else:
+            for n in names:
+                self.storage.delete(n)
+        return len(names)
+
+
+def _folder_name(release: Release) -> str:
+    """A stored release's folder name in its download: name-version, one path part."""
+    return f"{release.name}-{release.version}".replace("/", "_").replace("\\", "_")
+
+
+def release_files(release: Release) -> ReleaseFiles:
+    """A release's files, where they are kept: its folder, or its prefix of the storage."""
+    if is_storage_path(release.out_dir):
+        return StoredRelease(release.out_dir[len(SCHEME):], _folder_name(release))
+    return LocalFiles(Path(release.out_dir))
+
+
+def _stored(release: Release) -> StoredRelease | None:
+    files = release_files(release)
+    return files if isinstance(files, StoredRelease) else None
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
 def _by_name(model, names: Sequence[str], what: str) -> list:
     found = {o.name: o for o in model.objects.filter(name__in=names)}
     missing = [n for n in names if n not in found]
@@ -104,7 +297,7 @@ def _by_name(model, names: Sequence[str], what: str) -> list:
 def create_release(
     name: str,
     version: str,
-    out_dir: str | Path,
+    out_dir: str | Path | None,
     *,
     projects: Sequence[str] = (),
     sources: Sequence[str] = (),
@@ -124,7 +317,10 @@ def create_release(
 ) -> Release:
     """Check a release configuration and queue its build; releases are immutable. With a
     declared `licence`, a selection whose images' terms it does not allow is refused here, by
-    the check the build makes again over what it writes (`terms.licence_mix_error`)."""
+    the check the build makes again over what it writes (`terms.licence_mix_error`).
+
+    The release is written into `out_dir` (a new folder) with the file-system storage; with a
+    remote one it is kept in the storage under `releases/<id>/` whatever `out_dir` says."""
     if not name.strip() or not version.strip():
         raise ReleaseError("a release needs a name and a version")
     existing = Release.objects.filter(name=name, version=version).first()
@@ -154,9 +350,14 @@ def create_release(
     checked = release_config(name, version, config)  # what the worker will build, or a 400
     config["formats"] = list(checked.formats)
     config["licence"] = checked.licence
-    out = Path(out_dir).expanduser().resolve()
-    if out.exists() and any(out.iterdir()):
-        raise ReleaseError(f"{out} is not empty; a release is written into a new directory")
+    stored = not has_local_paths()
+    out = None
+    if not stored:
+        if out_dir is None:
+            raise ReleaseError("name the new folder the release is written into (out)")
+        out = Path(out_dir).expanduser().resolve()
+        if out.exists() and any(out.iterdir()):
+            raise ReleaseError(f"{out} is not empty; a release is written into a new directory")
     project_objs = _by_name(Project, projects, "project")
     source_objs = _by_name(Source, sources, "source")
     if not selectors.has_rows(
@@ -168,16 +369,20 @@ def create_release(
         )
     if checked.licence:
         _check_licence_mix(project_objs, source_objs, config, checked)
-    if existing is not None:
-        existing.delete()
-    release = Release.objects.create(
-        name=name,
-        version=version,
-        config=config,
-        out_dir=str(out),
-        created_by=jobs.creator(user),
-    )
-    jobs.enqueue(release)
+    with transaction.atomic():
+        if existing is not None:
+            existing.delete()
+        release = Release.objects.create(
+            name=name,
+            version=version,
+            config=config,
+            out_dir="" if stored else str(out),
+            created_by=jobs.creator(user),
+        )
+        if stored:  # its own prefix, named by its id: a rebuilt version starts empty
+            release.out_dir = f"{SCHEME}{RELEASE_PREFIX}/{release.pk}"
+            release.save(update_fields=["out_dir"])
+        jobs.enqueue(release)
     return release
 
 
@@ -315,7 +520,7 @@ def _about(release: Release, projects: Sequence[Project], sources: Sequence[Sour
     }
 
 
-def _record(release: Release, plan: SplitPlan, manifest: dict) -> None:
+def _record(release: Release, plan: SplitPlan, manifest: dict, manifest_file: Path) -> None:
     """The release's items and its end, in one transaction; a cancel that came as the last
     file was written stands (nothing is released)."""
     with transaction.atomic():
@@ -323,7 +528,7 @@ def _record(release: Release, plan: SplitPlan, manifest: dict) -> None:
         items = (ReleaseItem(release=release, image_id=i, split=s) for i, s in plan.splits.items())
         while batch := list(itertools.islice(items, 5000)):
             ReleaseItem.objects.bulk_create(batch)
-        digest = hashlib.sha256((Path(release.out_dir) / "manifest.json").read_bytes())
+        digest = hashlib.sha256(manifest_file.read_bytes())
         finished = jobs.finish(
             Release,
             release.pk,
@@ -351,30 +556,82 @@ def _claim(release_id: int) -> Release | None:
     return jobs.claim_or_wait(Release, release_id)
 
 
+def _from_local_copies(rows: Iterable[ReleaseRow]) -> Iterator[ReleaseRow]:
+    """With a remote media storage, each image is read from its local copy (the scratch
+    cache, fetched as the row comes): the rows name files under MEDIA_ROOT, not this
+    machine's."""
+    media = str(settings.MEDIA_ROOT).rstrip("/") + "/"
+    for row in rows:
+        if row.file:
+            if not row.file.startswith(media):
+                raise ReleaseDataError(f"image {row.image_id}: {row.file} is not a stored file")
+            name = row.file[len(media):]
+            try:
+                row = dataclasses.replace(row, file=str(local_copy(name)))
+            except FileNotFoundError:
+                raise ReleaseDataError(
+                    f"image {row.image_id}: its file {name} is missing from the media storage"
+                ) from None
+        yield row
+
+
+def _earlier(release: Release) -> list[ReleaseFiles]:
+    """The other built versions of the name, wherever each is kept (their notices)."""
+    others = Release.objects.filter(name=release.name, status=ReleaseStatus.READY).exclude(
+        pk=release.pk
+    )
+    return [release_files(r) for r in others.order_by("created_at")]
+
+
+def _upload(files: StoredRelease, folder: Path, progress: Progress) -> None:
+    """Every file of the built folder to the storage, same layout; what an attempt that died
+    mid-way left there goes first."""
+    files.delete_all()
+    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    for done, path in enumerate(paths):
+        progress("upload", done, len(paths))
+        files.upload(path.relative_to(folder).as_posix(), path)
+    progress("upload", len(paths), len(paths))
+
+
 def build(release_id: int) -> Release:
     """Build a queued release (idempotent: a ready, failed or cancelled one is left as it is; a
     build whose worker vanished is built again from the start)."""
     release = _claim(release_id)
     if release is None:
-        return Release.objects.get(pk=release_id)
+        release = Release.objects.get(pk=release_id)
+        stored = _stored(release)
+        if stored is not None and release.status in (ReleaseStatus.FAILED,
+                                                      ReleaseStatus.CANCELLED):
+            stored.delete_all()  # what a worker that died mid-upload left
+        return release
     c = release.config
     beat = jobs.Throttled(Release, release_id, every_s=0.5)
 
     def progress(phase: str, done: int, total: int) -> None:
         beat(force=done in (0, total), progress={"phase": phase, "done": done, "total": total})
 
+    stored = _stored(release)
+    work = None
     try:
+        out = Path(release.out_dir)
+        if stored:  # built in a folder of this worker's own, uploaded once complete
+            work = Path(tempfile.mkdtemp(prefix=f"release-{release.pk}-"))
+            out = work / stored.name
         projects = _by_name(Project, c["projects"], "project")
         sources = _by_name(Source, c["sources"], "source")
         refreshed = _refresh_consensus(projects, progress)
         selection = _Selection(projects, sources, c)
         config = release_config(release.name, release.version, c)
         plan, hashed_now = _plan(selection, config, release, progress)
+        rows = selection.rows()
+        if config.images != "none" and not has_local_paths():
+            rows = _from_local_copies(rows)
         manifest = build_release(
-            selection.rows(),
+            rows,
             plan,
             config,
-            Path(release.out_dir),
+            out,
             platform_version=PLATFORM_VERSION,
             extra_config=c,
             progress=progress,
@@ -385,21 +642,38 @@ def build(release_id: int) -> Release:
             },
             excluded=selection.excluded,
             about=_about(release, projects, sources, plan, progress),
+            earlier=_earlier(release) if stored else None,
         )
-        _record(release, plan, manifest)
+        if stored:
+            _upload(stored, out, progress)
+        _record(release, plan, manifest, out / "manifest.json")
     except jobs.JobCancelled:
         # The build's work folder is gone already (modeling.release.build); a folder renamed
-        # into place just before the cancel goes too: a cancelled release released nothing.
+        # into place (or files uploaded) just before the cancel goes too: a cancelled release
+        # released nothing.
         _remove_cancelled(release)
     except Exception as exc:
-        fail(release_id, str(exc))
+        message = str(exc)
+        if stored:  # a failed build leaves nothing under its prefix
+            try:
+                stored.delete_all()
+            except Exception as cleanup:  # told with the failure itself
+                message += f" (its files under {stored} could not be removed: {cleanup})"
+        fail(release_id, message)
         raise
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
     return Release.objects.get(pk=release_id)
 
 
 def _remove_cancelled(release: Release) -> None:
+    if Release.objects.filter(pk=release.pk, status=ReleaseStatus.READY).exists():
+        return
+    stored = _stored(release)
+    if stored is not None:
+        stored.delete_all()
+        return
     out = Path(release.out_dir)
-    if (out / "manifest.json").is_file() and not Release.objects.filter(
-        pk=release.pk, status=ReleaseStatus.READY
-    ).exists():
+    if (out / "manifest.json").is_file():
         shutil.rmtree(out, ignore_errors=True)
