@@ -211,6 +211,11 @@ def fetch_directory(folder: str, files: tuple) -> Path:
             f"'{SCHEME}{folder}' holds no files: upload a saved model directory (hae_config.json "
             "and its weights) there first"
         )
+    if CONFIG_NAME not in {rel for rel, _, _ in files}:  # refused before fetching anything
+        raise CheckpointNotFoundError(
+            f"'{SCHEME}{folder}' is not a HumanAesExpert model directory (no {CONFIG_NAME}): "
+            "upload a saved model directory (RUN/final of `python -m modeling.train`) there"
+        )
     signature = hashlib.sha256(json.dumps(files).encode()).hexdigest()[:24]
     home = scratch_models_dir() / hashlib.sha256(folder.encode()).hexdigest()[:24]
     target = home / signature

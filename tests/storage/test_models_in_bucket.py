@@ -140,7 +140,12 @@ def test_a_storage_model_missing_its_weights_is_refused_never_random(
     assert empty.status_code == 400 and "'storage:models/nothing' holds no files" in (
         empty.json()["detail"]
     )
-    assert not ModelVersion.objects.exists()
+    before = fetched(settings.SCRATCH_DIR)
+    whole = researcher.post(  # a folder of models, not one: refused before anything is fetched
+        "/api/models/", {"version": "b3", "checkpoint_path": "storage:models"}, format="json"
+    )
+    assert whole.status_code == 400 and "(no hae_config.json)" in whole.json()["detail"]
+    assert not ModelVersion.objects.exists() and fetched(settings.SCRATCH_DIR) == before
 
     # Registered, then its weights vanish from the bucket: a 503 on the next load, and its
     # activation is refused once the config is gone too.
