@@ -29,7 +29,6 @@ token of both questions). The last line, `RESULT ...`, repeats the main figures 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import sys
@@ -42,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch
 
 from modeling.hae.flops import Shapes, device_peak, scoring_flops
-from modeling.hae.loading import read_rgb, score_items
+from modeling.hae.loading import default_workers, read_rgb, score_items
 from modeling.hae.model import HumanAesExpert
 from modeling.hae.synthetic import Factors, render
 from modeling.hae.tiny import random_backbone
@@ -100,10 +99,6 @@ def same_scores(model, items, bs: int, args, amp) -> list[str]:
             lines.append(f"{label} vs serial on {len(items)} files: max |score difference| "
                          f"{worst:.2e}{' (bit-identical)' if same else ''}")
     return lines
-
-
-def default_workers() -> int:
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,6 @@ line, `RESULT ...`, repeats the main figures for scripts.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import sys
@@ -45,7 +44,7 @@ from torch.utils.data import DataLoader
 from modeling.hae.backbone import EncodedBatch
 from modeling.hae.data import ReleaseDataset, Sample
 from modeling.hae.flops import Shapes, device_peak, trained_parts, training_flops
-from modeling.hae.loading import PinningCollate, to_device
+from modeling.hae.loading import PinningCollate, default_workers, to_device
 from modeling.hae.losses import hae_loss
 from modeling.hae.model import HumanAesExpert, LoraSettings
 from modeling.hae.synthetic import Factors, render
@@ -86,10 +85,6 @@ def batch_flops(model: HumanAesExpert, batch: EncodedBatch, n_tiles: list[int]) 
         training_flops(shapes, t, int(s), int(a), trained)
         for t, s, a in zip(n_tiles, lengths, answers, strict=True)
     )
-
-
-def default_workers() -> int:
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,6 +51,12 @@ BAD_INPUT: tuple[type[BaseException], ...] = (OSError, ValueError, ReleaseError)
 WORKER_TIMEOUT = 600
 
 
+def default_workers() -> int:
+    """Loader processes to start when none are asked for: every core but the one that drives
+    the model, at most eight (decoding and tiling rarely need more to keep a GPU fed)."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
 def read_rgb(source: Source) -> Image.Image:
     """The default decode: a path or the file's bytes -> an RGB image (ReleaseError if not)."""
     try:
