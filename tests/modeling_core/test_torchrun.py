@@ -269,3 +269,23 @@ def test_member_names_in_a_shard_are_the_release_keys(release):
     with tarfile.open(release / "webdataset" / "train-000000.tar") as tar:
         exts = Counter(m.name.split(".", 1)[1] for m in tar.getmembers())
     assert exts == {"jpg": 4, "json": 4}
+
+
+def test_a_resumed_streamed_run_continues_with_the_batches_it_had_not_seen(release, tmp_path):
+    from modeling.hae.train import main as train_main
+
+    def run(out: Path, steps: int, *extra: str) -> list[list[str]]:
+        config = tmp_path / "run.toml"
+        config.write_text("batch_size = 2\nmetavoter_steps = 1\nsave_every = 1\n"
+                          "eval_at_end = false\nshuffle_buffer = 3\n")
+        args = ["--data", str(release), "--out", str(out), "--backbone", "tiny", "--config",
+                str(config), "--stream", "--trace", "--max-steps", str(steps), *extra]
+        assert train_main(args) == 0
+        return [r["names"] for r in _trace(out, 0) if r.get("stage") == "heads"]
+
+    straight = run(tmp_path / "straight", 10)  # 16 samples, batch 2: past one epoch
+    run(tmp_path / "resumed", 3)
+    both = run(tmp_path / "resumed", 10, "--resume")
+    assert both[3:] == straight[3:] and len(both) == 10
+    epoch = [n for names in straight[:8] for n in names]
+    assert sorted(epoch) == sorted(_split_names(release, "train"))
