@@ -307,6 +307,7 @@ def train(
     latest = latest_checkpoint(run_dir) if resume else None
     state = (torch.load(latest / "trainer_state.pt", weights_only=True) if latest is not None
              else {"step": 0, "epoch": 0, "done": 0})
+    same_start(latest, state["step"], rt)
     task = start(latest, state)
     total, voter_steps = task.plan(cfg)
     opt = Optimisation.create(task.param_groups(), cfg, total, task.amp)
@@ -322,6 +323,21 @@ def train(
          "weights_sha256": weights_sha256(task.model)})
     evaluate_on_test(task, cfg, data, final, run_dir, log, rt)
     return final
+
+
+def same_start(latest: Path | None, step: int, rt: Runtime) -> None:
+    """Every process must start from the same checkpoint: with RUN_DIR on a disk that some
+    nodes do not see, they would train different numbers of steps and wait on each other for
+    ever."""
+    if rt.world == 1:
+        return
+    found: list = [None] * rt.world
+    dist.all_gather_object(found, (step, None if latest is None else latest.name))
+    if len(set(found)) > 1:
+        raise ValueError(
+            f"the processes found different checkpoints to resume from (step, folder by rank: "
+            f"{found}): --resume across nodes needs RUN_DIR on storage that every node sees"
+        )
 
 
 def resume_from(latest: Path, state: dict, opt: Optimisation, log: MetricsLog) -> None:
