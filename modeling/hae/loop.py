@@ -318,9 +318,10 @@ def train(
                "images": len(task.data.voter)})
     task.train_metavoter(voter_steps, log)
     final = save_final(task, cfg, run_dir, log, rt)
-    Trace(run_dir, rt.rank, cfg.trace).write(
-        {"event": "final", "rank": rt.rank, "world": rt.world,
-         "weights_sha256": weights_sha256(task.model)})
+    if cfg.trace:  # hashing every weight costs a copy to the CPU: only when asked
+        Trace(run_dir, rt.rank, True).write(
+            {"event": "final", "rank": rt.rank, "world": rt.world,
+             "weights_sha256": weights_sha256(task.model)})
     evaluate_on_test(task, cfg, data, final, run_dir, log, rt)
     return final
 

@@ -289,3 +289,12 @@ def test_a_resumed_streamed_run_continues_with_the_batches_it_had_not_seen(relea
     assert both[3:] == straight[3:] and len(both) == 10
     epoch = [n for names in straight[:8] for n in names]
     assert sorted(epoch) == sorted(_split_names(release, "train"))
+
+
+def test_lite_refuses_to_stream(release, tmp_path):
+    from modeling.hae.train import main as train_main
+
+    args = ["--data", str(release), "--out", str(tmp_path / "run"), "--backbone", "lite",
+            "--clip-model", "tiny", "--stream"]
+    with pytest.raises(SystemExit, match="does not stream shards"):
+        train_main(args)
