@@ -18,11 +18,12 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import connection, transaction
 
 from annotation import services as annotation
 from annotation.services.quality import refresh_statistics
 from core import jobs
-from modeling.models import Release, ReleaseStatus
+from modeling.models import Release, ReleaseItem, ReleaseStatus
 from modeling.release import withdrawal
 from modeling.release_api import tar_stream
 from modeling.services.releases import StoredRelease, create_release, release_files
@@ -79,6 +80,14 @@ def _wait(release_id: int, worker, status: str, timeout: float = 240.0) -> Relea
             return release
         assert worker.poll() is None, worker.stdout.read().decode()
         assert time.monotonic() < deadline, release.progress
+        time.sleep(0.2)
+
+
+def _until(predicate, worker, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert worker.poll() is None, worker.stdout.read().decode()
+        assert time.monotonic() < deadline
         time.sleep(0.2)
 
 
@@ -195,26 +204,40 @@ def test_a_failed_or_cancelled_build_leaves_nothing_under_its_prefix(
     project, images, annotator = _rated_project(make_project, 4)
     options = {"projects": [project.name], "formats": ["parquet"], "images": "copy"}
     failing = create_release("broken", "1", None, **options)
-    cancelled = create_release("dropped", "1", None, **options)
-    for release in (failing, cancelled):  # what a worker that died mid-upload would leave
+    dropped = create_release("dropped", "1", None, **options)
+    for release in (failing, dropped):  # what a worker that died mid-upload would leave
         release.refresh_from_db()
         assert release.status == ReleaseStatus.QUEUED
         bucket.put(f"releases/{release.pk}/parquet/train.parquet", b"half a file")
-    jobs.cancel(Release, cancelled.pk, None)
+    jobs.cancel(Release, dropped.pk, None)  # cancelled while queued
+    late = create_release("late", "1", None, **{**options, "images": "none"})
     default_storage.delete(images[-1].file.name)  # an image gone from the bucket
     env, disk = _machine(tmp_path, bucket)
-    worker = start_worker(env)
+    worker = None
     try:
-        failed = _wait(failing.pk, worker, ReleaseStatus.FAILED)
-        assert "missing from the media storage" in failed.error
-        deadline = time.monotonic() + 60  # the cancelled one's task comes after it
-        while bucket.names(f"releases/{cancelled.pk}/"):
-            assert worker.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+        # The last build is held just before it records its end, its files all uploaded (its
+        # first write to release items waits for this lock), and cancelled there.
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {ReleaseItem._meta.db_table} IN SHARE MODE")
+            worker = start_worker(env)
+            failed = _wait(failing.pk, worker, ReleaseStatus.FAILED)
+            assert "missing from the media storage" in failed.error
+            _until(lambda: (Release.objects.get(pk=late.pk).progress or {}).get("phase")
+                   == "upload" and Release.objects.get(pk=late.pk).progress["done"]
+                   == Release.objects.get(pk=late.pk).progress["total"], worker)
+            uploaded = bucket.names(f"releases/{late.pk}/")
+            assert f"releases/{late.pk}/manifest.json" in uploaded and len(uploaded) > 5
+            jobs.cancel(Release, late.pk, None)
+        for release in (dropped, late):
+            _until(lambda r=release: not bucket.names(f"releases/{r.pk}/"), worker)
     finally:
-        stop_worker(worker)
+        if worker is not None:
+            stop_worker(worker)
     assert bucket.names("releases/") == []
-    assert Release.objects.get(pk=cancelled.pk).status == ReleaseStatus.CANCELLED
+    for release in (dropped, late):
+        assert Release.objects.get(pk=release.pk).status == ReleaseStatus.CANCELLED
+    assert not ReleaseItem.objects.filter(release=late).exists()
     assert _files(disk["tmp"]) == [] and _files(disk["releases"]) == []
 
 
