@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -181,3 +183,62 @@ def test_a_chunk_scored_twice_leaves_its_rows_once_on_the_file_system(
     assert _csv_ids(out.read_bytes()) == sorted(i.pk for i in images)
     assert not scoring.parts_dir(job).exists()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "no temporary left"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_scoring_worker_killed_mid_job_with_its_disk_lost(
+    s3_bucket, cpu_models, lite_model, tmp_path  # noqa: F811
+):
+    """The redelivered job is finished by a worker on another machine (its own empty disk):
+    the parts the first stored are found in the bucket, each image is in the results once."""
+    images = _pool(40)
+    upload_model(s3_bucket, lite_model, "models/lite-s3")
+    registry.register_version("lite-s3", "storage:models/lite-s3", activate=True)
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    for queue in settings.WORKER_QUEUES:
+        broker.delete(queue)
+    crash = {"CELERY_VISIBILITY_TIMEOUT": "4", "CELERY_RESTORE_THROTTLE": "1",
+             "MODEL_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "SCORING_WORKERS": "0"}
+
+    def machine(name: str) -> dict:
+        return worker_env(**s3_bucket.env, MEDIA_ROOT=str(tmp_path / name / "media"),
+                          SCRATCH_DIR=str(tmp_path / name / "scratch"), **crash)
+
+    first = start_worker(machine("a"), name="a@%h")
+    second = None
+    try:
+        job = scoring.create_scoring_job(chunk_size=2)  # queued on commit (this test commits)
+        deadline = time.monotonic() + 120
+        while ScoringJob.objects.get(pk=job.pk).progress.get("done", 0) < 6:
+            assert first.poll() is None, first.stdout.read().decode()
+            assert time.monotonic() < deadline, "the first worker scored nothing"
+            time.sleep(0.05)
+        stop_worker(first, signal.SIGKILL)  # no goodbye, no ack
+        killed_at = ScoringJob.objects.get(pk=job.pk).progress["done"]
+        assert killed_at < len(images), "the first worker must not have finished"
+        stored_parts = s3_bucket.names(f"{scoring.parts_folder(job)}/")
+        assert len(stored_parts) >= 3
+        assert _files(tmp_path / "a" / "media") == []
+        shutil.rmtree(tmp_path / "a")  # its machine is gone, scratch and all
+
+        second = start_worker(machine("b"), name="b@%h")
+        deadline = time.monotonic() + 180
+        while ScoringJob.objects.get(pk=job.pk).status != RunStatus.DONE:
+            assert second.poll() is None, second.stdout.read().decode()
+            assert time.monotonic() < deadline, ScoringJob.objects.values().get(pk=job.pk)
+            time.sleep(0.2)
+    finally:
+        stop_worker(first, signal.SIGKILL)
+        if second is not None:
+            stop_worker(second)
+        for queue in settings.WORKER_QUEUES:
+            broker.delete(queue)
+
+    job.refresh_from_db()
+    assert job.progress == {"done": 40, "total": 40, "failed": 0}
+    rows = [json.loads(x) for x in s3_bucket.get(job.output_path).decode().splitlines()]
+    assert [r["image_id"] for r in rows] == sorted(i.pk for i in images)
+    assert s3_bucket.names("scores/") == [job.output_path]
+    assert _files(tmp_path / "b" / "media") == []
+    assert _files(Path(f"{tmp_path / 'b' / 'scratch'}-models")), "b fetched the model itself"
