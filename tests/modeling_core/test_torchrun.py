@@ -298,3 +298,33 @@ def test_lite_refuses_to_stream(release, tmp_path):
             "--clip-model", "tiny", "--stream"]
     with pytest.raises(SystemExit, match="does not stream shards"):
         train_main(args)
+
+
+def test_resume_across_nodes_without_a_shared_run_dir_stops_with_the_reason(release, tmp_path):
+    """Two one-process "nodes" (node 0 with RUN_DIR's checkpoints, node 1 with an empty folder
+    of its own): they would train different numbers of steps and hang; they stop instead."""
+    from modeling.hae.train import main as train_main
+
+    shared, other = tmp_path / "node0-run", tmp_path / "node1-run"
+    config = tmp_path / "run.toml"
+    config.write_text("batch_size = 2\nmetavoter_steps = 1\neval_at_end = false\n")
+    base = ["--data", str(release), "--backbone", "tiny", "--config", str(config), "--stream"]
+    assert train_main([*base, "--out", str(shared), "--max-steps", "1"]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    port = _free_port()
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+             f"--node_rank={rank}", "--master_addr=127.0.0.1", f"--master_port={port}",
+             "-m", "modeling.hae.train", *base, "--out", str(out), "--resume",
+             "--max-steps", "3"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for rank, out in ((0, shared), (1, other))
+    ]
+    outputs = [node.communicate(timeout=240)[0] for node in nodes]
+    assert [node.returncode for node in nodes] != [0, 0]
+    assert "--resume across nodes needs RUN_DIR on storage that every node sees" in outputs[0]
+    log = [json.loads(line) for line in (shared / "metrics.jsonl").read_text().splitlines()]
+    assert not [r for r in log if r.get("event") == "resume"]  # stopped before resuming
+    assert not list(other.glob("checkpoints/*"))
