@@ -21,28 +21,24 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import itertools
-import posixpath
 import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files import File
-from django.core.files.base import ContentFile
-from django.core.files.storage import Storage, default_storage
+from django.core.files.storage import default_storage
 from django.db import transaction
 
 from annotation.models import Project
 from annotation.services.quality import ensure_fresh
 from core import jobs
 from core.scratch import local_copy
-from core.storage import SCHEME, has_local_paths, is_storage_path
+from core.storage import SCHEME, has_local_paths
 from curation.models import Source
 from curation.selectors import unverified_image_ids
 from curation.services.images import ensure_hashed
@@ -62,11 +58,10 @@ from ..release import (
 )
 from ..release.errors import ReleaseConfigError, ReleaseDataError, ReleaseError
 from ..release.intervals import agreement_intervals, resamples
-from ..release.store import LocalFiles, ReleaseFiles, StoredFile, path_order
+from ..release.store import ReleaseFiles, StorageFiles, located
 
 PLATFORM_VERSION = "0.1.0"
 RELEASE_PREFIX = "releases"  # of the media storage: releases/<id>/ holds one release
-CHUNK = 1 << 20
 
 
 class EarlierVersionPending(ReleaseError, code="release_pending"):
@@ -115,157 +110,6 @@ def release_config(name: str, version: str, config: Mapping[str, Any]) -> Releas
 # --- where a release is kept ------------------------------------------------------------------
 
 
-def _s3(storage: Storage):
-    """The S3 backend behind `storage` (django-storages), or None for another backend."""
-    try:
-        from storages.backends.s3 import S3Storage
-    except ImportError:  # the library is there wherever MEDIA_STORAGE=s3 can be set
-        return None
-    return storage if isinstance(storage, S3Storage) else None
-
-
-class _ObjectReader(io.RawIOBase):
-    """An S3 object read as it goes: one ranged GET from where reading starts, read in the
-    caller's pieces, and a new one only after a seek away from it (skipping short gaps, as
-    between a tar's members). `default_storage.open` would fetch the whole object first."""
-
-    SKIP = 1 << 20  # reading past a gap costs less than another request
-
-    def __init__(self, obj: Any, size: int):
-        self._obj, self._size = obj, size
-        self._pos = 0
-        self._body: Any = None
-        self._body_pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
-
-    def _drop_body(self) -> None:
-        if self._body is not None:
-            self._body.close()
-            self._body = None
-
-    def readinto(self, buffer) -> int:
-        if self._pos >= self._size or not len(buffer):
-            return 0
-        if self._body is not None and self._body_pos != self._pos:
-            gap = self._pos - self._body_pos
-            if 0 < gap <= self.SKIP and len(self._body.read(gap)) == gap:
-                self._body_pos += gap
-            else:
-                self._drop_body()
-        if self._body is None:
-            self._body = self._obj.get(Range=f"bytes={self._pos}-")["Body"]
-            self._body_pos = self._pos
-        data = self._body.read(min(len(buffer), self._size - self._pos))
-        if not data:
-            raise OSError(f"{self._obj.key} ended at {self._pos} of {self._size} bytes")
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        self._body_pos += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        self._drop_body()
-        super().close()
-
-
-class StoredRelease:
-    """A release kept in the media storage: the objects under ``prefix`` (a `ReleaseFiles`)."""
-
-    def __init__(self, prefix: str, name: str, storage: Storage | None = None):
-        self.prefix = prefix.strip("/")
-        self.name = name
-        self.storage = storage or default_storage
-
-    def __str__(self) -> str:
-        return f"{SCHEME}{self.prefix}"
-
-    def key(self, rel: str) -> str:
-        return f"{self.prefix}/{rel}"
-
-    def listing(self) -> list[StoredFile]:
-        s3 = _s3(self.storage)
-        found = []
-        if s3 is not None:  # one listing gives sizes and dates: no request per file
-            start = s3._normalize_name(self.prefix) + "/"
-            for obj in s3.bucket.objects.filter(Prefix=start):
-                found.append(StoredFile(obj.key[len(start):], obj.size,
-                                        obj.last_modified.timestamp()))
-        else:
-            folders = [""]
-            while folders:
-                folder = folders.pop()
-                subs, names = self.storage.listdir(self.key(folder).rstrip("/"))
-                folders += [posixpath.join(folder, d) for d in subs]
-                for n in names:
-                    rel = posixpath.join(folder, n)
-                    found.append(StoredFile(rel, self.storage.size(self.key(rel)),
-                                            self.storage.get_modified_time(self.key(rel))
-                                            .timestamp()))
-        return sorted(found, key=lambda f: path_order(f.path))
-
-    def exists(self, rel: str) -> bool:
-        return self.storage.exists(self.key(rel))
-
-    def open(self, rel: str) -> BinaryIO:
-        s3 = _s3(self.storage)
-        if s3 is None:
-            return self.storage.open(self.key(rel), "rb")
-        from botocore.exceptions import ClientError
-
-        obj = s3.bucket.Object(s3._normalize_name(self.key(rel)))
-        try:
-            size = obj.content_length  # a HEAD: a missing file is told here
-        except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-                raise FileNotFoundError(f"no stored file {self.key(rel)!r}") from None
-            raise
-        return io.BufferedReader(_ObjectReader(obj, size), CHUNK)
-
-    def replace(self, rel: str, data: bytes) -> None:
-        self._put(rel, ContentFile(data))  # one PUT: the object is replaced whole
-
-    def upload(self, rel: str, path: Path) -> None:
-        with path.open("rb") as fh:
-            self._put(rel, File(fh))
-
-    def _put(self, rel: str, content: File) -> None:
-        key = self.key(rel)
-        saved = self.storage.save(key, content)
-        if saved != key:  # a storage that renames rather than overwrites
-            self.storage.delete(saved)
-            raise ReleaseError(f"the media storage would not write {key} under its own name")
-
-    def delete_all(self) -> int:
-        """Remove every object under the prefix; how many there were."""
-        names = [self.key(f.path) for f in self.listing()]
-        s3 = _s3(self.storage)
-        if s3 is not None:
-            for at in range(0, len(names), 1000):  # S3's batch limit
-                s3.bucket.delete_objects(Delete={
-                    "Objects": [{"Key": s3._normalize_name(n)} for n in names[at:at + 1000]],
-                    "Quiet": True,
-                })
-        else:
-            for n in names:
-                self.storage.delete(n)
-        return len(names)
-
-
 def _folder_name(release: Release) -> str:
     """A stored release's folder name in its download: name-version, one path part."""
     return f"{release.name}-{release.version}".replace("/", "_").replace("\\", "_")
@@ -273,14 +117,12 @@ def _folder_name(release: Release) -> str:
 
 def release_files(release: Release) -> ReleaseFiles:
     """A release's files, where they are kept: its folder, or its prefix of the storage."""
-    if is_storage_path(release.out_dir):
-        return StoredRelease(release.out_dir[len(SCHEME):], _folder_name(release))
-    return LocalFiles(Path(release.out_dir))
+    return located(release.out_dir, _folder_name(release), default_storage)
 
 
-def _stored(release: Release) -> StoredRelease | None:
+def _stored(release: Release) -> StorageFiles | None:
     files = release_files(release)
-    return files if isinstance(files, StoredRelease) else None
+    return files if isinstance(files, StorageFiles) else None
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -583,7 +425,7 @@ def _earlier(release: Release) -> list[ReleaseFiles]:
     return [release_files(r) for r in others.order_by("created_at")]
 
 
-def _upload(files: StoredRelease, folder: Path, progress: Progress) -> None:
+def _upload(files: StorageFiles, folder: Path, progress: Progress) -> None:
     """Every file of the built folder to the storage, same layout; what an attempt that died
     mid-way left there goes first."""
     files.delete_all()

@@ -25,8 +25,9 @@ from annotation.services.quality import refresh_statistics
 from core import jobs
 from modeling.models import Release, ReleaseItem, ReleaseStatus
 from modeling.release import withdrawal
+from modeling.release.store import StorageFiles
 from modeling.release_api import tar_stream
-from modeling.services.releases import StoredRelease, create_release, release_files
+from modeling.services.releases import create_release, release_files
 from tests.celery_worker import start_worker, stop_worker, worker_env
 from tests.conftest import client_for
 from tests.quality.conftest import SimRater, rate_until_done
@@ -248,7 +249,7 @@ def test_the_download_streams_from_the_bucket_without_holding_a_file(s3_bucket, 
     big = os.urandom(24 * MiB)
     s3_bucket.put("releases/900/manifest.json", b"{}\n")
     s3_bucket.put("releases/900/webdataset/train-000000.bin", big)
-    files = StoredRelease("releases/900", "r-1")
+    files = StorageFiles(default_storage, "releases/900", "r-1")
     out = tmp_path / "download.tar"
     assert len(files.listing()) == 2  # the client made (boto3 loads its models) before counting
     tracemalloc.start()
