@@ -184,6 +184,9 @@ def s3_storage(env: dict[str, str]) -> dict:
             "querystring_auth": True,
             "querystring_expire": int(env.get("AWS_QUERYSTRING_EXPIRE") or "300"),
             "file_overwrite": True,  # names are content addresses: same name, same bytes
+            # An opened object is spooled to a temporary file past 16 MiB, not held in memory
+            # (results files, releases' shards streamed to a download).
+            "max_memory_size": 16 * 1024 * 1024,
         },
     }
 
@@ -215,6 +218,11 @@ MEDIA_URL = "/media/"
 # lose at any moment (files are fetched again).
 SCRATCH_DIR = Path(os.environ.get("SCRATCH_DIR", VAR_DIR / "scratch"))
 SCRATCH_MAX_BYTES = int(os.environ.get("SCRATCH_MAX_BYTES", str(2 * 1024**3)))
+# Model directories fetched from a remote storage: a folder per model and listing, beside the
+# scratch cache (whose eviction works file by file); fetches unused for 10 minutes are pruned.
+# Unset: SCRATCH_DIR + "-models" (modeling.services.registry.scratch_models_dir).
+_MODEL_SCRATCH = os.environ.get("MODEL_SCRATCH_DIR")
+MODEL_SCRATCH_DIR = Path(_MODEL_SCRATCH) if _MODEL_SCRATCH else None
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rate-home"
@@ -253,9 +261,13 @@ IMPORT_WAIT_SECONDS = float(os.environ.get("IMPORT_WAIT_SECONDS", "10"))
 # Directories the API may register models from and read training data / CLIP files from
 # (comma-separated); the CLI (`manage.py register_model`) is not limited to them.
 TRAINING_RUNS_DIR = Path(os.environ.get("TRAINING_RUNS_DIR", VAR_DIR / "runs"))
-MODEL_ROOTS = [
-    Path(p).resolve()
-    for p in env_list("MODEL_ROOTS", f"{VAR_DIR / 'models'},{TRAINING_RUNS_DIR}")
+_MODEL_ROOT_ENTRIES = env_list("MODEL_ROOTS", f"{VAR_DIR / 'models'},{TRAINING_RUNS_DIR}")
+MODEL_ROOTS = [Path(p).resolve() for p in _MODEL_ROOT_ENTRIES if not p.startswith("storage:")]
+# `storage:PREFIX` entries: folders of the media storage the API may register models from
+# (a model directory `storage:PREFIX/NAME`, fetched whole by each machine that loads it).
+MODEL_STORAGE_ROOTS = [
+    p.removeprefix("storage:").strip("/") for p in _MODEL_ROOT_ENTRIES
+    if p.startswith("storage:") and p.removeprefix("storage:").strip("/")
 ]
 # Where releases built through the API are written (a request's `out` is a folder under it);
 # `manage.py release build --out` is not limited to it.

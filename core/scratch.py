@@ -101,6 +101,8 @@ class ScratchCache:
                 continue
             with contextlib.suppress(FileNotFoundError), os.scandir(sub.path) as files:
                 for entry in files:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue  # only copies live here; anything else is not ours to evict
                     with contextlib.suppress(OSError):
                         st = entry.stat(follow_symlinks=False)
                         found.append((st.st_mtime, st.st_size, Path(entry.path)))

@@ -118,7 +118,7 @@ _listings: dict[str, tuple[float, tuple]] = {}
 def model_storage_roots() -> list[str]:
     """The storage prefixes the API may register models from: the `storage:` entries of
     MODEL_ROOTS, as settings.MODEL_STORAGE_ROOTS lists them (without the scheme)."""
-    roots = getattr(settings, "MODEL_STORAGE_ROOTS", None) or []
+    roots = settings.MODEL_STORAGE_ROOTS
     return [str(r).strip("/") for r in roots if str(r).strip("/")]
 
 
@@ -141,8 +141,7 @@ def scratch_models_dir() -> Path:
     """Where model directories of a remote storage are fetched: settings.MODEL_SCRATCH_DIR, by
     default beside the scratch cache (SCRATCH_DIR-models; not inside it, whose eviction removes
     single files)."""
-    configured = getattr(settings, "MODEL_SCRATCH_DIR", None)
-    return Path(configured or f"{settings.SCRATCH_DIR}-models")
+    return Path(settings.MODEL_SCRATCH_DIR or f"{settings.SCRATCH_DIR}-models")
 
 
 def _bucket_prefix(folder: str):

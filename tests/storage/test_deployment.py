@@ -52,8 +52,8 @@ def test_workers_take_the_queues_the_routes_use_and_together_all_of_them():
             worker["healthcheck"]["test"]
         )
     assert set().union(*(_queues(w) for w in WORKERS.values())) == set(settings.WORKER_QUEUES)
-    _, table = settings.CELERY_TASK_ROUTES
-    assert {route["queue"] for route in table.values()} <= set(settings.WORKER_QUEUES)
+    routes = settings.CELERY_TASK_ROUTES
+    assert {route["queue"] for route in routes.values()} <= set(settings.WORKER_QUEUES)
 
 
 @pytest.mark.parametrize("name", ["web", "worker-cpu", "worker-io", "worker-gpu", "beat"])

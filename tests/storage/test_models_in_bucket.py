@@ -223,3 +223,31 @@ def test_a_training_run_with_a_remote_storage_uploads_and_registers_its_model(
     )
     assert s3_bucket.names("models/taken/") == ["models/taken/notes.txt"]
     assert not ModelVersion.objects.filter(version="taken").exists()
+
+
+def test_the_score_command_takes_a_model_directory_in_the_bucket(
+    s3_bucket, models_env, lite_model, tmp_path  # noqa: F811
+):
+    import csv
+
+    from django.core.management import CommandError, call_command
+
+    from tests.conftest import write_image
+
+    upload_model(s3_bucket, lite_model, "models/cli")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        write_image(photos / f"p{i}.jpg", size=(96, 96), seed=i)
+    out = tmp_path / "scores.csv"
+    forget_local_copies()
+    call_command("score", str(photos), "--model", "storage:models/cli", "--out", str(out))
+    rows = list(csv.DictReader(out.open()))
+    assert sorted(r["path"] for r in rows) == ["p0.jpg", "p1.jpg"]
+    assert all(0.0 <= float(r["overall"]) <= 1.0 for r in rows)
+    assert fetched(settings.SCRATCH_DIR), "loaded from a fetched copy of the bucket's files"
+
+    s3_bucket.client.delete_object(Bucket=s3_bucket.name, Key="models/cli/hae_config.json")
+    forget_local_copies()
+    with pytest.raises(CommandError, match="storage:models/cli"):
+        call_command("score", str(photos), "--model", "storage:models/cli", "--out", str(out))

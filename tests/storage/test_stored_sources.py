@@ -124,6 +124,22 @@ def test_copies_in_use_are_not_evicted_within_the_grace_period(tmp_path):
     assert [p.is_file() for p in paths] == [False, False, False, False, True]
 
 
+def test_eviction_passes_over_folders_it_did_not_make(tmp_path):
+    store = _Store({f"f{i}": b"x" * 1000 for i in range(3)})
+    paths = [ScratchCache(tmp_path / "s", max_bytes=10**9).fetch(f"f{i}", store)
+             for i in range(3)]
+    cache = ScratchCache(tmp_path / "s", max_bytes=1000, grace_s=0.0)
+    stranger = paths[0].parent / "not-a-copy"
+    stranger.mkdir()
+    (stranger / "inside").write_bytes(b"y" * 5000)
+    old = time.time() - 3600
+    for p in paths:
+        os.utime(p, (old, old))
+    cache.evict()  # no IsADirectoryError; the folder and what it holds are left alone
+    assert (stranger / "inside").is_file()
+    assert sum(p.is_file() for p in paths) == 1
+
+
 def _fetch_all(root: str, names: list[str]) -> list[bytes]:
     store = _Store({n: n.encode() * 5000 for n in names})
     cache = ScratchCache(Path(root), max_bytes=10**9)

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from core.cli import require_positive
+from core.storage import is_storage_path
 from curation.services.images import iter_image_files
 from humanbeauty.errors import DomainError
 from modeling.services import registry, scoring
@@ -38,7 +39,13 @@ class Command(BaseCommand):
         )
 
     def load(self, model: str | None):
-        """(label, loaded model) from a directory or the registry."""
+        """(label, loaded model) from a directory (local, or `storage:NAME` in the media
+        storage) or the registry."""
+        if model and is_storage_path(model):
+            try:
+                return model, registry.cached_model(f"dir:{model}", model)
+            except Exception as exc:
+                raise CommandError(registry.load_error(model, exc)) from exc
         if model and Path(model).expanduser().is_dir():
             path = Path(model).expanduser().resolve()
             try:
