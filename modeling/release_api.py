@@ -86,7 +86,8 @@ class ReleaseViewSet(LongJobViewSet):
         release = create_release(
             d["name"],
             d["version"],
-            release_dir(d["out"]),
+            # With a remote media storage the release is kept under releases/<id>/ of it.
+            release_dir(d["out"]) if d.get("out") else None,
             projects=d["projects"],
             sources=d["sources"],
             seed=d["seed"],
