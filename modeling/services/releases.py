@@ -458,7 +458,9 @@ def build(release_id: int) -> Release:
     try:
         out = Path(release.out_dir)
         if stored:  # built in a folder of this worker's own, uploaded once complete
-            work = Path(tempfile.mkdtemp(prefix=f"release-{release.pk}-"))
+            builds = Path(settings.SCRATCH_DIR) / "releases"  # (the cache evicts files only)
+            builds.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=f"release-{release.pk}-", dir=builds))
             out = work / stored.name
         projects = _by_name(Project, c["projects"], "project")
         sources = _by_name(Source, c["sources"], "source")

@@ -1,5 +1,5 @@
 """Releases kept in the bucket (MEDIA_STORAGE=s3, a real moto S3 server over HTTP): a worker
-with its own empty MEDIA_ROOT, RELEASE_ROOT and temporary folder builds the release, and its
+with its own empty MEDIA_ROOT, RELEASE_ROOT and scratch folder builds the release, and its
 files end up under `releases/<id>/` of the bucket only; the download streams them back from
 there (withdrawn files left out) to researchers only; a failed or cancelled build leaves
 nothing under its prefix; a later version counts what was withdrawn from the earlier one."""
@@ -53,11 +53,9 @@ def queues(s3_bucket, settings, tmp_path):
 
 def _machine(tmp_path, bucket) -> tuple[dict[str, str], dict]:
     """A worker's environment as on a machine of its own: every folder it could write empty."""
-    folders = {k: tmp_path / "worker" / k for k in ("media", "scratch", "releases", "tmp")}
-    folders["tmp"].mkdir(parents=True)
+    folders = {k: tmp_path / "worker" / k for k in ("media", "scratch", "releases")}
     env = worker_env(**bucket.env, MEDIA_ROOT=str(folders["media"]),
-                     SCRATCH_DIR=str(folders["scratch"]),
-                     RELEASE_ROOT=str(folders["releases"]), TMPDIR=str(folders["tmp"]))
+                     SCRATCH_DIR=str(folders["scratch"]), RELEASE_ROOT=str(folders["releases"]))
     return env, folders
 
 
@@ -146,7 +144,8 @@ def test_a_release_built_by_a_worker_lives_in_the_bucket_and_downloads_from_it(
                                                                       entry["size"])
         assert manifest["counts"]["image_files"] == 6
         assert _files(disk["scratch"])  # the worker read the images from local copies
-        for folder in ("media", "releases", "tmp"):  # its build folder went with the build
+        assert _files(disk["scratch"] / "releases") == []  # its build folder went with it
+        for folder in ("media", "releases"):
             assert _files(disk[folder]) == [], folder
         assert _files(settings.RELEASE_ROOT) == []
         assert no_local_media(settings.MEDIA_ROOT) == []
@@ -195,7 +194,7 @@ def test_a_release_built_by_a_worker_lives_in_the_bucket_and_downloads_from_it(
             assert {m.name: tar.extractfile(m).read() for m in tar} == kept
     finally:
         stop_worker(worker)
-    assert _files(disk["tmp"]) == [] and _files(disk["media"]) == []
+    assert _files(disk["scratch"] / "releases") == [] and _files(disk["media"]) == []
 
 
 def test_a_failed_or_cancelled_build_leaves_nothing_under_its_prefix(
@@ -239,7 +238,7 @@ def test_a_failed_or_cancelled_build_leaves_nothing_under_its_prefix(
     for release in (dropped, late):
         assert Release.objects.get(pk=release.pk).status == ReleaseStatus.CANCELLED
     assert not ReleaseItem.objects.filter(release=late).exists()
-    assert _files(disk["tmp"]) == [] and _files(disk["releases"]) == []
+    assert _files(disk["scratch"] / "releases") == [] and _files(disk["releases"]) == []
 
 
 def test_the_download_streams_from_the_bucket_without_holding_a_file(s3_bucket, tmp_path):
