@@ -120,14 +120,16 @@ def test_a_release_built_by_a_worker_lives_in_the_bucket_and_downloads_from_it(
     researcher = client_for(type(annotator).objects.get(username="res"))
     refused = client_for(annotator)
     env, disk = _machine(tmp_path, bucket)
+    body = {"name": "hb", "version": "1", "out": "hb-v1", "projects": [project.name],
+            "images": "copy", "formats": ["official", "parquet"],
+            "split": {"train": 0.5, "test": 0.5}}
+    assert refused.post("/api/releases/", body, format="json").status_code == 403
+    made = researcher.post("/api/releases/", body, format="json")
+    assert made.status_code == 202, made.content
+    # what an attempt that died mid-upload left: the build starts its prefix afresh
+    bucket.put(f"releases/{made.json()['id']}/parquet/stale.parquet", b"half a file")
     worker = start_worker(env)
     try:
-        body = {"name": "hb", "version": "1", "out": "hb-v1", "projects": [project.name],
-                "images": "copy", "formats": ["official", "parquet"],
-                "split": {"train": 0.5, "test": 0.5}}
-        assert refused.post("/api/releases/", body, format="json").status_code == 403
-        made = researcher.post("/api/releases/", body, format="json")
-        assert made.status_code == 202, made.content
         v1 = _wait(made.json()["id"], worker, ReleaseStatus.READY)
 
         # --- kept in the bucket only, as the manifest says, byte for byte
