@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
 from annotation.models import (
@@ -44,6 +44,7 @@ from .models import (
 )
 from .release import ReleaseRow, SplitHistory, diff_splits
 from .release.errors import ReleaseError
+from .release.store import located
 
 OVERALL_INDEX = DIMENSION_KEYS.index(OVERALL_KEY)
 IMAGE_FIELDS = ("id", "file", "sha256", "phash", "cluster_id", "width", "height", "format")
@@ -365,10 +366,11 @@ def release_diff(*, release: Release, against: Release) -> dict[str, Any]:
         if r.status != ReleaseStatus.READY:
             raise ReleaseError(f"release {r.name} {r.version} is {r.status}; only ready "
                                "releases have splits to compare")
-    manifest = Path(release.out_dir) / "manifest.json"
+    files = located(release.out_dir, release.name, default_storage)  # a folder or the bucket
     withheld = ()
-    if manifest.is_file():
-        withheld = [w["image_id"] for w in json.loads(manifest.read_text()).get("withheld", [])]
+    if files.exists("manifest.json"):
+        with files.open("manifest.json") as fh:
+            withheld = [w["image_id"] for w in json.loads(fh.read()).get("withheld", [])]
     return {
         "release": {"id": release.pk, "name": release.name, "version": release.version},
         "against": {"id": against.pk, "name": against.name, "version": against.version},

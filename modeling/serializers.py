@@ -162,7 +162,12 @@ class ReleaseSerializer(serializers.ModelSerializer):
 class ReleaseBuildSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     version = serializers.CharField(max_length=50)
-    out = serializers.CharField(max_length=1000)
+    out = serializers.CharField(
+        max_length=1000, required=False,
+        help_text="A new folder under RELEASE_ROOT for the release (required with the file-system "
+        "storage). With MEDIA_STORAGE=s3 the release is kept under releases/<id>/ in the bucket "
+        "and `out` is not used.",
+    )
     projects = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     sources = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     seed = serializers.IntegerField(

@@ -18,7 +18,6 @@ file a crash left behind.
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -29,6 +28,7 @@ from core import jobs
 from curation.services.removal import delete_stored, remove_images
 from modeling.models import Release, ReleaseItem
 from modeling.release import withdrawal
+from modeling.services.releases import release_files
 
 from ..models import (
     BlockedImage,
@@ -107,9 +107,9 @@ def _notices(request: TakedownRequest, batch: list[Match]) -> dict[int, list[dic
         held[release_id].append(image_id)
     now = timezone.now().isoformat()
     for release in Release.objects.filter(pk__in=list(held)).order_by("name", "created_at"):
-        root = Path(release.out_dir)
+        root = release_files(release)  # its folder, or its prefix of the media storage
         ids = sorted(held[release.pk])
-        if not (root / withdrawal.MANIFEST).is_file():
+        if not root.exists(withdrawal.MANIFEST):
             for i in ids:
                 places[i].append({
                     "place": "release",

@@ -121,6 +121,20 @@ def test_the_api_refuses_what_the_worker_would_refuse(data, tmp_path, settings, 
     assert not (tmp_path / "edge").exists()
 
 
+def test_without_a_bucket_a_release_needs_its_folder(data, tmp_path, settings):
+    """`out` may be left out only where releases go to the bucket (tests/storage)."""
+    project, _ = data
+    settings.RELEASE_ROOT = tmp_path.resolve()
+    services.add_member(project, "res", "researcher")
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.get(username="res"))
+    body = {"name": "nowhere", "version": "1", "projects": [project.name]}
+    response = client.post("/api/releases/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert "name the new folder the release is written into" in response.json()["detail"]
+    assert not Release.objects.filter(name="nowhere").exists()
+
+
 def test_the_api_takes_the_takedown_contact_for_the_datasheet(
     data, tmp_path, settings, eager_celery
 ):

@@ -13,6 +13,7 @@ import os
 import tarfile
 import time
 import tracemalloc
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -28,6 +29,7 @@ from modeling.release import withdrawal
 from modeling.release.store import StorageFiles
 from modeling.release_api import tar_stream
 from modeling.services.releases import create_release, release_files
+from rights.services.removal import _notices
 from tests.celery_worker import start_worker, stop_worker, worker_env
 from tests.conftest import client_for
 from tests.quality.conftest import SimRater, rate_until_done
@@ -164,11 +166,15 @@ def test_a_release_built_by_a_worker_lives_in_the_bucket_and_downloads_from_it(
         assert b"".join(sheet.streaming_content) == bucket.get(prefix + "datasheet.html")
 
         # --- a takedown withdraws one image: the notice is in the bucket, the file left out
+        # (through the takedown removal's own step that writes the notices)
         taken = images[0]
-        found = _withdraw(v1, taken)
-        assert len(found) == 1 and found[0]["path"] in listed
+        places = _notices(SimpleNamespace(pk=1),
+                          [SimpleNamespace(image_ref=taken.pk, sha256=taken.sha256)])
+        assert [p["what"] for p in places[taken.pk]] == ["hb 1 (1 file(s))"]
         notice = [json.loads(x) for x in bucket.get(prefix + "withdrawn.jsonl").splitlines()]
         assert [line["image_sha256"] for line in notice] == [taken.sha256.lower()]
+        found = notice[0]["files"]
+        assert len(found) == 1 and found[0]["path"] in listed
         after, _ = _download(researcher, v1)
         assert set(members) - set(after) == {f"hb-1/{found[0]['path']}"}
         assert after[f"hb-1/{withdrawal.NOTICE}"] == bucket.get(prefix + "withdrawn.jsonl")

@@ -54,7 +54,10 @@ class Command(BaseCommand):
                            "that layout) or overall (written as an overall-only line)")
         build.add_argument("--contact", default="",
                            help="where takedown requests go (an address), for the datasheet")
-        build.add_argument("--out", required=True)
+        build.add_argument("--out", default=None,
+                           help="the folder to build into (required with the file-system "
+                           "storage; with MEDIA_STORAGE=s3 the release is kept under "
+                           "releases/<id>/ in the bucket)")
         build.add_argument("--wait", action="store_true", help="follow the build to its end")
         sub.add_parser("list", help="every release with its status")
         show = sub.add_parser("show", help="one release: configuration, counts, where")
