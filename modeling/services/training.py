@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,13 +30,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import jobs
-from core.storage import SCHEME, has_local_paths
+from core.storage import SCHEME, has_local_paths, is_storage_path
 from humanbeauty.errors import DomainError
 from humanbeauty.paths import resolve_inside
 
 from .. import selectors
 from ..models import Release, ReleaseStatus, RunStatus, TrainingRun
 from . import registry
+from .releases import release_files
 
 LOG_NAME = "train.log"
 REQUEST_NAME = "train_request.json"
@@ -43,7 +45,10 @@ LOG_TAIL_LINES = 40
 MODELS_PREFIX = "models"  # the storage folder trained models are uploaded to
 REPORT_NAME = "eval_test.json"  # the run's test evaluation, beside RUN/final
 # Settings that the run's own fields decide; everything else of TrainConfig may be overridden.
-RESERVED = {"data", "out", "backbone", "clip_model", "clip_checkpoint", "max_steps"}
+# Set by the platform, not a request: where the data and the run are, which model, and the
+# trainer's own switches (`stream` follows the data's place; `trace` is for tests).
+RESERVED = {"data", "out", "backbone", "clip_model", "clip_checkpoint", "max_steps", "stream",
+            "trace"}
 
 
 class TrainingError(DomainError, code="training_error"):
@@ -74,12 +79,64 @@ def _release_dir(release: Release) -> str:
 
 
 def _check_data(path: str) -> None:
+    if is_storage_path(path):
+        return  # a release kept in the bucket: checked with the backbone (_check_stored)
     base = Path(path)
     if not any((root / "train_label.jsonl").is_file() for root in (base, base / "HumanBeauty")):
         raise TrainingError(
             f"'{path}' is not a release in the official layout: no train_label.jsonl in it or "
             "in its HumanBeauty/ folder"
         )
+
+
+def _check_stored(release: Release, backbone: str) -> None:
+    """A release kept in the bucket: the full model streams its WebDataset shards; Lite reads a
+    folder, fetched whole to the worker, in the official layout."""
+    files = release_files(release)
+    if not files.exists("manifest.json"):
+        raise TrainingError(f"release {release.name} {release.version}: no manifest in {files}")
+    formats = set(release.config.get("formats") or [])
+    if backbone == "lite" and "official" not in formats:
+        raise TrainingError(
+            f"release {release.name} {release.version} has no official layout (formats: "
+            f"{', '.join(sorted(formats))}); the lite backbone trains from it"
+        )
+    if backbone != "lite" and "webdataset" not in formats:
+        raise TrainingError(
+            f"release {release.name} {release.version} is kept in the bucket without WebDataset "
+            "shards, which training streams from there: build it with the webdataset format"
+        )
+
+
+def stream_source(location: str) -> tuple[str, dict[str, str]]:
+    """The `s3://` URL the trainer streams a stored release from, and the environment that
+    reaches the bucket (the media storage's own connection settings)."""
+    prefix = "/".join(
+        p for p in (getattr(default_storage, "location", ""), location[len(SCHEME):]) if p
+    ).strip("/")
+    env = {
+        "AWS_S3_ENDPOINT_URL": default_storage.endpoint_url,
+        "AWS_ACCESS_KEY_ID": default_storage.access_key,
+        "AWS_SECRET_ACCESS_KEY": default_storage.secret_key,
+        "AWS_S3_REGION_NAME": default_storage.region_name,
+    }
+    return f"s3://{default_storage.bucket_name}/{prefix}/", {k: v for k, v in env.items() if v}
+
+
+def fetch_release(location: str, release: Release, folder: Path) -> Path:
+    """A stored release's files copied into `folder` (for Lite, which reads a folder); files
+    already there whole are kept, so a resumed run fetches only what it lacks."""
+    files = release_files(release)
+    for f in files.listing():
+        target = folder / f.path
+        if target.is_file() and target.stat().st_size == f.size:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")
+        with files.open(f.path) as src, partial.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        os.replace(partial, target)
+    return folder
 
 
 def create_training_run(
@@ -125,6 +182,8 @@ def create_training_run(
             )
     elif clip_model or clip_checkpoint:
         raise TrainingError("clip_model and clip_checkpoint are for the lite backbone only")
+    if is_storage_path(data_dir):
+        _check_stored(release, backbone)
     if max_steps is not None and not 1 <= max_steps <= 10_000_000:
         raise TrainingError("max_steps must be between 1 and 10,000,000")
     overrides = dict(overrides or {})
@@ -159,10 +218,11 @@ def create_training_run(
     return run
 
 
-def command(run: TrainingRun, resume: bool) -> list[str]:
+def command(run: TrainingRun, resume: bool, data: str | None = None) -> list[str]:
+    """The trainer's command line; `data`: where it reads (default: the run's data_dir)."""
     cfg = run.config
-    cmd = [sys.executable, "-m", "modeling.train", "--data", run.data_dir, "--out", run.run_dir,
-           "--backbone", run.backbone]
+    cmd = [sys.executable, "-m", "modeling.train", "--data", data or run.data_dir,
+           "--out", run.run_dir, "--backbone", run.backbone]
     if cfg.get("max_steps"):
         cmd += ["--max-steps", str(cfg["max_steps"])]
     if cfg.get("clip_model"):
@@ -271,7 +331,14 @@ def _train(run: TrainingRun, run_dir: Path) -> None:
     reader = MetricsReader(run_dir / "metrics.jsonl")
     log_path = run_dir / LOG_NAME
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = command(run, resume)
+    data = None
+    if is_storage_path(run.data_dir):  # a release kept in the bucket
+        if run.backbone == "lite":
+            data = str(fetch_release(run.data_dir, run.release, run_dir / "release"))
+        else:
+            data, reach = stream_source(run.data_dir)
+            env.update(reach)
+    cmd = command(run, resume, data)
     with log_path.open("ab") as log:
         log.write(f"$ {' '.join(cmd)}\n".encode())
         log.flush()
