@@ -39,6 +39,19 @@ class FilesystemTransport(filesystem.Transport):
     Channel = FilesystemChannel
 
 
+@signals.worker_init.connect
+@signals.worker_process_init.connect
+def _one_opencv_thread_per_process(**kwargs) -> None:
+    """A worker process is the unit of parallelism (prefork children, more workers, more
+    machines): OpenCV's own thread pool (the face detector) in each would oversubscribe the
+    cores, so that two workers on two cores ran no faster than one. OPENCV_THREADS (default 1;
+    0 lets OpenCV choose) sets it."""
+    import cv2
+    from django.conf import settings
+
+    cv2.setNumThreads(int(settings.OPENCV_THREADS))
+
+
 @signals.worker_ready.connect
 def _start_heartbeat(sender=None, **kwargs) -> None:
     """sender: the worker's consumer (its hostname, the queues it listens to)."""

@@ -417,6 +417,9 @@ CELERY_TASK_ROUTES = {
 # How often each worker writes its WorkerHeartbeat row (core.health; the admin's Workers page and
 # /api/workers/); a worker silent for three periods reads as lost.
 WORKER_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_SECONDS", "30"))
+# Threads OpenCV may use inside each worker process (config.celery): 1, as the processes
+# themselves are the parallelism (Celery's concurrency, more workers); 0 lets OpenCV choose.
+OPENCV_THREADS = int(os.environ.get("OPENCV_THREADS", "1"))
 # A worker not heard from in this many days leaves the list (core.health.prune_heartbeats, hourly).
 WORKER_HEARTBEAT_KEEP_DAYS = float(os.environ.get("WORKER_HEARTBEAT_KEEP_DAYS", "7"))
 

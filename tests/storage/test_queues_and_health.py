@@ -224,3 +224,25 @@ def test_workers_not_heard_from_for_days_leave_the_list(settings):
     assert "core.tasks.prune_worker_heartbeats" in {
         entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
     }
+
+
+def test_each_worker_process_keeps_opencv_to_its_own_thread(settings):
+    """Processes are the parallelism; OpenCV's pool inside each would oversubscribe the cores
+    (two workers on two cores ran no faster than one: benchmarks/scale_out.py)."""
+    import cv2
+    from celery import signals
+
+    from config.celery import _one_opencv_thread_per_process
+
+    for signal in (signals.worker_init, signals.worker_process_init):  # solo and prefork pools
+        assert _one_opencv_thread_per_process in [ref() for _, ref in signal.receivers]
+    before = cv2.getNumThreads()
+    try:
+        settings.OPENCV_THREADS = 1
+        _one_opencv_thread_per_process()
+        assert cv2.getNumThreads() == 1
+        settings.OPENCV_THREADS = 2
+        _one_opencv_thread_per_process()
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
