@@ -119,3 +119,25 @@ def train_from_page(page, data: Path, version: str, *, timeout: int):
     expect(live).to_contain_text("done", timeout=timeout)
     expect(live).to_contain_text(f"Registered as {version}")
     return live
+
+
+def lost_at_chunk(monkeypatch, job_id: int, chunk: int = 2) -> list[list[int]]:
+    """Run a scoring job whose worker is lost as it scores its `chunk`-th chunk (the chunks
+    before it stored, the run failed), then put the real scoring back; returns the image ids
+    of each chunk that run took."""
+    from modeling.services import scoring
+
+    real = scoring.score_chunk
+    calls: list[list[int]] = []
+
+    def lost(model, rows):
+        calls.append([r.image_id for r in rows])
+        if len(calls) == chunk:
+            raise RuntimeError("worker lost")
+        return real(model, rows)
+
+    monkeypatch.setattr(scoring, "score_chunk", lost)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        scoring.run_scoring_job(job_id)
+    monkeypatch.setattr(scoring, "score_chunk", real)
+    return calls

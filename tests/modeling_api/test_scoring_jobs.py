@@ -16,6 +16,8 @@ from modeling.models import Release, ReleaseItem, ReleaseStatus, RunStatus, Scor
 from modeling.services import scoring
 from tests.conftest import write_image
 
+from .conftest import lost_at_chunk
+
 pytestmark = pytest.mark.django_db
 
 
@@ -111,21 +113,11 @@ def test_a_rerun_resumes_from_its_chunks_and_records_unreadable_files(
     job = scoring.create_scoring_job(chunk_size=2)
 
     real = scoring.score_chunk
-    calls: list[list[int]] = []
-
-    def crash_on_second_chunk(model, rows):
-        calls.append([r.image_id for r in rows])
-        if len(calls) == 2:
-            raise RuntimeError("worker lost")
-        return real(model, rows)
-
-    monkeypatch.setattr(scoring, "score_chunk", crash_on_second_chunk)
-    with pytest.raises(RuntimeError, match="worker lost"):
-        scoring.run_scoring_job(job.pk)
+    lost_at_chunk(monkeypatch, job.pk)
     job.refresh_from_db()
     assert job.status == RunStatus.FAILED and job.progress["done"] == 2
 
-    calls.clear()
+    calls = []
     monkeypatch.setattr(scoring, "score_chunk", lambda m, rows: calls.append(rows) or real(m, rows))
     job = scoring.run_scoring_job(job.pk)
     assert job.status == RunStatus.DONE

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import redis
 
 from config.settings import s3_storage
 
@@ -95,6 +96,18 @@ def s3_bucket(s3_server, settings, tmp_path) -> Bucket:
     for key in Bucket(name, env, client).names():
         client.delete_object(Bucket=name, Key=key)
     client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def empty_queues(settings):
+    """The broker, its task queues emptied before and after the test: the workers a test
+    starts find only its own tasks."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    for queue in settings.WORKER_QUEUES:
+        broker.delete(queue)
+    yield broker
+    for queue in settings.WORKER_QUEUES:
+        broker.delete(queue)
 
 
 def no_local_media(media_root: Path) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 from django.conf import settings
 
 from config.celery import app as celery_app
@@ -59,18 +58,11 @@ def _photo_source(settings, tmp_path, *, photos: int, broken: bool = False):
     return import_source("manifest", root / "set" / "m.csv", "set").source
 
 
-def _empty_broker() -> redis.Redis:
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    for queue in settings.WORKER_QUEUES:
-        broker.delete(queue)
-    return broker
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_on_the_cpu_queue_never_takes_gpu_work(settings, tmp_path):
+def test_a_worker_on_the_cpu_queue_never_takes_gpu_work(settings, tmp_path, empty_queues):
     source = _photo_source(settings, tmp_path, photos=3)
-    broker = _empty_broker()
+    broker = empty_queues
 
     settings.WORKER_HEARTBEAT_SECONDS = 0.5
     worker = start_worker(worker_env(WORKER_HEARTBEAT_SECONDS="0.5"), queue="cpu",
@@ -120,12 +112,12 @@ def _wait_for(check, what: str, workers: list, timeout: float = 120) -> None:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_clip_job_runs_its_cpu_stages_on_cpu_workers_and_only_clip_on_gpu_workers(
-    settings, tmp_path
+    settings, tmp_path, empty_queues
 ):
     source = _photo_source(settings, tmp_path, photos=4, broken=True)
     checkpoint = write_tiny_clip(tmp_path / "clip")  # its config travels beside it
     settings.MODEL_ROOTS = [(tmp_path / "clip").resolve()]
-    broker = _empty_broker()
+    broker = empty_queues
     clip = {"enabled": True, "model": TINY_MODEL, "checkpoint": str(checkpoint),
             "person_threshold": 0.0, "inappropriate_threshold": 1.0}
 

@@ -16,7 +16,6 @@ import tracemalloc
 from types import SimpleNamespace
 
 import pytest
-import redis
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
@@ -42,15 +41,10 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def queues(s3_bucket, settings, tmp_path):
+def queues(s3_bucket, settings, tmp_path, empty_queues):
     """Empty task queues, and this (web) process's release folder."""
     settings.RELEASE_ROOT = (tmp_path / "web-releases").resolve()
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    for queue in settings.WORKER_QUEUES:
-        broker.delete(queue)
-    yield s3_bucket
-    for queue in settings.WORKER_QUEUES:
-        broker.delete(queue)
+    return s3_bucket
 
 
 def _machine(tmp_path, bucket) -> tuple[dict[str, str], dict]:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings
 from django.core.files.storage import default_storage
 
@@ -22,7 +21,12 @@ from modeling.models import ModelVersion, RunStatus, ScoringJob
 from modeling.services import registry, scoring
 from tests.celery_worker import start_worker, stop_worker, worker_env
 from tests.conftest import client_for, image_bytes, make_user
-from tests.modeling_api.conftest import lite_model, tiny_release, workspace  # noqa: F401
+from tests.modeling_api.conftest import (  # noqa: F401
+    lite_model,
+    lost_at_chunk,
+    tiny_release,
+    workspace,
+)
 
 from .conftest import no_local_media
 
@@ -58,7 +62,7 @@ def _pool(n: int) -> list:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_without_the_web_disk_scores_into_the_bucket(
-    s3_bucket, cpu_models, lite_model, tmp_path  # noqa: F811
+    s3_bucket, cpu_models, lite_model, tmp_path, empty_queues  # noqa: F811
 ):
     images = _pool(5)
     upload_model(s3_bucket, lite_model, "models/lite-s3")
@@ -71,9 +75,6 @@ def test_a_worker_without_the_web_disk_scores_into_the_bucket(
     assert registered.status_code == 201, registered.content
     assert registered.json()["checkpoint_path"] == "storage:models/lite-s3"
 
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    for queue in settings.WORKER_QUEUES:
-        broker.delete(queue)
     machine = {"media": tmp_path / "w" / "media", "scratch": tmp_path / "w" / "scratch"}
     env = worker_env(**s3_bucket.env, MEDIA_ROOT=str(machine["media"]),
                      SCRATCH_DIR=str(machine["scratch"]), MODEL_DEVICE="cpu",
@@ -91,8 +92,6 @@ def test_a_worker_without_the_web_disk_scores_into_the_bucket(
             time.sleep(0.2)
     finally:
         stop_worker(worker)
-        for queue in settings.WORKER_QUEUES:
-            broker.delete(queue)
 
     job = ScoringJob.objects.get(pk=job_id)
     assert job.status == RunStatus.DONE, job.error
@@ -125,19 +124,7 @@ def _chunk_scored_twice(monkeypatch) -> tuple[ScoringJob, list]:
     writing); the rerun finishes the job."""
     images = _pool(5)
     job = scoring.create_scoring_job(chunk_size=2, fmt="csv")
-    real = scoring.score_chunk
-    calls: list[list[int]] = []
-
-    def dies_on_second_chunk(model, rows):
-        calls.append([r.image_id for r in rows])
-        if len(calls) == 2:
-            raise RuntimeError("worker lost")
-        return real(model, rows)
-
-    monkeypatch.setattr(scoring, "score_chunk", dies_on_second_chunk)
-    with pytest.raises(RuntimeError, match="worker lost"):
-        scoring.run_scoring_job(job.pk)
-    monkeypatch.setattr(scoring, "score_chunk", real)
+    lost_at_chunk(monkeypatch, job.pk)
     first_rows = next(iter(scoring.selectors.scoring_chunks(job, 2)))
     part = scoring.part_name(job, first_rows)
     assert default_storage.exists(part)
@@ -188,16 +175,13 @@ def test_a_chunk_scored_twice_leaves_its_rows_once_on_the_file_system(
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_scoring_worker_killed_mid_job_with_its_disk_lost(
-    s3_bucket, cpu_models, lite_model, tmp_path  # noqa: F811
+    s3_bucket, cpu_models, lite_model, tmp_path, empty_queues  # noqa: F811
 ):
     """The redelivered job is finished by a worker on another machine (its own empty disk):
     the parts the first stored are found in the bucket, each image is in the results once."""
     images = _pool(40)
     upload_model(s3_bucket, lite_model, "models/lite-s3")
     registry.register_version("lite-s3", "storage:models/lite-s3", activate=True)
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    for queue in settings.WORKER_QUEUES:
-        broker.delete(queue)
     crash = {"CELERY_VISIBILITY_TIMEOUT": "4", "CELERY_RESTORE_THROTTLE": "1",
              "MODEL_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "SCORING_WORKERS": "0"}
 
@@ -232,8 +216,6 @@ def test_a_scoring_worker_killed_mid_job_with_its_disk_lost(
         stop_worker(first, signal.SIGKILL)
         if second is not None:
             stop_worker(second)
-        for queue in settings.WORKER_QUEUES:
-            broker.delete(queue)
 
     job.refresh_from_db()
     assert job.progress == {"done": 40, "total": 40, "failed": 0}

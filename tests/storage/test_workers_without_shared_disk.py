@@ -10,7 +10,6 @@ import signal
 import time
 
 import pytest
-import redis
 from django.conf import settings
 from django.db.models import Count
 
@@ -64,15 +63,10 @@ def _copies(folder) -> list:
 
 
 @pytest.fixture
-def shared_nothing(s3_bucket, settings):
+def shared_nothing(s3_bucket, settings, empty_queues):
     settings.IMPORT_ROOTS = []
     settings.IMPORT_STORAGE_ROOTS = ["imports"]
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    for queue in settings.WORKER_QUEUES:
-        broker.delete(queue)
-    yield s3_bucket
-    for queue in settings.WORKER_QUEUES:
-        broker.delete(queue)
+    return s3_bucket
 
 
 def _wait(predicate, what, workers, timeout: float = 180.0) -> None:
