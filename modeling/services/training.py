@@ -218,7 +218,7 @@ def create_training_run(
     return run
 
 
-def command(run: TrainingRun, resume: bool, data: str | None = None) -> list[str]:
+def command(run: TrainingRun, resume: bool, *, data: str | None = None) -> list[str]:
     """The trainer's command line; `data`: where it reads (default: the run's data_dir)."""
     cfg = run.config
     cmd = [sys.executable, "-m", "modeling.train", "--data", data or run.data_dir,
@@ -338,7 +338,7 @@ def _train(run: TrainingRun, run_dir: Path) -> None:
         else:
             data, reach = stream_source(run.data_dir)
             env.update(reach)
-    cmd = command(run, resume, data)
+    cmd = command(run, resume, data=data)
     with log_path.open("ab") as log:
         log.write(f"$ {' '.join(cmd)}\n".encode())
         log.flush()
