@@ -340,6 +340,7 @@ def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> bool:
     when the chunk waits for its GPU stage (`clip_chunk`)."""
     job = FilterJob.objects.select_related("source").get(pk=job_id)
     if job.is_over:
+        _drop_staged(job)
         return False
     gpu = bool(job.config["clip"]["enabled"])
     pipeline = _Pipeline(job)
@@ -359,6 +360,7 @@ def process_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> bool:
         try:
             beat()  # the heartbeat, and how a chunk learns that its job was cancelled
         except core_jobs.JobCancelled:
+            _drop_staged(job)
             return False
         try:
             decision, reasons, measurements, image = pipeline.decide(item, counts)
@@ -385,6 +387,7 @@ def clip_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
     Returns how many items were decided now."""
     job = FilterJob.objects.select_related("source").get(pk=job_id)
     if job.is_over:
+        _drop_staged(job)
         return 0
     pipeline = _Pipeline(job)
     staged = list(
@@ -400,6 +403,7 @@ def clip_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
         try:
             beat()
         except core_jobs.JobCancelled:
+            _drop_staged(job)
             return decided
         try:
             reasons, measurements = pipeline.clip_stage(s, counts)
@@ -412,6 +416,12 @@ def clip_chunk(job_id: int, item_ids: list[int], chunk_index: int) -> int:
         s.delete()  # decided (now, or by an earlier delivery)
     _record_chunk(job_id, chunk_index, counts)
     return decided
+
+
+def _drop_staged(job: FilterJob) -> None:
+    """A job that is over (cancelled, failed) will not run its GPU stage: what waited for it
+    goes (whichever of its tasks comes last clears it)."""
+    StagedItem.objects.filter(job=job).delete()
 
 
 def _error(job_id: int, item: SourceItem, exc: Exception) -> tuple[str, list[str], dict, None]:

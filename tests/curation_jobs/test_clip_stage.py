@@ -3,6 +3,7 @@ configuration (this checks the wiring, not accuracy)."""
 
 import pytest
 
+from core import jobs as core_jobs
 from curation.models import Decision, FilterJob, Source, StagedItem
 from curation.services import jobs
 from curation.services.jobs import start_job
@@ -70,3 +71,22 @@ def test_a_redelivered_cpu_or_gpu_stage_redoes_nothing(import_root, tmp_path, se
     for d in Decision.objects.filter(job=job).select_related("item"):
         assert ("clip_person" in d.measurements) == (d.item_id in staged)
         assert set(d.reasons) == set(EXPECTED[d.item.path][1]) - {"no_face"}, d.item.path
+
+
+def test_a_cancelled_job_leaves_nothing_staged(import_root, tmp_path):
+    checkpoint = write_tiny_clip(tmp_path / "clip")
+    manifest = write_dataset(import_root / "cancelled")
+    source = import_source("manifest", manifest, "cancelled", scale=(1, 10)).source
+    config = jobs.merged_config({
+        "clip": {"model": TINY_MODEL, "checkpoint": str(checkpoint)},
+        "faces": {"enabled": False},
+    })
+    job = FilterJob.objects.create(source=source, config=config)
+    (chunk,) = jobs.plan_chunks(job)
+    jobs.mark_running(job.pk, 1)
+    assert jobs.process_chunk(job.pk, chunk, 0) is True
+    assert StagedItem.objects.filter(job=job).count() == 7
+    core_jobs.cancel(FilterJob, job.pk, None)
+    assert jobs.clip_chunk(job.pk, chunk, 0) == 0  # its GPU stage, delivered after the cancel
+    assert not StagedItem.objects.filter(job=job).exists()
+    assert Decision.objects.filter(job=job).count() == 2  # what it had decided stays
