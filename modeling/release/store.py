@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from humanbeauty.stored import save_replacing
+
 STORAGE_SCHEME = "storage:"  # a location in the media storage (`core.storage.SCHEME`)
 CHUNK = 1 << 20
 
@@ -214,11 +216,7 @@ class StorageFiles:
             self._put(rel, fh)
 
     def _put(self, rel: str, content: BinaryIO) -> None:
-        key = self.key(rel)
-        saved = self.storage.save(key, content)
-        if saved != key:  # a storage that renames rather than overwrites
-            self.storage.delete(saved)
-            raise OSError(f"the storage would not write {key} under its own name")
+        save_replacing(self.storage, self.key(rel), content)
 
     def delete_all(self) -> int:
         """Remove every object under the prefix; how many there were."""

@@ -41,6 +41,7 @@ from curation.services.images import check_upload_size
 from humanbeauty.errors import DomainError
 from humanbeauty.jsonsafe import finite
 from humanbeauty.standard import DIMENSION_KEYS, score_to_level
+from humanbeauty.stored import save_replacing
 
 from .. import selectors
 from ..models import Release, ReleaseStatus, RunStatus, ScoringJob
@@ -291,12 +292,8 @@ def store_file(name: str, local: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(local, target)
         return
-    with local.open("rb") as fh:
-        saved = default_storage.save(name, File(fh, name=posixpath.basename(name)))
-    if saved != name:  # a storage that keeps both files would double the rows
-        default_storage.delete(saved)
-        raise ScoringError(f"the storage did not replace '{name}' (it wrote '{saved}'); "
-                           "configure it to overwrite files")
+    with local.open("rb") as fh:  # (a storage that kept both files would double the rows)
+        save_replacing(default_storage, name, File(fh, name=posixpath.basename(name)))
 
 
 def _work_file(name: str) -> Path:

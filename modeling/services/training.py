@@ -33,6 +33,7 @@ from core import jobs
 from core.storage import SCHEME, has_local_paths, is_storage_path
 from humanbeauty.errors import DomainError
 from humanbeauty.paths import resolve_inside
+from humanbeauty.stored import save_replacing
 
 from .. import selectors
 from ..models import Release, ReleaseStatus, RunStatus, TrainingRun
@@ -433,10 +434,7 @@ def publish_model(final: Path, version: str) -> str:
     for rel in order:
         name = f"{folder}/{rel}"
         with files[rel].open("rb") as fh:
-            saved = default_storage.save(name, File(fh, name=files[rel].name))
-        if saved != name:
-            default_storage.delete(saved)
-            raise TrainingError(f"the storage did not replace '{name}' (it wrote '{saved}')")
+            save_replacing(default_storage, name, File(fh, name=files[rel].name))
     return f"{SCHEME}{folder}"
 
 
