@@ -11,6 +11,8 @@ from curation.services import jobs as filter_jobs
 from curation.services.sources import run_import
 from modeling.models import Release, ScoringJob, TrainingRun
 from modeling.services import releases, scoring, training
+from rights.models import Removal, TakedownRequest
+from rights.services.removal import remove_confirmed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,6 +45,11 @@ def _training(import_root) -> TrainingRun:
                                       run_dir=str(import_root / "run"))
 
 
+def _removal(import_root) -> Removal:
+    request = TakedownRequest.objects.create(person="p", contact="c", reason="r")
+    return Removal.objects.create(request=request)
+
+
 # kind: (make a queued row, its API, who may cancel it, run its task's work in-process)
 KINDS = {
     "source import": (_import, "source-imports", "curator", run_import),
@@ -50,6 +57,7 @@ KINDS = {
     "release": (_release, "releases", "researcher", releases.build),
     "scoring job": (_scoring, "scoring-jobs", "researcher", scoring.run_scoring_job),
     "training run": (_training, "training-runs", "researcher", training.run_training),
+    "takedown removal": (_removal, "takedown-removals", "admin", remove_confirmed),
 }
 
 
