@@ -1,8 +1,26 @@
-"""What the management commands share: their checks of the numbers they are given."""
+"""What the management commands share: their base class, which turns a service's refusal into
+a command error, and the check of the numbers they are given."""
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
+
+from humanbeauty.errors import DomainError
+
+
+class Command(BaseCommand):
+    """The base of every command of the project. A service's refusal (`DomainError`) ends the
+    command as a `CommandError` with the refusal's message (exit status 1, no traceback), after
+    its item-by-item errors, if any, on stderr: one rule, so no command shows a user a
+    traceback for input a service refused."""
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except DomainError as exc:
+            for error in exc.errors or ():
+                self.stderr.write(error)
+            raise CommandError(exc.message) from None
 
 
 def require_positive(**numbers: int | None) -> None:

@@ -138,3 +138,27 @@ def test_the_shipped_compose_file_passes_the_deploy_check(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert env["HTTPS"] == "1" and env["PROXY_COUNT"] == "1"
+
+
+def test_a_refusal_ends_any_command_as_a_command_error_with_its_items_listed():
+    """core.cli.Command: a service's refusal reaches the user as its message (exit status 1,
+    no traceback), its item-by-item errors first on stderr; other errors are not swallowed."""
+    from core import cli
+    from humanbeauty.errors import DomainError
+
+    class Refuses(cli.Command):
+        def handle(self, *args, **options):
+            raise DomainError("2 rows refused", errors=["line 2: bad", "line 5: worse"])
+
+    err = StringIO()
+    with pytest.raises(CommandError, match="^2 rows refused$"):
+        call_command(Refuses(), stderr=err, stdout=StringIO())
+    assert err.getvalue().splitlines() == ["line 2: bad", "line 5: worse"]
+
+    class Breaks(cli.Command):
+        def handle(self, *args, **options):
+            raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        call_command(Breaks(), stderr=StringIO(), stdout=StringIO())
+

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("core", "accounts", "curation", "annotation", "modeling")
+APPS = ("core", "accounts", "curation", "annotation", "modeling", "rights")
 
 
 def service_modules() -> list[Path]:
@@ -63,3 +63,17 @@ def test_serializers_live_in_serializers_modules():
                 if isinstance(node, ast.ClassDef) and node.name.endswith("Serializer"):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
     assert not offenders, "serializers outside serializers.py:\n" + "\n".join(offenders)
+
+
+def test_every_command_of_the_project_is_a_core_cli_command():
+    """So that no command shows a traceback for input a service refused (one rule, one place:
+    core.cli.Command turns the refusal into a command error)."""
+    from django.core.management import get_commands, load_command_class
+
+    from core import cli
+
+    ours = {name: app for name, app in get_commands().items() if (ROOT / app).is_dir()}
+    assert {"import_images", "curate", "release", "score", "index_faces"} <= set(ours)
+    others = [name for name, app in ours.items()
+              if not isinstance(load_command_class(app, name), cli.Command)]
+    assert not others, f"not core.cli.Command: {others}"

@@ -3,14 +3,15 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from annotation import services
 from annotation.models import Project
+from core import cli
 from humanbeauty.roles import Role
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = "Give a user a role in a project, creating the user if needed."
 
     def add_arguments(self, parser):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
 
 from annotation import services
+from core import cli
 from curation.services import get_or_create_source, import_directory
 from curation.sources import sample
 from humanbeauty.roles import Role
@@ -97,7 +97,7 @@ def write_sample_dataset(photos: Path) -> Path | None:
     return manifest
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = "Create demo users and a demo project with sample photos, and print the logins."
 
     def handle(self, **options):

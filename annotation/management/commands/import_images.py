@@ -3,17 +3,17 @@
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from annotation import services
-from core.cli import require_positive
+from core import cli
 from curation.selectors import count_in_clusters
 from curation.services import get_or_create_source, import_directory
 from curation.services.provenance import checked_terms, give_images_terms
-from curation.sources.terms import CONSENT_BASES, TermsError
+from curation.sources.terms import CONSENT_BASES
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = (
         "Import every image under DIR (recursively) into a rating project, creating the "
         "project if needed. Each file is fully checked; exact duplicates (same sha256) are "
@@ -37,15 +37,12 @@ class Command(BaseCommand):
         directory = directory.expanduser().resolve()
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory")
-        require_positive(overlap=overlap)
-        try:  # checked before anything is imported
-            terms = checked_terms(
-                licence=options.get("licence"),
-                consent_basis=options.get("consent_basis"),
-                consent_reference=options.get("consent_reference"),
-            )
-        except TermsError as exc:
-            raise CommandError(exc.message) from None
+        cli.require_positive(overlap=overlap)
+        terms = checked_terms(  # checked before anything is imported
+            licence=options.get("licence"),
+            consent_basis=options.get("consent_basis"),
+            consent_reference=options.get("consent_reference"),
+        )
         proj, created = services.get_or_create_project(project, overlap=overlap)
         if not created and overlap is not None and overlap != proj.overlap:
             self.stderr.write(

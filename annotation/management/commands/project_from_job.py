@@ -1,14 +1,13 @@
 """python manage.py project_from_job JOB_ID --name NAME [--sample N] [--seed S] [--overlap K]"""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from annotation.services.from_curation import project_from_job
-from core.cli import require_positive
+from core import cli
 from curation.models import FilterJob
-from humanbeauty.errors import DomainError
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = (
         "Create a rating project from a filter job's accepted images (a curator's override "
         "counts): all of them, or --sample N stratified by the source's score (quantile bins, "
@@ -26,11 +25,8 @@ class Command(BaseCommand):
         job = FilterJob.objects.select_related("source").filter(pk=job_id).first()
         if job is None:
             raise CommandError(f"no job {job_id}")
-        require_positive(sample=sample, overlap=overlap)
-        try:
-            result = project_from_job(job, name, sample=sample, seed=seed, overlap=overlap)
-        except DomainError as exc:
-            raise CommandError(str(exc)) from None
+        cli.require_positive(sample=sample, overlap=overlap)
+        result = project_from_job(job, name, sample=sample, seed=seed, overlap=overlap)
         how = (
             f"a stratified sample (seed {seed}) of {result.accepted} accepted"
             if sample is not None

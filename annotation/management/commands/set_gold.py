@@ -2,15 +2,15 @@
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from annotation.models import ItemKind, Project
-from annotation.services import WorkflowError
 from annotation.services.quality import parse_reference_csv, set_references
+from core import cli
 from curation.models import Image
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = (
         "Make images the project's gold items with these reference scores. FILE is a CSV with "
         "a header: `image` (an image id, or a path as imported) and the 12 dimension keys; an "
@@ -36,13 +36,8 @@ class Command(BaseCommand):
             text = file.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read {file}: {exc}") from None
-        try:
-            rows, errors = parse_reference_csv(text, Image.objects.all())  # the shell: any
-            count, errors = set_references(proj, rows, ItemKind(kind), refused=errors)
-        except WorkflowError as exc:
-            for error in exc.errors or ():
-                self.stderr.write(error)
-            raise CommandError(str(exc)) from None
+        rows, errors = parse_reference_csv(text, Image.objects.all())  # the shell: any
+        count, errors = set_references(proj, rows, ItemKind(kind), refused=errors)
         for error in errors:
             self.stderr.write(error)
         self.stdout.write(f"{count} {kind} items set in '{proj.name}', {len(errors)} bad rows")

@@ -4,13 +4,14 @@ import json
 import time
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from core import cli
 from curation.models import FilterJob, JobStatus, Source
-from curation.services.jobs import STAGES, JobError, start_job
+from curation.services.jobs import STAGES, start_job
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = (
         "Start a filter job on source NAME and print its id. The Celery workers do the work "
         "(with no CELERY_BROKER_URL, this process does); --wait follows the job to its end with a "
@@ -39,10 +40,7 @@ class Command(BaseCommand):
         if no_clip:
             overrides.setdefault("clip", {})
             overrides["clip"] = {**overrides["clip"], "enabled": False}
-        try:
-            job = start_job(source, overrides=overrides)
-        except JobError as exc:
-            raise CommandError(str(exc)) from None
+        job = start_job(source, overrides=overrides)
         self.stdout.write(str(job.pk))
         self.stdout.flush()
         if wait:

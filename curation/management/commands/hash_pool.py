@@ -1,12 +1,10 @@
 """python manage.py hash_pool: hash and cluster every pool image that is not yet."""
 
-from django.core.management.base import BaseCommand, CommandError
-
-from core.cli import require_positive
-from curation.services.images import PoolError, backfill_pool
+from core import cli
+from curation.services.images import backfill_pool
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = (
         "Compute the perceptual hashes and near-duplicate cluster of every pool image that "
         "lacks them (rows stored before every import path did it). Idempotent; safe to run "
@@ -17,9 +15,6 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=5000, help="images per batch")
 
     def handle(self, batch: int, **options):
-        require_positive(batch=batch)
-        try:
-            done = backfill_pool(progress=options["verbosity"] > 0, batch=batch)
-        except PoolError as exc:
-            raise CommandError(str(exc)) from None
+        cli.require_positive(batch=batch)
+        done = backfill_pool(progress=options["verbosity"] > 0, batch=batch)
         self.stdout.write(f"{done} image(s) hashed and clustered")

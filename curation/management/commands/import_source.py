@@ -2,13 +2,14 @@
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from core import cli
 from curation.services.sources import import_source
-from curation.sources import PARSERS, PathOutsideRoots, SourceFileError
+from curation.sources import PARSERS
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = (
         "Import a source's labels: `manifest FILE` (CSV with header or JSONL: path, score, "
         "score_min, score_max) or one of the public datasets "
@@ -33,7 +34,7 @@ class Command(BaseCommand):
                 priority=priority,
                 progress=options["verbosity"] > 0,
             )
-        except (PathOutsideRoots, SourceFileError, ValueError) as exc:
+        except ValueError as exc:  # the --scale (refusals are cli.Command's)
             raise CommandError(str(exc)) from None
         for error in report.errors:
             self.stderr.write(error)

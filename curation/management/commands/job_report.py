@@ -2,13 +2,14 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from core import cli
 from curation.models import FilterJob
 from curation.selectors import job_lines, job_summary
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = "Print a filter job's summary (json) or one line per image (jsonl)."
 
     def add_arguments(self, parser):

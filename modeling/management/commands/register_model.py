@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
-
-from humanbeauty.errors import DomainError
+from core import cli
 from modeling.services import registry
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = (
         "Register a saved model directory (RUN_DIR/final of `python -m modeling.train`) as "
         "VERSION, after checking that it loads; --activate makes it the active version."
@@ -22,16 +20,13 @@ class Command(BaseCommand):
         parser.add_argument("--activate", action="store_true")
 
     def handle(self, *args, **opts):
-        try:
-            model = registry.register_version(
-                opts["version"],
-                opts["directory"],
-                backbone=opts["backbone"],
-                notes=opts["notes"],
-                activate=opts["activate"],
-            )
-        except DomainError as exc:
-            raise CommandError(exc.message) from exc
+        model = registry.register_version(
+            opts["version"],
+            opts["directory"],
+            backbone=opts["backbone"],
+            notes=opts["notes"],
+            activate=opts["activate"],
+        )
         state = "active" if model.is_active else "not active"
         self.stdout.write(
             f"registered {model.version} ({model.backbone}) from {model.checkpoint_path}; {state}"

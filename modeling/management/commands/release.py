@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from humanbeauty.errors import DomainError
+from core import cli
 from modeling.models import Release, ReleaseStatus
 from modeling.release import SPLITS
 from modeling.selectors import release_diff
@@ -23,7 +23,7 @@ def csv_list(text: str | None) -> list[str]:
     return [x.strip() for x in (text or "").split(",") if x.strip()]
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = "Build, list, describe and compare versioned dataset releases."
 
     def add_arguments(self, parser):
@@ -74,12 +74,7 @@ class Command(BaseCommand):
 
     def do_build(self, name, version, out, wait, **o):
         lists = {k: csv_list(o[k]) for k in LIST_OPTIONS}
-        try:
-            release = create_release(
-                name, version, out, **lists, **{k: o[k] for k in BUILD_OPTIONS}
-            )
-        except DomainError as exc:  # the configuration, the selection, the output folder
-            raise CommandError(str(exc)) from None
+        release = create_release(name, version, out, **lists, **{k: o[k] for k in BUILD_OPTIONS})
         self.stdout.write(f"release {release.name} {release.version} (id {release.pk}) queued")
         if wait:
             self.follow(release.pk)
@@ -137,10 +132,7 @@ class Command(BaseCommand):
         return release
 
     def do_diff(self, name, v1, v2, **_):
-        try:
-            diff = release_diff(release=self._get(name, v2), against=self._get(name, v1))
-        except DomainError as exc:
-            raise CommandError(str(exc)) from None
+        diff = release_diff(release=self._get(name, v2), against=self._get(name, v1))
         c = diff["counts"]
         self.stdout.write(
             f"{name} {v2} against {v1}: {c['added']} added, {c['removed']} removed, "

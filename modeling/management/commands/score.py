@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from core.cli import require_positive
+from core import cli
 from core.storage import is_storage_path
 from curation.services.images import iter_image_files
 from humanbeauty.errors import DomainError
@@ -17,7 +17,7 @@ from modeling.services import registry, scoring
 COLUMNS = ("path", *scoring.SCORE_COLUMNS)
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = (
         "Score every image under DIR (recursively) with a model directory or a registered "
         "version (default: the active one); one row per image (path, the 12 Expert scores, the "
@@ -63,13 +63,10 @@ class Command(BaseCommand):
         root = Path(opts["directory"]).expanduser()
         if not root.is_dir():
             raise CommandError(f"'{root}' is not a directory")
-        require_positive(batch_size=opts["batch_size"])
+        cli.require_positive(batch_size=opts["batch_size"])
         if opts["workers"] is not None and opts["workers"] < 0:
             raise CommandError("--workers must be 0 or more")
-        try:
-            scoring.file_format(opts["out"])
-        except DomainError as exc:
-            raise CommandError(exc.message) from exc
+        scoring.file_format(opts["out"])
         label, model = self.load(opts["model"])
         items = [({"path": str(p.relative_to(root))}, p) for p in iter_image_files(root)]
         bad: list[tuple[str, str]] = []

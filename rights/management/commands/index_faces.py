@@ -1,13 +1,10 @@
 """python manage.py index_faces: embed the faces of every pool image not yet indexed."""
 
-from django.core.management.base import BaseCommand, CommandError
-
-from core.cli import require_positive
-from rights.services.errors import TakedownError
+from core import cli
 from rights.services.faces import index_faces
 
 
-class Command(BaseCommand):
+class Command(cli.Command):
     help = (
         "Index the faces of the pool images not yet indexed for the configured face model "
         "(TAKEDOWN_FACE_MODEL), so that takedown matching by face finds them without "
@@ -20,11 +17,8 @@ class Command(BaseCommand):
                             help="index at most this many images (default: all)")
 
     def handle(self, batch: int, limit: int | None = None, **options):
-        require_positive(batch=batch, limit=limit)
-        try:
-            outcome = index_faces(batch=batch, limit=limit, progress=options["verbosity"] > 0)
-        except TakedownError as exc:
-            raise CommandError(exc.message) from None
+        cli.require_positive(batch=batch, limit=limit)
+        outcome = index_faces(batch=batch, limit=limit, progress=options["verbosity"] > 0)
         self.stdout.write(
             f"{outcome.images} image(s) indexed, {outcome.faces} face(s) found, "
             f"{outcome.unreadable} unreadable; {outcome.left} left without an index"
