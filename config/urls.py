@@ -33,24 +33,27 @@ class Router(DefaultRouter):
         return f"(?P<{lookup_prefix}{kwarg}>{value})"
 
 
+# The API's viewsets, on the router: (prefix, viewset, basename).
+API_VIEWSETS = [
+    ("projects", annotation_api.ProjectViewSet, "project"),
+    ("assignments", annotation_api.AssignmentViewSet, "assignment"),
+    ("images", curation_api.ImageViewSet, "image"),
+    ("reviews", quality_api.ReviewViewSet, "review"),
+    ("releases", release_api.ReleaseViewSet, "release"),
+    ("sources", curation_jobs_api.SourceViewSet, "source"),
+    ("source-imports", curation_jobs_api.SourceImportViewSet, "source-import"),
+    ("jobs", curation_jobs_api.JobViewSet, "job"),
+    ("decisions", curation_jobs_api.DecisionViewSet, "decision"),
+    ("models", modeling_api.ModelVersionViewSet, "model-version"),
+    ("scoring-jobs", modeling_api.ScoringJobViewSet, "scoring-job"),
+    ("training-runs", modeling_api.TrainingRunViewSet, "training-run"),
+    ("takedowns", rights_api.TakedownViewSet, "takedown"),
+    ("takedown-removals", rights_api.RemovalViewSet, "takedown-removal"),
+    ("workers", core_api.WorkerViewSet, "worker"),
+]
 router = Router()
-router.register("projects", annotation_api.ProjectViewSet, basename="project")
-router.register("assignments", annotation_api.AssignmentViewSet, basename="assignment")
-router.register("images", curation_api.ImageViewSet, basename="image")
-router.register("reviews", quality_api.ReviewViewSet, basename="review")
-router.register("releases", release_api.ReleaseViewSet, basename="release")
-router.register("sources", curation_jobs_api.SourceViewSet, basename="source")
-router.register(
-    "source-imports", curation_jobs_api.SourceImportViewSet, basename="source-import"
-)
-router.register("jobs", curation_jobs_api.JobViewSet, basename="job")
-router.register("decisions", curation_jobs_api.DecisionViewSet, basename="decision")
-router.register("models", modeling_api.ModelVersionViewSet, basename="model-version")
-router.register("scoring-jobs", modeling_api.ScoringJobViewSet, basename="scoring-job")
-router.register("training-runs", modeling_api.TrainingRunViewSet, basename="training-run")
-router.register("takedowns", rights_api.TakedownViewSet, basename="takedown")
-router.register("takedown-removals", rights_api.RemovalViewSet, basename="takedown-removal")
-router.register("workers", core_api.WorkerViewSet, basename="worker")
+for prefix, viewset, basename in API_VIEWSETS:
+    router.register(prefix, viewset, basename=basename)
 
 # The API's views outside the router: (route, view class, name).
 API_VIEWS = [

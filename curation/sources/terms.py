@@ -89,12 +89,18 @@ LICENCES: dict[str, Licence] = {
 _BY_LOWER = {key.lower(): key for key in LICENCES}
 
 
+def _licence_text(value: object, what_it_is: str) -> str:
+    """A licence field's text, trimmed ("" for none); TermsError for a value that is no text
+    (a number or a list in a JSON body)."""
+    if value is not None and not isinstance(value, str):
+        raise TermsError(f"{what_it_is}, not {value!r}")
+    return (value or "").strip()
+
+
 def normalize_licence(value: str | None) -> str:
     """A licence identifier as stored: a known one in the table's spelling (any case), another
     well-formed identifier as written, blank as "" (not set). Raises TermsError otherwise."""
-    if value is not None and not isinstance(value, str):
-        raise TermsError(f"a licence is an identifier such as CC-BY-4.0, not {value!r}")
-    text = (value or "").strip()
+    text = _licence_text(value, "a licence is an identifier such as CC-BY-4.0")
     if not text:
         return ""
     known = _BY_LOWER.get(text.lower())
@@ -180,9 +186,7 @@ def rejection_reasons(licence_id: str, required: Iterable[str]) -> list[str]:
 def declared_licence(value: str | None) -> str:
     """A release's declared licence: "" (none declared: nothing refused, the mix is stated)
     or an id of the table (its spelling). Raises TermsError for any other."""
-    if value is not None and not isinstance(value, str):
-        raise TermsError(f"a release's licence is a licence identifier, not {value!r}")
-    text = (value or "").strip()
+    text = _licence_text(value, "a release's licence is a licence identifier")
     if not text:
         return ""
     key = _BY_LOWER.get(text.lower())
