@@ -14,6 +14,7 @@ import shutil
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,30 @@ def build_release(
     return manifest
 
 
+@dataclass(frozen=True, slots=True)
+class _Image:
+    """An image as released: its bytes (None with images=none), extension and size."""
+
+    data: bytes | None
+    ext: str
+    width: int
+    height: int
+    resized: bool = False
+
+
+def _release_image(row: ReleaseRow, config: ReleaseConfig) -> _Image:
+    """The row's file, checked against its sha256 and, above max_side, resized to JPEG;
+    nothing is read with images=none."""
+    ext = image_ext(row.format)
+    if config.images == "none":
+        return _Image(None, ext, row.width, row.height)
+    data = read_verified(row)
+    if not needs_resize(row, config.max_side):
+        return _Image(data, ext, row.width, row.height)
+    data, width, height = resize(data, config.max_side, row.image_id)
+    return _Image(data, "jpg", width, height, resized=True)
+
+
 class _Builder:
     """The single pass: writers open for the whole build, a batch of records per split."""
 
@@ -223,60 +248,73 @@ class _Builder:
         self.na_counts = {"with_na": 0, "filled": 0, "dropped": 0, "as_overall": 0}
 
     def add(self, row: ReleaseRow) -> None:
-        config, log = self.config, self.log
+        """One row through every writer as it goes by; only its few numbers stay behind."""
+        config = self.config
+        split = self._split_of(row)
+        expert = row.scores is not None
+        overall = check_overall(row)
+        overall_level = level_of(overall)
+        dims = dimension_columns(row)
+        sha = row.sha256.lower()
+        image = _release_image(row, config)
+        name = stable_name(row, image.ext)
+        stem = name.rsplit(".", 1)[0]
+        rel = self._path_of(split, row.image_id, expert, name, stem)
+        self._store_loose(row, rel, image, sha)
+
+        kind = KIND_EXPERT if expert else KIND_OVERALL
+        record = (
+            rel, row.image_id, split, row.source, kind, expert, overall, overall_level, *dims,
+            name, sha, row.phash, row.cluster, image.width, image.height, row.format,
+            row.file if config.images == "none" else None, row.licence, row.consent_basis,
+        )
+        if self.official:
+            self.write_official(name, split, expert, row.source, dims, overall, overall_level)
+        if self.wds:
+            self.wds.write(split, stem, image.data if config.shard_images else None,
+                           wds_record(record))
+        self._buffer(split, record)
+        self._remember(row, split, kind, name)
+
+    def _split_of(self, row: ReleaseRow) -> str:
         split = self.splits.get(row.image_id)
         if split is None:
             raise ReleaseDataError(
                 f"image {row.image_id} has no split; pass the answer of assign_splits for the "
                 "same rows"
             )
-        if split not in config.split:
+        if split not in self.config.split:
             raise ReleaseDataError(
                 f"image {row.image_id} is assigned to {split!r}, not a configured split"
             )
-        expert = row.scores is not None
-        overall = check_overall(row)
-        overall_level = level_of(overall)
-        dims = dimension_columns(row)
-        sha = row.sha256.lower()
+        return split
 
-        ext = image_ext(row.format)
-        width, height = row.width, row.height
-        data: bytes | None = None
-        resized = False
-        if config.images != "none":
-            data = read_verified(row)
-            if needs_resize(row, config.max_side):
-                data, width, height = resize(data, config.max_side, row.image_id)
-                ext, resized = "jpg", True
-        name = stable_name(row, ext)
-        stem = name.rsplit(".", 1)[0]
-        if config.shard_images:  # the bytes live in the shard: the path names the member
-            rel = f"{self.wds.shard(split, row.image_id)}#{stem}.{WDS_IMAGE_KEY}"
+    def _path_of(self, split: str, image_id: int, expert: bool, name: str, stem: str) -> str:
+        """The image's `path` in every format."""
+        if self.config.shard_images:  # the bytes live in the shard: the path names the member
+            return f"{self.wds.shard(split, image_id)}#{stem}.{WDS_IMAGE_KEY}"
+        return f"{self.dirs[expert]}/{name}"
+
+    def _store_loose(self, row: ReleaseRow, rel: str, image: _Image, sha: str) -> None:
+        """The image file at ``rel``, where the formats that read files have it: written when
+        copied or resized (a resized one has a new hash), else hard-linked."""
+        config = self.config
+        if not config.loose_images:
+            return
+        if config.images == "copy" or image.resized:
+            self.log.write_bytes(rel, image.data, None if image.resized else sha)
         else:
-            rel = f"{self.dirs[expert]}/{name}"
-        if config.loose_images and (config.images == "copy" or resized):
-            log.write_bytes(rel, data, None if resized else sha)
-            self.n_image_files += 1
-        elif config.loose_images:
-            self.n_linked += log.link_or_copy(row.file, rel, sha, len(data))
-            self.n_image_files += 1
+            self.n_linked += self.log.link_or_copy(row.file, rel, sha, len(image.data))
+        self.n_image_files += 1
 
-        kind = KIND_EXPERT if expert else KIND_OVERALL
-        record = (
-            rel, row.image_id, split, row.source, kind, expert, overall, overall_level, *dims,
-            name, sha, row.phash, row.cluster, width, height, row.format,
-            row.file if config.images == "none" else None, row.licence, row.consent_basis,
-        )
-        if self.official:
-            self.write_official(name, split, expert, row.source, dims, overall, overall_level)
-        if self.wds:
-            self.wds.write(split, stem, data if config.shard_images else None,
-                           wds_record(record))
+    def _buffer(self, split: str, record: tuple) -> None:
         buf = self.buffers[split]
         buf.append(record)
         if len(buf) >= BATCH_ROWS:
             self.flush(split)
+
+    def _remember(self, row: ReleaseRow, split: str, kind: str, name: str) -> None:
+        """The counts, and the per-image state the checks read after the pass."""
         self.stats.counts[(split, row.source, kind)] += 1
         self.terms[(row.source, row.licence, row.consent_basis)] += 1
         self.ids.append(row.image_id)
@@ -423,9 +461,51 @@ def _verify(checks: dict[str, Any]) -> None:
 
 def _build(rows, plan, config, log, platform_version, extra, progress, report,
            earlier=None) -> dict:
-    splits, withheld = plan.splits, plan.withheld
-    builder = _Builder(config, log, splits)
-    total = len(splits)
+    """The single pass and its checks, the datasheet and card, then the manifest."""
+    builder = _Builder(config, log, plan.splits)
+    n_rows = _write_rows(builder, rows, plan, progress)
+    splits_sha256 = builder.splits_sha256()
+    report = _checked_report(builder, plan, report)
+
+    config_dict = config.to_dict()
+    if progress:
+        progress("datasheet", 0, 1)
+    official = builder.official_counts() if builder.official else None
+    split_counts = _write_documents(builder, official, config_dict=config_dict, extra=extra,
+                                    platform_version=platform_version, report=report,
+                                    earlier=earlier)
+    if progress:
+        progress("datasheet", 1, 1)
+
+    manifest: dict[str, Any] = {
+        "manifest_format": MANIFEST_FORMAT,
+        "name": config.name,
+        "version": config.version,
+        "platform_version": platform_version,
+        "config": config_dict,
+        "extra_config": extra,
+        "counts": _counts(builder, n_rows, split_counts, official),
+        "scores": builder.stats.measure_summary(),
+        "terms": report["terms"],
+        "checks": report["checks"],
+        "withheld": report["withheld"],
+        "excluded": report["excluded"],
+        "warnings": report["warnings"],
+        "splits_sha256": splits_sha256,
+        "files": log.sorted_entries(),  # last: every other file is written
+    }
+    text = json.dumps(manifest, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
+    (log.root / "manifest.json").write_text(text + "\n", encoding="utf-8")
+    if progress:
+        progress("manifest", 1, 1)
+    return manifest
+
+
+def _write_rows(builder: _Builder, rows: Iterable[ReleaseRow], plan: SplitPlan,
+                progress: Progress | None) -> int:
+    """The single pass over the rows not withheld, checked and with every writer closed (or
+    aborted, whatever stops it); answers how many rows were written."""
+    withheld, total = plan.withheld, len(plan.splits)
     try:
         n_rows = 0
         for row in rows:
@@ -435,85 +515,79 @@ def _build(rows, plan, config, log, platform_version, extra, progress, report,
             n_rows += 1
             if progress and n_rows % PROGRESS_EVERY == 0:
                 progress("rows", n_rows, total)
-        if n_rows == 0:
-            raise ReleaseConfigError(
-                "the selection is empty: no image matches the chosen sources, projects and rules"
-            )
-        refusal = licence_mix_error(config.licence, terms_summary(builder.terms)["licences"],
-                                    ships_images=config.images != "none")
-        if refusal:
-            raise ReleaseConfigError(refusal + "; nothing was released")
-        if builder.official and not builder.official.lines["test"]:
-            na = builder.na_counts["dropped"]
-            raise ReleaseConfigError(
-                "the official layout's test split is empty"
-                + (f" ({na} test image(s) dropped by --na drop)" if na else
-                   f" (none of the {n_rows} selected image(s) went to test)")
-                + ": its scripts evaluate on test_label.jsonl; select more images, raise the "
-                "test ratio, choose another --na, or leave the official format out"
-            )
+        _check_selection(builder, n_rows)
         builder.close_writers()
     except BaseException:
         builder.abort()
         raise
     if progress:
         progress("rows", n_rows, total)
-    splits_sha256 = builder.splits_sha256()
+    return n_rows
+
+
+def _check_selection(builder: _Builder, n_rows: int) -> None:
+    """What only the whole selection can answer: is it empty, do its licences mix as the
+    declared licence allows, did the official layout get test lines."""
+    config = builder.config
+    if n_rows == 0:
+        raise ReleaseConfigError(
+            "the selection is empty: no image matches the chosen sources, projects and rules"
+        )
+    refusal = licence_mix_error(config.licence, terms_summary(builder.terms)["licences"],
+                                ships_images=config.images != "none")
+    if refusal:
+        raise ReleaseConfigError(refusal + "; nothing was released")
+    if builder.official and not builder.official.lines["test"]:
+        na = builder.na_counts["dropped"]
+        raise ReleaseConfigError(
+            "the official layout's test split is empty"
+            + (f" ({na} test image(s) dropped by --na drop)" if na else
+               f" (none of the {n_rows} selected image(s) went to test)")
+            + ": its scripts evaluate on test_label.jsonl; select more images, raise the "
+            "test ratio, choose another --na, or leave the official format out"
+        )
+
+
+def _checked_report(builder: _Builder, plan: SplitPlan, report: dict) -> dict:
+    """``report`` with what the written release shows: its checks (refused if they break a
+    promise), its terms, its image files, the rows withheld and the warnings."""
     checks = {**builder.checks(plan.history), **report["verified"]}
     _verify(checks)
-    terms = {"declared": config.licence or None, **terms_summary(builder.terms)}
-    report = {
+    return {
         **report,
-        "terms": terms,
+        "terms": {"declared": builder.config.licence or None, **terms_summary(builder.terms)},
         "checks": checks,
         "image_files": {"written": builder.n_image_files, "linked": builder.n_linked},
-        "withheld": [{"image_id": i, **w} for i, w in sorted(withheld.items())],
+        "withheld": [{"image_id": i, **w} for i, w in sorted(plan.withheld.items())],
         "warnings": list(plan.warnings),
     }
 
-    config_dict = config.to_dict()
-    stats = builder.stats
-    if progress:
-        progress("datasheet", 0, 1)
-    official = builder.official_counts() if builder.official else None
+
+def _write_documents(builder: _Builder, official: dict[str, Any] | None, *, config_dict: dict,
+                     extra: dict, platform_version: str, report: dict,
+                     earlier: Iterable[ReleaseFiles] | None) -> dict[str, dict[str, int]]:
+    """The datasheet and the dataset card; answers the split counts they state."""
+    config, stats = builder.config, builder.stats
     layout = layout_lines(config, official)
-    write_datasheet(log, stats, config_dict, extra, platform_version, layout, report,
+    write_datasheet(builder.log, stats, config_dict, extra, platform_version, layout, report,
                     report["about"], earlier)
     split_counts = stats.split_counts()
-    write_card(log, config, split_counts, platform_version=platform_version, layout=layout,
-               sources=list(stats.source_counts()),
-               summary=summary(report["about"], config_dict), terms=terms)
-    if progress:
-        progress("datasheet", 1, 1)
+    write_card(builder.log, config, split_counts, platform_version=platform_version,
+               layout=layout, sources=list(stats.source_counts()),
+               summary=summary(report["about"], config_dict), terms=report["terms"])
+    return split_counts
 
-    kinds = (KIND_OVERALL, KIND_EXPERT)
-    manifest: dict[str, Any] = {
-        "manifest_format": MANIFEST_FORMAT,
-        "name": config.name,
-        "version": config.version,
-        "platform_version": platform_version,
-        "config": config_dict,
-        "extra_config": extra,
-        "counts": {
-            "images": n_rows,
-            "image_files": builder.n_image_files,
-            "splits": {s: split_counts[s]["total"] for s in config.splits},
-            "kinds": {k: sum(c[k] for c in split_counts.values()) for k in kinds},
-            "split_kinds": {s: {k: split_counts[s][k] for k in kinds} for s in config.splits},
-            "sources": stats.source_counts(),
-            **({"official": official} if official else {}),
-        },
-        "scores": stats.measure_summary(),
-        "terms": terms,
-        "checks": checks,
-        "withheld": report["withheld"],
-        "excluded": report["excluded"],
-        "warnings": report["warnings"],
-        "splits_sha256": splits_sha256,
-        "files": log.sorted_entries(),
+
+def _counts(builder: _Builder, n_rows: int, split_counts: dict[str, dict[str, int]],
+            official: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest's counts: images and files, per split, kind and source."""
+    names, kinds = builder.config.splits, (KIND_OVERALL, KIND_EXPERT)
+    return {
+        "images": n_rows,
+        "image_files": builder.n_image_files,
+        "splits": {s: split_counts[s]["total"] for s in names},
+        "kinds": {k: sum(c[k] for c in split_counts.values()) for k in kinds},
+        "split_kinds": {s: {k: split_counts[s][k] for k in kinds} for s in names},
+        "sources": builder.stats.source_counts(),
+        **({"official": official} if official else {}),
     }
-    text = json.dumps(manifest, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
-    (log.root / "manifest.json").write_text(text + "\n", encoding="utf-8")
-    if progress:
-        progress("manifest", 1, 1)
-    return manifest

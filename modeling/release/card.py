@@ -177,11 +177,31 @@ def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
               sources: list[str], summary: Sequence[str] = (),
               terms: Mapping[str, Any] | None = None) -> str:
     """README.md at the release root: the YAML header, then the summary."""
+    served = default_format(config)
+    return "\n".join([
+        _yaml(card_header(config, split_counts, served, digests)),
+        *_intro(config, split_counts, platform_version=platform_version, sources=sources,
+                summary=summary, terms=terms),
+        "## Splits", "",
+        *_splits(config, split_counts),
+        "## Files", "",
+        *(f"- {line}" for line in layout), "",
+        "## Loading", "",
+        *_loading(config, split_counts, served),
+        "## Columns", "",
+        *_COLUMNS,
+        *(_CSV_NOTE if "csv" in config.formats else ()),
+        *(_WDS_NOTE if "webdataset" in config.formats else ()),
+    ])
+
+
+def _intro(config: ReleaseConfig, split_counts: dict[str, dict[str, int]], *,
+           platform_version: str, sources: list[str], summary: Sequence[str],
+           terms: Mapping[str, Any] | None) -> list[str]:
+    """The title and what the release is: its images, sources, licence and summary."""
     total = sum(c["total"] for c in split_counts.values())
     experts = sum(c[KIND_EXPERT] for c in split_counts.values())
-    served = default_format(config)
-    lines = [
-        _yaml(card_header(config, split_counts, served, digests)),
+    return [
         f"# {config.name} {config.version}", "",
         f"A HumanBeauty dataset release of {total:,} images ({total - experts:,} with an overall "
         f"score only, {experts:,} rated on the 12 dimensions), built by the HumanBeauty platform "
@@ -190,7 +210,12 @@ def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
         + " The datasheet (datasheet.md, datasheet.html) describes how it was "
         "made; manifest.json holds the sha256 of every file.", "",
         *(f"- {line}" for line in summary), *([""] if summary else []),
-        "## Splits", "",
+    ]
+
+
+def _splits(config: ReleaseConfig, split_counts: dict[str, dict[str, int]]) -> list[str]:
+    """The splits' promise and, per split, its images by kind."""
+    return [
         "No near-duplicate cluster straddles two splits (the build checks it; the datasheet "
         "says how the images were clustered). The files name the validation split `val`; "
         "loaders name it `validation`."
@@ -198,43 +223,40 @@ def card_text(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
                   "hold an empty split." for s in config.splits if not split_counts[s]["total"]),
         "",
         *_counts_table(config, split_counts), "",
-        "## Files", "",
-        *(f"- {line}" for line in layout), "",
-        "## Loading", "",
     ]
-    snippets = _snippets(config, split_counts)
+
+
+def _loading(config: ReleaseConfig, split_counts: dict[str, dict[str, int]],
+             served: str | None) -> list[str]:
+    """How to read the release: one snippet per client, or the official scripts alone."""
     if served is None:
-        lines += ["This release holds the official HumanAesExpert layout only: read it with "
-                  "the official scripts (HumanBeauty/train_label.jsonl, test_label.jsonl).", ""]
-    else:
-        folders = [f"`{f}/`" for f in FOLDER_CARDS if f in config.formats]
-        lines += [f"This card gives `datasets` the {served} files and their exact types"
-                  + (f"; {' and '.join(folders)} hold their own card, with their types."
-                     if folders else "."),
-                  f"Each snippet runs as it is beside this folder named "
-                  f"`{config.name}-{config.version}`; else set `release` to its path.", ""]
-        for client, code in snippets:
-            lines += [f"### {client}", "", "```python", code, "```", ""]
-    lines += [
-        "## Columns", "",
-        "One row per image: `path` (the image file, relative to this folder), `image_id`, "
-        "`split` (train/val/test), `source`, `kind` (`overall` or `12dim`), `is_expert`, "
-        "`overall` (the normalised overall score in [0, 1]; for 12-dim images the "
-        "comprehensive score) and `overall_level`; for each of the 12 dimensions `{key}` "
-        "(consensus score in [0, 1]), `{key}_std`, `{key}_n` (raters) and `{key}_level`, "
-        "null for overall-only images and where a dimension does not apply; then `name`, "
-        "`sha256`, `phash`, `cluster` (near-duplicate cluster, null when alone), `width`, "
-        "`height`, `format` (of the original file), `original_file` (images=none only), "
-        "`licence` and `consent_basis` (the image's terms: its own over its source's; "
-        "`unknown` where none is recorded).", "",
-        "Dimensions, in the official order: " + ", ".join(f"`{k}`" for k in DIMENSION_KEYS)
-        + ".", "",
-        *(_CSV_NOTE if "csv" in config.formats else ()),
-        *(_WDS_NOTE if "webdataset" in config.formats else ()),
-    ]
-    return "\n".join(lines)
+        return ["This release holds the official HumanAesExpert layout only: read it with "
+                "the official scripts (HumanBeauty/train_label.jsonl, test_label.jsonl).", ""]
+    folders = [f"`{f}/`" for f in FOLDER_CARDS if f in config.formats]
+    lines = [f"This card gives `datasets` the {served} files and their exact types"
+             + (f"; {' and '.join(folders)} hold their own card, with their types."
+                if folders else "."),
+             f"Each snippet runs as it is beside this folder named "
+             f"`{config.name}-{config.version}`; else set `release` to its path.", ""]
+    for client, code in _snippets(config, split_counts):
+        lines += [f"### {client}", "", "```python", code, "```", ""]
+    return lines
 
 
+_COLUMNS = (  # what the columns hold
+    "One row per image: `path` (the image file, relative to this folder), `image_id`, "
+    "`split` (train/val/test), `source`, `kind` (`overall` or `12dim`), `is_expert`, "
+    "`overall` (the normalised overall score in [0, 1]; for 12-dim images the "
+    "comprehensive score) and `overall_level`; for each of the 12 dimensions `{key}` "
+    "(consensus score in [0, 1]), `{key}_std`, `{key}_n` (raters) and `{key}_level`, "
+    "null for overall-only images and where a dimension does not apply; then `name`, "
+    "`sha256`, `phash`, `cluster` (near-duplicate cluster, null when alone), `width`, "
+    "`height`, `format` (of the original file), `original_file` (images=none only), "
+    "`licence` and `consent_basis` (the image's terms: its own over its source's; "
+    "`unknown` where none is recorded).", "",
+    "Dimensions, in the official order: " + ", ".join(f"`{k}`" for k in DIMENSION_KEYS)
+    + ".", "",
+)
 _CSV_NOTE = (
     "CSV: an empty field is a null. Read through its card, the nullable integer columns "
     "(`cluster`, `{key}_n`) are float64: the CSV reader cannot hold an empty field in an "

@@ -62,6 +62,103 @@ def _default_split() -> dict[str, float]:
     return {"train": 0.8, "val": 0.1, "test": 0.1}
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # True is an int to Python
+
+
+def _require_text(value: object, what: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ReleaseConfigError(f"a release needs a {what}")
+
+
+def _require_positive(attr: str, value: object) -> None:
+    if not _is_int(value) or value < 1:
+        raise ReleaseConfigError(f"{attr} must be a positive integer, got {value!r}")
+
+
+def _check_split(split: object) -> None:
+    """Known split names, each with a finite ratio >= 0, the ratios summing to 1."""
+    if not isinstance(split, dict) or not split:
+        raise ReleaseConfigError(
+            "split must map split names to ratios, e.g. train=0.8,val=0.1,test=0.1"
+        )
+    unknown = sorted(set(map(str, split)) - set(SPLITS))
+    if unknown:
+        raise ReleaseConfigError(
+            f"unknown split(s) {', '.join(unknown)}; splits are {', '.join(SPLITS)}"
+        )
+    for key, ratio in split.items():
+        if (
+            isinstance(ratio, bool)
+            or not isinstance(ratio, int | float)
+            or not math.isfinite(ratio)
+            or ratio < 0
+        ):
+            raise ReleaseConfigError(
+                f"split ratio of {key} must be a number >= 0, got {ratio!r}"
+            )
+    total = math.fsum(split.values())
+    if abs(total - 1.0) > 1e-9:
+        raise ReleaseConfigError(
+            f"split ratios must sum to 1, got {total:g} "
+            f"({', '.join(f'{k}={v:g}' for k, v in split.items())})"
+        )
+
+
+def _canonical_formats(formats: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The formats (a tuple, or "a,b" as the command line gives them) in FORMATS' order."""
+    if isinstance(formats, str):
+        formats = tuple(f for f in formats.split(",") if f)
+    formats = tuple(formats)
+    bad = sorted(set(formats) - set(FORMATS))
+    if bad:
+        raise ReleaseConfigError(
+            f"unknown format(s) {', '.join(map(str, bad))}; formats are {', '.join(FORMATS)}"
+        )
+    if not formats:
+        raise ReleaseConfigError(f"choose at least one format of {', '.join(FORMATS)}")
+    return tuple(f for f in FORMATS if f in formats)
+
+
+def _check_images(images: str, max_side: int | None) -> None:
+    if images not in IMAGE_MODES:
+        raise ReleaseConfigError(
+            f"images must be one of {', '.join(IMAGE_MODES)}, got {images!r}"
+        )
+    if max_side is not None:
+        _require_positive("max_side", max_side)
+        if images == "none":
+            raise ReleaseConfigError(
+                "max_side resizes copied images; it needs images=copy or link"
+            )
+
+
+def _check_card_license(identifier: object) -> None:
+    """The card's `license:` is a Hub identifier: letters, digits and -._ only."""
+    if (not isinstance(identifier, str) or not identifier
+            or not all(c.isalnum() or c in "-._" for c in identifier)):
+        raise ReleaseConfigError(
+            f"license must be a licence identifier such as cc-by-4.0 or unknown, got "
+            f"{identifier!r}"
+        )
+
+
+def _check_na(na: str) -> None:
+    if na not in NA_POLICIES:
+        raise ReleaseConfigError(
+            f"na must be one of {', '.join(NA_POLICIES)}, got {na!r}"
+        )
+
+
+def _require_official_test(formats: tuple[str, ...], split: dict[str, float]) -> None:
+    if "official" in formats and not split.get("test"):
+        raise ReleaseConfigError(
+            "the official layout needs a test split (its scripts evaluate on "
+            "test_label.jsonl): give test a ratio above 0, e.g. "
+            "train=0.8,val=0.1,test=0.1, or leave the official format out"
+        )
+
+
 @dataclass(frozen=True)
 class ReleaseConfig:
     """How to build a release. Checked on creation: a bad value raises ReleaseConfigError."""
@@ -83,88 +180,23 @@ class ReleaseConfig:
     licence: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ReleaseConfigError("a release needs a name")
-        if not isinstance(self.version, str) or not self.version.strip():
-            raise ReleaseConfigError("a release needs a version")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+        _require_text(self.name, "name")
+        _require_text(self.version, "version")
+        if not _is_int(self.seed):
             raise ReleaseConfigError(f"seed must be an integer, got {self.seed!r}")
-        if not isinstance(self.split, dict) or not self.split:
-            raise ReleaseConfigError(
-                "split must map split names to ratios, e.g. train=0.8,val=0.1,test=0.1"
-            )
-        unknown = sorted(set(map(str, self.split)) - set(SPLITS))
-        if unknown:
-            raise ReleaseConfigError(
-                f"unknown split(s) {', '.join(unknown)}; splits are {', '.join(SPLITS)}"
-            )
-        for key, ratio in self.split.items():
-            if (
-                isinstance(ratio, bool)
-                or not isinstance(ratio, int | float)
-                or not math.isfinite(ratio)
-                or ratio < 0
-            ):
-                raise ReleaseConfigError(
-                    f"split ratio of {key} must be a number >= 0, got {ratio!r}"
-                )
-        total = math.fsum(self.split.values())
-        if abs(total - 1.0) > 1e-9:
-            raise ReleaseConfigError(
-                f"split ratios must sum to 1, got {total:g} "
-                f"({', '.join(f'{k}={v:g}' for k, v in self.split.items())})"
-            )
-        formats = self.formats
-        if isinstance(formats, str):
-            formats = tuple(f for f in formats.split(",") if f)
-        formats = tuple(formats)
-        bad = sorted(set(formats) - set(FORMATS))
-        if bad:
-            raise ReleaseConfigError(
-                f"unknown format(s) {', '.join(map(str, bad))}; formats are {', '.join(FORMATS)}"
-            )
-        if not formats:
-            raise ReleaseConfigError(f"choose at least one format of {', '.join(FORMATS)}")
+        _check_split(self.split)
         # Canonical order, no repeats: the same formats in any order build the same release.
-        object.__setattr__(self, "formats", tuple(f for f in FORMATS if f in formats))
-        if self.images not in IMAGE_MODES:
-            raise ReleaseConfigError(
-                f"images must be one of {', '.join(IMAGE_MODES)}, got {self.images!r}"
-            )
-        if self.max_side is not None and (
-            isinstance(self.max_side, bool) or not isinstance(self.max_side, int)
-            or self.max_side < 1
-        ):
-            raise ReleaseConfigError(f"max_side must be a positive integer, got {self.max_side!r}")
-        if self.max_side is not None and self.images == "none":
-            raise ReleaseConfigError("max_side resizes copied images; it needs images=copy or link")
+        object.__setattr__(self, "formats", _canonical_formats(self.formats))
+        _check_images(self.images, self.max_side)
         for attr in ("score_bins", "shard_size"):
-            value = getattr(self, attr)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ReleaseConfigError(f"{attr} must be a positive integer, got {value!r}")
-
-        if (not isinstance(self.license, str) or not self.license
-                or not all(c.isalnum() or c in "-._" for c in self.license)):
-            raise ReleaseConfigError(
-                f"license must be a licence identifier such as cc-by-4.0 or unknown, got "
-                f"{self.license!r}"
-            )
-
+            _require_positive(attr, getattr(self, attr))
+        _check_card_license(self.license)
         try:
             object.__setattr__(self, "licence", declared_licence(self.licence))
         except TermsError as exc:
             raise ReleaseConfigError(exc.message) from None
-
-        if self.na not in NA_POLICIES:
-            raise ReleaseConfigError(
-                f"na must be one of {', '.join(NA_POLICIES)}, got {self.na!r}"
-            )
-        if "official" in self.formats and not self.split.get("test"):
-            raise ReleaseConfigError(
-                "the official layout needs a test split (its scripts evaluate on "
-                "test_label.jsonl): give test a ratio above 0, e.g. "
-                "train=0.8,val=0.1,test=0.1, or leave the official format out"
-            )
+        _check_na(self.na)
+        _require_official_test(self.formats, self.split)
 
     @property
     def loose_images(self) -> bool:

@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
@@ -22,9 +23,12 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointNotFoundError, IncompatibleCheckpointError
 from ..heads import LinearRegressionHead
-from .configs import native_config
+from .configs import Layout, native_config
 from .tokenizer import IMAGE_CONTEXT_TOKEN, convert_tokenizer, token_id
 from .weights import REGRESSION_HEAD, UnknownKeysError, classify, head_key, map_tensor
+
+if TYPE_CHECKING:
+    from transformers import InternVLConfig
 
 CONVERSION_NAME = "conversion.json"
 OFFICIAL_HEADS_NAME = "official_heads.safetensors"
@@ -175,13 +179,7 @@ def convert_checkpoint(
     from transformers import InternVLConfig
 
     source, target = Path(src).expanduser(), Path(dst).expanduser()
-    unknown_drops = sorted(set(drop_heads) - set(DROPPABLE_HEADS))
-    if unknown_drops:
-        raise ValueError(f"--drop-heads takes {DROPPABLE_HEADS}, not {unknown_drops}")
-    if not (source / "config.json").is_file():
-        raise CheckpointNotFoundError(f"{source} holds no config.json")
-    if target.exists() and any(target.iterdir()):
-        raise FileExistsError(f"{target} exists and is not empty; choose a new directory")
+    _check_request(source, target, drop_heads)
     official = json.loads((source / "config.json").read_text())
     files = _source_files(source)
     where = _source_keys(files)
@@ -190,49 +188,17 @@ def convert_checkpoint(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        # The image token id comes from the tokenizer, so the tokenizer is converted first.
-        config_dict, layout = native_config(official, image_token_id=0)
-        tokenizer = convert_tokenizer(source, staging, layout.family)
-        image_token_id = token_id(tokenizer, IMAGE_CONTEXT_TOKEN)
-        config_dict, layout = native_config(official, image_token_id=image_token_id)
+        image_token_id, config_dict, layout = _convert_tokenizer(official, source, staging)
         backbone_keys, head_keys, unknown = classify(where, layout)
         if unknown:
             raise UnknownKeysError(unknown)
         kept_heads, dropped = _check_heads(head_keys, drop_heads)
-
         config = InternVLConfig(**config_dict)
         config.dtype = official.get("torch_dtype") or "float32"
-        expected = _expected_shapes(config)
-        written: dict[str, tuple[int, ...]] = {}
-        writer = _ShardWriter(staging, max_shard_bytes)
-        for done, (key, tensor) in enumerate(_tensors(files, set(backbone_keys)), start=1):
-            for new_key, new_tensor in map_tensor(key, tensor, layout):
-                if new_key in written:
-                    raise IncompatibleCheckpointError(f"two source tensors map to {new_key}")
-                written[new_key] = tuple(new_tensor.shape)
-                writer.add(new_key, new_tensor)
-            if progress:
-                progress(done, len(backbone_keys))
-        problems = [f"missing {k}" for k in expected if k not in written]
-        problems += [f"unexpected {k}" for k in written if k not in expected]
-        problems += [
-            f"{k}: converted {written[k]}, model needs {shape}"
-            for k, shape in expected.items()
-            if k in written and written[k] != shape
-        ]
-        if problems:
-            raise IncompatibleCheckpointError(
-                "the converted weights do not fit the native model: " + "; ".join(problems[:20])
-            )
-        writer.close()
+        written = _write_backbone(files, backbone_keys, layout, config, staging,
+                                  max_shard_bytes=max_shard_bytes, progress=progress)
         config.save_pretrained(staging)
-
-        heads: dict[str, list[str]] = {}
-        if kept_heads:
-            tensors = dict(_tensors(files, set(kept_heads)))
-            hidden = int(config.text_config.hidden_size)
-            save_file(_regression_head(tensors, hidden), str(staging / OFFICIAL_HEADS_NAME))
-            heads["regression"] = sorted(kept_heads)
+        heads = _write_heads(files, kept_heads, config, staging)
         report = ConversionReport(
             source=str(source),
             destination=str(target),
@@ -252,6 +218,77 @@ def convert_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
+
+
+def _check_request(source: Path, target: Path, drop_heads: tuple[str, ...]) -> None:
+    """Refuse before anything is read or written: unknown heads to drop, no official config,
+    a destination that holds something."""
+    unknown_drops = sorted(set(drop_heads) - set(DROPPABLE_HEADS))
+    if unknown_drops:
+        raise ValueError(f"--drop-heads takes {DROPPABLE_HEADS}, not {unknown_drops}")
+    if not (source / "config.json").is_file():
+        raise CheckpointNotFoundError(f"{source} holds no config.json")
+    if target.exists() and any(target.iterdir()):
+        raise FileExistsError(f"{target} exists and is not empty; choose a new directory")
+
+
+def _convert_tokenizer(official: dict, source: Path,
+                       staging: Path) -> tuple[int, dict, Layout]:
+    """The tokenizer into ``staging``, first: the native config needs its image token id.
+    Answers (that id, the native config as a dict, the weight layout)."""
+    _config_dict, layout = native_config(official, image_token_id=0)
+    tokenizer = convert_tokenizer(source, staging, layout.family)
+    image_token_id = token_id(tokenizer, IMAGE_CONTEXT_TOKEN)
+    config_dict, layout = native_config(official, image_token_id=image_token_id)
+    return image_token_id, config_dict, layout
+
+
+def _write_backbone(files: list[Path], backbone_keys: list[str], layout: Layout,
+                    config: InternVLConfig, staging: Path, *, max_shard_bytes: int,
+                    progress: Callable[[int, int], None] | None) -> dict[str, tuple[int, ...]]:
+    """Map every backbone tensor into shards under ``staging``, checked against the native
+    model's shapes before the shards are closed; answers {native key: shape} written."""
+    expected = _expected_shapes(config)
+    written: dict[str, tuple[int, ...]] = {}
+    writer = _ShardWriter(staging, max_shard_bytes)
+    for done, (key, tensor) in enumerate(_tensors(files, set(backbone_keys)), start=1):
+        for new_key, new_tensor in map_tensor(key, tensor, layout):
+            if new_key in written:
+                raise IncompatibleCheckpointError(f"two source tensors map to {new_key}")
+            written[new_key] = tuple(new_tensor.shape)
+            writer.add(new_key, new_tensor)
+        if progress:
+            progress(done, len(backbone_keys))
+    _check_fit(expected, written)
+    writer.close()
+    return written
+
+
+def _check_fit(expected: dict[str, tuple[int, ...]], written: dict[str, tuple[int, ...]]) -> None:
+    """Every tensor the native model needs, no other, each in its shape."""
+    problems = [f"missing {k}" for k in expected if k not in written]
+    problems += [f"unexpected {k}" for k in written if k not in expected]
+    problems += [
+        f"{k}: converted {written[k]}, model needs {shape}"
+        for k, shape in expected.items()
+        if k in written and written[k] != shape
+    ]
+    if problems:
+        raise IncompatibleCheckpointError(
+            "the converted weights do not fit the native model: " + "; ".join(problems[:20])
+        )
+
+
+def _write_heads(files: list[Path], kept_heads: list[str], config: InternVLConfig,
+                 staging: Path) -> dict[str, list[str]]:
+    """The official regression head, where the source has one; answers {head: source keys}."""
+    heads: dict[str, list[str]] = {}
+    if kept_heads:
+        tensors = dict(_tensors(files, set(kept_heads)))
+        hidden = int(config.text_config.hidden_size)
+        save_file(_regression_head(tensors, hidden), str(staging / OFFICIAL_HEADS_NAME))
+        heads["regression"] = sorted(kept_heads)
+    return heads
 
 
 def load_regression_head(directory: str | Path) -> LinearRegressionHead:
