@@ -163,65 +163,92 @@ def create_release(
 
     The release is written into `out_dir` (a new folder) with the file-system storage; with a
     remote one it is kept in the storage under `releases/<id>/` whatever `out_dir` says."""
+    replaced = _replaceable_version(name, version)
+    if not projects and not sources:
+        raise ReleaseError("select at least one rating project (--projects) or source (--sources)")
+    config = {
+        "projects": list(projects), "sources": list(sources), "seed": seed,
+        "split": parse_split(split), "formats": list(formats), "images": images,
+        "max_side": max_side, "min_raters": int(min_raters),
+        "max_disagreement": max_disagreement, "license": license, "shard_size": shard_size,
+        "na": na, "contact": contact.strip(),  # for takedown requests, in the datasheet
+        "licence": licence,
+    }
+    checked = _checked_config(name, version, config)
+    out = _new_folder(out_dir)
+    project_objs = _by_name(Project, projects, "project")
+    source_objs = _by_name(Source, sources, "source")
+    _check_selection(project_objs, source_objs, config, checked,
+                     min_raters=min_raters, max_disagreement=max_disagreement)
+    return _queue(name, version, config, out, replaced=replaced, user=user)
+
+
+def _replaceable_version(name: str, version: str) -> Release | None:
+    """The earlier request of this name and version that the new one replaces, if any: a
+    failed or cancelled build released nothing, so that version may be built afresh."""
     if not name.strip() or not version.strip():
         raise ReleaseError("a release needs a name and a version")
     existing = Release.objects.filter(name=name, version=version).first()
-    # A failed or cancelled build released nothing: that version may be built afresh.
     if existing is not None and existing.status not in (
         ReleaseStatus.FAILED, ReleaseStatus.CANCELLED
     ):
         raise ReleaseError(f"release {name} {version} exists already; releases are immutable")
-    if not projects and not sources:
-        raise ReleaseError("select at least one rating project (--projects) or source (--sources)")
-    config = {
-        "projects": list(projects),
-        "sources": list(sources),
-        "seed": seed,
-        "split": parse_split(split),
-        "formats": list(formats),
-        "images": images,
-        "max_side": max_side,
-        "min_raters": int(min_raters),
-        "max_disagreement": max_disagreement,
-        "license": license,
-        "shard_size": shard_size,
-        "na": na,
-        "contact": contact.strip(),  # for takedown requests, in the datasheet
-        "licence": licence,
-    }
-    checked = release_config(name, version, config)  # what the worker will build, or a 400
+    return existing
+
+
+def _checked_config(name: str, version: str, config: dict[str, Any]) -> ReleaseConfig:
+    """What the worker will build, or a 400; `config` takes the formats and licence back in
+    the validator's spelling, so the worker reads them as checked."""
+    checked = release_config(name, version, config)
     config["formats"] = list(checked.formats)
     config["licence"] = checked.licence
-    stored = not has_local_paths()
-    out = None
-    if not stored:
-        if out_dir is None:
-            raise ReleaseError("name the new folder the release is written into (out)")
-        out = Path(out_dir).expanduser().resolve()
-        if out.exists() and any(out.iterdir()):
-            raise ReleaseError(f"{out} is not empty; a release is written into a new directory")
-    project_objs = _by_name(Project, projects, "project")
-    source_objs = _by_name(Source, sources, "source")
+    return checked
+
+
+def _new_folder(out_dir: str | Path | None) -> Path | None:
+    """The new, empty folder the release is written into; None where the media storage is
+    remote (the release is kept under its own prefix there)."""
+    if not has_local_paths():
+        return None
+    if out_dir is None:
+        raise ReleaseError("name the new folder the release is written into (out)")
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and any(out.iterdir()):
+        raise ReleaseError(f"{out} is not empty; a release is written into a new directory")
+    return out
+
+
+def _check_selection(projects: Sequence[Project], sources: Sequence[Source],
+                     config: Mapping[str, Any], checked: ReleaseConfig, *, min_raters: int,
+                     max_disagreement: float | None) -> None:
+    """Refuse a selection that holds no row, or (with a declared licence) images whose terms
+    that licence does not allow."""
     if not selectors.has_rows(
-        project_objs, source_objs, min_raters=min_raters, max_disagreement=max_disagreement
+        projects, sources, min_raters=min_raters, max_disagreement=max_disagreement
     ):
         raise ReleaseError(
             "the selection is empty: the projects have no rated images passing the rules "
             "and the sources no accepted images with scores"
         )
     if checked.licence:
-        _check_licence_mix(project_objs, source_objs, config, checked)
+        _check_licence_mix(projects, sources, config, checked)
+
+
+def _queue(name: str, version: str, config: dict[str, Any], out: Path | None, *,
+           replaced: Release | None, user: AbstractBaseUser | None) -> Release:
+    """The release's row and its build's queue entry, in one transaction with the removal of
+    the failed or cancelled version it replaces. `out` None: kept in the storage."""
     with transaction.atomic():
-        if existing is not None:
-            existing.delete()
+        if replaced is not None:
+            replaced.delete()
         release = Release.objects.create(
             name=name,
             version=version,
             config=config,
-            out_dir="" if stored else str(out),
+            out_dir="" if out is None else str(out),
             created_by=jobs.creator(user),
         )
-        if stored:  # its own prefix, named by its id: a rebuilt version starts empty
+        if out is None:  # its own prefix, named by its id: a rebuilt version starts empty
             release.out_dir = f"{SCHEME}{RELEASE_PREFIX}/{release.pk}"
             release.save(update_fields=["out_dir"])
         jobs.enqueue(release)
@@ -441,53 +468,16 @@ def build(release_id: int) -> Release:
     build whose worker vanished is built again from the start)."""
     release = _claim(release_id)
     if release is None:
-        release = Release.objects.get(pk=release_id)
-        stored = _stored(release)
-        if stored is not None and release.status in (ReleaseStatus.FAILED,
-                                                      ReleaseStatus.CANCELLED):
-            stored.delete_all()  # what a worker that died mid-upload left
-        return release
-    c = release.config
-    beat = jobs.Throttled(Release, release_id, every_s=0.5)
-
-    def progress(phase: str, done: int, total: int) -> None:
-        beat(force=done in (0, total), progress={"phase": phase, "done": done, "total": total})
-
+        return _left_as_it_is(release_id)
+    progress = _reporter(release_id)
     stored = _stored(release)
     work = None
     try:
         out = Path(release.out_dir)
         if stored:  # built in a folder of this worker's own, uploaded once complete
-            builds = Path(settings.SCRATCH_DIR) / "releases"  # (the cache evicts files only)
-            builds.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=f"release-{release.pk}-", dir=builds))
+            work = _work_folder(release)
             out = work / stored.name
-        projects = _by_name(Project, c["projects"], "project")
-        sources = _by_name(Source, c["sources"], "source")
-        refreshed = _refresh_consensus(projects, progress)
-        selection = _Selection(projects, sources, c)
-        config = release_config(release.name, release.version, c)
-        plan, hashed_now = _plan(selection, config, release, progress)
-        rows = selection.rows()
-        if config.images != "none" and not has_local_paths():
-            rows = _from_local_copies(rows)
-        manifest = build_release(
-            rows,
-            plan,
-            config,
-            out,
-            platform_version=PLATFORM_VERSION,
-            extra_config=c,
-            progress=progress,
-            verified={
-                "clustered": len(plan.splits),  # all verified; the withheld are not released
-                "hashed_now": hashed_now,
-                "consensus_refreshed": refreshed,
-            },
-            excluded=selection.excluded,
-            about=_about(release, projects, sources, plan, progress),
-            earlier=_earlier(release) if stored else None,
-        )
+        plan, manifest = _write(release, out, progress, earlier=stored is not None)
         if stored:
             _upload(stored, out, progress)
         _record(release, plan, manifest, out / "manifest.json")
@@ -497,18 +487,87 @@ def build(release_id: int) -> Release:
         # released nothing.
         _remove_cancelled(release)
     except Exception as exc:
-        message = str(exc)
-        if stored:  # a failed build leaves nothing under its prefix
-            try:
-                stored.delete_all()
-            except Exception as cleanup:  # told with the failure itself
-                message += f" (its files under {stored} could not be removed: {cleanup})"
-        fail(release_id, message)
+        _fail_build(release_id, stored, exc)
         raise
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
     return Release.objects.get(pk=release_id)
+
+
+def _left_as_it_is(release_id: int) -> Release:
+    """A release with nothing to build now (over, or another worker's). Of a failed or
+    cancelled one kept in the storage, what a worker that died mid-upload left goes."""
+    release = Release.objects.get(pk=release_id)
+    stored = _stored(release)
+    if stored is not None and release.status in (ReleaseStatus.FAILED,
+                                                  ReleaseStatus.CANCELLED):
+        stored.delete_all()
+    return release
+
+
+def _reporter(release_id: int) -> Progress:
+    """The build's progress, throttled: a phase's start and end are always written."""
+    beat = jobs.Throttled(Release, release_id, every_s=0.5)
+
+    def progress(phase: str, done: int, total: int) -> None:
+        beat(force=done in (0, total), progress={"phase": phase, "done": done, "total": total})
+
+    return progress
+
+
+def _work_folder(release: Release) -> Path:
+    """A new folder of this worker's own to build a stored release in."""
+    builds = Path(settings.SCRATCH_DIR) / "releases"  # (the cache evicts files only)
+    builds.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"release-{release.pk}-", dir=builds))
+
+
+def _write(release: Release, out: Path, progress: Progress, *,
+           earlier: bool) -> tuple[SplitPlan, dict]:
+    """The release's files written into `out` from verified rows: consensus refreshed, splits
+    planned, images read (from local copies where the media storage is remote). `earlier`:
+    the withdrawal notices of the name's other versions go in (a stored release)."""
+    c = release.config
+    projects = _by_name(Project, c["projects"], "project")
+    sources = _by_name(Source, c["sources"], "source")
+    refreshed = _refresh_consensus(projects, progress)
+    selection = _Selection(projects, sources, c)
+    config = release_config(release.name, release.version, c)
+    plan, hashed_now = _plan(selection, config, release, progress)
+    rows = selection.rows()
+    if config.images != "none" and not has_local_paths():
+        rows = _from_local_copies(rows)
+    manifest = build_release(
+        rows,
+        plan,
+        config,
+        out,
+        platform_version=PLATFORM_VERSION,
+        extra_config=c,
+        progress=progress,
+        verified={
+            "clustered": len(plan.splits),  # all verified; the withheld are not released
+            "hashed_now": hashed_now,
+            "consensus_refreshed": refreshed,
+        },
+        excluded=selection.excluded,
+        about=_about(release, projects, sources, plan, progress),
+        earlier=_earlier(release) if earlier else None,
+    )
+    return plan, manifest
+
+
+def _fail_build(release_id: int, stored: StorageFiles | None, exc: Exception) -> None:
+    """The failure recorded; a failed build leaves nothing under its prefix (a removal that
+    fails too is told with the failure itself)."""
+    message = str(exc)
+    if stored:
+        try:
+            stored.delete_all()
+        except Exception as cleanup:
+            message += f" (its files under {stored} could not be removed: {cleanup})"
+    fail(release_id, message)
 
 
 def _remove_cancelled(release: Release) -> None:

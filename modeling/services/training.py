@@ -156,6 +156,29 @@ def create_training_run(
     """Check the request and queue the training task. Data is a ready release or a directory
     inside IMPORT_ROOTS or MODEL_ROOTS; a local backbone or CLIP file must be inside
     MODEL_ROOTS; the resulting model is registered as `version` (default run-<id>)."""
+    data_dir = _data_dir(release, data)
+    backbone = _backbone(backbone)
+    clip_checkpoint = _clip_checkpoint(backbone, clip_model, clip_checkpoint)
+    if is_storage_path(data_dir):
+        _check_stored(release, backbone)
+    if max_steps is not None and not 1 <= max_steps <= 10_000_000:
+        raise TrainingError("max_steps must be between 1 and 10,000,000")
+    overrides = _checked_overrides(overrides)
+    _check_version(version)
+    config = {
+        "max_steps": max_steps,
+        "clip_model": clip_model or None,
+        "clip_checkpoint": clip_checkpoint or None,
+        "settings": overrides,
+        "version": version or None,
+        "activate": bool(activate),
+    }
+    return _queue(release, data_dir, backbone, config, user=user)
+
+
+def _data_dir(release: Release | None, data: str) -> str:
+    """Where the trainer reads: the ready release's place, or the directory `data` (inside
+    MODEL_ROOTS or IMPORT_ROOTS), either in the official layout."""
     if (release is None) == (not data):
         raise TrainingError("give either a release or a data directory")
     roots = [*settings.MODEL_ROOTS, *settings.IMPORT_ROOTS]
@@ -163,12 +186,24 @@ def create_training_run(
         resolve_inside(data, roots, setting="IMPORT_ROOTS or MODEL_ROOTS")
     )
     _check_data(data_dir)
+    return data_dir
+
+
+def _backbone(backbone: str) -> str:
+    """The backbone as the trainer takes it: 'tiny', 'lite', a hub id, or a local directory
+    (resolved, inside MODEL_ROOTS); never something the trainer would read as an option."""
     backbone = (backbone or "").strip()
     if not backbone or backbone.startswith("-"):
         raise TrainingError("backbone: a hub id or local InternVL directory, 'tiny' or 'lite'")
     if backbone not in ("tiny", "lite") and (backbone.startswith(("/", "~", ".")) or
                                              Path(backbone).exists()):
         backbone = str(resolve_inside(backbone, settings.MODEL_ROOTS, setting="MODEL_ROOTS"))
+    return backbone
+
+
+def _clip_checkpoint(backbone: str, clip_model: str, clip_checkpoint: str) -> str:
+    """The CLIP weights file the lite backbone needs (resolved, inside MODEL_ROOTS; none for
+    the random 'tiny' CLIP); the other backbones take no CLIP."""
     if backbone == "lite":
         if not clip_model or clip_model.startswith("-"):
             raise TrainingError("the lite backbone needs clip_model (an open_clip name, or tiny)")
@@ -183,33 +218,39 @@ def create_training_run(
             )
     elif clip_model or clip_checkpoint:
         raise TrainingError("clip_model and clip_checkpoint are for the lite backbone only")
-    if is_storage_path(data_dir):
-        _check_stored(release, backbone)
-    if max_steps is not None and not 1 <= max_steps <= 10_000_000:
-        raise TrainingError("max_steps must be between 1 and 10,000,000")
+    return clip_checkpoint
+
+
+def _checked_overrides(overrides: dict | None) -> dict:
+    """The request's TrainConfig settings: none that the run's own fields decide, and none the
+    trainer would refuse."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - (_train_config_fields() - RESERVED))
     if unknown:
         raise TrainingError(f"unknown or reserved training setting(s): {', '.join(unknown)}")
     _check_settings(overrides)
+    return overrides
+
+
+def _check_version(version: str) -> None:
+    """A requested model version ("" is run-<id>): well formed and not registered yet."""
     if version:
         if not registry.VERSION_NAME.match(version):
             raise TrainingError(f"version {version!r}: letters, digits, '.', '_', '+', '-'")
         if selectors.get_version(version) is not None:
             raise registry.VersionExists(f"model version '{version}' is already registered")
+
+
+def _queue(release: Release | None, data_dir: str, backbone: str, config: dict, *,
+           user: AbstractBaseUser | None) -> TrainingRun:
+    """The run's row, its own directory under TRAINING_RUNS_DIR (named by its id), and its
+    task queued."""
     run = TrainingRun.objects.create(
         release=release,
         data_dir=data_dir,
         backbone=backbone,
-        config={
-            "max_steps": max_steps,
-            "clip_model": clip_model or None,
-            "clip_checkpoint": clip_checkpoint or None,
-            "settings": overrides,
-            "version": version or None,
-            "activate": bool(activate),
-        },
-        progress={"stage": "queued", "step": 0, "total": max_steps},
+        config=config,
+        progress={"stage": "queued", "step": 0, "total": config["max_steps"]},
         created_by=jobs.creator(user),
     )
     run.run_dir = str(Path(settings.TRAINING_RUNS_DIR) / f"run-{run.pk}")
