@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from statistics import median
+from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
@@ -259,69 +260,80 @@ def review_queue(project: Project, status: str = "open") -> QuerySet[ReviewItem]
     return qs if status == "all" else qs.filter(status=status)
 
 
+# (project id, image id): what a review item, its ratings, flags and consensus share
+_ItemKey = tuple[int, int]
+
+
 def review_entries(reviews) -> list[dict]:
     """Review items with every rater's scores side by side (for reviewers only)."""
     reviews = list(reviews)
     keys = {(r.project_id, r.image_id) for r in reviews}
-    ratings: dict[tuple[int, int], list[dict]] = {k: [] for k in keys}
-    for rating in Rating.objects.filter(
-        project_id__in={k[0] for k in keys}, image_id__in={k[1] for k in keys}
-    ).select_related("rater"):
-        if (rating.project_id, rating.image_id) in ratings:
-            ratings[(rating.project_id, rating.image_id)].append(
-                {"rater": rating.rater.username, "scores": rating.scores, "late": rating.late}
-            )
-    labels = {
-        (c.project_id, c.image_id): c
-        for c in ConsensusLabel.objects.filter(
-            project_id__in={k[0] for k in keys}, image_id__in={k[1] for k in keys}
-        )
-    }
-    flags: dict[tuple[int, int], list[dict]] = {k: [] for k in keys}
-    for skip in (
-        Skip.objects.filter(project_id__in={k[0] for k in keys}, image_id__in={k[1] for k in keys})
-        .exclude(reason=SkipReason.SKIP)
-        .select_related("rater")
-    ):
-        if (skip.project_id, skip.image_id) in flags:
-            flags[(skip.project_id, skip.image_id)].append(
-                {"rater": skip.rater.username, "reason": skip.reason, "text": skip.text}
-            )
-    consensus_due = {
-        (p, i)
-        for p, i in ProjectImage.objects.filter(
-            project_id__in={k[0] for k in keys},
-            image_id__in={k[1] for k in keys},
-            kind=ItemKind.PRODUCTION,
-            excluded=False,
-        ).values_list("project_id", "image_id")
-    }
-    out = []
+    ratings = _listed_by_item(
+        Rating.objects.filter(**_of_items(keys)).select_related("rater"), keys,
+        lambda rating: {"rater": rating.rater.username, "scores": rating.scores,
+                        "late": rating.late},
+    )
+    labels = {(c.project_id, c.image_id): c
+              for c in ConsensusLabel.objects.filter(**_of_items(keys))}
+    flags = _listed_by_item(
+        Skip.objects.filter(**_of_items(keys)).exclude(reason=SkipReason.SKIP)
+        .select_related("rater"), keys,
+        lambda skip: {"rater": skip.rater.username, "reason": skip.reason, "text": skip.text},
+    )
+    consensus_due = set(
+        ProjectImage.objects.filter(**_of_items(keys), kind=ItemKind.PRODUCTION, excluded=False)
+        .values_list("project_id", "image_id")
+    )
+    entries = []
     for r in reviews:
-        label = labels.get((r.project_id, r.image_id))
-        listed = ratings[(r.project_id, r.image_id)]
-        due = (r.project_id, r.image_id) in consensus_due and bool(listed)
-        out.append(
-            {
-                "id": r.pk,
-                "image": r.image_id,
-                "image_url": reverse("image-file", args=[r.image_id]),
-                "reasons": r.reasons,
-                "status": r.status,
-                "decision": r.decision,
-                "note": r.note,
-                "reviewer": r.reviewer.username if r.reviewer_id else None,
-                "ratings": listed,
-                "flags": flags[(r.project_id, r.image_id)],
-                "consensus": label.scores if label else None,
-                "final": label.final if label else None,
-                # A consensus never passes for one of the ratings listed beside it: computed
-                # from fewer ratings than are listed, it is marked stale (the page says so).
-                "consensus_computed_at": label.updated_at if label else None,
-                "consensus_stale": due and (label is None or label.n_ratings < len(listed)),
-            }
-        )
-    return out
+        key = (r.project_id, r.image_id)
+        entries.append(_review_entry(r, ratings[key], flags[key], labels.get(key),
+                                     production=key in consensus_due))
+    return entries
+
+
+def _of_items(keys: set[_ItemKey]) -> dict[str, set[int]]:
+    """The filter for rows of these items' projects and images (a superset of the items:
+    callers look rows up by key)."""
+    return {"project_id__in": {k[0] for k in keys}, "image_id__in": {k[1] for k in keys}}
+
+
+def _listed_by_item(
+    rows: Iterable[Any], keys: set[_ItemKey], entry: Callable[[Any], dict]
+) -> dict[_ItemKey, list[dict]]:
+    """Each item's rows, as entries; the rows of other items are left out."""
+    listed: dict[_ItemKey, list[dict]] = {k: [] for k in keys}
+    for row in rows:
+        if (row.project_id, row.image_id) in listed:
+            listed[(row.project_id, row.image_id)].append(entry(row))
+    return listed
+
+
+def _review_entry(
+    r: ReviewItem, listed: list[dict], flags: list[dict], label: ConsensusLabel | None, *,
+    production: bool,
+) -> dict:
+    """One review item for the page; `production`: a production item not excluded (one
+    that gets a consensus)."""
+    due = production and bool(listed)
+    return {
+        "id": r.pk,
+        "image": r.image_id,
+        "image_url": reverse("image-file", args=[r.image_id]),
+        "reasons": r.reasons,
+        "status": r.status,
+        "decision": r.decision,
+        "note": r.note,
+        "reviewer": r.reviewer.username if r.reviewer_id else None,
+        "ratings": listed,
+        "flags": flags,
+        "consensus": label.scores if label else None,
+        "final": label.final if label else None,
+        # A consensus never passes for one of the ratings listed beside it: computed
+        # from fewer ratings than are listed, it is marked stale (the page says so).
+        "consensus_computed_at": label.updated_at if label else None,
+        "consensus_stale": due and (label is None or label.n_ratings < len(listed)),
+    }
 
 
 # --- dashboards -------------------------------------------------------------------------------

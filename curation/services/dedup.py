@@ -32,6 +32,7 @@ clustered may be pulled into a cluster by another's pass; its own pass then find
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -268,6 +269,26 @@ def _near_duplicate_groups(
     return [g for g in groups.values() if len(g) > 1], cluster_of
 
 
+@dataclass(frozen=True)
+class _PoolView:
+    """What planning the groups reads before it writes anything (one query each)."""
+
+    by_id: Mapping[int, Image]  # this batch
+    cluster_of: Mapping[int, int | None]  # candidate image -> its cluster before
+    reps: dict[int, int]  # existing cluster -> its representative
+    clustered_before: dict[int, datetime | None]  # image in no cluster -> its clustered_at
+    member_of: dict[int, Member]  # contender -> what choose_representative looks at
+
+    def open(self, pk: int) -> bool:
+        return _open(pk, self.by_id, self.cluster_of)
+
+
+def _open(pk: int, by_id: Mapping[int, Image], cluster_of: Mapping[int, int | None]) -> bool:
+    """In this batch or in no cluster yet: the image may become its group's representative
+    (a job's new link may have raised its source rank), and its decisions are looked at."""
+    return cluster_of.get(pk) is None or pk in by_id
+
+
 def _plan_clusters(
     groups: list[list[object]],
     by_id: Mapping[int, Image],
@@ -276,60 +297,80 @@ def _plan_clusters(
 ) -> Plans:
     """Choose each group's representative and write its cluster (created, kept, or merged
     into the first); the plan of every image whose decisions may have to change."""
+    view = _read_pool_view(groups, by_id, cluster_of)
+    plans: Plans = {}
+    unchanged: list[tuple[list[int], int, int]] = []
+    for group in groups:
+        images = sorted(x for x in group if isinstance(x, int))
+        existing = sorted(x[1] for x in group if isinstance(x, tuple))
+        touched = [pk for pk in images if view.open(pk)]
+        pool = {view.reps[c] for c in existing} | set(touched)
+        rep = choose_representative(view.member_of[pk] for pk in sorted(pool)).id
+        if _kept_as_it_was(view, images, existing, rep):
+            unchanged.append((touched, rep, existing[0]))
+            continue
+        cluster, note, touched = _rewrite_cluster(view, images, existing, rep, touched, now)
+        plans.update((pk, (rep, cluster, note)) for pk in touched)
+    kept = DuplicateCluster.objects.in_bulk([c for _, _, c in unchanged])
+    for touched, rep, c in unchanged:
+        plans.update((pk, (rep, kept[c], None)) for pk in touched)
+    return plans
+
+
+def _read_pool_view(
+    groups: list[list[object]], by_id: Mapping[int, Image], cluster_of: Mapping[int, int | None]
+) -> _PoolView:
+    """The groups' clusters' representatives, the loose images' `clustered_at`, and the
+    contenders' ranks."""
     cluster_ids = {x[1] for g in groups for x in g if isinstance(x, tuple)}
     reps = dict(
         DuplicateCluster.objects.filter(pk__in=cluster_ids).values_list("id", "representative_id")
     )
     loose = [x for g in groups for x in g if isinstance(x, int) and cluster_of.get(x) is None]
     clustered_before = dict(Image.objects.filter(pk__in=loose).values_list("id", "clustered_at"))
-    # Who can be the representative: the clusters' representatives, images in no cluster
-    # yet, and this batch (a job's new link may have raised an image's source rank).
+    # Who can be the representative: the clusters' representatives and the open images.
     contenders = {
-        x for g in groups for x in g
-        if isinstance(x, int) and (cluster_of.get(x) is None or x in by_id)
+        x for g in groups for x in g if isinstance(x, int) and _open(x, by_id, cluster_of)
     } | set(reps.values())
     member_of = {m.id: m for m in members_of(sorted(contenders))}
-    plans: Plans = {}
-    unchanged: list[tuple[list[int], int, int]] = []
-    for group in groups:
-        images = sorted(x for x in group if isinstance(x, int))
-        existing = sorted(x[1] for x in group if isinstance(x, tuple))
-        pool = {reps[c] for c in existing} | {
-            pk for pk in images if cluster_of.get(pk) is None or pk in by_id
-        }
-        rep = choose_representative(member_of[pk] for pk in sorted(pool)).id
-        touched = [pk for pk in images if pk in by_id or cluster_of.get(pk) is None]
-        if (len(existing) == 1 and reps[existing[0]] == rep
-                and all(cluster_of.get(pk) == existing[0] for pk in images)):
-            unchanged.append((touched, rep, existing[0]))
-            continue  # nothing changed for this cluster
-        # Earlier representatives: of the clusters, and images alone until now that had
-        # been clustered (a job may have accepted them).
-        old_reps = {reps[c] for c in existing} | {
-            pk for pk in images
-            if cluster_of.get(pk) is None and clustered_before.get(pk) is not None
-        }
-        cluster, merged = _write_cluster(images, existing, rep, reps)
-        displaced = sorted(old_reps - {rep})
-        note = None
-        if displaced:
-            newcomers = [pk for pk in images if pk in by_id]
-            note = {
-                "cluster": cluster.pk,
-                "old_representatives": displaced,
-                "new_representative": rep,
-                "caused_by": rep if rep in by_id else min(newcomers),
-                "merged_clusters": merged,
-                "at": now.isoformat(),
-            }
-            # The representative changed: every member's decisions are looked at (rare:
-            # most arrivals leave it as it was).
-            touched = list(Image.objects.filter(cluster=cluster).values_list("id", flat=True))
-        plans.update((pk, (rep, cluster, note)) for pk in touched)
-    kept = DuplicateCluster.objects.in_bulk([c for _, _, c in unchanged])
-    for touched, rep, c in unchanged:
-        plans.update((pk, (rep, kept[c], None)) for pk in touched)
-    return plans
+    return _PoolView(by_id, cluster_of, reps, clustered_before, member_of)
+
+
+def _kept_as_it_was(view: _PoolView, images: list[int], existing: list[int], rep: int) -> bool:
+    """Nothing changed for this cluster: one existing cluster, its representative the same,
+    and every image already in it (no write needed)."""
+    return (len(existing) == 1 and view.reps[existing[0]] == rep
+            and all(view.cluster_of.get(pk) == existing[0] for pk in images))
+
+
+def _rewrite_cluster(
+    view: _PoolView, images: list[int], existing: list[int], rep: int, touched: list[int],
+    now: datetime,
+) -> tuple[DuplicateCluster, dict | None, list[int]]:
+    """Write the group's cluster; where that displaced a representative, the note of the
+    change and every member (all their decisions are looked at; rare: most arrivals leave
+    the representative as it was), else no note and the `touched` images."""
+    # Earlier representatives: of the clusters, and images alone until now that had been
+    # clustered (a job may have accepted them).
+    old_reps = {view.reps[c] for c in existing} | {
+        pk for pk in images
+        if view.cluster_of.get(pk) is None and view.clustered_before.get(pk) is not None
+    }
+    cluster, merged = _write_cluster(images, existing, rep, view.reps)
+    displaced = sorted(old_reps - {rep})
+    if not displaced:
+        return cluster, None, touched
+    newcomers = [pk for pk in images if pk in view.by_id]
+    note = {
+        "cluster": cluster.pk,
+        "old_representatives": displaced,
+        "new_representative": rep,
+        "caused_by": rep if rep in view.by_id else min(newcomers),
+        "merged_clusters": merged,
+        "at": now.isoformat(),
+    }
+    members = list(Image.objects.filter(cluster=cluster).values_list("id", flat=True))
+    return cluster, note, members
 
 
 def _write_cluster(

@@ -4,6 +4,7 @@ it means, the admin's decisions, rejecting it, and queueing the removal."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from curation.imaging.validate import InvalidImage
 from curation.models import Image
 
 from .. import selectors
-from ..faces import FaceVectors
+from ..faces import FaceEmbedder, FaceVectors
 from ..models import (
     AuditEvent,
     FaceEmbedding,
@@ -198,6 +199,21 @@ def _must_be_matchable(request: TakedownRequest) -> None:
         )
 
 
+@dataclass
+class _Found:
+    """What a match has found so far: image id -> (how, distance, evidence), each image kept
+    with the first way it was found; what was named but is not in the pool; and the cosine
+    similarity of the images first found by face."""
+
+    images: dict[int, tuple[str, int | None, str]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    similarity: dict[int, float] = field(default_factory=dict)
+
+    def take(self, image_id: int, how: str, distance: int | None, evidence: str) -> None:
+        if image_id not in self.images:
+            self.images[image_id] = (how, distance, evidence)
+
+
 def find_matches(
     request: TakedownRequest,
     *,
@@ -211,111 +227,138 @@ def find_matches(
     refused while none is configured, a configuration error when it cannot be used); the pool
     images not yet indexed are indexed first, at most TAKEDOWN_FACE_INDEX_LIMIT of them per
     call (FaceIndexIncomplete beyond: call again, or run `manage.py index_faces`)."""
-    model = None
-    if faces:
-        model = face_index.face_model()
-        if model is None:
-            raise FaceMatchingUnavailable(selectors.face_matching()["why"])
-        # Refused before the pool is indexed (checked again below, under the lock).
-        _must_be_matchable(TakedownRequest.objects.get(pk=request.pk))
-        limit = selectors.face_settings().index_limit
-        outcome = face_index.index_faces(model=model, limit=limit)
-        if outcome.left:
-            raise face_index.FaceIndexIncomplete(
-                f"{outcome.left} pool image(s) are not indexed for faces yet (a match indexes "
-                f"at most {limit}, TAKEDOWN_FACE_INDEX_LIMIT; it indexed {outcome.images} now): "
-                "match again, or run `python manage.py index_faces` first"
-            )
+    model = _face_model_indexed(request) if faces else None
     with transaction.atomic():
         request = _locked(request.pk)
         _must_be_matchable(request)
         photos = list(request.photos.order_by("id"))
-        names = request.names or {}
-        found: dict[int, tuple[str, int | None, str]] = {}  # image id -> how, distance, evidence
-        missing: list[str] = []
-
-        def take(image_id: int, how: str, distance: int | None, evidence: str) -> None:
-            if image_id not in found:
-                found[image_id] = (how, distance, evidence)
-
-        ids = names.get("image_ids", [])
-        present = set(Image.objects.filter(pk__in=ids).values_list("id", flat=True))
-        for i in ids:
-            if i in present:
-                take(i, MatchHow.NAMED_ID, None, f"id {i}")
-            else:
-                missing.append(f"image id {i}")
-        for name, hits in selectors.images_by_file_name(names.get("file_names", [])).items():
-            for i in hits:
-                take(i, MatchHow.NAMED_FILE, None, f"file name {name}")
-            if not hits:
-                missing.append(f"file name {name}")
-        records = selectors.images_by_source_record(names.get("source_records", []))
-        for (source, path), i in records.items():
-            if i is None:
-                missing.append(f"source record {source}:{path}")
-            else:
-                take(i, MatchHow.SOURCE_RECORD, None, f"source record {source}:{path}")
-        by_sha = dict(Image.objects.filter(sha256__in=[p.sha256 for p in photos])
-                      .values_list("sha256", "id"))
-        for p in photos:
-            if p.sha256 in by_sha:
-                take(by_sha[p.sha256], MatchHow.EXACT, 0, f"photo {p.label or p.sha256[:12]}")
-        # Near-duplicates of every photo and of every image found so far.
-        seeds = [(f"photo {p.label or p.sha256[:12]}", from_signed64(p.phash)) for p in photos]
-        named = Image.objects.filter(pk__in=list(found), phash__isnull=False)
-        seeds += [(f"image {i}", from_signed64(h)) for i, h in named.values_list("id", "phash")]
-        for near in selectors.near_duplicates([h for _, h in seeds]):
-            take(near.image_id, MatchHow.NEAR_DUPLICATE, near.distance,
-                 f"{near.distance} bits from {seeds[near.of][0]}")
-        similarity: dict[int, float] = {}
-        face_details: dict[str, Any] = {}
-        if model is not None:
-            stale = [p.label or p.sha256[:12] for p in photos if p.face_model != model.sha256]
-            if stale:
-                raise face_index.PhotoFacesMissing(
-                    f"photo(s) {', '.join(stale[:5])} were added before the face model "
-                    f"{model.path.name} was configured: their faces are unknown (their bytes "
-                    "were not kept); add them again"
-                )
-            # The faces of every photo and of every image found so far, against the pool's.
-            face_seeds = [(f"photo {p.label or p.sha256[:12]}",
-                           FaceVectors.vectors_from_bytes(p.face_vectors)) for p in photos]
-            face_seeds += [(f"image {i}", FaceVectors.vectors_from_bytes(v)) for i, v in
-                           FaceEmbedding.objects.filter(model_sha256=model.sha256,
-                                                        image_id__in=list(found))
-                           .values_list("image_id", "vectors")]
-            threshold = selectors.face_settings().threshold
-            for hit in selectors.same_faces(face_seeds, model_sha256=model.sha256,
-                                            threshold=threshold):
-                if hit.image_id not in found:
-                    similarity[hit.image_id] = hit.similarity
-                take(hit.image_id, MatchHow.FACE, None,
-                     f"same face as {hit.seed} (cosine {hit.similarity:.3f})")
-            face_details = {"faces": {
-                "model": model.path.name, "sha256": model.sha256, "threshold": threshold,
-                "faces_searched": sum(len(v) for _, v in face_seeds),
-                "no_face": [label for label, v in face_seeds
-                            if label.startswith("photo ") and not len(v)],
-            }}
-        rows = Image.objects.in_bulk(list(found))
-        known = set(request.matches.values_list("image_ref", flat=True))
-        new = [
-            Match(request=request, image=rows[i], image_ref=i, sha256=rows[i].sha256,
-                  phash=rows[i].phash, original_path=rows[i].original_path,
-                  stored_name=rows[i].file.name, how=how, distance=dist, evidence=evidence,
-                  similarity=similarity.get(i) if how == MatchHow.FACE else None)
-            for i, (how, dist, evidence) in sorted(found.items()) if i not in known
-        ]
-        Match.objects.bulk_create(new)
+        found = _Found()
+        _take_named(found, request.names or {})
+        _take_same_bytes(found, photos)
+        _take_near_duplicates(found, photos)
+        face_details = _take_same_faces(found, photos, model) if model is not None else {}
+        new = _keep_new_matches(request, found)
         request.status = RequestStatus.MATCHED
         request.save(update_fields=["status", "updated_at"])
-        record(request, user, "matched", found=len(found), new=len(new),
-               threshold=selectors.pool_threshold(), not_found=missing,
+        record(request, user, "matched", found=len(found.images), new=len(new),
+               threshold=selectors.pool_threshold(), not_found=found.missing,
                matches=[{"image_id": m.image_ref, "how": m.how, "distance": m.distance,
                          **({"similarity": m.similarity} if m.similarity is not None else {})}
                         for m in new], **face_details)
     return list(selectors.matches_of(request))
+
+
+def _face_model_indexed(request: TakedownRequest) -> FaceEmbedder:
+    """The configured face model, with the pool indexed for it. Indexing is slow and keeps
+    each batch it writes, so it runs before the match's transaction and lock."""
+    model = face_index.face_model()
+    if model is None:
+        raise FaceMatchingUnavailable(selectors.face_matching()["why"])
+    # Refused before the pool is indexed (checked again under the lock).
+    _must_be_matchable(TakedownRequest.objects.get(pk=request.pk))
+    limit = selectors.face_settings().index_limit
+    outcome = face_index.index_faces(model=model, limit=limit)
+    if outcome.left:
+        raise face_index.FaceIndexIncomplete(
+            f"{outcome.left} pool image(s) are not indexed for faces yet (a match indexes "
+            f"at most {limit}, TAKEDOWN_FACE_INDEX_LIMIT; it indexed {outcome.images} now): "
+            "match again, or run `python manage.py index_faces` first"
+        )
+    return model
+
+
+def _photo_name(photo: SuppliedPhoto) -> str:
+    return photo.label or photo.sha256[:12]
+
+
+def _take_named(found: _Found, names: Mapping[str, list]) -> None:
+    """The images the request names by id, file name and source record; a name that finds
+    nothing is noted as missing."""
+    ids = names.get("image_ids", [])
+    present = set(Image.objects.filter(pk__in=ids).values_list("id", flat=True))
+    for i in ids:
+        if i in present:
+            found.take(i, MatchHow.NAMED_ID, None, f"id {i}")
+        else:
+            found.missing.append(f"image id {i}")
+    for name, hits in selectors.images_by_file_name(names.get("file_names", [])).items():
+        for i in hits:
+            found.take(i, MatchHow.NAMED_FILE, None, f"file name {name}")
+        if not hits:
+            found.missing.append(f"file name {name}")
+    records = selectors.images_by_source_record(names.get("source_records", []))
+    for (source, path), i in records.items():
+        if i is None:
+            found.missing.append(f"source record {source}:{path}")
+        else:
+            found.take(i, MatchHow.SOURCE_RECORD, None, f"source record {source}:{path}")
+
+
+def _take_same_bytes(found: _Found, photos: Sequence[SuppliedPhoto]) -> None:
+    """The pool images with exactly the bytes of a supplied photo."""
+    by_sha = dict(Image.objects.filter(sha256__in=[p.sha256 for p in photos])
+                  .values_list("sha256", "id"))
+    for p in photos:
+        if p.sha256 in by_sha:
+            found.take(by_sha[p.sha256], MatchHow.EXACT, 0, f"photo {_photo_name(p)}")
+
+
+def _take_near_duplicates(found: _Found, photos: Sequence[SuppliedPhoto]) -> None:
+    """Near-duplicates of every photo and of every image found so far."""
+    seeds = [(f"photo {_photo_name(p)}", from_signed64(p.phash)) for p in photos]
+    named = Image.objects.filter(pk__in=list(found.images), phash__isnull=False)
+    seeds += [(f"image {i}", from_signed64(h)) for i, h in named.values_list("id", "phash")]
+    for near in selectors.near_duplicates([h for _, h in seeds]):
+        found.take(near.image_id, MatchHow.NEAR_DUPLICATE, near.distance,
+                   f"{near.distance} bits from {seeds[near.of][0]}")
+
+
+def _take_same_faces(
+    found: _Found, photos: Sequence[SuppliedPhoto], model: FaceEmbedder
+) -> dict[str, Any]:
+    """The pool images with the same face as a photo or an image found so far; returns what
+    the search covered, for the audit trail."""
+    stale = [_photo_name(p) for p in photos if p.face_model != model.sha256]
+    if stale:
+        raise face_index.PhotoFacesMissing(
+            f"photo(s) {', '.join(stale[:5])} were added before the face model "
+            f"{model.path.name} was configured: their faces are unknown (their bytes "
+            "were not kept); add them again"
+        )
+    face_seeds = [(f"photo {_photo_name(p)}", FaceVectors.vectors_from_bytes(p.face_vectors))
+                  for p in photos]
+    face_seeds += [(f"image {i}", FaceVectors.vectors_from_bytes(v)) for i, v in
+                   FaceEmbedding.objects.filter(model_sha256=model.sha256,
+                                                image_id__in=list(found.images))
+                   .values_list("image_id", "vectors")]
+    threshold = selectors.face_settings().threshold
+    for hit in selectors.same_faces(face_seeds, model_sha256=model.sha256, threshold=threshold):
+        if hit.image_id not in found.images:
+            found.similarity[hit.image_id] = hit.similarity
+        found.take(hit.image_id, MatchHow.FACE, None,
+                   f"same face as {hit.seed} (cosine {hit.similarity:.3f})")
+    return {"faces": {
+        "model": model.path.name, "sha256": model.sha256, "threshold": threshold,
+        "faces_searched": sum(len(v) for _, v in face_seeds),
+        "no_face": [label for label, v in face_seeds
+                    if label.startswith("photo ") and not len(v)],
+    }}
+
+
+def _keep_new_matches(request: TakedownRequest, found: _Found) -> list[Match]:
+    """A Match for every image found that the request has not matched before (those keep
+    theirs, with their decisions)."""
+    rows = Image.objects.in_bulk(list(found.images))
+    known = set(request.matches.values_list("image_ref", flat=True))
+    new = [
+        Match(request=request, image=rows[i], image_ref=i, sha256=rows[i].sha256,
+              phash=rows[i].phash, original_path=rows[i].original_path,
+              stored_name=rows[i].file.name, how=how, distance=dist, evidence=evidence,
+              similarity=found.similarity.get(i) if how == MatchHow.FACE else None)
+        for i, (how, dist, evidence) in sorted(found.images.items()) if i not in known
+    ]
+    Match.objects.bulk_create(new)
+    return new
 
 
 def decide_matches(
