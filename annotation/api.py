@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.web import validated
 from humanbeauty.standard import describe
 
 from . import selectors, services
@@ -112,14 +113,13 @@ class AssignmentViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def rating(self, request: Request, pk: int | None = None) -> Response:
-        data = RatingInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        body = validated(RatingInputSerializer, request.data)
         result = services.submit_rating(
             int(pk),
             request.user,
-            data.validated_data["scores"],
-            data.validated_data["request_id"],
-            time_spent_ms=data.validated_data.get("time_spent_ms"),
+            body["scores"],
+            body["request_id"],
+            time_spent_ms=body.get("time_spent_ms"),
         )
         data = RatingSerializer(result.rating).data
         if result.feedback is not None:
@@ -133,13 +133,12 @@ class AssignmentViewSet(viewsets.GenericViewSet):
     @extend_schema(request=SkipInputSerializer, responses={201: SkipSerializer})
     @action(detail=True, methods=["post"])
     def skip(self, request: Request, pk: int | None = None) -> Response:
-        data = SkipInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        body = validated(SkipInputSerializer, request.data)
         skip, created = services.skip_assignment(
             int(pk),
             request.user,
-            data.validated_data["reason"],
-            text=data.validated_data.get("text", ""),
+            body["reason"],
+            text=body.get("text", ""),
         )
         return Response(
             SkipSerializer(skip).data, status=status.HTTP_201_CREATED if created else 200

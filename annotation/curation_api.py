@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import global_role_permission
+from core.web import validated
 from curation.models import FilterJob, Source
 from humanbeauty.roles import Role
 
@@ -41,9 +42,7 @@ class _FromCurationView(APIView):
     permission_classes = [global_role_permission(Role.CURATOR, Role.ADMIN)]
 
     def _options(self, request: Request) -> dict:
-        form = ProjectFromCurationSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        d = form.validated_data
+        d = validated(ProjectFromCurationSerializer, request.data)
         return {
             "name": d["name"],
             "sample": d.get("sample"),

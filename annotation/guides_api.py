@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.web import validated
 from curation.views import CONTENT_TYPES
 from humanbeauty.standard import BY_KEY, LEVELS
 
@@ -94,10 +95,9 @@ class GuidesView(APIView):
 
     def _update(self, request: Request, pk: int, *, replace: bool) -> Response:
         project = manager_project(request, pk, write=True)
-        body = GuidesUpdateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(GuidesUpdateSerializer, request.data)
         project = guide_services.update_guides(
-            project, body.validated_data["dimensions"], actor=request.user, replace=replace
+            project, body["dimensions"], actor=request.user, replace=replace
         )
         return Response(guides_answer(project, can_edit=True))
 
@@ -118,9 +118,8 @@ class GuideExamplesView(APIView):
     @extend_schema(request=GuideExampleInputSerializer, responses={201: GuideExampleSerializer})
     def post(self, request: Request, pk: int) -> Response:
         project = manager_project(request, pk, write=True)
-        body = GuideExampleInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        example = guide_services.pin_example(project, **body.validated_data, actor=request.user)
+        body = validated(GuideExampleInputSerializer, request.data)
+        example = guide_services.pin_example(project, **body, actor=request.user)
         data = {"id": example.pk, "image": example.item.image_id,
                 "url": example_url(project, example.pk)}
         return Response(GuideExampleSerializer(data).data, status=status.HTTP_201_CREATED)

@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.web import validated
 from humanbeauty.roles import Role
 
 from . import selectors
@@ -77,11 +78,10 @@ class MemberListView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         """Add someone who has an account (audited)."""
         project = admin_project(request, pk)
-        body = MemberInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        username = body.validated_data["username"]
+        body = validated(MemberInputSerializer, request.data)
+        username = body["username"]
         member_services.add_existing_member(
-            project, username, body.validated_data["role"], actor=request.user
+            project, username, body["role"], actor=request.user
         )
         return Response(_row(project, username), status=status.HTTP_201_CREATED)
 
@@ -91,10 +91,9 @@ class MemberDetailView(APIView):
     def patch(self, request: Request, pk: int, username: str) -> Response:
         """Change a member's role (audited)."""
         project = admin_project(request, pk)
-        body = MemberRoleSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(MemberRoleSerializer, request.data)
         user = _user_named(username)
-        member_services.change_role(project, user, body.validated_data["role"], actor=request.user)
+        member_services.change_role(project, user, body["role"], actor=request.user)
         return Response(_row(project, username))
 
     @extend_schema(
@@ -122,11 +121,10 @@ class ProjectInvitationsView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         """Make a one-time link (audited); the answer is the only place it is shown."""
         project = admin_project(request, pk)
-        body = InvitationInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(InvitationInputSerializer, request.data)
         invitation, token = member_services.create_invitation(
-            project, body.validated_data["role"], actor=request.user,
-            days=body.validated_data["days"],
+            project, body["role"], actor=request.user,
+            days=body["days"],
         )
         data = InvitationSerializer(invitation).data
         data["url"] = request.build_absolute_uri(reverse("invitation", args=[token]))
@@ -181,13 +179,12 @@ class InvitationAcceptView(APIView):
             # The answer logs a new account in: the page's CSRF token guards that, as it
             # guards the login form (a session user's request is checked by DRF already).
             SessionAuthentication().enforce_csrf(request)
-        body = InvitationAcceptSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(InvitationAcceptSerializer, request.data)
         accepted = member_services.accept_invitation(
             token,
             user=request.user if request.user.is_authenticated else None,
-            username=body.validated_data.get("username", ""),
-            password=body.validated_data.get("password", ""),
+            username=body.get("username", ""),
+            password=body.get("password", ""),
         )
         member = accepted.membership
         if accepted.new_account and not request.auth:

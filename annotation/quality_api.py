@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.access import has_global_role
+from core.web import validated
 from humanbeauty.roles import OVERSIGHT_ROLES, Role
 
 from . import selectors
@@ -110,15 +111,14 @@ class ProjectQualityMixin:
     def _rater_decision(self, request, pk, username, serializer_class, field, apply) -> Response:
         """A manager's decision about one rater; the answer is the rater's row afterwards."""
         project = manager_project(request, pk, write=True)
-        body = serializer_class(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(serializer_class, request.data)
         user = get_object_or_404(get_user_model(), username=username)
         apply(
             project,
             user,
-            body.validated_data[field],
+            body[field],
             actor=request.user,
-            reason=body.validated_data.get("reason", ""),
+            reason=body.get("reason", ""),
         )
         entry = next(e for e in selectors.rater_table(project) if e["username"] == username)
         return Response(RaterEntrySerializer(entry).data)
@@ -146,17 +146,16 @@ class ProjectQualityMixin:
     def references(self, request: Request, pk: int | None = None) -> Response:
         """Upload gold, training or test items (the CSV of `manage.py set_gold`)."""
         project = manager_project(request, pk, write=True)
-        body = ReferenceUploadSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(ReferenceUploadSerializer, request.data)
         try:
-            text = body.validated_data["file"].read().decode("utf-8-sig")
+            text = body["file"].read().decode("utf-8-sig")
         except UnicodeDecodeError:
             raise WorkflowError("the file is not UTF-8 text") from None
         rows, errors = quality_services.parse_reference_csv(
             text, selectors.reference_candidates(request.user, project)
         )
         count, errors = quality_services.set_references(
-            project, rows, ItemKind(body.validated_data["kind"]), actor=request.user,
+            project, rows, ItemKind(body["kind"]), actor=request.user,
             refused=errors,
         )
         return Response(
@@ -194,13 +193,12 @@ class ReviewViewSet(viewsets.GenericViewSet):
         if review is None:
             raise NotFound(missing)
         manager_project(request, review.project_id, write=True, missing=missing)
-        body = ReviewDecisionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(ReviewDecisionSerializer, request.data)
         review = review_services.decide(
             review,
             request.user,
-            body.validated_data["decision"],
-            final_scores=body.validated_data.get("final_scores"),
-            note=body.validated_data.get("note", ""),
+            body["decision"],
+            final_scores=body.get("final_scores"),
+            note=body.get("note", ""),
         )
         return Response(selectors.review_entries([review])[0])

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.access import RolePermissionMixin
+from core.web import validated
 from humanbeauty.errors import DomainError
 from humanbeauty.roles import Role
 
@@ -39,13 +40,12 @@ class ImageViewSet(
     )
     def create(self, request: Request) -> Response:
         """Upload one image; it is fully decoded and stored once by sha256."""
-        form = ImageUploadSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        upload = form.validated_data["file"]
+        body = validated(ImageUploadSerializer, request.data)
+        upload = body["file"]
         terms = checked_terms(  # a bad licence id is refused before anything is stored
-            licence=form.validated_data.get("licence"),
-            consent_basis=form.validated_data.get("consent_basis"),
-            consent_reference=form.validated_data.get("consent_reference"),
+            licence=body.get("licence"),
+            consent_basis=body.get("consent_basis"),
+            consent_reference=body.get("consent_reference"),
         )
         try:
             services.check_upload_size(upload.size)
@@ -56,7 +56,7 @@ class ImageViewSet(
             )
         # A new source is made only once the image is good: a refused upload leaves nothing.
         # (Until then the image counts with priority 0, a new source's own.)
-        name = form.validated_data.get("source")
+        name = body.get("source")
         source = Source.objects.filter(name=name).first() if name else None
         try:
             image, created = services.register_image(

@@ -28,7 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core import access
-from core.web import LongJobViewSet
+from core.web import LongJobViewSet, validated
 from humanbeauty.errors import DomainError
 from humanbeauty.roles import Role
 
@@ -102,9 +102,8 @@ class SourceViewSet(
     def partial_update(self, request: Request, pk: int | None = None) -> Response:
         """Set or change the source's provenance (origin, licence, consent_basis); a field
         left out keeps its value, an empty one clears it."""
-        form = SourceTermsSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        set_source_terms(self.get_object(), **form.validated_data)
+        body = validated(SourceTermsSerializer, request.data)
+        set_source_terms(self.get_object(), **body)
         return Response(SourceSerializer(self.get_queryset().get(pk=pk)).data)
 
     @extend_schema(responses={204: None, 409: OpenApiResponse(description="In use: kept.")})
@@ -137,9 +136,7 @@ class SourceViewSet(
         "`errors`. Every import is recorded under /api/source-imports/.",
     )
     def create(self, request: Request) -> Response:
-        form = SourceImportSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        data = form.validated_data
+        data = validated(SourceImportSerializer, request.data)
         existed = Source.objects.filter(name=data["name"]).exists()
         job = start_import(
             data["kind"],
@@ -216,11 +213,10 @@ class JobViewSet(RolePermissionMixin, LongJobViewSet):
         "snapshot is kept). A job asking for CLIP without a checkpoint is refused at once.",
     )
     def create(self, request: Request) -> Response:
-        form = JobCreateSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
+        body = validated(JobCreateSerializer, request.data)
         job = start_job(
-            form.validated_data["source"],
-            overrides=form.validated_data["config"],
+            body["source"],
+            overrides=body["config"],
             user=request.user,
         )
         return self._detail(job, status.HTTP_201_CREATED)
@@ -344,10 +340,9 @@ class DecisionViewSet(RolePermissionMixin, mixins.RetrieveModelMixin, viewsets.G
     def override(self, request: Request, pk: int | None = None) -> Response:
         """Accept or reject an image against the job's decision; the reason is required."""
         decision = self.get_object()
-        form = OverrideSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
+        body = validated(OverrideSerializer, request.data)
         override_decision(
-            decision, form.validated_data["decision"], form.validated_data["reason"], request.user
+            decision, body["decision"], body["reason"], request.user
         )
         decision = get_object_or_404(self.get_queryset(), pk=decision.pk)
         return Response(DecisionSerializer(decision, context={"request": request}).data)

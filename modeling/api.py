@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import RolePermissionMixin
-from core.web import LongJobViewSet
+from core.web import LongJobViewSet, validated
 from curation.imaging.validate import InvalidImage
 from curation.models import Source
 from curation.services.images import check_upload_size
@@ -97,9 +97,7 @@ class ModelVersionViewSet(
         "incompatible checkpoint is refused with the reason, never replaced by random weights.",
     )
     def create(self, request: Request) -> Response:
-        form = ModelRegisterSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        d = form.validated_data
+        d = validated(ModelRegisterSerializer, request.data)
         model = registry.register_version(
             d["version"],
             d["checkpoint_path"],
@@ -142,9 +140,8 @@ class ScoreView(ResearcherMixin, APIView):
         description="The image gets the same full-decode validation as every import.",
     )
     def post(self, request: Request) -> Response:
-        form = ScoreRequestSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        upload = form.validated_data["image"]
+        body = validated(ScoreRequestSerializer, request.data)
+        upload = body["image"]
         try:
             check_upload_size(upload.size)
         except InvalidImage as exc:
@@ -158,7 +155,7 @@ class ScoreView(ResearcherMixin, APIView):
             return Response(
                 {"detail": str(exc), "code": exc.reason}, status=status.HTTP_400_BAD_REQUEST
             )
-        version, results = registry.score_images(form.validated_data.get("model") or None, [image])
+        version, results = registry.score_images(body.get("model") or None, [image])
         return Response(scoring.payload(version.version, results[0]))
 
 
@@ -183,9 +180,7 @@ class ScoringJobViewSet(ResearcherMixin, LongJobViewSet):
         },
     )
     def create(self, request: Request) -> Response:
-        form = ScoringJobCreateSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        d = form.validated_data
+        d = validated(ScoringJobCreateSerializer, request.data)
         source = None
         if d.get("source"):
             source = Source.objects.filter(name=d["source"]).first()
@@ -243,9 +238,7 @@ class TrainingRunViewSet(ResearcherMixin, LongJobViewSet):
         },
     )
     def create(self, request: Request) -> Response:
-        form = TrainingRunCreateSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        d = form.validated_data
+        d = validated(TrainingRunCreateSerializer, request.data)
         run = training.create_training_run(
             release=_release(d.get("release")),
             data=d.get("data", ""),

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.access import global_role_permission
-from core.web import LongJobViewSet
+from core.web import LongJobViewSet, validated
 from humanbeauty.paths import resolve_inside
 from humanbeauty.roles import Role
 
@@ -80,9 +80,7 @@ class ReleaseViewSet(LongJobViewSet):
     @extend_schema(request=ReleaseBuildSerializer, responses={202: ReleaseSerializer})
     def create(self, request: Request) -> Response:
         """Queue a release build (a Celery task); poll the release for its status."""
-        body = ReleaseBuildSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        d = body.validated_data
+        d = validated(ReleaseBuildSerializer, request.data)
         release = create_release(
             d["name"],
             d["version"],

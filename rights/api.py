@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.access import global_role_permission
-from core.web import LongJobViewSet
+from core.web import LongJobViewSet, validated
 from curation.imaging.validate import InvalidImage
 from curation.services import check_upload_size
 from humanbeauty.roles import Role
@@ -45,9 +45,8 @@ class TakedownViewSet(
     @extend_schema(request=TakedownCreateSerializer, responses={201: TakedownSerializer})
     def create(self, request: Request) -> Response:
         """File a takedown request on a person's behalf (what it names may follow as photos)."""
-        form = TakedownCreateSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        row = services.file_request(**form.validated_data, user=request.user)
+        body = validated(TakedownCreateSerializer, request.data)
+        row = services.file_request(**body, user=request.user)
         return Response(TakedownSerializer(row).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PhotosSerializer, responses={201: TakedownSerializer})
@@ -55,9 +54,8 @@ class TakedownViewSet(
     def photos(self, request: Request, pk: int | None = None) -> Response:
         """Add the person's photos (multipart, field `photos`): only their hashes are kept."""
         row = self.get_object()
-        form = PhotosSerializer(data={"photos": request.FILES.getlist("photos")})
-        form.is_valid(raise_exception=True)
-        files = form.validated_data["photos"]
+        body = validated(PhotosSerializer, {"photos": request.FILES.getlist("photos")})
+        files = body["photos"]
         for f in files:
             try:
                 check_upload_size(f.size)
@@ -71,9 +69,8 @@ class TakedownViewSet(
     @action(detail=True, methods=["post"])
     def match(self, request: Request, pk: int | None = None) -> Response:
         """Find the pool images the request means (named, same bytes, near-duplicates)."""
-        form = MatchRequestSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        found = services.find_matches(self.get_object(), faces=form.validated_data["faces"],
+        body = validated(MatchRequestSerializer, request.data)
+        found = services.find_matches(self.get_object(), faces=body["faces"],
                                       user=request.user)
         return Response(MatchSerializer(found, many=True).data)
 
@@ -81,9 +78,8 @@ class TakedownViewSet(
     @action(detail=True, methods=["post"])
     def decide(self, request: Request, pk: int | None = None) -> Response:
         """Confirm or reject matches: {"decisions": [{"match", "decision", "note"}]}."""
-        form = DecideSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        found = services.decide_matches(self.get_object(), form.validated_data["decisions"],
+        body = validated(DecideSerializer, request.data)
+        found = services.decide_matches(self.get_object(), body["decisions"],
                                         user=request.user)
         return Response(MatchSerializer(found, many=True).data)
 
@@ -99,9 +95,8 @@ class TakedownViewSet(
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: int | None = None) -> Response:
         """Reject the whole request, with the reason."""
-        form = RejectSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        row = services.reject_request(self.get_object(), why=form.validated_data["why"],
+        body = validated(RejectSerializer, request.data)
+        row = services.reject_request(self.get_object(), why=body["why"],
                                       user=request.user)
         return Response(TakedownSerializer(row).data)
 

@@ -77,3 +77,17 @@ def test_every_command_of_the_project_is_a_core_cli_command():
     others = [name for name, app in ours.items()
               if not isinstance(load_command_class(app, name), cli.Command)]
     assert not others, f"not core.cli.Command: {others}"
+
+
+def test_views_read_their_input_one_way():
+    """A view reads a request body with core.web.validated (one 400 shape, one name for the
+    result), never by calling a serializer's is_valid itself."""
+    offenders = []
+    for app in APPS:
+        for path in sorted((ROOT / app).rglob("*.py")):
+            if path == ROOT / "core" / "web.py" or "migrations" in path.parts:
+                continue
+            for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if "is_valid(raise_exception=True)" in line:
+                    offenders.append(f"{path.relative_to(ROOT)}:{lineno}")
+    assert not offenders, "is_valid outside core.web.validated:\n" + "\n".join(offenders)
