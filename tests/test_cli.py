@@ -151,7 +151,7 @@ def test_a_refusal_ends_any_command_as_a_command_error_with_its_items_listed():
             raise DomainError("2 rows refused", errors=["line 2: bad", "line 5: worse"])
 
     err = StringIO()
-    with pytest.raises(CommandError, match="^2 rows refused$"):
+    with pytest.raises(CommandError, match=r"^2 rows refused$"):
         call_command(Refuses(), stderr=err, stdout=StringIO())
     assert err.getvalue().splitlines() == ["line 2: bad", "line 5: worse"]
 
