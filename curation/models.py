@@ -196,7 +196,8 @@ FILTER_STAGES = ("validate", "hash", "dedup", "faces", "clip")
 class FilterJob(JobRecord):
     """A curator's filter run over a source; `config` is a snapshot taken at its start.
 
-    progress: {"total": n, "stages": {stage: done}, "chunks": n, "chunks_done": [index]}
+    progress: {"total": n, "stages": {stage: done}, "decided": n, "chunks": n,
+    "chunks_reported": n} (which chunks: `ReportedChunk` rows)
     """
 
     RESUME_TASK = "curation.tasks.run_filter_job"
@@ -211,6 +212,24 @@ class FilterJob(JobRecord):
 
     def __str__(self) -> str:
         return f"job {self.pk} on {self.source_id} ({self.status})"
+
+
+class ReportedChunk(models.Model):
+    """A chunk of a filter job that its worker reported whole (every item decided); a resumed
+    job runs the chunks without one. A row per chunk, so that a report adds one small row: a
+    list in the job's progress was rewritten whole at every report (200,000 chunks at 10 M
+    items)."""
+
+    job = models.ForeignKey(FilterJob, on_delete=models.CASCADE, related_name="reported_chunks")
+    index = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="reportedchunk_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of job {self.job_id}"
 
 
 class DecisionKind(models.TextChoices):

@@ -255,7 +255,7 @@ def job_progress(job: FilterJob, decided: int | None = None) -> dict:
         "decided": decided,
         "chunks": {
             "total": chunks if isinstance(chunks, int) else None,
-            "done": len(progress.get("chunks_done", [])),
+            "done": progress.get("chunks_reported", 0),
         },
         "stages": [
             {"name": stage, "enabled": stage_enabled(job, stage), "done": done.get(stage, 0)}

@@ -34,6 +34,7 @@ from ..models import (
     DecisionKind,
     FilterJob,
     Image,
+    ReportedChunk,
     Source,
     SourceItem,
     StagedItem,
@@ -174,7 +175,7 @@ def start_job(
         source=source,
         config=config,
         created_by=core_jobs.creator(user),
-        progress={"total": total, "stages": dict.fromkeys(STAGES, 0), "chunks_done": []},
+        progress={"total": total, "stages": dict.fromkeys(STAGES, 0), "chunks_reported": 0},
     )
     core_jobs.enqueue(job)
     return job
@@ -203,7 +204,7 @@ def chunks_to_run(job_id: int) -> list[tuple[int, list[int]]]:
     job = mark_running(job_id, len(chunks))
     if job is None:
         return []
-    reported = set(job.progress.get("chunks_done", []))
+    reported = set(ReportedChunk.objects.filter(job_id=job_id).values_list("index", flat=True))
     todo = [(index, ids) for index, ids in enumerate(chunks) if index not in reported]
     if not todo:
         core_jobs.finish(FilterJob, job_id)
@@ -453,9 +454,11 @@ def _report(job_id: int, counts: Mapping[str, int], chunk_index: int | None) -> 
         progress["decided"] = Decision.objects.filter(job=job).count()
         fields = ["progress", "heartbeat_at"]
         if chunk_index is not None:
-            chunks_done = sorted(set(progress.get("chunks_done", [])) | {chunk_index})
-            progress["chunks_done"] = chunks_done
-            if job.status == job.STATES.running and len(chunks_done) >= progress.get("chunks", 0):
+            # Under the job's row lock, so a chunk delivered twice counts once.
+            _, first = ReportedChunk.objects.get_or_create(job=job, index=chunk_index)
+            reported = progress.get("chunks_reported", 0) + int(first)
+            progress["chunks_reported"] = reported
+            if job.status == job.STATES.running and reported >= progress.get("chunks", 0):
                 job.status = job.STATES.done
                 job.finished_at = timezone.now()
                 fields += ["status", "finished_at"]

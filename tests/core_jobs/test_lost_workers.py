@@ -15,7 +15,14 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from core import jobs
-from curation.models import FilterJob, JobStatus, Source, SourceImport, SourceItem
+from curation.models import (
+    FilterJob,
+    JobStatus,
+    ReportedChunk,
+    Source,
+    SourceImport,
+    SourceItem,
+)
 from curation.services import jobs as filter_jobs
 from tests.celery_worker import start_worker, stop_worker, worker_env
 from tests.curation_api.test_source_imports import big_manifest
@@ -127,8 +134,9 @@ def test_a_filter_job_resumes_only_its_unreported_chunks(import_root):
     job = FilterJob.objects.create(
         source=source, config=config, status=JobStatus.RUNNING, heartbeat_at=stale,
         worker=f"{socket.gethostname()}:999999",
-        progress={"total": 5, "chunks": 3, "chunks_done": [0, 2]},
+        progress={"total": 5, "chunks": 3, "chunks_reported": 2},
     )
+    ReportedChunk.objects.bulk_create(ReportedChunk(job=job, index=i) for i in (0, 2))
     # Chunks run on many workers: one dead chunk worker with a fresh heartbeat is not a lost job.
     FilterJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
     assert jobs.reap().resumed == []

@@ -146,7 +146,8 @@ def test_a_clip_job_runs_its_cpu_stages_on_cpu_workers_and_only_clip_on_gpu_work
     job.refresh_from_db()
     assert job.progress["stages"]["validate"] == 5  # not redone on the GPU worker
     assert job.progress["stages"]["clip"] == 4
-    assert sorted(job.progress["chunks_done"]) == [0, 1, 2]
+    assert sorted(job.reported_chunks.values_list("index", flat=True)) == [0, 1, 2]
+    assert job.progress["chunks_reported"] == 3
     assert not StagedItem.objects.filter(job=job).exists()
     decisions = Decision.objects.filter(job=job).select_related("item")
     assert decisions.count() == 5
