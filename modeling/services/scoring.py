@@ -269,11 +269,6 @@ def parts_folder(job: ScoringJob) -> str:
     return f"{SCORES_DIR}/scoring-job-{job.pk}.parts"
 
 
-def parts_dir(job: ScoringJob) -> Path:
-    """parts_folder on the file-system storage (under MEDIA_ROOT)."""
-    return Path(settings.MEDIA_ROOT) / parts_folder(job)
-
-
 def output_name(job: ScoringJob) -> str:
     return f"{SCORES_DIR}/scoring-job-{job.pk}.{job.format}"
 

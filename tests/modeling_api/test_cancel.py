@@ -69,7 +69,8 @@ def test_a_running_scoring_job_stops_after_the_chunk_at_hand(
     job = scoring.run_scoring_job(job.pk)
     assert chunks == [2], "no chunk is scored after the cancel"
     assert job.status == RunStatus.CANCELLED and not job.output_path
-    assert not scoring.parts_dir(job).exists(), "a cancelled job leaves no parts behind"
+    parts = Path(settings.MEDIA_ROOT) / scoring.parts_folder(job)
+    assert not parts.exists(), "a cancelled job leaves no parts behind"
     assert not (Path(settings.MEDIA_ROOT) / scoring.output_name(job)).exists()
     with pytest.raises(runs.AlreadyOver):
         runs.cancel(ScoringJob, job.pk, users["researcher"])

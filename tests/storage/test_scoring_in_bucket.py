@@ -168,7 +168,7 @@ def test_a_chunk_scored_twice_leaves_its_rows_once_on_the_file_system(
     out = Path(settings.MEDIA_ROOT) / "scores" / f"scoring-job-{job.pk}.csv"
     assert job.output_path == f"scores/scoring-job-{job.pk}.csv" and out.is_file()
     assert _csv_ids(out.read_bytes()) == sorted(i.pk for i in images)
-    assert not scoring.parts_dir(job).exists()
+    assert not (Path(settings.MEDIA_ROOT) / scoring.parts_folder(job)).exists()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "no temporary left"
 
 
