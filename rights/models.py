@@ -72,7 +72,12 @@ class SuppliedPhoto(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"photo {self.label or self.sha256[:12]} of request {self.request_id}"
+        return f"photo {self.shown_as} of request {self.request_id}"
+
+    @property
+    def shown_as(self) -> str:
+        """How messages name the photo: its file name, else the start of its sha256."""
+        return self.label or self.sha256[:12]
 
 
 class MatchHow(models.TextChoices):

@@ -267,10 +267,6 @@ def _face_model_indexed(request: TakedownRequest) -> FaceEmbedder:
     return model
 
 
-def _photo_name(photo: SuppliedPhoto) -> str:
-    return photo.label or photo.sha256[:12]
-
-
 def _take_named(found: _Found, names: Mapping[str, list]) -> None:
     """The images the request names by id, file name and source record; a name that finds
     nothing is noted as missing."""
@@ -300,12 +296,12 @@ def _take_same_bytes(found: _Found, photos: Sequence[SuppliedPhoto]) -> None:
                   .values_list("sha256", "id"))
     for p in photos:
         if p.sha256 in by_sha:
-            found.take(by_sha[p.sha256], MatchHow.EXACT, 0, f"photo {_photo_name(p)}")
+            found.take(by_sha[p.sha256], MatchHow.EXACT, 0, f"photo {p.shown_as}")
 
 
 def _take_near_duplicates(found: _Found, photos: Sequence[SuppliedPhoto]) -> None:
     """Near-duplicates of every photo and of every image found so far."""
-    seeds = [(f"photo {_photo_name(p)}", from_signed64(p.phash)) for p in photos]
+    seeds = [(f"photo {p.shown_as}", from_signed64(p.phash)) for p in photos]
     named = Image.objects.filter(pk__in=list(found.images), phash__isnull=False)
     seeds += [(f"image {i}", from_signed64(h)) for i, h in named.values_list("id", "phash")]
     for near in selectors.near_duplicates([h for _, h in seeds]):
@@ -318,14 +314,14 @@ def _take_same_faces(
 ) -> dict[str, Any]:
     """The pool images with the same face as a photo or an image found so far; returns what
     the search covered, for the audit trail."""
-    stale = [_photo_name(p) for p in photos if p.face_model != model.sha256]
+    stale = [p.shown_as for p in photos if p.face_model != model.sha256]
     if stale:
         raise face_index.PhotoFacesMissing(
             f"photo(s) {', '.join(stale[:5])} were added before the face model "
             f"{model.path.name} was configured: their faces are unknown (their bytes "
             "were not kept); add them again"
         )
-    face_seeds = [(f"photo {_photo_name(p)}", FaceVectors.vectors_from_bytes(p.face_vectors))
+    face_seeds = [(f"photo {p.shown_as}", FaceVectors.vectors_from_bytes(p.face_vectors))
                   for p in photos]
     face_seeds += [(f"image {i}", FaceVectors.vectors_from_bytes(v)) for i, v in
                    FaceEmbedding.objects.filter(model_sha256=model.sha256,
